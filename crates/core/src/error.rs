@@ -1,0 +1,232 @@
+//! The normalized error vocabulary shared by every layer.
+//!
+//! Adapters translate their systems' failures into these codes; the HTTP edge maps each
+//! code to one status, once. Messages are written for the customer and never carry secrets.
+
+use serde::{Deserialize, Serialize};
+
+/// Normalized error codes (seed 003, extended by the design).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The carrier rejected the credentials (bad key, secret or account).
+    AuthInvalid,
+    /// The credentials work but lack a permission the operation needs.
+    InsufficientPermissions,
+    /// The phone number does not exist in, or is not owned by, the account.
+    NumberNotFound,
+    /// The carrier account has no Elastic SIP Trunking.
+    TrunkingNotEnabled,
+    /// The SIP target is malformed or not usable by the carrier.
+    InvalidSipTarget,
+    /// The carrier (or we) asked the caller to slow down.
+    RateLimited,
+    /// The carrier or the SIP platform could not be reached or failed.
+    ProviderUnavailable,
+    /// The number is not connected by trunkline.
+    NotConnected,
+    /// The number sits on a trunk trunkline did not create.
+    NumberInUse,
+    /// The request is malformed; the message names the field.
+    ValidationFailed,
+    /// No or an invalid bearer token.
+    Unauthenticated,
+    /// Authenticated but not allowed.
+    Forbidden,
+    /// No stored credentials for this customer and provider.
+    IntegrationNotFound,
+    /// A concurrent operation holds the resource; retry shortly.
+    Conflict,
+    /// A resource other than a number was not found (route, call, ...).
+    NotFound,
+    /// The server is not configured for this operation (e.g. no LiveKit, no SIP target).
+    NotConfigured,
+    /// The request body is larger than allowed.
+    PayloadTooLarge,
+    /// The route exists but not with this HTTP method.
+    MethodNotAllowed,
+    /// This instance cannot serve right now (database unreachable or not migrated); retry.
+    ServiceUnavailable,
+    /// Unexpected failure on our side; details are in the logs under the request id.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire form, e.g. `AUTH_INVALID`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthInvalid => "AUTH_INVALID",
+            Self::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            Self::NumberNotFound => "NUMBER_NOT_FOUND",
+            Self::TrunkingNotEnabled => "TRUNKING_NOT_ENABLED",
+            Self::InvalidSipTarget => "INVALID_SIP_TARGET",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
+            Self::NotConnected => "NOT_CONNECTED",
+            Self::NumberInUse => "NUMBER_IN_USE",
+            Self::ValidationFailed => "VALIDATION_FAILED",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::IntegrationNotFound => "INTEGRATION_NOT_FOUND",
+            Self::Conflict => "CONFLICT",
+            Self::NotFound => "NOT_FOUND",
+            Self::NotConfigured => "NOT_CONFIGURED",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// Every code, for exhaustive table tests and documentation.
+    pub const ALL: [ErrorCode; 20] = [
+        Self::AuthInvalid,
+        Self::InsufficientPermissions,
+        Self::NumberNotFound,
+        Self::TrunkingNotEnabled,
+        Self::InvalidSipTarget,
+        Self::RateLimited,
+        Self::ProviderUnavailable,
+        Self::NotConnected,
+        Self::NumberInUse,
+        Self::ValidationFailed,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::IntegrationNotFound,
+        Self::Conflict,
+        Self::NotFound,
+        Self::NotConfigured,
+        Self::PayloadTooLarge,
+        Self::MethodNotAllowed,
+        Self::ServiceUnavailable,
+        Self::Internal,
+    ];
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A value failed to parse at the edge. `field` is filled in by the caller that knows the
+/// field's wire name (the parsers only know what was wrong with the value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{reason}", field.map(|f| format!("{f}: ")).unwrap_or_default())]
+pub struct ValidationError {
+    /// Wire name of the offending field, when known (`accountSid`, `sipTarget`, ...).
+    pub field: Option<&'static str>,
+    /// What is wrong, safe to show to the customer (never echoes secrets).
+    pub reason: String,
+    /// The code the HTTP edge answers with: `VALIDATION_FAILED` unless the value has a
+    /// more specific one (a bad SIP URI is `INVALID_SIP_TARGET`).
+    pub code: ErrorCode,
+}
+
+impl ValidationError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            reason: reason.into(),
+            code: ErrorCode::ValidationFailed,
+        }
+    }
+
+    /// A validation failure with a more specific code than `VALIDATION_FAILED`.
+    pub fn with_code(code: ErrorCode, reason: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            reason: reason.into(),
+            code,
+        }
+    }
+
+    /// Attach the wire name of the field this value came from.
+    #[must_use]
+    pub fn field(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
+    }
+}
+
+/// The error of a use case: a normalized code, a message safe to show, and what support
+/// needs (the provider's own code). Internal details go to the logs, never into `message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The provider's own error code (Twilio `20003`, ...), for support.
+    pub provider_code: Option<String>,
+    /// How long the caller should wait before retrying, when known.
+    pub retry_after: Option<std::time::Duration>,
+    /// Details for the logs only (store or vault failure text). Never shown to callers.
+    pub internal: Option<String>,
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            provider_code: None,
+            retry_after: None,
+            internal: None,
+        }
+    }
+
+    /// An unexpected failure on our side: generic message, details kept for the logs.
+    pub fn internal(details: impl Into<String>) -> Self {
+        Self {
+            internal: Some(details.into()),
+            ..Self::new(
+                ErrorCode::Internal,
+                "internal error; see the logs for this request id",
+            )
+        }
+    }
+}
+
+impl From<ValidationError> for Error {
+    fn from(e: ValidationError) -> Self {
+        Self::new(e.code, e.to_string())
+    }
+}
+
+impl From<crate::ports::ProviderError> for Error {
+    fn from(e: crate::ports::ProviderError) -> Self {
+        Self {
+            code: e.code,
+            message: e.message,
+            provider_code: e.provider_code,
+            retry_after: e.retry_after,
+            internal: None,
+        }
+    }
+}
+
+impl From<crate::ports::StoreError> for Error {
+    fn from(e: crate::ports::StoreError) -> Self {
+        use crate::ports::StoreError;
+        match e {
+            StoreError::Unavailable(_) => Self {
+                internal: Some(e.to_string()),
+                ..Self::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the database is unavailable; retry",
+                )
+            },
+            StoreError::Conflict(_) => Self {
+                internal: Some(e.to_string()),
+                ..Self::new(ErrorCode::Conflict, "a concurrent change conflicted; retry")
+            },
+            other => Self::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::ports::VaultError> for Error {
+    fn from(e: crate::ports::VaultError) -> Self {
+        Self::internal(format!("vault: {e}"))
+    }
+}

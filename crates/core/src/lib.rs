@@ -1,0 +1,28 @@
+//! # trunkline-core
+//!
+//! The domain of trunkline: parsed identifiers and values ([`ids`], [`phone`], [`sip`]),
+//! entities ([`model`]), the normalized error vocabulary ([`error`]) and the ports
+//! ([`ports`]) through which the core reaches the outside world.
+//!
+//! Nothing in this crate performs I/O or knows a framework: adapters implement the ports,
+//! the `server` crate wires them. Every value that crosses into the core is parsed at the
+//! edge into a newtype ("parse, don't validate"), so a raw string never reaches a use case.
+//!
+//! With the `mock` feature every port also has a `mockall` mock (`MockCarrierProvider`,
+//! `MockIntegrationStore`, ...) for unit tests of use cases.
+
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod phone;
+pub mod ports;
+pub mod sip;
+pub mod usecases;
+
+pub use error::{ErrorCode, ValidationError};
+pub use ids::*;
+pub use phone::E164;
+pub use sip::SipTarget;
+
+/// Secrets are `secrecy::SecretString` from the moment they are parsed.
+pub use secrecy::{ExposeSecret, SecretString};

@@ -1,0 +1,629 @@
+//! Entities: what trunkline stores and reasons about.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValidationError;
+use crate::ids::{
+    AccountSid, AgentDispatchId, ApiKeySid, ApplicationSid, AuditEventId, CallId, ConnectionId,
+    CustomerId, DispatchRuleId, IntegrationId, OriginationUrlSid, PhoneNumberSid, ProviderKind,
+    RoomName, SipTrunkId, TrunkSid,
+};
+use crate::phone::E164;
+use crate::sip::SipTarget;
+
+// ---------------------------------------------------------------------------------------
+// Credentials and integrations
+// ---------------------------------------------------------------------------------------
+
+/// How a carrier request authenticates. The secret never leaves this type except inside
+/// the adapter call that needs it; `Debug` prints `[REDACTED]` (secrecy).
+#[derive(Debug, Clone)]
+pub enum CarrierAuth {
+    /// Twilio API key (seed 003's choice): `SK…` plus its secret.
+    ApiKey {
+        key_sid: ApiKeySid,
+        secret: SecretString,
+    },
+    /// The account's auth token.
+    AuthToken { token: SecretString },
+}
+
+/// Everything a carrier adapter needs to act for one customer.
+#[derive(Debug, Clone)]
+pub struct CarrierCredentials {
+    pub account_sid: AccountSid,
+    pub auth: CarrierAuth,
+}
+
+impl CarrierCredentials {
+    /// The key id, when the credentials are an API key.
+    pub fn api_key_sid(&self) -> Option<&ApiKeySid> {
+        match &self.auth {
+            CarrierAuth::ApiKey { key_sid, .. } => Some(key_sid),
+            CarrierAuth::AuthToken { .. } => None,
+        }
+    }
+}
+
+/// A secret sealed by the vault. Opaque bytes; only the vault can open them, and only with
+/// the same [`SealContext`] they were sealed with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret(pub Vec<u8>);
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SealedSecret({} bytes)", self.0.len())
+    }
+}
+
+/// What a sealed secret is bound to (AES-GCM associated data): a ciphertext copied to
+/// another customer's, integration's or provider's row does not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealContext {
+    pub customer_id: CustomerId,
+    pub integration_id: IntegrationId,
+    pub provider: ProviderKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationStatus {
+    Active,
+    Disabled,
+}
+
+/// Which kind of secret an integration holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    ApiKey,
+    AuthToken,
+}
+
+/// A customer's stored credentials at one provider (at most one per customer and provider).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub customer_id: CustomerId,
+    pub provider: ProviderKind,
+    pub account_sid: AccountSid,
+    pub auth_kind: AuthKind,
+    /// Present when `auth_kind` is `ApiKey`.
+    pub api_key_sid: Option<ApiKeySid>,
+    pub sealed_secret: SealedSecret,
+    pub status: IntegrationStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Carrier-side values
+// ---------------------------------------------------------------------------------------
+
+/// What a carrier does with a call to a number when it is *not* on a trunk. Recorded before
+/// attaching (attaching silently overrides it) so that disconnect can put it back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceConfig {
+    pub voice_url: Option<String>,
+    pub voice_method: Option<String>,
+    pub voice_fallback_url: Option<String>,
+    pub voice_fallback_method: Option<String>,
+    pub voice_application_sid: Option<ApplicationSid>,
+    pub status_callback: Option<String>,
+}
+
+/// One origination target: where the trunk sends inbound calls, with HA priority/weight
+/// (lower priority is tried first; weight splits load within a priority).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OriginationTarget {
+    pub sip_url: SipTarget,
+    pub priority: u16,
+    pub weight: u16,
+}
+
+impl OriginationTarget {
+    pub const DEFAULT_PRIORITY: u16 = 10;
+    pub const DEFAULT_WEIGHT: u16 = 10;
+
+    pub fn new(sip_url: SipTarget) -> Self {
+        Self {
+            sip_url,
+            priority: Self::DEFAULT_PRIORITY,
+            weight: Self::DEFAULT_WEIGHT,
+        }
+    }
+}
+
+/// One shared trunk per customer, or one dedicated trunk per number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrunkStrategy {
+    #[default]
+    Shared,
+    Dedicated,
+}
+
+impl TrunkStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Dedicated => "dedicated",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Routing and connections
+// ---------------------------------------------------------------------------------------
+
+/// Who dispatches the agent to the call's room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchMode {
+    /// trunkline dispatches from the `participant_joined` webhook (seed 003's default).
+    #[default]
+    Webhook,
+    /// The LiveKit dispatch rule carries the agent in its room configuration; trunkline
+    /// must then *not* dispatch from the webhook as well.
+    Rule,
+}
+
+/// Which agent a call to the number reaches, and with what.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingPolicy {
+    pub agent_name: Option<String>,
+    /// Opaque to trunkline; handed to the agent as dispatch metadata.
+    pub metadata: Option<String>,
+    /// Set on the SIP participant by the LiveKit trunk.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub dispatch_mode: DispatchMode,
+}
+
+impl RoutingPolicy {
+    pub const MAX_AGENT_NAME: usize = 128;
+    pub const MAX_METADATA: usize = 16 * 1024;
+    pub const MAX_ATTRIBUTES: usize = 64;
+    pub const MAX_ATTRIBUTE_LEN: usize = 1024;
+
+    /// Check limits; the returned error names the offending field (`routing.agentName`, ...).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(name) = &self.agent_name {
+            if name.trim().is_empty() || name.len() > Self::MAX_AGENT_NAME {
+                return Err(ValidationError::new(format!(
+                    "must be 1 to {} characters",
+                    Self::MAX_AGENT_NAME
+                ))
+                .field("routing.agentName"));
+            }
+            if name.chars().any(char::is_control) {
+                return Err(ValidationError::new("must not contain control characters")
+                    .field("routing.agentName"));
+            }
+        }
+        if self
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.len() > Self::MAX_METADATA)
+        {
+            return Err(ValidationError::new(format!(
+                "must be at most {} bytes",
+                Self::MAX_METADATA
+            ))
+            .field("routing.metadata"));
+        }
+        if self.attributes.len() > Self::MAX_ATTRIBUTES {
+            return Err(ValidationError::new(format!(
+                "at most {} attributes",
+                Self::MAX_ATTRIBUTES
+            ))
+            .field("routing.attributes"));
+        }
+        for (k, v) in &self.attributes {
+            if k.is_empty()
+                || k.len() > Self::MAX_ATTRIBUTE_LEN
+                || v.len() > Self::MAX_ATTRIBUTE_LEN
+            {
+                return Err(ValidationError::new(format!(
+                    "keys must be non-empty; keys and values at most {} bytes",
+                    Self::MAX_ATTRIBUTE_LEN
+                ))
+                .field("routing.attributes"));
+            }
+        }
+        if self.dispatch_mode == DispatchMode::Rule && self.agent_name.is_none() {
+            return Err(
+                ValidationError::new("dispatch mode 'rule' needs an agent name")
+                    .field("routing.agentName"),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    /// Connect started; some steps may be done (their ids are stored).
+    Pending,
+    /// Both sides configured.
+    Connected,
+    /// The last connect attempt failed part-way; a retry reconciles.
+    Failed,
+    /// Disconnected; the row is kept as history.
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Connected => "connected",
+            Self::Failed => "failed",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// An origination URL trunkline created or adopted on the trunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredOriginationUrl {
+    pub sid: OriginationUrlSid,
+    pub target: OriginationTarget,
+}
+
+/// One customer's number wired (or being wired) to LiveKit.
+///
+/// Unique per (customer, provider, phone_number_sid): reconnecting after a disconnect
+/// reuses the row. Every id is stored as soon as the object exists, so a retry after a
+/// crash reuses it instead of creating another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberConnection {
+    pub id: ConnectionId,
+    pub customer_id: CustomerId,
+    pub provider: ProviderKind,
+    pub integration_id: IntegrationId,
+    pub phone_number_sid: PhoneNumberSid,
+    pub e164: E164,
+    pub status: ConnectionStatus,
+    pub trunk_strategy: TrunkStrategy,
+    pub trunk_sid: Option<TrunkSid>,
+    /// Whether trunkline created the trunk (only such a trunk may be deleted on disconnect).
+    pub trunk_created: bool,
+    pub origination_urls: Vec<StoredOriginationUrl>,
+    /// The primary SIP target (the first origination target).
+    pub sip_target: SipTarget,
+    pub routing: RoutingPolicy,
+    /// The number's voice configuration before trunkline attached it.
+    pub previous_voice: Option<VoiceConfig>,
+    pub livekit_trunk_id: Option<SipTrunkId>,
+    pub livekit_rule_id: Option<DispatchRuleId>,
+    /// Last failure, safe to show (error code and message), for status.
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub disconnected_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Calls
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// The room exists or the SIP participant joined; not yet known to be answered.
+    Ringing,
+    Active,
+    Ended,
+    /// Nobody connected the called number: recorded, not dispatched.
+    Unrouted,
+}
+
+impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ringing => "ringing",
+            Self::Active => "active",
+            Self::Ended => "ended",
+            Self::Unrouted => "unrouted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchStatus {
+    /// No dispatch needed or not yet attempted.
+    None,
+    /// A worker holds the claim and is dispatching.
+    Claimed,
+    /// The agent was dispatched (`dispatch_id` is set). Final.
+    Dispatched,
+    /// The last attempt failed; a retry is scheduled.
+    Failed,
+    /// The dispatch rule dispatches by itself (dispatch mode `rule`).
+    ByRule,
+    /// Retries exhausted; needs a human (logged loudly).
+    GaveUp,
+}
+
+impl DispatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Claimed => "claimed",
+            Self::Dispatched => "dispatched",
+            Self::Failed => "failed",
+            Self::ByRule => "by_rule",
+            Self::GaveUp => "gave_up",
+        }
+    }
+}
+
+/// One call, keyed by its LiveKit room (one SIP call, one room).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    pub id: CallId,
+    pub room_name: RoomName,
+    pub customer_id: Option<CustomerId>,
+    pub connection_id: Option<ConnectionId>,
+    pub sip_call_id: Option<String>,
+    pub called: Option<E164>,
+    pub caller: Option<E164>,
+    pub status: CallStatus,
+    pub dispatch_status: DispatchStatus,
+    pub dispatch_id: Option<AgentDispatchId>,
+    pub dispatch_attempts: u32,
+    pub agent_name: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CallRecord {
+    /// Call duration, once it ended.
+    pub fn duration(&self) -> Option<Duration> {
+        let end = self.ended_at?;
+        let start = self.answered_at.unwrap_or(self.started_at);
+        (end - start).to_std().ok()
+    }
+}
+
+/// The outcome of trying to claim a call's agent dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchClaim {
+    /// This caller holds the claim (until its time-to-live runs out) and must dispatch;
+    /// `attempt` counts from 1.
+    Won { attempt: u32 },
+    /// Already dispatched (by anyone): nothing to do.
+    AlreadyDispatched { dispatch_id: AgentDispatchId },
+    /// Another caller holds a live claim: nothing to do now.
+    HeldByOther,
+    /// No call record exists for the room.
+    NoSuchCall,
+}
+
+// ---------------------------------------------------------------------------------------
+// Leases
+// ---------------------------------------------------------------------------------------
+
+/// What a lease protects, within one customer's account at one provider.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LeaseResource {
+    /// Connect/disconnect of one number.
+    Number(PhoneNumberSid),
+    /// Creation of a shared trunk (several numbers' connects may race to create it).
+    Trunk(String),
+}
+
+/// The key of a lease: a resource of one customer at one provider.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaseKey {
+    pub customer_id: CustomerId,
+    pub provider: ProviderKind,
+    pub resource: LeaseResource,
+}
+
+impl LeaseKey {
+    pub fn number(customer_id: CustomerId, provider: ProviderKind, number: PhoneNumberSid) -> Self {
+        Self {
+            customer_id,
+            provider,
+            resource: LeaseResource::Number(number),
+        }
+    }
+
+    pub fn trunk(customer_id: CustomerId, provider: ProviderKind, friendly_name: &str) -> Self {
+        Self {
+            customer_id,
+            provider,
+            resource: LeaseResource::Trunk(friendly_name.to_owned()),
+        }
+    }
+
+    /// A single-string form for storage, unambiguous whatever the customer id holds:
+    /// `<len(customer)>:<customer>/<provider>/number:PN…` or `…/trunk:<name>`.
+    pub fn storage_key(&self) -> String {
+        let c = self.customer_id.as_str();
+        let r = match &self.resource {
+            LeaseResource::Number(n) => format!("number:{n}"),
+            LeaseResource::Trunk(t) => format!("trunk:{t}"),
+        };
+        format!("{}:{c}/{}/{r}", c.len(), self.provider)
+    }
+}
+
+/// A held lease. `token` changes with every acquisition, so a holder whose lease expired
+/// and was taken over cannot release or renew the new holder's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub key: LeaseKey,
+    pub holder: String,
+    pub token: uuid::Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Audit
+// ---------------------------------------------------------------------------------------
+
+/// Audit actions (seed 003's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuditAction {
+    #[serde(rename = "credentials.verified")]
+    CredentialsVerified,
+    #[serde(rename = "credentials.saved")]
+    CredentialsSaved,
+    #[serde(rename = "credentials.deleted")]
+    CredentialsDeleted,
+    #[serde(rename = "number.connected")]
+    NumberConnected,
+    #[serde(rename = "number.disconnected")]
+    NumberDisconnected,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CredentialsVerified => "credentials.verified",
+            Self::CredentialsSaved => "credentials.saved",
+            Self::CredentialsDeleted => "credentials.deleted",
+            Self::NumberConnected => "number.connected",
+            Self::NumberDisconnected => "number.disconnected",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::CredentialsVerified,
+            Self::CredentialsSaved,
+            Self::CredentialsDeleted,
+            Self::NumberConnected,
+            Self::NumberDisconnected,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == raw)
+    }
+}
+
+/// Who did it: the subject of the JWT, and with which role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    pub subject: String,
+    pub role: String,
+}
+
+/// A persisted audit event. `details` never holds secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: AuditEventId,
+    pub customer_id: CustomerId,
+    pub provider: ProviderKind,
+    pub action: AuditAction,
+    pub actor: Actor,
+    /// Ids involved (`PN…`, `TK…`, integration id, ...) and outcome.
+    pub details: serde_json::Value,
+    pub request_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn credentials_debug_never_shows_the_secret() {
+        let creds = CarrierCredentials {
+            account_sid: AccountSid::parse("AC0123456789abcdef0123456789abcdef").unwrap(),
+            auth: CarrierAuth::ApiKey {
+                key_sid: ApiKeySid::parse("SK0123456789abcdef0123456789abcdef").unwrap(),
+                secret: SecretString::from("super-secret-value"),
+            },
+        };
+        let dbg = format!("{creds:?}");
+        assert!(!dbg.contains("super-secret-value"), "{dbg}");
+        let sealed = SealedSecret(b"ciphertext-bytes".to_vec());
+        assert_eq!(format!("{sealed:?}"), "SealedSecret(16 bytes)");
+    }
+
+    #[test]
+    fn routing_policy_limits_name_the_field() {
+        let mut p = RoutingPolicy {
+            agent_name: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(p.validate().unwrap_err().field, Some("routing.agentName"));
+        p.agent_name = Some("support-agent".into());
+        assert!(p.validate().is_ok());
+        p.metadata = Some("x".repeat(RoutingPolicy::MAX_METADATA + 1));
+        assert_eq!(p.validate().unwrap_err().field, Some("routing.metadata"));
+        let p = RoutingPolicy {
+            dispatch_mode: DispatchMode::Rule,
+            ..Default::default()
+        };
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn routing_policy_json_is_camel_case_with_defaults() {
+        let p: RoutingPolicy = serde_json::from_str(r#"{"agentName":"a"}"#).unwrap();
+        assert_eq!(p.dispatch_mode, DispatchMode::Webhook);
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["dispatchMode"], "webhook");
+    }
+
+    #[test]
+    fn audit_action_round_trips() {
+        for a in [
+            AuditAction::CredentialsSaved,
+            AuditAction::NumberDisconnected,
+        ] {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(AuditAction::parse("nope"), None);
+    }
+
+    #[test]
+    fn call_duration_counts_from_answer() {
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut c = CallRecord {
+            id: CallId::new(),
+            room_name: RoomName::parse("call-1").unwrap(),
+            customer_id: None,
+            connection_id: None,
+            sip_call_id: None,
+            called: None,
+            caller: None,
+            status: CallStatus::Ended,
+            dispatch_status: DispatchStatus::None,
+            dispatch_id: None,
+            dispatch_attempts: 0,
+            agent_name: None,
+            started_at: t0,
+            answered_at: Some(t0 + chrono::Duration::seconds(2)),
+            ended_at: Some(t0 + chrono::Duration::seconds(62)),
+            updated_at: t0,
+        };
+        assert_eq!(c.duration(), Some(Duration::from_secs(60)));
+        c.ended_at = None;
+        assert_eq!(c.duration(), None);
+    }
+}

@@ -1,0 +1,18 @@
+//! Ports: the traits through which the core reaches the outside world.
+//!
+//! Each is `Send + Sync`, held as `Arc<dyn Port>`, and documents its contract per method:
+//! what it returns when something is absent, what must be idempotent, which errors mean
+//! what. With the `mock` feature each has a `mockall` mock (`Mock<Trait>`).
+
+mod carrier;
+mod errors;
+mod sip_platform;
+mod store;
+pub mod store_codec;
+mod vault;
+
+pub use carrier::*;
+pub use errors::*;
+pub use sip_platform::*;
+pub use store::*;
+pub use vault::*;

@@ -1,0 +1,170 @@
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::errors::ProviderError;
+use crate::ids::{
+    AgentDispatchId, ConnectionId, DispatchRuleId, RoomName, SipTrunkId, WebhookEventId,
+};
+use crate::model::RoutingPolicy;
+use crate::phone::E164;
+
+/// The LiveKit inbound trunk trunkline wants for one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundTrunkSpec {
+    pub connection_id: ConnectionId,
+    /// Human-readable name, derived from the connection.
+    pub name: String,
+    /// The trunk accepts calls to exactly this number.
+    pub number: E164,
+    /// Attributes for the number's SIP participants. A LiveKit inbound trunk cannot set
+    /// participant attributes; the LiveKit adapter sets them through the dispatch rule,
+    /// whose spec carries the same map (`routing.attributes`).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// An inbound trunk as LiveKit holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundTrunkInfo {
+    pub id: SipTrunkId,
+    pub name: String,
+    /// Raw, as LiveKit holds them.
+    pub numbers: Vec<String>,
+}
+
+/// The dispatch rule trunkline wants for one connection's trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchRuleSpec {
+    pub connection_id: ConnectionId,
+    pub name: String,
+    pub trunk_id: SipTrunkId,
+    /// Individual rooms named with this prefix.
+    pub room_prefix: String,
+    pub routing: RoutingPolicy,
+}
+
+/// A dispatch rule as LiveKit holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchRuleInfo {
+    pub id: DispatchRuleId,
+    pub name: String,
+    pub trunk_ids: Vec<String>,
+    pub room_prefix: Option<String>,
+    /// Agents dispatched by the rule itself (dispatch mode `rule`).
+    pub agent_names: Vec<String>,
+}
+
+/// A SIP participant's call attributes from a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipParticipant {
+    pub identity: String,
+    /// `sip.trunkPhoneNumber`: the number that was called (raw).
+    pub called_number: Option<String>,
+    /// `sip.phoneNumber`: the caller (raw).
+    pub caller_number: Option<String>,
+    /// `sip.callID`.
+    pub sip_call_id: Option<String>,
+    /// `sip.trunkID`.
+    pub trunk_id: Option<String>,
+}
+
+/// What happened, for the events trunkline acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookKind {
+    RoomStarted,
+    RoomFinished,
+    /// A participant joined; `sip` is set for SIP participants.
+    ParticipantJoined {
+        sip: Option<SipParticipant>,
+    },
+    ParticipantLeft {
+        sip: Option<SipParticipant>,
+    },
+    /// Any other event (acknowledged without action).
+    Other(String),
+}
+
+/// A verified LiveKit webhook event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    pub id: WebhookEventId,
+    /// LiveKit's event name (`participant_joined`, ...).
+    pub name: String,
+    pub kind: WebhookKind,
+    pub room: Option<RoomName>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Why a webhook was refused. Never carries the token or secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("missing or malformed authorization")]
+    MissingToken,
+    #[error("invalid signature: {0}")]
+    InvalidSignature(String),
+    #[error("body does not match the signed hash")]
+    BodyMismatch,
+    #[error("malformed event: {0}")]
+    Malformed(String),
+}
+
+/// LiveKit: inbound SIP trunks, dispatch rules, agent dispatch and webhook verification.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait SipPlatform: Send + Sync {
+    /// Make an inbound trunk accept exactly `spec.number`: reuse `existing` (or a trunk found
+    /// by listing with the number) and update it, or create one. Idempotent.
+    async fn ensure_inbound_trunk(
+        &self,
+        spec: &InboundTrunkSpec,
+        existing: Option<SipTrunkId>,
+    ) -> Result<InboundTrunkInfo, ProviderError>;
+
+    /// Make a dispatch rule for `spec.trunk_id` carry the routing policy. Idempotent.
+    async fn ensure_dispatch_rule(
+        &self,
+        spec: &DispatchRuleSpec,
+        existing: Option<DispatchRuleId>,
+    ) -> Result<DispatchRuleInfo, ProviderError>;
+
+    /// `Ok(None)` when absent.
+    async fn get_inbound_trunk(
+        &self,
+        id: &SipTrunkId,
+    ) -> Result<Option<InboundTrunkInfo>, ProviderError>;
+
+    /// `Ok(None)` when absent.
+    async fn get_dispatch_rule(
+        &self,
+        id: &DispatchRuleId,
+    ) -> Result<Option<DispatchRuleInfo>, ProviderError>;
+
+    /// Delete; absent is success.
+    async fn delete_inbound_trunk(&self, id: &SipTrunkId) -> Result<(), ProviderError>;
+
+    /// Delete; absent is success.
+    async fn delete_dispatch_rule(&self, id: &DispatchRuleId) -> Result<(), ProviderError>;
+
+    /// Dispatch `agent_name` to the room with `metadata`.
+    async fn dispatch_agent(
+        &self,
+        room: &RoomName,
+        agent_name: &str,
+        metadata: Option<String>,
+    ) -> Result<AgentDispatchId, ProviderError>;
+
+    /// Agent dispatches that already exist in the room (to avoid a second dispatch after a
+    /// crash between dispatching and recording it).
+    async fn list_agent_dispatches(
+        &self,
+        room: &RoomName,
+    ) -> Result<Vec<(AgentDispatchId, String)>, ProviderError>;
+
+    /// Verify the `Authorization` header against the exact raw body and parse the event.
+    fn verify_webhook(
+        &self,
+        body: &[u8],
+        authorization: &str,
+    ) -> Result<WebhookEvent, WebhookError>;
+}

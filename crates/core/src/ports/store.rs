@@ -1,0 +1,217 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::errors::StoreError;
+use crate::ids::{
+    AgentDispatchId, CallId, ConnectionId, CustomerId, PhoneNumberSid, ProviderKind, RoomName,
+    WebhookEventId,
+};
+use crate::model::{
+    AuditEvent, CallRecord, DispatchClaim, Integration, Lease, LeaseKey, NumberConnection,
+};
+use crate::phone::E164;
+
+/// Stored carrier credentials: at most one integration per (customer, provider).
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait IntegrationStore: Send + Sync {
+    /// The customer's integration at `provider`; `Ok(None)` when there is none.
+    async fn get_integration(
+        &self,
+        customer: &CustomerId,
+        provider: ProviderKind,
+    ) -> Result<Option<Integration>, StoreError>;
+
+    /// Insert, or replace every field of the customer's existing integration at the same
+    /// provider (including its id: callers that want to keep the id pass the old one).
+    async fn put_integration(&self, integration: &Integration) -> Result<(), StoreError>;
+
+    /// Remove it. Returns whether one existed. Connections are kept (as history).
+    async fn delete_integration(
+        &self,
+        customer: &CustomerId,
+        provider: ProviderKind,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Number connections, unique per (customer, provider, phone number sid).
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    async fn get_connection(
+        &self,
+        customer: &CustomerId,
+        provider: ProviderKind,
+        number: &PhoneNumberSid,
+    ) -> Result<Option<NumberConnection>, StoreError>;
+
+    async fn get_connection_by_id(
+        &self,
+        id: ConnectionId,
+    ) -> Result<Option<NumberConnection>, StoreError>;
+
+    /// The live (not `disconnected`) connection whose number is `e164`, used to route an
+    /// inbound call. When several customers claim the same number, the most recently
+    /// updated live one wins.
+    async fn find_live_connection_by_e164(
+        &self,
+        e164: &E164,
+    ) -> Result<Option<NumberConnection>, StoreError>;
+
+    /// Every connection of the customer at the provider, any status, oldest first.
+    async fn list_connections(
+        &self,
+        customer: &CustomerId,
+        provider: ProviderKind,
+    ) -> Result<Vec<NumberConnection>, StoreError>;
+
+    /// Insert or update by `id` (every field written).
+    ///
+    /// # Errors
+    /// `Conflict` when another row (different id) has the same customer, provider and number.
+    async fn save_connection(&self, connection: &NumberConnection) -> Result<(), StoreError>;
+}
+
+/// Leases that serialize work on one number across server instances.
+///
+/// A lease is held until released or until its time-to-live runs out (its holder died).
+/// Times are the store's clock, so instances with skewed clocks still agree.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Take the lease if nobody holds it or the holder's lease expired.
+    /// `Ok(None)` when another holder's lease is live. Atomic across instances.
+    async fn try_acquire_lease(
+        &self,
+        key: &LeaseKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Extend a held lease. `Ok(None)` when it was lost (expired and taken over, or released).
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Option<Lease>, StoreError>;
+
+    /// Release a held lease. A lease that was already lost is left to its new holder.
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+}
+
+/// A received webhook event, as remembered for deduplication and diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEventRecord {
+    pub id: WebhookEventId,
+    /// LiveKit's event name (`participant_joined`, ...).
+    pub kind: String,
+    pub room_name: Option<RoomName>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Webhook deduplication, call records and the agent-dispatch claim.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait CallStore: Send + Sync {
+    /// Remember an event id. Returns `true` the first time an id is seen and `false` for
+    /// every later delivery, across instances: exactly one caller gets `true`.
+    async fn record_webhook_event(&self, event: &WebhookEventRecord) -> Result<bool, StoreError>;
+
+    /// The most recently received event for a room, if any.
+    async fn last_webhook_event(
+        &self,
+        room: &RoomName,
+    ) -> Result<Option<WebhookEventRecord>, StoreError>;
+
+    /// Insert the call for `call.room_name` if there is none; otherwise merge into the
+    /// stored one: fields the stored row lacks (`None`) are filled from `call`, and the
+    /// status only moves forward (`ringing` → `active` → `ended`; `unrouted` stays). Returns
+    /// the stored record after the merge. The stored `id` wins over `call.id`. Atomic.
+    async fn upsert_call(&self, call: &CallRecord) -> Result<CallRecord, StoreError>;
+
+    /// Mark the room's call ended at `at` (the first end time wins). `Ok(None)` when no
+    /// call exists for the room.
+    async fn end_call(
+        &self,
+        room: &RoomName,
+        at: DateTime<Utc>,
+    ) -> Result<Option<CallRecord>, StoreError>;
+
+    async fn get_call(&self, id: CallId) -> Result<Option<CallRecord>, StoreError>;
+
+    async fn get_call_by_room(&self, room: &RoomName) -> Result<Option<CallRecord>, StoreError>;
+
+    /// The connection's most recent calls, newest first.
+    async fn recent_calls(
+        &self,
+        connection: ConnectionId,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError>;
+
+    /// Claim the right to dispatch the agent for the room's call. Exactly one concurrent
+    /// caller wins; a claim whose `ttl` ran out without completing (holder died) can be won
+    /// again; a completed dispatch is never claimed again. Winning increments
+    /// `dispatch_attempts`.
+    async fn claim_dispatch(
+        &self,
+        room: &RoomName,
+        claimant: &str,
+        ttl: Duration,
+    ) -> Result<DispatchClaim, StoreError>;
+
+    /// Record a successful dispatch (status `dispatched`). Returns `false`, and changes
+    /// nothing, when the call is already dispatched or `claimant` no longer holds the claim.
+    async fn complete_dispatch(
+        &self,
+        room: &RoomName,
+        claimant: &str,
+        dispatch_id: &AgentDispatchId,
+    ) -> Result<bool, StoreError>;
+
+    /// Record a failed attempt and drop the claim: status `failed` (to be retried) or
+    /// `gave_up`. Returns `false` when `claimant` no longer holds the claim.
+    async fn fail_dispatch(
+        &self,
+        room: &RoomName,
+        claimant: &str,
+        gave_up: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Calls whose dispatch is `failed`, or `claimed` with an expired claim, oldest first:
+    /// the work a background retrier picks up after failures and crashes.
+    async fn dispatches_due(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError>;
+}
+
+/// The audit trail. Append-only.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// The customer's events, newest first.
+    async fn list_audit(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// Readiness of the store, for `/readyz`.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
+    /// `Ok` when the database answers and every migration is applied.
+    ///
+    /// # Errors
+    /// `Unavailable` when it does not answer; `NotMigrated` when migrations are pending.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+}
+
+/// Everything a store adapter provides. Implemented automatically.
+pub trait Store:
+    IntegrationStore + ConnectionStore + LeaseStore + CallStore + AuditLog + StoreHealth
+{
+}
+
+impl<T> Store for T where
+    T: IntegrationStore + ConnectionStore + LeaseStore + CallStore + AuditLog + StoreHealth
+{
+}

@@ -1,0 +1,1046 @@
+//! In-memory fakes of the ports, for the use-case unit tests only. The real adapters are
+//! tested against emulators and real databases in their own crates.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::ErrorCode;
+use crate::ids::{
+    AccountSid, ConnectionId, CustomerId, OriginationUrlSid, PhoneNumberSid, ProviderKind, TrunkSid,
+};
+use crate::model::{
+    AuditEvent, CarrierCredentials, Integration, Lease, LeaseKey, NumberConnection, SealContext,
+    SealedSecret, VoiceConfig,
+};
+use crate::phone::E164;
+use crate::ports::*;
+
+fn hex32(n: usize) -> String {
+    format!("{n:032x}")
+}
+
+#[derive(Debug, Default)]
+pub struct CarrierState {
+    pub numbers: Vec<CarrierNumber>,
+    pub trunks: Vec<CarrierTrunk>,
+    pub urls: Vec<CarrierOriginationUrl>,
+    pub next: usize,
+    /// Calls by method name.
+    pub calls: HashMap<&'static str, usize>,
+    /// Methods that fail once with this error, then succeed.
+    pub fail_once: HashMap<&'static str, ProviderError>,
+    /// `create_trunk` creates the trunk but answers with an error (a lost answer).
+    pub lose_create_answer: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeCarrier(pub Arc<Mutex<CarrierState>>);
+
+impl FakeCarrier {
+    pub fn with_numbers(n: usize) -> (Self, Vec<PhoneNumberSid>) {
+        let fake = Self::default();
+        let mut sids = Vec::new();
+        {
+            let mut s = fake.0.lock().unwrap();
+            for i in 0..n {
+                let sid = PhoneNumberSid::parse(&format!("PN{}", hex32(i + 1))).unwrap();
+                s.numbers.push(CarrierNumber {
+                    sid: sid.clone(),
+                    e164: E164::parse(&format!("+1415555{:04}", 100 + i)).unwrap(),
+                    friendly_name: None,
+                    voice_capable: true,
+                    trunk_sid: None,
+                    voice: VoiceConfig {
+                        voice_url: Some(format!("https://old.example/{i}")),
+                        voice_method: Some("POST".into()),
+                        ..VoiceConfig::default()
+                    },
+                });
+                sids.push(sid);
+            }
+        }
+        (fake, sids)
+    }
+
+    pub fn add_foreign_trunk(&self) -> TrunkSid {
+        let mut s = self.0.lock().unwrap();
+        s.next += 1;
+        let sid = TrunkSid::parse(&format!("TK{}", hex32(9000 + s.next))).unwrap();
+        s.trunks.push(CarrierTrunk {
+            sid: sid.clone(),
+            friendly_name: Some("pbx".into()),
+            domain_name: None,
+        });
+        sid
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, CarrierState> {
+        self.0.lock().unwrap()
+    }
+
+    pub fn writes(&self) -> usize {
+        let s = self.state();
+        [
+            "create_trunk",
+            "delete_trunk",
+            "create_origination_url",
+            "update_origination_url",
+            "delete_origination_url",
+            "attach_number",
+            "detach_number",
+            "update_voice_config",
+        ]
+        .iter()
+        .map(|m| s.calls.get(m).copied().unwrap_or(0))
+        .sum()
+    }
+
+    fn enter(
+        &self,
+        method: &'static str,
+    ) -> Result<std::sync::MutexGuard<'_, CarrierState>, ProviderError> {
+        let mut s = self.0.lock().unwrap();
+        *s.calls.entry(method).or_default() += 1;
+        if let Some(e) = s.fail_once.remove(method) {
+            return Err(e);
+        }
+        Ok(s)
+    }
+}
+
+fn not_found() -> ProviderError {
+    ProviderError::new(ErrorCode::NumberNotFound, "no such number")
+}
+
+#[async_trait]
+impl CarrierProvider for FakeCarrier {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Twilio
+    }
+
+    async fn verify(&self, creds: &CarrierCredentials) -> Result<VerifyReport, ProviderError> {
+        let _s = self.enter("verify")?;
+        Ok(VerifyReport {
+            account_sid: creds.account_sid.clone(),
+            friendly_name: Some("Test".into()),
+            capabilities: Capabilities {
+                numbers: Capability::Available,
+                trunking: Capability::Available,
+            },
+        })
+    }
+
+    async fn list_numbers(
+        &self,
+        _: &CarrierCredentials,
+        q: &NumberQuery,
+    ) -> Result<NumberPage, ProviderError> {
+        let s = self.enter("list_numbers")?;
+        Ok(NumberPage {
+            items: s
+                .numbers
+                .iter()
+                .take(q.page_size as usize)
+                .cloned()
+                .collect(),
+            next_cursor: None,
+        })
+    }
+
+    async fn fetch_number(
+        &self,
+        _: &CarrierCredentials,
+        n: &PhoneNumberSid,
+    ) -> Result<CarrierNumber, ProviderError> {
+        let s = self.enter("fetch_number")?;
+        s.numbers
+            .iter()
+            .find(|x| &x.sid == n)
+            .cloned()
+            .ok_or_else(not_found)
+    }
+
+    async fn find_trunks(
+        &self,
+        _: &CarrierCredentials,
+        name: &str,
+    ) -> Result<Vec<CarrierTrunk>, ProviderError> {
+        let s = self.enter("find_trunks")?;
+        Ok(s.trunks
+            .iter()
+            .filter(|t| t.friendly_name.as_deref() == Some(name))
+            .cloned()
+            .collect())
+    }
+
+    async fn fetch_trunk(
+        &self,
+        _: &CarrierCredentials,
+        t: &TrunkSid,
+    ) -> Result<Option<CarrierTrunk>, ProviderError> {
+        let s = self.enter("fetch_trunk")?;
+        Ok(s.trunks.iter().find(|x| &x.sid == t).cloned())
+    }
+
+    async fn create_trunk(
+        &self,
+        _: &CarrierCredentials,
+        spec: &TrunkSpec,
+    ) -> Result<CarrierTrunk, ProviderError> {
+        let mut s = self.enter("create_trunk")?;
+        s.next += 1;
+        let t = CarrierTrunk {
+            sid: TrunkSid::parse(&format!("TK{}", hex32(s.next))).unwrap(),
+            friendly_name: Some(spec.friendly_name.clone()),
+            domain_name: None,
+        };
+        s.trunks.push(t.clone());
+        if s.lose_create_answer {
+            s.lose_create_answer = false;
+            return Err(ProviderError::unavailable("timed out"));
+        }
+        Ok(t)
+    }
+
+    async fn delete_trunk(
+        &self,
+        _: &CarrierCredentials,
+        t: &TrunkSid,
+    ) -> Result<(), ProviderError> {
+        let mut s = self.enter("delete_trunk")?;
+        s.trunks.retain(|x| &x.sid != t);
+        s.urls.retain(|u| &u.trunk_sid != t);
+        for n in &mut s.numbers {
+            if n.trunk_sid.as_ref() == Some(t) {
+                n.trunk_sid = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_origination_urls(
+        &self,
+        _: &CarrierCredentials,
+        t: &TrunkSid,
+    ) -> Result<Vec<CarrierOriginationUrl>, ProviderError> {
+        let s = self.enter("list_origination_urls")?;
+        Ok(s.urls
+            .iter()
+            .filter(|u| &u.trunk_sid == t)
+            .cloned()
+            .collect())
+    }
+
+    async fn create_origination_url(
+        &self,
+        _: &CarrierCredentials,
+        t: &TrunkSid,
+        spec: &OriginationUrlSpec,
+    ) -> Result<CarrierOriginationUrl, ProviderError> {
+        let mut s = self.enter("create_origination_url")?;
+        s.next += 1;
+        let u = CarrierOriginationUrl {
+            sid: OriginationUrlSid::parse(&format!("OU{}", hex32(s.next))).unwrap(),
+            trunk_sid: t.clone(),
+            sip_url: spec.target.sip_url.to_string(),
+            priority: spec.target.priority,
+            weight: spec.target.weight,
+            enabled: spec.enabled,
+            friendly_name: Some(spec.friendly_name.clone()),
+        };
+        s.urls.push(u.clone());
+        Ok(u)
+    }
+
+    async fn update_origination_url(
+        &self,
+        _: &CarrierCredentials,
+        _: &TrunkSid,
+        sid: &OriginationUrlSid,
+        spec: &OriginationUrlSpec,
+    ) -> Result<CarrierOriginationUrl, ProviderError> {
+        let mut s = self.enter("update_origination_url")?;
+        let u = s
+            .urls
+            .iter_mut()
+            .find(|u| &u.sid == sid)
+            .ok_or_else(|| ProviderError::new(ErrorCode::NotFound, "no url"))?;
+        u.sip_url = spec.target.sip_url.to_string();
+        u.priority = spec.target.priority;
+        u.weight = spec.target.weight;
+        u.enabled = spec.enabled;
+        Ok(u.clone())
+    }
+
+    async fn delete_origination_url(
+        &self,
+        _: &CarrierCredentials,
+        _: &TrunkSid,
+        sid: &OriginationUrlSid,
+    ) -> Result<(), ProviderError> {
+        let mut s = self.enter("delete_origination_url")?;
+        s.urls.retain(|u| &u.sid != sid);
+        Ok(())
+    }
+
+    async fn list_trunk_numbers(
+        &self,
+        _: &CarrierCredentials,
+        t: &TrunkSid,
+    ) -> Result<Vec<PhoneNumberSid>, ProviderError> {
+        let s = self.enter("list_trunk_numbers")?;
+        Ok(s.numbers
+            .iter()
+            .filter(|n| n.trunk_sid.as_ref() == Some(t))
+            .map(|n| n.sid.clone())
+            .collect())
+    }
+
+    async fn attach_number(
+        &self,
+        _: &CarrierCredentials,
+        t: &TrunkSid,
+        n: &PhoneNumberSid,
+    ) -> Result<(), ProviderError> {
+        let mut s = self.enter("attach_number")?;
+        let num = s
+            .numbers
+            .iter_mut()
+            .find(|x| &x.sid == n)
+            .ok_or_else(not_found)?;
+        match &num.trunk_sid {
+            Some(cur) if cur == t => Ok(()),
+            Some(_) => Err(ProviderError::new(
+                ErrorCode::NumberInUse,
+                "on another trunk",
+            )),
+            None => {
+                num.trunk_sid = Some(t.clone());
+                num.voice.voice_application_sid = None;
+                Ok(())
+            }
+        }
+    }
+
+    async fn detach_number(
+        &self,
+        _: &CarrierCredentials,
+        t: &TrunkSid,
+        n: &PhoneNumberSid,
+    ) -> Result<(), ProviderError> {
+        let mut s = self.enter("detach_number")?;
+        if let Some(num) = s
+            .numbers
+            .iter_mut()
+            .find(|x| &x.sid == n && x.trunk_sid.as_ref() == Some(t))
+        {
+            num.trunk_sid = None;
+        }
+        Ok(())
+    }
+
+    async fn update_voice_config(
+        &self,
+        _: &CarrierCredentials,
+        n: &PhoneNumberSid,
+        v: &VoiceConfig,
+    ) -> Result<(), ProviderError> {
+        let mut s = self.enter("update_voice_config")?;
+        let num = s
+            .numbers
+            .iter_mut()
+            .find(|x| &x.sid == n)
+            .ok_or_else(not_found)?;
+        num.voice = v.clone();
+        Ok(())
+    }
+}
+
+/// Seals by prefixing the context, so a wrong context fails like the real vault.
+#[derive(Debug, Default)]
+pub struct FakeVault;
+
+fn ctx_tag(ctx: &SealContext) -> String {
+    format!(
+        "{}|{}|{}|",
+        ctx.customer_id, ctx.integration_id, ctx.provider
+    )
+}
+
+#[async_trait]
+impl CredentialVault for FakeVault {
+    async fn seal(
+        &self,
+        secret: &SecretString,
+        ctx: &SealContext,
+    ) -> Result<SealedSecret, VaultError> {
+        Ok(SealedSecret(
+            format!("{}{}", ctx_tag(ctx), secret.expose_secret()).into_bytes(),
+        ))
+    }
+    async fn open(
+        &self,
+        sealed: &SealedSecret,
+        ctx: &SealContext,
+    ) -> Result<SecretString, VaultError> {
+        let s = String::from_utf8(sealed.0.clone()).map_err(|_| VaultError::Malformed("utf8"))?;
+        s.strip_prefix(&ctx_tag(ctx))
+            .map(|p| SecretString::from(p.to_owned()))
+            .ok_or(VaultError::Decrypt)
+    }
+    fn needs_reseal(&self, _: &SealedSecret) -> bool {
+        false
+    }
+    async fn reseal(
+        &self,
+        sealed: &SealedSecret,
+        _: &SealContext,
+    ) -> Result<SealedSecret, VaultError> {
+        Ok(sealed.clone())
+    }
+}
+
+/// Integrations, connections, leases and audit in memory.
+#[derive(Debug, Default, Clone)]
+pub struct FakeStore {
+    pub integrations: Arc<Mutex<Vec<Integration>>>,
+    pub connections: Arc<Mutex<Vec<NumberConnection>>>,
+    pub leases: Arc<Mutex<HashMap<String, Lease>>>,
+    pub audit: Arc<Mutex<Vec<AuditEvent>>>,
+}
+
+#[async_trait]
+impl IntegrationStore for FakeStore {
+    async fn get_integration(
+        &self,
+        c: &CustomerId,
+        p: ProviderKind,
+    ) -> Result<Option<Integration>, StoreError> {
+        Ok(self
+            .integrations
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|i| &i.customer_id == c && i.provider == p)
+            .cloned())
+    }
+    async fn put_integration(&self, i: &Integration) -> Result<(), StoreError> {
+        let mut v = self.integrations.lock().unwrap();
+        v.retain(|x| !(x.customer_id == i.customer_id && x.provider == i.provider));
+        v.push(i.clone());
+        Ok(())
+    }
+    async fn delete_integration(
+        &self,
+        c: &CustomerId,
+        p: ProviderKind,
+    ) -> Result<bool, StoreError> {
+        let mut v = self.integrations.lock().unwrap();
+        let before = v.len();
+        v.retain(|x| !(&x.customer_id == c && x.provider == p));
+        Ok(v.len() != before)
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for FakeStore {
+    async fn get_connection(
+        &self,
+        c: &CustomerId,
+        p: ProviderKind,
+        n: &PhoneNumberSid,
+    ) -> Result<Option<NumberConnection>, StoreError> {
+        Ok(self
+            .connections
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|x| &x.customer_id == c && x.provider == p && &x.phone_number_sid == n)
+            .cloned())
+    }
+    async fn get_connection_by_id(
+        &self,
+        id: ConnectionId,
+    ) -> Result<Option<NumberConnection>, StoreError> {
+        Ok(self
+            .connections
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|x| x.id == id)
+            .cloned())
+    }
+    async fn find_live_connection_by_e164(
+        &self,
+        e: &E164,
+    ) -> Result<Option<NumberConnection>, StoreError> {
+        Ok(self
+            .connections
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|x| &x.e164 == e)
+            .cloned())
+    }
+    async fn list_connections(
+        &self,
+        c: &CustomerId,
+        p: ProviderKind,
+    ) -> Result<Vec<NumberConnection>, StoreError> {
+        Ok(self
+            .connections
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|x| &x.customer_id == c && x.provider == p)
+            .cloned()
+            .collect())
+    }
+    async fn save_connection(&self, conn: &NumberConnection) -> Result<(), StoreError> {
+        let mut v = self.connections.lock().unwrap();
+        if v.iter().any(|x| {
+            x.id != conn.id
+                && x.customer_id == conn.customer_id
+                && x.phone_number_sid == conn.phone_number_sid
+        }) {
+            return Err(StoreError::Conflict("number".into()));
+        }
+        v.retain(|x| x.id != conn.id);
+        v.push(conn.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LeaseStore for FakeStore {
+    async fn try_acquire_lease(
+        &self,
+        key: &LeaseKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let mut m = self.leases.lock().unwrap();
+        let now = Utc::now();
+        if m.get(&key.storage_key())
+            .is_some_and(|l| l.expires_at > now)
+        {
+            return Ok(None);
+        }
+        let lease = Lease {
+            key: key.clone(),
+            holder: holder.to_owned(),
+            token: uuid::Uuid::new_v4(),
+            expires_at: now + chrono::Duration::from_std(ttl).unwrap(),
+        };
+        m.insert(key.storage_key(), lease.clone());
+        Ok(Some(lease))
+    }
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+        let mut m = self.leases.lock().unwrap();
+        match m.get_mut(&lease.key.storage_key()) {
+            Some(l) if l.token == lease.token => {
+                l.expires_at = Utc::now() + chrono::Duration::from_std(ttl).unwrap();
+                Ok(Some(l.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let mut m = self.leases.lock().unwrap();
+        if m.get(&lease.key.storage_key())
+            .is_some_and(|l| l.token == lease.token)
+        {
+            m.remove(&lease.key.storage_key());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditLog for FakeStore {
+    async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        self.audit.lock().unwrap().push(e.clone());
+        Ok(())
+    }
+    async fn list_audit(&self, c: &CustomerId, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(self
+            .audit
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .filter(|e| &e.customer_id == c)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+}
+
+pub fn account() -> AccountSid {
+    AccountSid::parse(&format!("AC{}", hex32(77))).unwrap()
+}
+
+/// Calls: an in-memory CallStore with the SQL stores' semantics, and a LiveKit stand-in.
+pub mod calls {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use chrono::Utc;
+
+    use crate::ids::ConnectionId;
+    use crate::model::{CallRecord, CallStatus, DispatchClaim, DispatchStatus};
+    use crate::ports::*;
+
+    #[derive(Debug, Clone)]
+    pub struct StoredCall {
+        pub call: crate::model::CallRecord,
+        pub claimant: Option<String>,
+        pub claim_expires: Option<chrono::DateTime<Utc>>,
+    }
+
+    #[derive(Debug, Default)]
+    pub struct CallState {
+        pub calls: HashMap<String, StoredCall>,
+        pub events: Vec<WebhookEventRecord>,
+        /// Every CallStore method call, by name.
+        pub touches: HashMap<&'static str, usize>,
+    }
+
+    /// Calls, webhook events and dispatch claims in memory, atomically (one lock), with the
+    /// semantics of the SQL stores: merges fill what is missing and never move status back.
+    #[derive(Debug, Default, Clone)]
+    pub struct FakeCallStore(pub Arc<Mutex<CallState>>);
+
+    impl FakeCallStore {
+        pub fn state(&self) -> std::sync::MutexGuard<'_, CallState> {
+            self.0.lock().unwrap()
+        }
+
+        pub fn total_touches(&self) -> usize {
+            self.state().touches.values().sum()
+        }
+
+        fn enter(&self, method: &'static str) -> std::sync::MutexGuard<'_, CallState> {
+            let mut s = self.0.lock().unwrap();
+            *s.touches.entry(method).or_default() += 1;
+            s
+        }
+
+        /// Age a call's last change (to pass a backoff without waiting).
+        pub fn age(&self, room: &crate::ids::RoomName, by: chrono::Duration) {
+            if let Some(c) = self.state().calls.get_mut(room.as_str()) {
+                c.call.updated_at -= by;
+                if let Some(exp) = c.claim_expires.as_mut() {
+                    *exp -= by;
+                }
+            }
+        }
+    }
+
+    fn merge_status(stored: CallStatus, incoming: CallStatus) -> CallStatus {
+        match (stored, incoming) {
+            (CallStatus::Unrouted | CallStatus::Ended, _) => stored,
+            (_, CallStatus::Active | CallStatus::Ended) => incoming,
+            _ => stored,
+        }
+    }
+
+    #[async_trait]
+    impl CallStore for FakeCallStore {
+        async fn record_webhook_event(
+            &self,
+            event: &WebhookEventRecord,
+        ) -> Result<bool, StoreError> {
+            let mut s = self.enter("record_webhook_event");
+            if s.events.iter().any(|e| e.id == event.id) {
+                return Ok(false);
+            }
+            s.events.push(event.clone());
+            Ok(true)
+        }
+
+        async fn last_webhook_event(
+            &self,
+            room: &crate::ids::RoomName,
+        ) -> Result<Option<WebhookEventRecord>, StoreError> {
+            let s = self.enter("last_webhook_event");
+            Ok(s.events
+                .iter()
+                .rev()
+                .find(|e| e.room_name.as_ref() == Some(room))
+                .cloned())
+        }
+
+        async fn upsert_call(&self, call: &CallRecord) -> Result<CallRecord, StoreError> {
+            let mut s = self.enter("upsert_call");
+            let key = call.room_name.as_str().to_owned();
+            let Some(stored) = s.calls.get_mut(&key) else {
+                s.calls.insert(
+                    key,
+                    StoredCall {
+                        call: call.clone(),
+                        claimant: None,
+                        claim_expires: None,
+                    },
+                );
+                return Ok(call.clone());
+            };
+            let c = &mut stored.call;
+            c.customer_id = c.customer_id.clone().or_else(|| call.customer_id.clone());
+            c.connection_id = c.connection_id.or(call.connection_id);
+            c.sip_call_id = c.sip_call_id.clone().or_else(|| call.sip_call_id.clone());
+            c.called = c.called.clone().or_else(|| call.called.clone());
+            c.caller = c.caller.clone().or_else(|| call.caller.clone());
+            c.agent_name = c.agent_name.clone().or_else(|| call.agent_name.clone());
+            c.answered_at = c.answered_at.or(call.answered_at);
+            c.ended_at = c.ended_at.or(call.ended_at);
+            c.dispatch_id = c.dispatch_id.clone().or_else(|| call.dispatch_id.clone());
+            if c.dispatch_status == DispatchStatus::None {
+                c.dispatch_status = call.dispatch_status;
+            }
+            c.status = merge_status(c.status, call.status);
+            c.updated_at = c.updated_at.max(call.updated_at);
+            Ok(c.clone())
+        }
+
+        async fn end_call(
+            &self,
+            room: &crate::ids::RoomName,
+            at: chrono::DateTime<Utc>,
+        ) -> Result<Option<CallRecord>, StoreError> {
+            let mut s = self.enter("end_call");
+            Ok(s.calls.get_mut(room.as_str()).map(|stored| {
+                let c = &mut stored.call;
+                c.ended_at = c.ended_at.or(Some(at));
+                if c.status != CallStatus::Unrouted {
+                    c.status = CallStatus::Ended;
+                }
+                c.updated_at = c.updated_at.max(Utc::now());
+                c.clone()
+            }))
+        }
+
+        async fn get_call(&self, id: crate::ids::CallId) -> Result<Option<CallRecord>, StoreError> {
+            let s = self.enter("get_call");
+            Ok(s.calls
+                .values()
+                .find(|c| c.call.id == id)
+                .map(|c| c.call.clone()))
+        }
+
+        async fn get_call_by_room(
+            &self,
+            room: &crate::ids::RoomName,
+        ) -> Result<Option<CallRecord>, StoreError> {
+            let s = self.enter("get_call_by_room");
+            Ok(s.calls.get(room.as_str()).map(|c| c.call.clone()))
+        }
+
+        async fn recent_calls(
+            &self,
+            connection: ConnectionId,
+            limit: u32,
+        ) -> Result<Vec<CallRecord>, StoreError> {
+            let s = self.enter("recent_calls");
+            let mut calls: Vec<CallRecord> = s
+                .calls
+                .values()
+                .filter(|c| c.call.connection_id == Some(connection))
+                .map(|c| c.call.clone())
+                .collect();
+            calls.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
+            calls.truncate(limit as usize);
+            Ok(calls)
+        }
+
+        async fn claim_dispatch(
+            &self,
+            room: &crate::ids::RoomName,
+            claimant: &str,
+            ttl: Duration,
+        ) -> Result<DispatchClaim, StoreError> {
+            let mut s = self.enter("claim_dispatch");
+            let Some(stored) = s.calls.get_mut(room.as_str()) else {
+                return Ok(DispatchClaim::NoSuchCall);
+            };
+            let now = Utc::now();
+            let claimable = match stored.call.dispatch_status {
+                DispatchStatus::None | DispatchStatus::Failed => true,
+                DispatchStatus::Claimed => stored.claim_expires.is_none_or(|e| e <= now),
+                _ => false,
+            };
+            if claimable {
+                stored.call.dispatch_status = DispatchStatus::Claimed;
+                stored.call.dispatch_attempts += 1;
+                stored.call.updated_at = stored.call.updated_at.max(now);
+                stored.claimant = Some(claimant.to_owned());
+                stored.claim_expires = Some(now + chrono::Duration::from_std(ttl).unwrap());
+                return Ok(DispatchClaim::Won {
+                    attempt: stored.call.dispatch_attempts,
+                });
+            }
+            Ok(
+                match (&stored.call.dispatch_status, &stored.call.dispatch_id) {
+                    (DispatchStatus::Dispatched, Some(id)) => DispatchClaim::AlreadyDispatched {
+                        dispatch_id: id.clone(),
+                    },
+                    _ => DispatchClaim::HeldByOther,
+                },
+            )
+        }
+
+        async fn complete_dispatch(
+            &self,
+            room: &crate::ids::RoomName,
+            claimant: &str,
+            dispatch_id: &crate::ids::AgentDispatchId,
+        ) -> Result<bool, StoreError> {
+            let mut s = self.enter("complete_dispatch");
+            let Some(stored) = s.calls.get_mut(room.as_str()) else {
+                return Ok(false);
+            };
+            if stored.call.dispatch_status != DispatchStatus::Claimed
+                || stored.claimant.as_deref() != Some(claimant)
+            {
+                return Ok(false);
+            }
+            stored.call.dispatch_status = DispatchStatus::Dispatched;
+            stored.call.dispatch_id = Some(dispatch_id.clone());
+            stored.call.updated_at = Utc::now();
+            stored.claimant = None;
+            stored.claim_expires = None;
+            Ok(true)
+        }
+
+        async fn fail_dispatch(
+            &self,
+            room: &crate::ids::RoomName,
+            claimant: &str,
+            gave_up: bool,
+        ) -> Result<bool, StoreError> {
+            let mut s = self.enter("fail_dispatch");
+            let Some(stored) = s.calls.get_mut(room.as_str()) else {
+                return Ok(false);
+            };
+            if stored.call.dispatch_status != DispatchStatus::Claimed
+                || stored.claimant.as_deref() != Some(claimant)
+            {
+                return Ok(false);
+            }
+            stored.call.dispatch_status = if gave_up {
+                DispatchStatus::GaveUp
+            } else {
+                DispatchStatus::Failed
+            };
+            stored.call.updated_at = Utc::now();
+            stored.claimant = None;
+            stored.claim_expires = None;
+            Ok(true)
+        }
+
+        async fn dispatches_due(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError> {
+            let s = self.enter("dispatches_due");
+            let now = Utc::now();
+            let mut due: Vec<CallRecord> = s
+                .calls
+                .values()
+                .filter(|c| match c.call.dispatch_status {
+                    DispatchStatus::Failed => true,
+                    DispatchStatus::Claimed => c.claim_expires.is_none_or(|e| e <= now),
+                    _ => false,
+                })
+                .map(|c| c.call.clone())
+                .collect();
+            due.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+            due.truncate(limit as usize);
+            Ok(due)
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub struct SipState {
+        /// (room, dispatch id, agent, metadata), in creation order.
+        pub dispatches: Vec<(
+            crate::ids::RoomName,
+            crate::ids::AgentDispatchId,
+            String,
+            Option<String>,
+        )>,
+        /// The next N `dispatch_agent` calls fail with PROVIDER_UNAVAILABLE.
+        pub fail_dispatches: u32,
+        /// The next N `dispatch_agent` calls dispatch but answer PROVIDER_UNAVAILABLE.
+        pub lose_dispatch_answers: u32,
+        /// The next N `list_agent_dispatches` calls fail.
+        pub fail_lists: u32,
+        pub dispatch_calls: usize,
+        pub verified: usize,
+    }
+
+    /// LiveKit's webhook and dispatch half: a body is "signed" when the authorization is
+    /// `signed:<body length>`, and the body is a small JSON description of the event.
+    #[derive(Debug, Default, Clone)]
+    pub struct FakeSip(pub Arc<Mutex<SipState>>);
+
+    impl FakeSip {
+        pub fn state(&self) -> std::sync::MutexGuard<'_, SipState> {
+            self.0.lock().unwrap()
+        }
+
+        pub fn sign(body: &[u8]) -> String {
+            format!("signed:{}", body.len())
+        }
+
+        pub fn dispatches_in(&self, room: &str) -> usize {
+            self.state()
+                .dispatches
+                .iter()
+                .filter(|d| d.0.as_str() == room)
+                .count()
+        }
+    }
+
+    fn unused() -> ProviderError {
+        ProviderError::unavailable("not used by the call tests")
+    }
+
+    #[async_trait]
+    impl SipPlatform for FakeSip {
+        async fn ensure_inbound_trunk(
+            &self,
+            _: &InboundTrunkSpec,
+            _: Option<crate::ids::SipTrunkId>,
+        ) -> Result<InboundTrunkInfo, ProviderError> {
+            Err(unused())
+        }
+
+        async fn ensure_dispatch_rule(
+            &self,
+            _: &DispatchRuleSpec,
+            _: Option<crate::ids::DispatchRuleId>,
+        ) -> Result<DispatchRuleInfo, ProviderError> {
+            Err(unused())
+        }
+
+        async fn get_inbound_trunk(
+            &self,
+            _: &crate::ids::SipTrunkId,
+        ) -> Result<Option<InboundTrunkInfo>, ProviderError> {
+            Err(unused())
+        }
+
+        async fn get_dispatch_rule(
+            &self,
+            _: &crate::ids::DispatchRuleId,
+        ) -> Result<Option<DispatchRuleInfo>, ProviderError> {
+            Err(unused())
+        }
+
+        async fn delete_inbound_trunk(
+            &self,
+            _: &crate::ids::SipTrunkId,
+        ) -> Result<(), ProviderError> {
+            Err(unused())
+        }
+
+        async fn delete_dispatch_rule(
+            &self,
+            _: &crate::ids::DispatchRuleId,
+        ) -> Result<(), ProviderError> {
+            Err(unused())
+        }
+
+        async fn dispatch_agent(
+            &self,
+            room: &crate::ids::RoomName,
+            agent_name: &str,
+            metadata: Option<String>,
+        ) -> Result<crate::ids::AgentDispatchId, ProviderError> {
+            // Let concurrent handlers interleave here, as a network call would.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let mut s = self.0.lock().unwrap();
+            s.dispatch_calls += 1;
+            if s.fail_dispatches > 0 {
+                s.fail_dispatches -= 1;
+                return Err(ProviderError::unavailable("LiveKit answered 503"));
+            }
+            let id = crate::ids::AgentDispatchId::parse(&format!("AD_{}", s.dispatches.len() + 1))
+                .unwrap();
+            s.dispatches
+                .push((room.clone(), id.clone(), agent_name.to_owned(), metadata));
+            if s.lose_dispatch_answers > 0 {
+                s.lose_dispatch_answers -= 1;
+                return Err(ProviderError::unavailable("timed out"));
+            }
+            Ok(id)
+        }
+
+        async fn list_agent_dispatches(
+            &self,
+            room: &crate::ids::RoomName,
+        ) -> Result<Vec<(crate::ids::AgentDispatchId, String)>, ProviderError> {
+            let mut s = self.0.lock().unwrap();
+            if s.fail_lists > 0 {
+                s.fail_lists -= 1;
+                return Err(ProviderError::unavailable("LiveKit answered 502"));
+            }
+            Ok(s.dispatches
+                .iter()
+                .filter(|d| &d.0 == room)
+                .map(|d| (d.1.clone(), d.2.clone()))
+                .collect())
+        }
+
+        fn verify_webhook(
+            &self,
+            body: &[u8],
+            authorization: &str,
+        ) -> Result<WebhookEvent, WebhookError> {
+            if authorization.is_empty() {
+                return Err(WebhookError::MissingToken);
+            }
+            if authorization != Self::sign(body) {
+                return Err(WebhookError::InvalidSignature(
+                    "signature does not verify".into(),
+                ));
+            }
+            self.0.lock().unwrap().verified += 1;
+            let v: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+            let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+            let id = crate::ids::WebhookEventId::parse(&text("id").unwrap_or_default())
+                .map_err(|e| WebhookError::Malformed(e.to_string()))?;
+            let name = text("event").unwrap_or_default();
+            let sip = (text("kind").as_deref() == Some("SIP")).then(|| SipParticipant {
+                identity: text("identity").unwrap_or_default(),
+                called_number: text("called"),
+                caller_number: text("caller"),
+                sip_call_id: text("callId"),
+                trunk_id: text("trunkId"),
+            });
+            let kind = match name.as_str() {
+                "room_started" => WebhookKind::RoomStarted,
+                "room_finished" => WebhookKind::RoomFinished,
+                "participant_joined" => WebhookKind::ParticipantJoined { sip },
+                "participant_left" => WebhookKind::ParticipantLeft { sip },
+                other => WebhookKind::Other(other.to_owned()),
+            };
+            Ok(WebhookEvent {
+                id,
+                name,
+                kind,
+                room: text("room").map(|r| crate::ids::RoomName::parse(&r).unwrap()),
+                created_at: v
+                    .get("createdAt")
+                    .and_then(serde_json::Value::as_i64)
+                    .and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
+            })
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Use cases: the management plane's operations, written against the ports only.
+//!
+//! [`Onboarding`] holds the ports it needs and exposes one method per operation. Each method
+//! takes the acting [`Actor`](crate::model::Actor) and customer explicitly; authorization
+//! (who may act for which customer) is decided at the edge before a use case is called.
+
+mod calls;
+mod connect;
+mod credentials;
+mod naming;
+mod status;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use calls::{
+    CallActivity, CallSettings, CallViewer, Calls, CallsPorts, DispatchOutcome, RetryReport,
+    WebhookOutcome,
+};
+pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepAction};
+pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
+pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
+pub use status::{Drift, NumberStatus, Section};
+
+use crate::error::{Error, ErrorCode};
+use crate::ids::{CustomerId, ProviderKind};
+use crate::model::{AuthKind, CarrierAuth, CarrierCredentials, Integration, SealContext};
+use crate::ports::{
+    AuditLog, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore, LeaseStore,
+    SipPlatform,
+};
+use crate::sip::SipTarget;
+
+/// Settings of the onboarding use cases (from configuration).
+#[derive(Debug, Clone)]
+pub struct OnboardingSettings {
+    /// The LiveKit SIP ingress numbers are connected to when the request names none.
+    pub default_sip_target: Option<SipTarget>,
+    /// Whether a request may name its own SIP target(s).
+    pub allow_sip_target_override: bool,
+    /// This instance's name, recorded as the holder of leases it takes.
+    pub instance_id: String,
+    /// How long a lease lives without renewal (its holder may have died).
+    pub lease_ttl: Duration,
+    /// How long a connect waits for another instance's connect of the same number.
+    pub lease_wait: Duration,
+    /// Room name prefix of the LiveKit dispatch rule's individual rooms.
+    pub room_prefix: String,
+}
+
+impl Default for OnboardingSettings {
+    fn default() -> Self {
+        Self {
+            default_sip_target: None,
+            allow_sip_target_override: false,
+            instance_id: format!("trunkline-{}", uuid::Uuid::new_v4()),
+            lease_ttl: Duration::from_secs(60),
+            lease_wait: Duration::from_secs(20),
+            room_prefix: "call-".to_owned(),
+        }
+    }
+}
+
+/// The ports the onboarding use cases need.
+#[derive(Clone)]
+pub struct OnboardingPorts {
+    pub carriers: HashMap<ProviderKind, Arc<dyn CarrierProvider>>,
+    /// `None` when LiveKit is not configured: the carrier half still runs, and status says so.
+    pub sip: Option<Arc<dyn SipPlatform>>,
+    pub vault: Arc<dyn CredentialVault>,
+    pub integrations: Arc<dyn IntegrationStore>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub leases: Arc<dyn LeaseStore>,
+    pub audit: Arc<dyn AuditLog>,
+}
+
+impl std::fmt::Debug for OnboardingPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnboardingPorts")
+            .field("carriers", &self.carriers.keys().collect::<Vec<_>>())
+            .field("sip", &self.sip.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The management plane: credentials, numbers, connect, disconnect, status.
+#[derive(Debug, Clone)]
+pub struct Onboarding {
+    ports: OnboardingPorts,
+    settings: OnboardingSettings,
+}
+
+impl Onboarding {
+    pub fn new(ports: OnboardingPorts, settings: OnboardingSettings) -> Self {
+        Self { ports, settings }
+    }
+
+    pub fn settings(&self) -> &OnboardingSettings {
+        &self.settings
+    }
+
+    fn carrier(&self, provider: ProviderKind) -> Result<&Arc<dyn CarrierProvider>, Error> {
+        self.ports.carriers.get(&provider).ok_or_else(|| {
+            Error::new(
+                ErrorCode::NotConfigured,
+                format!("provider {provider} is not configured"),
+            )
+        })
+    }
+
+    async fn integration(
+        &self,
+        customer: &CustomerId,
+        provider: ProviderKind,
+    ) -> Result<Integration, Error> {
+        self.ports
+            .integrations
+            .get_integration(customer, provider)
+            .await?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::IntegrationNotFound,
+                    format!("no {provider} credentials are saved; save them first"),
+                )
+            })
+    }
+
+    /// The customer's audit events, newest first (at most `limit`, clamped to 1..=1000).
+    /// Events never hold secrets; support may read any customer's.
+    pub async fn audit_trail(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+    ) -> Result<Vec<crate::model::AuditEvent>, Error> {
+        Ok(self
+            .ports
+            .audit
+            .list_audit(customer, limit.clamp(1, 1000))
+            .await?)
+    }
+
+    /// Open the stored secret into credentials for one adapter call sequence.
+    async fn credentials_of(&self, integration: &Integration) -> Result<CarrierCredentials, Error> {
+        let ctx = SealContext {
+            customer_id: integration.customer_id.clone(),
+            integration_id: integration.id,
+            provider: integration.provider,
+        };
+        let secret = self
+            .ports
+            .vault
+            .open(&integration.sealed_secret, &ctx)
+            .await?;
+        let auth = match (integration.auth_kind, &integration.api_key_sid) {
+            (AuthKind::ApiKey, Some(key_sid)) => CarrierAuth::ApiKey {
+                key_sid: key_sid.clone(),
+                secret,
+            },
+            (AuthKind::ApiKey, None) => {
+                return Err(Error::internal("stored API-key integration has no key sid"));
+            }
+            (AuthKind::AuthToken, _) => CarrierAuth::AuthToken { token: secret },
+        };
+        Ok(CarrierCredentials {
+            account_sid: integration.account_sid.clone(),
+            auth,
+        })
+    }
+}
+
+#[cfg(test)]
+mod fakes;
+#[cfg(test)]
+mod tests;
