@@ -1,0 +1,89 @@
+//! # trunkline-store-contract
+//!
+//! The one contract suite every trunkline store adapter passes: the doc comments of the
+//! ports in `trunkline_core::ports` (idempotency, what `None` means, atomicity across
+//! instances, monotonic call status, claim semantics) written down as executable cases.
+//!
+//! Each case in [`cases`] is an async function taking a fresh, migrated store as
+//! `Arc<dyn Store>` (one, [`cases::check_ready_reports_pending_migrations`], takes an
+//! unmigrated one and the means to migrate it). A store crate runs all of them with one
+//! line in `tests/contract.rs`:
+//!
+//! ```text
+//! async fn fresh_store() -> Option<trunkline_store_contract::Harness> { /* … */ }
+//! trunkline_store_contract::contract_tests!(fresh_store);
+//! ```
+//!
+//! [`contract_tests!`] generates one `#[tokio::test(flavor = "multi_thread")]` per case, named
+//! after the case, so a test runner lists and reports every case separately. The factory is
+//! called once per test and returns a [`Harness`] around a store on a fresh, *unmigrated*
+//! database (or `None` to skip, e.g. when no test database is configured); the harness
+//! migrates it, runs the case, and then runs the factory's teardown even when the case fails.
+//! The calling crate needs `tokio` (with the `macros` and `rt-multi-thread` features) as a
+//! dependency.
+
+pub mod cases;
+pub mod fixtures;
+mod harness;
+
+pub use harness::{BoxFuture, Harness, MigrateFn};
+
+/// Generate one `#[tokio::test(flavor = "multi_thread")]` per contract case.
+///
+/// `$factory` is anything callable with no argument that returns a future of
+/// `Option<Harness>` (an `async fn` path or a closure). See the crate docs.
+#[macro_export]
+macro_rules! contract_tests {
+    ($factory:expr) => {
+        $crate::__contract_cases!(
+            $factory;
+            integration_get_put_replace_delete,
+            integrations_are_isolated_between_customers,
+            connection_round_trips_every_field,
+            connection_save_updates_by_id_and_lists_oldest_first,
+            connection_save_conflicts_on_a_second_row_for_the_same_number,
+            connection_find_live_by_e164,
+            lease_acquire_block_renew_release,
+            lease_expired_takeover_and_lost_lease_cannot_touch_the_new_holder,
+            lease_concurrent_acquisition_has_one_winner,
+            webhook_dedupe_sequential_and_last_event,
+            webhook_dedupe_concurrent_has_one_winner,
+            upsert_call_inserts_and_round_trips,
+            upsert_call_merge_rules,
+            upsert_call_concurrent_merges_into_one_row,
+            end_call_first_end_time_wins,
+            recent_calls_newest_first_per_connection,
+            claim_dispatch_concurrent_has_one_winner,
+            claim_dispatch_after_complete_is_already_dispatched,
+            claim_dispatch_expired_claim_can_be_won_again,
+            complete_dispatch_by_a_non_holder_is_refused,
+            fail_dispatch_then_reclaim,
+            dispatches_due_lists_failed_and_expired_claims_oldest_first,
+            audit_append_and_list_newest_first_per_customer,
+        );
+
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn check_ready_reports_pending_migrations() {
+            if let Some(harness) = ($factory)().await {
+                harness
+                    .run_unmigrated($crate::cases::check_ready_reports_pending_migrations)
+                    .await;
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_cases {
+    ($factory:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                if let Some(harness) = ($factory)().await {
+                    harness.run($crate::cases::$case).await;
+                }
+            }
+        )+
+    };
+}

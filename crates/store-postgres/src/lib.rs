@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+mod codec;
+mod error;
+mod migrate;
+mod rows;
+mod schema;
+mod store;
+
+pub use store::PostgresStore;
