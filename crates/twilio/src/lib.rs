@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+
+mod carrier;
+mod client;
+mod config;
+mod cursor;
+mod error;
+mod ops;
+mod wire;
+
+pub use carrier::{MAX_FRIENDLY_NAME, TwilioCarrier};
+pub use client::USER_AGENT;
+pub use config::{API_BASE_ENV, TRUNKING_BASE_ENV, TwilioConfig, TwilioConfigError};
+pub use ops::{Idempotency, OperationInfo, TwilioHost, TwilioOperation};
