@@ -1,0 +1,582 @@
+//! The `trunkline` command line: `serve` (default), `migrate`, `dev-token`.
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use trunkline_core::CustomerId;
+use trunkline_core::ports::CredentialVault;
+use trunkline_vault::{AesGcmVault, KeyRing};
+
+use crate::auth::{Authenticator, VerifyKey};
+use crate::config::{self, Config, ConfigError, Env};
+use crate::dev::{DEV_AUDIENCE, DEV_CUSTOMER, DEV_ISSUER, DEV_TOKEN_TTL, DevAuthKey, DevRole};
+use crate::state::{
+    AppState, OpenedStore, build_calls, build_livekit, build_onboarding, instance_id,
+};
+use crate::telemetry;
+
+/// Connects phone numbers a customer owns at a carrier to a LiveKit SIP ingress.
+///
+/// Configuration comes from TRUNKLINE_* environment variables (see the README).
+#[derive(Debug, Parser)]
+#[command(name = "trunkline", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and print the versions applied.
+    Migrate,
+    /// Print a development token signed with the development key pair (not in production).
+    DevToken {
+        /// The customer the token is for.
+        #[arg(long, default_value = DEV_CUSTOMER)]
+        customer: String,
+        /// `support` reads every customer's data and changes nothing.
+        #[arg(long, value_enum, default_value = "customer")]
+        role: DevRole,
+    },
+}
+
+/// Why the process stops. Exit code 2 for configuration, 1 for everything else.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit_code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    fn config(message: impl fmt::Display) -> Self {
+        Self {
+            exit_code: 2,
+            message: one_line(&message.to_string()),
+        }
+    }
+
+    fn runtime(message: impl fmt::Display) -> Self {
+        Self {
+            exit_code: 1,
+            message: one_line(&message.to_string()),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Self::config(e)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// Parse the command line, run the command, and turn the outcome into an exit code.
+/// Failures are one line on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli, &Env::from_process()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            let _ = writeln!(std::io::stderr().lock(), "trunkline: {}", f.message);
+            ExitCode::from(f.exit_code)
+        }
+    }
+}
+
+/// Run one command against a given environment.
+///
+/// # Errors
+/// A [`Failure`] carrying the exit code and the one-line message.
+pub fn run(cli: Cli, env: &Env) -> Result<(), Failure> {
+    let config = Config::from_env(env)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            config.check_production(env)?;
+            telemetry::init_logging(config.log_format, &config.log_filter);
+            runtime()?.block_on(serve(config))
+        }
+        Command::Migrate => {
+            telemetry::init_logging(config.log_format, &config.log_filter);
+            tokio_runtime()?.block_on(migrate(&config))
+        }
+        Command::DevToken { customer, role } => dev_token(&config, &customer, role),
+    }
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+fn runtime() -> Result<actix_web::rt::SystemRunner, Failure> {
+    let rt = tokio_runtime()?;
+    Ok(actix_web::rt::System::with_tokio_rt(move || rt))
+}
+
+/// Write to stdout without panicking when it is closed.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+async fn open_store(config: &Config) -> Result<OpenedStore, Failure> {
+    OpenedStore::connect(config).await.map_err(|e| {
+        Failure::runtime(format!(
+            "cannot open the {}: {e}",
+            config.database.describe()
+        ))
+    })
+}
+
+fn where_data_lives(store: &OpenedStore, config: &Config) -> String {
+    match store {
+        OpenedStore::Sqlite(s) => format!("SQLite database {}", absolute(s.path()).display()),
+        OpenedStore::Postgres(_) => config.database.describe(),
+    }
+}
+
+async fn migrate(config: &Config) -> Result<(), Failure> {
+    let store = open_store(config).await?;
+    let applied = store
+        .migrate()
+        .await
+        .map_err(|e| Failure::runtime(format!("migration failed: {e}")))?;
+    say(&format!("database: {}", where_data_lives(&store, config)));
+    if applied.is_empty() {
+        say("no pending migrations: the schema is up to date");
+    } else {
+        for version in &applied {
+            say(&format!("applied {version}"));
+        }
+    }
+    Ok(())
+}
+
+fn dev_token(config: &Config, customer: &str, role: DevRole) -> Result<(), Failure> {
+    if config.environment.is_production() {
+        return Err(Failure::config(format!(
+            "dev-token refuses to run with {}=production: mint tokens with your identity provider",
+            config::ENV
+        )));
+    }
+    if config.auth.is_some() {
+        return Err(Failure::config(format!(
+            "dev-token is for the development auth fallback, but {} is set: this server \
+             does not accept development tokens",
+            config::AUTH_PUBLIC_KEYS
+        )));
+    }
+    let customer =
+        CustomerId::parse(customer).map_err(|e| Failure::config(format!("--customer: {e}")))?;
+    let key = DevAuthKey::load_or_create(&config.data_dir).map_err(Failure::runtime)?;
+    if key.created() {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "created the development auth key pair {}; a server started before now must be \
+             restarted to accept this token",
+            absolute(key.path()).display()
+        );
+    }
+    let token = key
+        .mint(&customer, role, DEV_TOKEN_TTL, &config.claims)
+        .map_err(|e| Failure::runtime(format!("cannot sign the token: {e}")))?;
+    say(&token);
+    Ok(())
+}
+
+/// What start-up did in development, for the console.
+struct DevNotes {
+    lines: Vec<String>,
+    tokens: Option<(String, String)>,
+}
+
+async fn serve(config: Config) -> Result<(), Failure> {
+    let config = Arc::new(config);
+    let dev = !config.environment.is_production();
+    let mut notes = DevNotes {
+        lines: Vec::new(),
+        tokens: None,
+    };
+    let data_dir = absolute(&config.data_dir);
+    tracing::info!(
+        environment = config.environment.as_str(),
+        version = env!("CARGO_PKG_VERSION"),
+        "trunkline starting"
+    );
+
+    let vault = build_vault(&config, &data_dir, &mut notes)?;
+    let auth = build_auth(&config, &data_dir, &mut notes)?;
+
+    let store = open_store(&config).await?;
+    let location = where_data_lives(&store, &config);
+    tracing::info!(database = %location, data_dir = %data_dir.display(), "database opened");
+    if dev {
+        notes.lines.insert(
+            0,
+            format!("data: {} (data directory {})", location, data_dir.display()),
+        );
+    }
+    if config.migrate_on_start {
+        let applied = store
+            .migrate()
+            .await
+            .map_err(|e| Failure::runtime(format!("migration failed: {e}")))?;
+        tracing::info!(applied = applied.len(), versions = ?applied, "migrations applied");
+        if dev {
+            notes.lines.push(if applied.is_empty() {
+                "migrations: the schema is up to date".to_owned()
+            } else {
+                format!("migrations: applied {}", applied.join(", "))
+            });
+        }
+    } else {
+        tracing::info!("TRUNKLINE_MIGRATE_ON_START=false: not migrating");
+    }
+
+    let stores = store.into_stores();
+    let livekit = build_livekit(&config).map_err(Failure::config)?;
+    let instance = instance_id();
+    let onboarding = build_onboarding(&config, &stores, vault.clone(), livekit.clone(), &instance)
+        .map_err(Failure::config)?;
+    let calls = Arc::new(build_calls(&config, &stores, livekit.clone(), &instance));
+    tracing::info!(
+        twilio_api = %config.twilio_api_base,
+        twilio_trunking = %config.twilio_trunking_base,
+        twilio_timeout = ?config.twilio_request_timeout,
+        instance = %instance,
+        "onboarding ready"
+    );
+    if let Some(lk) = &config.livekit {
+        tracing::info!(
+            livekit = %lk.url,
+            api_key = %lk.api_key,
+            room_prefix = %config.livekit_room_prefix,
+            allowed_addresses = lk.inbound.allowed_addresses.len(),
+            sip_auth = lk.inbound.auth_username.is_some(),
+            media_encryption = lk.inbound.media_encryption.map_or("default", |e| e.as_str()),
+            "LiveKit configured: connect manages its trunks and rules, webhooks are accepted"
+        );
+    } else {
+        tracing::warn!(
+            "{} is not set: connect skips LiveKit and {} answers NOT_CONFIGURED",
+            config::LIVEKIT_URL,
+            crate::routes::webhook::PATH
+        );
+    }
+    if let Some(target) = &config.sip_target {
+        tracing::info!(sip_target = %target, "default SIP target");
+    } else {
+        tracing::warn!(
+            "{} is not set: connect needs a SIP target in each request (and {}=true)",
+            config::SIP_TARGET,
+            config::ALLOW_SIP_TARGET_OVERRIDE
+        );
+    }
+    if dev {
+        notes.lines.push(format!(
+            "twilio: {} / {}; SIP target: {}",
+            config.twilio_api_base,
+            config.twilio_trunking_base,
+            config.sip_target.as_ref().map_or_else(
+                || "none (set TRUNKLINE_SIP_TARGET)".to_owned(),
+                ToString::to_string
+            )
+        ));
+        notes.lines.push(match &config.livekit {
+            Some(lk) => format!(
+                "livekit: {} (webhooks: POST {})",
+                lk.url,
+                crate::routes::webhook::PATH
+            ),
+            None => "livekit: not configured (set TRUNKLINE_LIVEKIT_URL, _API_KEY, _API_SECRET)"
+                .to_owned(),
+        });
+    }
+    let state = AppState {
+        config: config.clone(),
+        stores,
+        vault,
+        auth,
+        metrics: telemetry::metrics_handle(),
+        onboarding: Arc::new(onboarding),
+        calls: calls.clone(),
+    };
+    let upkeep = state.metrics.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+
+    let server = actix_web::HttpServer::new(move || crate::http::app(state.clone()))
+        // actix treats SIGINT as a forced stop; both signals drain here (see `on_signals`).
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .bind(config.listen)
+        .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", config.listen)))?;
+    let bound = server.addrs().first().copied().unwrap_or(config.listen);
+
+    if dev {
+        print_dev_banner(&notes, bound);
+    }
+    say(&format!("listening on http://{bound}"));
+    tracing::info!(address = %bound, "listening");
+
+    let server = server.run();
+    let handle = server.handle();
+    let timeout = config.shutdown_timeout;
+    // Set on the first signal (and when the server stops for any other reason): the
+    // dispatch retrier starts no new pass after it.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let retrier = livekit.is_some().then(|| {
+        actix_web::rt::spawn(retry_dispatches(
+            calls,
+            config.dispatch.retry_interval,
+            stop_rx,
+        ))
+    });
+    let stop_on_signal = stop_tx.clone();
+    actix_web::rt::spawn(async move {
+        if let Err(e) = on_signals(handle, timeout, stop_on_signal).await {
+            tracing::error!(error = %e, "cannot listen for SIGINT/SIGTERM");
+        }
+    });
+    let outcome = server.await;
+    let _ = stop_tx.send(true);
+    if let Some(retrier) = retrier {
+        // A pass in flight finishes (its dispatch claims would otherwise wait out their
+        // TTL before another instance takes them over), within the shutdown budget.
+        if tokio::time::timeout(timeout, retrier).await.is_err() {
+            tracing::warn!(
+                "the dispatch retrier did not finish its pass before the shutdown timeout"
+            );
+        }
+    }
+    outcome.map_err(|e| Failure::runtime(format!("server failed: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Due dispatches picked up per pass; the rest wait for the next one.
+const RETRY_BATCH: u32 = 100;
+
+/// The background half of exactly-once dispatch: every `interval`, retry the dispatches
+/// that failed (once their backoff passed) and those whose claim holder died. Every
+/// instance runs one; the store's claim keeps them from dispatching twice.
+async fn retry_dispatches(
+    calls: Arc<trunkline_core::usecases::Calls>,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use crate::telemetry::DISPATCH_RETRIES_TOTAL;
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(
+        interval_ms = interval.as_millis(),
+        "dispatch retrier started"
+    );
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        match calls.retry_due_dispatches(RETRY_BATCH).await {
+            // Counts only: the calls' rooms and numbers are logged (masked) by the use case.
+            Ok(report) if report.attempted > 0 => {
+                for (outcome, n) in [
+                    ("dispatched", report.dispatched),
+                    ("failed", report.failed.saturating_sub(report.gave_up)),
+                    ("gave_up", report.gave_up),
+                ] {
+                    if n > 0 {
+                        metrics::counter!(DISPATCH_RETRIES_TOTAL, "outcome" => outcome)
+                            .increment(n as u64);
+                    }
+                }
+                tracing::info!(
+                    due = report.due,
+                    waiting = report.waiting,
+                    attempted = report.attempted,
+                    dispatched = report.dispatched,
+                    failed = report.failed,
+                    gave_up = report.gave_up,
+                    "dispatch retry pass"
+                );
+            }
+            Ok(report) => {
+                if report.due > 0 {
+                    tracing::debug!(
+                        due = report.due,
+                        waiting = report.waiting,
+                        "dispatch retry pass: all waiting"
+                    );
+                }
+            }
+            Err(e) => {
+                // The database is away: try again next tick; nothing is lost (the calls
+                // stay due in the store).
+                tracing::warn!(code = %e.code, error = %e.message, "dispatch retry pass failed");
+            }
+        }
+    }
+    tracing::info!("dispatch retrier stopped");
+}
+
+/// SIGINT or SIGTERM: stop accepting, let in-flight requests finish within the shutdown
+/// timeout. A second signal stops at once.
+async fn on_signals(
+    handle: actix_web::dev::ServerHandle,
+    timeout: std::time::Duration,
+    stop_background: tokio::sync::watch::Sender<bool>,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(
+        signal = name,
+        timeout_secs = timeout.as_secs(),
+        "shutting down: finishing in-flight requests"
+    );
+    let _ = stop_background.send(true);
+    let graceful = handle.clone();
+    actix_web::rt::spawn(async move { graceful.stop(true).await });
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::warn!("second signal: stopping now");
+    handle.stop(false).await;
+    Ok(())
+}
+
+fn build_vault(
+    config: &Config,
+    data_dir: &Path,
+    notes: &mut DevNotes,
+) -> Result<Arc<dyn CredentialVault>, Failure> {
+    let ring = if let Some(keys) = &config.vault {
+        KeyRing::from_config(&keys.keys, &keys.active_kid)
+            .map_err(|e| Failure::config(format!("{}: {e}", config::VAULT_KEYS)))?
+    } else {
+        let (ring, file) = KeyRing::load_or_create_dev(data_dir).map_err(Failure::runtime)?;
+        // The vault logs its own warning; the console gets this one.
+        let path = absolute(&file.path);
+        notes.lines.push(format!(
+            "vault: WARNING: DEVELOPMENT key file {} ({}). It sits next to the data it \
+             protects: anyone with both can read the stored carrier credentials, and losing \
+             it loses them. Set {} and {} for real use.",
+            path.display(),
+            if file.created {
+                "created now"
+            } else {
+                "reused"
+            },
+            config::VAULT_KEYS,
+            config::VAULT_ACTIVE_KEY,
+        ));
+        ring
+    };
+    Ok(Arc::new(AesGcmVault::new(ring)))
+}
+
+fn build_auth(
+    config: &Config,
+    data_dir: &Path,
+    notes: &mut DevNotes,
+) -> Result<Arc<Authenticator>, Failure> {
+    if let Some(auth) = &config.auth {
+        let keys = VerifyKey::load_all(&auth.public_keys)
+            .map_err(|e| Failure::config(format!("{}: {e}", config::AUTH_PUBLIC_KEYS)))?;
+        for k in &keys {
+            tracing::info!(key = k.label(), kid = ?k.kid(), algorithm = ?k.algorithm(), "JWT key loaded");
+        }
+        return Ok(Arc::new(Authenticator::new(
+            keys,
+            &auth.issuer,
+            &auth.audience,
+            config.claims.clone(),
+        )));
+    }
+    let key = DevAuthKey::load_or_create(data_dir).map_err(Failure::runtime)?;
+    let path = absolute(key.path());
+    tracing::warn!(path = %path.display(), "using the DEVELOPMENT auth key pair");
+    notes.lines.push(format!(
+        "auth: development Ed25519 key pair {} ({}); issuer {DEV_ISSUER}, audience {DEV_AUDIENCE}. \
+         Set {}, {} and {} for real use.",
+        path.display(),
+        if key.created() {
+            "created now"
+        } else {
+            "reused"
+        },
+        config::AUTH_PUBLIC_KEYS,
+        config::AUTH_ISSUER,
+        config::AUTH_AUDIENCE,
+    ));
+    let customer = CustomerId::parse(DEV_CUSTOMER).map_err(Failure::runtime)?;
+    let mint = |role| {
+        key.mint(&customer, role, DEV_TOKEN_TTL, &config.claims)
+            .map_err(|e| Failure::runtime(format!("cannot sign a development token: {e}")))
+    };
+    notes.tokens = Some((mint(DevRole::Customer)?, mint(DevRole::Support)?));
+    Ok(Arc::new(key.authenticator(config.claims.clone())))
+}
+
+fn print_dev_banner(notes: &DevNotes, bound: SocketAddr) {
+    // An unspecified bind address is reachable on loopback; curl cannot dial 0.0.0.0.
+    let reach = if bound.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), bound.port())
+    } else {
+        bound
+    };
+    let mut text = String::from(
+        "trunkline is running in DEVELOPMENT mode (TRUNKLINE_ENV=production turns every \
+         fallback below into a start-up error)\n",
+    );
+    for line in &notes.lines {
+        text.push_str("  ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    if let Some((customer, support)) = &notes.tokens {
+        let _ = write!(
+            text,
+            "\nDevelopment tokens, valid 24 h (more with `trunkline dev-token --customer X \
+             [--role support]`):\n\
+             # customer {DEV_CUSTOMER}\n\
+             export TRUNKLINE_TOKEN={customer}\n\
+             # support: reads any customer's data (?customerId=...), changes nothing\n\
+             export TRUNKLINE_SUPPORT_TOKEN={support}\n\
+             \nTry:\n\
+             curl -s -H \"Authorization: Bearer $TRUNKLINE_TOKEN\" http://{reach}/telephony/me\n"
+        );
+    }
+    say(&text);
+}

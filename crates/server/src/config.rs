@@ -1,0 +1,1395 @@
+//! Configuration: read once from the environment into a validated [`Config`], then passed
+//! explicitly. Nothing else in the crate reads the environment.
+//!
+//! Every problem names its variable and never echoes the value of a secret. All problems
+//! found are reported together, on one line, so a misconfigured deployment is fixed in one
+//! round trip.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use trunkline_core::SipTarget;
+use url::Url;
+
+pub const LISTEN: &str = "TRUNKLINE_LISTEN";
+pub const DATABASE_URL: &str = "TRUNKLINE_DATABASE_URL";
+pub const DATABASE_MAX_CONNECTIONS: &str = "TRUNKLINE_DATABASE_MAX_CONNECTIONS";
+pub const DATA_DIR: &str = "TRUNKLINE_DATA_DIR";
+pub const MIGRATE_ON_START: &str = "TRUNKLINE_MIGRATE_ON_START";
+pub const VAULT_KEYS: &str = "TRUNKLINE_VAULT_KEYS";
+pub const VAULT_ACTIVE_KEY: &str = "TRUNKLINE_VAULT_ACTIVE_KEY";
+pub const AUTH_PUBLIC_KEYS: &str = "TRUNKLINE_AUTH_PUBLIC_KEYS";
+pub const AUTH_ISSUER: &str = "TRUNKLINE_AUTH_ISSUER";
+pub const AUTH_AUDIENCE: &str = "TRUNKLINE_AUTH_AUDIENCE";
+pub const AUTH_CUSTOMER_CLAIM: &str = "TRUNKLINE_AUTH_CUSTOMER_CLAIM";
+pub const AUTH_ROLES_CLAIM: &str = "TRUNKLINE_AUTH_ROLES_CLAIM";
+pub const ENV: &str = "TRUNKLINE_ENV";
+pub const LOG_FORMAT: &str = "TRUNKLINE_LOG_FORMAT";
+pub const RUST_LOG: &str = "RUST_LOG";
+pub const MAX_BODY_BYTES: &str = "TRUNKLINE_MAX_BODY_BYTES";
+pub const SHUTDOWN_TIMEOUT_SECS: &str = "TRUNKLINE_SHUTDOWN_TIMEOUT_SECS";
+pub const LIVEKIT_URL: &str = "TRUNKLINE_LIVEKIT_URL";
+pub const LIVEKIT_API_KEY: &str = "TRUNKLINE_LIVEKIT_API_KEY";
+pub const LIVEKIT_API_SECRET: &str = "TRUNKLINE_LIVEKIT_API_SECRET";
+// The adapter's own names, so the server and the adapter crate can never disagree.
+pub const LIVEKIT_ALLOWED_ADDRESSES: &str = trunkline_livekit::ALLOWED_ADDRESSES_ENV;
+pub const LIVEKIT_AUTH_USERNAME: &str = trunkline_livekit::AUTH_USERNAME_ENV;
+pub const LIVEKIT_AUTH_PASSWORD: &str = trunkline_livekit::AUTH_PASSWORD_ENV;
+pub const LIVEKIT_MEDIA_ENCRYPTION: &str = trunkline_livekit::MEDIA_ENCRYPTION_ENV;
+pub const LIVEKIT_REQUEST_TIMEOUT_SECS: &str = trunkline_livekit::REQUEST_TIMEOUT_ENV;
+pub const LIVEKIT_ROOM_PREFIX: &str = "TRUNKLINE_LIVEKIT_ROOM_PREFIX";
+pub const DISPATCH_RETRY_INTERVAL_MS: &str = "TRUNKLINE_DISPATCH_RETRY_INTERVAL_MS";
+pub const DISPATCH_BACKOFF_BASE_MS: &str = "TRUNKLINE_DISPATCH_BACKOFF_BASE_MS";
+pub const DISPATCH_BACKOFF_MAX_MS: &str = "TRUNKLINE_DISPATCH_BACKOFF_MAX_MS";
+pub const DISPATCH_MAX_ATTEMPTS: &str = "TRUNKLINE_DISPATCH_MAX_ATTEMPTS";
+pub const SIP_TARGET: &str = "TRUNKLINE_SIP_TARGET";
+pub const ALLOW_SIP_TARGET_OVERRIDE: &str = "TRUNKLINE_ALLOW_SIP_TARGET_OVERRIDE";
+pub const TWILIO_API_BASE: &str = "TRUNKLINE_TWILIO_API_BASE";
+pub const TWILIO_TRUNKING_BASE: &str = "TRUNKLINE_TWILIO_TRUNKING_BASE";
+pub const TWILIO_TIMEOUT_MS: &str = "TRUNKLINE_TWILIO_TIMEOUT_MS";
+pub const TWILIO_RETRY_BUDGET_MS: &str = "TRUNKLINE_TWILIO_RETRY_BUDGET_MS";
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/trunkline.db";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
+pub const DEFAULT_CUSTOMER_CLAIM: &str = "customer_id";
+pub const DEFAULT_ROLES_CLAIM: &str = "roles";
+pub const DEFAULT_LOG_FILTER: &str = "info";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
+pub const DEFAULT_TWILIO_TRUNKING_BASE: &str = "https://trunking.twilio.com";
+/// One whole Twilio request (the adapter's production default).
+pub const DEFAULT_TWILIO_TIMEOUT_MS: u64 = 15_000;
+/// How long one adapter call may keep retrying (the adapter's production default).
+pub const DEFAULT_TWILIO_RETRY_BUDGET_MS: u64 = 20_000;
+/// One LiveKit request, connection to last byte (the adapter's default).
+pub const DEFAULT_LIVEKIT_REQUEST_TIMEOUT_SECS: u64 = 10;
+/// LiveKit names each call's room `<prefix>_<caller>_<random>`.
+pub const DEFAULT_LIVEKIT_ROOM_PREFIX: &str = "call-";
+/// How often each instance looks for agent dispatches that are due again.
+pub const DEFAULT_DISPATCH_RETRY_INTERVAL_MS: u64 = 1_000;
+/// The wait after a failed dispatch; it doubles per attempt up to the maximum.
+pub const DEFAULT_DISPATCH_BACKOFF_BASE_MS: u64 = 1_000;
+pub const DEFAULT_DISPATCH_BACKOFF_MAX_MS: u64 = 60_000;
+/// Attempts before a dispatch is given up and logged for a human.
+pub const DEFAULT_DISPATCH_MAX_ATTEMPTS: u32 = 8;
+
+/// Bounds that catch typos (an extra zero) rather than express policy.
+const MAX_MAX_CONNECTIONS: usize = 1_000;
+const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
+const MAX_SHUTDOWN_TIMEOUT_SECS: u64 = 3_600;
+/// Longer than this, a request would outlive any client waiting for connect to answer.
+const MAX_TWILIO_TIMEOUT_MS: u64 = 120_000;
+const MAX_TWILIO_RETRY_BUDGET_MS: u64 = 300_000;
+const MAX_LIVEKIT_REQUEST_TIMEOUT_SECS: u64 = 120;
+const MAX_ROOM_PREFIX_LEN: usize = 64;
+/// A call waits for its agent: a retry loop slower than this is a misconfiguration.
+const MAX_DISPATCH_RETRY_INTERVAL_MS: u64 = 60_000;
+const MAX_DISPATCH_BACKOFF_MS: u64 = 3_600_000;
+const MAX_DISPATCH_ATTEMPTS: u32 = 100;
+
+/// The variables a production deployment must set, in the order they are reported.
+const PRODUCTION_REQUIRED: [&str; 5] = [
+    VAULT_KEYS,
+    VAULT_ACTIVE_KEY,
+    AUTH_PUBLIC_KEYS,
+    AUTH_ISSUER,
+    AUTH_AUDIENCE,
+];
+
+/// A snapshot of the environment. Tests build one from pairs instead of touching the
+/// process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, OsString>,
+    stderr_is_terminal: bool,
+}
+
+impl Env {
+    /// The process environment, read once.
+    pub fn from_process() -> Self {
+        Self {
+            // Names that are not UTF-8 cannot be ours; values are checked when read.
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| k.into_string().ok().map(|k| (k, v)))
+                .collect(),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<OsString>,
+    {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            stderr_is_terminal: false,
+        }
+    }
+
+    /// Pretend stderr is (or is not) a terminal; it picks the default log format.
+    #[must_use]
+    pub fn with_terminal(mut self, is_terminal: bool) -> Self {
+        self.stderr_is_terminal = is_terminal;
+        self
+    }
+
+    /// A set, non-blank value. Blank counts as unset: orchestrators often render an unset
+    /// variable as `NAME=`.
+    fn get(&self, name: &'static str, problems: &mut Problems) -> Option<String> {
+        let raw = self.vars.get(name)?;
+        let Some(s) = raw.to_str() else {
+            problems.push(name, "is not valid UTF-8");
+            return None;
+        };
+        let s = s.trim();
+        (!s.is_empty()).then(|| s.to_owned())
+    }
+
+    fn is_set(&self, name: &str) -> bool {
+        self.vars
+            .get(name)
+            .is_some_and(|v| !v.to_string_lossy().trim().is_empty())
+    }
+}
+
+/// `development` allows the dev fallbacks; `production` refuses every one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+impl Environment {
+    pub fn is_production(self) -> bool {
+        self == Self::Production
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Which database, parsed from `TRUNKLINE_DATABASE_URL`'s scheme.
+#[derive(Debug, Clone)]
+pub enum DatabaseConfig {
+    Sqlite {
+        /// The URL as given, for the store adapter.
+        url: String,
+        /// The database file, as given (relative to the working directory when relative).
+        path: PathBuf,
+    },
+    Postgres {
+        /// May carry a password, so it is a secret.
+        url: SecretString,
+        /// `host:port/database`, safe to print.
+        display: String,
+    },
+}
+
+impl DatabaseConfig {
+    /// Where the data lives, without credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite { path, .. } => format!("SQLite database {}", absolute(path).display()),
+            Self::Postgres { display, .. } => format!("PostgreSQL database {display}"),
+        }
+    }
+}
+
+/// `TRUNKLINE_VAULT_KEYS` and `TRUNKLINE_VAULT_ACTIVE_KEY`; the key ring parses the keys.
+#[derive(Debug, Clone)]
+pub struct VaultKeysConfig {
+    pub keys: SecretString,
+    pub active_kid: String,
+}
+
+/// Where a JWT verification key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    File(PathBuf),
+    /// A PEM given inline in the variable.
+    Inline(String),
+}
+
+/// Configured JWT verification (all three variables set).
+#[derive(Debug, Clone)]
+pub struct AuthKeysConfig {
+    pub public_keys: Vec<KeySource>,
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// Which claims carry the customer and the roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNames {
+    pub customer: String,
+    pub roles: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        Self {
+            customer: DEFAULT_CUSTOMER_CLAIM.to_owned(),
+            roles: DEFAULT_ROLES_CLAIM.to_owned(),
+        }
+    }
+}
+
+/// The LiveKit adapter's configuration (server API, key, inbound trunk options): the
+/// adapter's own type, validated by the adapter's own rules while the environment is read.
+pub use trunkline_livekit::LiveKitConfig;
+
+/// Agent dispatch retries (see `trunkline_core::usecases::CallSettings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchConfig {
+    /// How often the background retrier looks for due dispatches.
+    pub retry_interval: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub max_attempts: u32,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            retry_interval: Duration::from_millis(DEFAULT_DISPATCH_RETRY_INTERVAL_MS),
+            backoff_base: Duration::from_millis(DEFAULT_DISPATCH_BACKOFF_BASE_MS),
+            backoff_max: Duration::from_millis(DEFAULT_DISPATCH_BACKOFF_MAX_MS),
+            max_attempts: DEFAULT_DISPATCH_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub listen: SocketAddr,
+    pub database: DatabaseConfig,
+    pub database_max_connections: usize,
+    /// Where development key files live.
+    pub data_dir: PathBuf,
+    pub migrate_on_start: bool,
+    /// `None`: the development vault key file is used (refused in production).
+    pub vault: Option<VaultKeysConfig>,
+    /// `None`: the development auth key pair is used (refused in production).
+    pub auth: Option<AuthKeysConfig>,
+    pub claims: ClaimNames,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout: Duration,
+    /// `None`: LiveKit is not configured (connect skips its LiveKit half, webhooks are
+    /// refused with `NOT_CONFIGURED`).
+    pub livekit: Option<LiveKitConfig>,
+    /// The prefix of the rooms the dispatch rules create.
+    pub livekit_room_prefix: String,
+    pub dispatch: DispatchConfig,
+    pub sip_target: Option<SipTarget>,
+    pub allow_sip_target_override: bool,
+    pub twilio_api_base: Url,
+    pub twilio_trunking_base: Url,
+    /// Longest wait for one Twilio request, connection to last byte.
+    pub twilio_request_timeout: Duration,
+    /// How long one adapter call may keep retrying 429s, 503s and timeouts (0: no retries
+    /// that wait).
+    pub twilio_retry_budget: Duration,
+}
+
+/// One problem with one variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+/// Everything wrong with the configuration. `Display` is one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    pub fn single(variable: &'static str, message: impl Into<String>) -> Self {
+        let mut p = Problems::default();
+        p.push(variable, message);
+        Self { problems: p.0 }
+    }
+
+    /// Whether `variable` is named by some problem.
+    pub fn names(&self, variable: &str) -> bool {
+        self.problems.iter().any(|p| p.variable == variable)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid configuration: ")?;
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", p.variable, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, variable: &'static str, message: impl Into<String>) {
+        // The report is one line whatever a parser put in its message.
+        let message = message.into().replace(['\n', '\r'], " ");
+        self.0.push(Problem { variable, message });
+    }
+}
+
+impl Config {
+    /// Parse and validate. Only formats are checked here: files are read and connections
+    /// made at start-up.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let mut p = Problems::default();
+
+        let environment = match env.get(ENV, &mut p).as_deref() {
+            None => Environment::Development,
+            Some(v) if v.eq_ignore_ascii_case("development") => Environment::Development,
+            Some(v) if v.eq_ignore_ascii_case("production") => Environment::Production,
+            Some(_) => {
+                p.push(ENV, "must be development or production");
+                Environment::Development
+            }
+        };
+
+        let listen = parse_listen(env.get(LISTEN, &mut p).as_deref(), &mut p);
+        let database = parse_database(env.get(DATABASE_URL, &mut p), &mut p);
+        let database_max_connections = parse_number(
+            env,
+            DATABASE_MAX_CONNECTIONS,
+            DEFAULT_MAX_CONNECTIONS,
+            1..=MAX_MAX_CONNECTIONS,
+            &mut p,
+        );
+        let explicit_data_dir = env.get(DATA_DIR, &mut p).map(PathBuf::from);
+        let data_dir = match (&explicit_data_dir, &database) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(DatabaseConfig::Sqlite { path, .. })) => sqlite_dir(path),
+            (None, _) => PathBuf::from(DEFAULT_DATA_DIR),
+        };
+        let migrate_on_start = parse_bool(env, MIGRATE_ON_START, true, &mut p);
+
+        let vault = parse_vault(env, &mut p);
+        let auth = parse_auth(env, &mut p);
+        let claims = ClaimNames {
+            customer: parse_claim_name(env, AUTH_CUSTOMER_CLAIM, DEFAULT_CUSTOMER_CLAIM, &mut p),
+            roles: parse_claim_name(env, AUTH_ROLES_CLAIM, DEFAULT_ROLES_CLAIM, &mut p),
+        };
+
+        let log_format = match env.get(LOG_FORMAT, &mut p).as_deref() {
+            None if env.stderr_is_terminal => LogFormat::Pretty,
+            None => LogFormat::Json,
+            Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Some(v) if v.eq_ignore_ascii_case("pretty") => LogFormat::Pretty,
+            Some(_) => {
+                p.push(LOG_FORMAT, "must be json or pretty");
+                LogFormat::Json
+            }
+        };
+        let log_filter = env
+            .get(RUST_LOG, &mut p)
+            .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
+            p.push(RUST_LOG, format!("is not a valid log filter: {e}"));
+        }
+
+        let max_body_bytes = parse_number(
+            env,
+            MAX_BODY_BYTES,
+            DEFAULT_MAX_BODY_BYTES,
+            1..=MAX_BODY_LIMIT,
+            &mut p,
+        );
+        let shutdown_timeout = Duration::from_secs(parse_number(
+            env,
+            SHUTDOWN_TIMEOUT_SECS,
+            DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+            0..=MAX_SHUTDOWN_TIMEOUT_SECS,
+            &mut p,
+        ));
+
+        let livekit = parse_livekit(env, &mut p);
+        let livekit_room_prefix = parse_room_prefix(env, &mut p);
+        let dispatch = parse_dispatch(env, &mut p);
+        let sip_target = env
+            .get(SIP_TARGET, &mut p)
+            .and_then(|raw| match SipTarget::parse(&raw) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    p.push(SIP_TARGET, e.reason);
+                    None
+                }
+            });
+        let allow_sip_target_override = parse_bool(env, ALLOW_SIP_TARGET_OVERRIDE, false, &mut p);
+        let twilio_api_base =
+            parse_http_base(env, TWILIO_API_BASE, DEFAULT_TWILIO_API_BASE, &mut p);
+        let twilio_trunking_base = parse_http_base(
+            env,
+            TWILIO_TRUNKING_BASE,
+            DEFAULT_TWILIO_TRUNKING_BASE,
+            &mut p,
+        );
+
+        let twilio_request_timeout = Duration::from_millis(parse_number(
+            env,
+            TWILIO_TIMEOUT_MS,
+            DEFAULT_TWILIO_TIMEOUT_MS,
+            1..=MAX_TWILIO_TIMEOUT_MS,
+            &mut p,
+        ));
+        let twilio_retry_budget = Duration::from_millis(parse_number(
+            env,
+            TWILIO_RETRY_BUDGET_MS,
+            DEFAULT_TWILIO_RETRY_BUDGET_MS,
+            0..=MAX_TWILIO_RETRY_BUDGET_MS,
+            &mut p,
+        ));
+
+        match (
+            p.0.is_empty(),
+            listen,
+            database,
+            twilio_api_base,
+            twilio_trunking_base,
+        ) {
+            (true, Some(listen), Some(database), Some(api), Some(trunking)) => Ok(Self {
+                environment,
+                listen,
+                database,
+                database_max_connections,
+                data_dir,
+                migrate_on_start,
+                vault,
+                auth,
+                claims,
+                log_format,
+                log_filter,
+                max_body_bytes,
+                shutdown_timeout,
+                livekit,
+                livekit_room_prefix,
+                dispatch,
+                sip_target,
+                allow_sip_target_override,
+                twilio_api_base: api,
+                twilio_trunking_base: trunking,
+                twilio_request_timeout,
+                twilio_retry_budget,
+            }),
+            _ => Err(ConfigError { problems: p.0 }),
+        }
+    }
+
+    /// Production refuses every development fallback. All missing variables are named at
+    /// once.
+    pub fn check_production(&self, env: &Env) -> Result<(), ConfigError> {
+        if !self.environment.is_production() {
+            return Ok(());
+        }
+        let missing: Vec<&str> = PRODUCTION_REQUIRED
+            .into_iter()
+            .filter(|name| !env.is_set(name))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError::single(
+            ENV,
+            format!(
+                "production requires {} (development fallbacks are refused in production)",
+                missing.join(", ")
+            ),
+        ))
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn sqlite_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn parse_listen(raw: Option<&str>, p: &mut Problems) -> Option<SocketAddr> {
+    let raw = raw.unwrap_or(DEFAULT_LISTEN);
+    if let Ok(addr) = raw.parse() {
+        Some(addr)
+    } else {
+        p.push(
+            LISTEN,
+            "must be an IP address and port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+        );
+        None
+    }
+}
+
+fn parse_database(raw: Option<String>, p: &mut Problems) -> Option<DatabaseConfig> {
+    let raw = raw.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    let lower = raw.to_ascii_lowercase();
+    if let Some(rest) = strip_scheme(&raw, &lower, &["sqlite://", "sqlite:"]) {
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() {
+            p.push(
+                DATABASE_URL,
+                "names no SQLite file, e.g. sqlite://./data/trunkline.db",
+            );
+            return None;
+        }
+        if path == ":memory:" || path.contains("mode=memory") {
+            p.push(
+                DATABASE_URL,
+                "must name a SQLite file: an in-memory database would vanish per connection",
+            );
+            return None;
+        }
+        return Some(DatabaseConfig::Sqlite {
+            url: raw.clone(),
+            path: PathBuf::from(path),
+        });
+    }
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        // The URL may carry a password: problems never repeat it.
+        let Ok(url) = Url::parse(&raw) else {
+            p.push(DATABASE_URL, "is not a valid postgres:// URL");
+            return None;
+        };
+        let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+            p.push(DATABASE_URL, "names no PostgreSQL host");
+            return None;
+        };
+        let port = url.port().unwrap_or(5432);
+        let display = format!("{host}:{port}{}", url.path());
+        return Some(DatabaseConfig::Postgres {
+            url: SecretString::from(raw),
+            display,
+        });
+    }
+    p.push(
+        DATABASE_URL,
+        "must start with sqlite:// or postgres:// (postgresql:// works too)",
+    );
+    None
+}
+
+fn strip_scheme<'a>(raw: &'a str, lower: &str, schemes: &[&str]) -> Option<&'a str> {
+    schemes
+        .iter()
+        .find(|s| lower.starts_with(*s))
+        .map(|s| &raw[s.len()..])
+}
+
+fn parse_number<T>(
+    env: &Env,
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    p: &mut Problems,
+) -> T
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = env.get(name, p) else {
+        return default;
+    };
+    match raw.parse::<T>() {
+        Ok(v) if range.contains(&v) => v,
+        _ => {
+            p.push(
+                name,
+                format!(
+                    "must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            default
+        }
+    }
+}
+
+fn parse_bool(env: &Env, name: &'static str, default: bool, p: &mut Problems) -> bool {
+    let Some(raw) = env.get(name, p) else {
+        return default;
+    };
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => true,
+        "false" | "0" | "no" | "off" => false,
+        _ => {
+            p.push(name, "must be true or false");
+            default
+        }
+    }
+}
+
+fn parse_vault(env: &Env, p: &mut Problems) -> Option<VaultKeysConfig> {
+    let keys = env.get(VAULT_KEYS, p);
+    let active = env.get(VAULT_ACTIVE_KEY, p);
+    match (keys, active) {
+        (Some(keys), Some(active_kid)) => Some(VaultKeysConfig {
+            keys: SecretString::from(keys),
+            active_kid,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            p.push(
+                VAULT_ACTIVE_KEY,
+                "is required when TRUNKLINE_VAULT_KEYS is set",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            p.push(
+                VAULT_KEYS,
+                "is required when TRUNKLINE_VAULT_ACTIVE_KEY is set",
+            );
+            None
+        }
+    }
+}
+
+fn parse_auth(env: &Env, p: &mut Problems) -> Option<AuthKeysConfig> {
+    let keys = env.get(AUTH_PUBLIC_KEYS, p);
+    let issuer = env.get(AUTH_ISSUER, p);
+    let audience = env.get(AUTH_AUDIENCE, p);
+    let (Some(keys), Some(issuer), Some(audience)) = (&keys, &issuer, &audience) else {
+        let given: Vec<&str> = [
+            (AUTH_PUBLIC_KEYS, keys.is_some()),
+            (AUTH_ISSUER, issuer.is_some()),
+            (AUTH_AUDIENCE, audience.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, set)| set.then_some(n))
+        .collect();
+        if !given.is_empty() {
+            for (name, set) in [
+                (AUTH_PUBLIC_KEYS, keys.is_some()),
+                (AUTH_ISSUER, issuer.is_some()),
+                (AUTH_AUDIENCE, audience.is_some()),
+            ] {
+                if !set {
+                    p.push(
+                        name,
+                        format!("is required when {} is set", given.join(", ")),
+                    );
+                }
+            }
+        }
+        return None;
+    };
+    let public_keys = parse_key_sources(keys, p)?;
+    Some(AuthKeysConfig {
+        public_keys,
+        issuer: issuer.clone(),
+        audience: audience.clone(),
+    })
+}
+
+/// Comma-separated PEM file paths and/or inline PEMs. An inline PEM may come with literal
+/// `\n` escapes, as some secret stores render newlines.
+fn parse_key_sources(raw: &str, p: &mut Problems) -> Option<Vec<KeySource>> {
+    let mut sources = Vec::new();
+    for entry in raw.split(',') {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            p.push(AUTH_PUBLIC_KEYS, "has an empty entry between commas");
+            return None;
+        }
+        if entry.starts_with("-----BEGIN") {
+            sources.push(KeySource::Inline(entry.replace("\\n", "\n")));
+        } else {
+            sources.push(KeySource::File(PathBuf::from(entry)));
+        }
+    }
+    Some(sources)
+}
+
+fn parse_claim_name(env: &Env, name: &'static str, default: &str, p: &mut Problems) -> String {
+    let Some(raw) = env.get(name, p) else {
+        return default.to_owned();
+    };
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) || raw.len() > 128 {
+        p.push(
+            name,
+            "must be a claim name: at most 128 characters, no whitespace",
+        );
+        return default.to_owned();
+    }
+    raw
+}
+
+/// The LiveKit variables. The server API, key and secret go together; an inbound option
+/// set without them is a problem too (it would silently do nothing). Every value is checked
+/// by the adapter's own rules, part by part, so all problems are reported at once.
+fn parse_livekit(env: &Env, p: &mut Problems) -> Option<LiveKitConfig> {
+    use trunkline_livekit::{InboundTrunkOptions, LiveKitConfigError, MediaEncryption};
+
+    let url = env.get(LIVEKIT_URL, p);
+    let key = env.get(LIVEKIT_API_KEY, p);
+    let secret = env.get(LIVEKIT_API_SECRET, p).map(SecretString::from);
+    let allowed_addresses: Vec<String> = env
+        .get(LIVEKIT_ALLOWED_ADDRESSES, p)
+        .map(|raw| {
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let auth_username = env.get(LIVEKIT_AUTH_USERNAME, p);
+    let auth_password = env.get(LIVEKIT_AUTH_PASSWORD, p).map(SecretString::from);
+    let media_encryption = env.get(LIVEKIT_MEDIA_ENCRYPTION, p).and_then(|raw| {
+        let parsed = MediaEncryption::parse(&raw).ok();
+        if parsed.is_none() {
+            p.push(
+                LIVEKIT_MEDIA_ENCRYPTION,
+                "must be disable, allow or require",
+            );
+        }
+        parsed
+    });
+    let request_timeout = Duration::from_secs(parse_number(
+        env,
+        LIVEKIT_REQUEST_TIMEOUT_SECS,
+        DEFAULT_LIVEKIT_REQUEST_TIMEOUT_SECS,
+        1..=MAX_LIVEKIT_REQUEST_TIMEOUT_SECS,
+        p,
+    ));
+
+    // Each part alone in an otherwise valid configuration: the adapter's `validate` stops
+    // at the first problem, and the operator should see every one.
+    let probe = |inbound: InboundTrunkOptions, url: Option<&str>| LiveKitConfig {
+        request_timeout,
+        inbound,
+        ..LiveKitConfig::new(
+            url.unwrap_or("http://127.0.0.1"),
+            "probe-key",
+            SecretString::from("probe-secret"),
+        )
+    };
+    let report = |result: Result<(), LiveKitConfigError>, p: &mut Problems| match result {
+        Ok(()) => true,
+        Err(LiveKitConfigError::Invalid { name, reason }) => {
+            p.push(name, reason);
+            false
+        }
+        Err(e @ (LiveKitConfigError::Missing { .. } | LiveKitConfigError::Client(_))) => {
+            p.push(LIVEKIT_URL, e.to_string());
+            false
+        }
+    };
+    let addresses_ok = report(
+        probe(
+            InboundTrunkOptions {
+                allowed_addresses: allowed_addresses.clone(),
+                ..InboundTrunkOptions::default()
+            },
+            None,
+        )
+        .validate(),
+        p,
+    );
+    let auth_ok = report(
+        probe(
+            InboundTrunkOptions {
+                auth_username: auth_username.clone(),
+                auth_password: auth_password.clone(),
+                ..InboundTrunkOptions::default()
+            },
+            None,
+        )
+        .validate(),
+        p,
+    );
+    let url_ok = url
+        .as_deref()
+        .is_none_or(|u| report(probe(InboundTrunkOptions::default(), Some(u)).validate(), p));
+
+    let options_set: Vec<&str> = [
+        (LIVEKIT_ALLOWED_ADDRESSES, !allowed_addresses.is_empty()),
+        (LIVEKIT_AUTH_USERNAME, auth_username.is_some()),
+        (LIVEKIT_AUTH_PASSWORD, auth_password.is_some()),
+        (
+            LIVEKIT_MEDIA_ENCRYPTION,
+            env.is_set(LIVEKIT_MEDIA_ENCRYPTION),
+        ),
+        (
+            LIVEKIT_REQUEST_TIMEOUT_SECS,
+            env.is_set(LIVEKIT_REQUEST_TIMEOUT_SECS),
+        ),
+        (LIVEKIT_ROOM_PREFIX, env.is_set(LIVEKIT_ROOM_PREFIX)),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    let all = [
+        (LIVEKIT_URL, url.is_some()),
+        (LIVEKIT_API_KEY, key.is_some()),
+        (LIVEKIT_API_SECRET, secret.is_some()),
+    ];
+    let (Some(url), Some(api_key), Some(api_secret)) = (url, key, secret) else {
+        let partial = all.iter().any(|(_, set)| *set);
+        if partial || !options_set.is_empty() {
+            for (name, set) in all {
+                if !set {
+                    let why = if partial {
+                        "is required when any TRUNKLINE_LIVEKIT_* variable is set".to_owned()
+                    } else {
+                        format!("is required when {} is set", options_set.join(", "))
+                    };
+                    p.push(name, why);
+                }
+            }
+        }
+        return None;
+    };
+    if !(addresses_ok && auth_ok && url_ok) {
+        return None;
+    }
+    let config = LiveKitConfig {
+        url,
+        api_key,
+        api_secret,
+        request_timeout,
+        inbound: InboundTrunkOptions {
+            allowed_addresses,
+            auth_username,
+            auth_password,
+            media_encryption,
+        },
+    };
+    report(config.validate(), p).then_some(config)
+}
+
+/// Room names are LiveKit identifiers that end up in URLs and logs: letters, digits, `-`,
+/// `_` and `.` only.
+fn parse_room_prefix(env: &Env, p: &mut Problems) -> String {
+    let Some(raw) = env.get(LIVEKIT_ROOM_PREFIX, p) else {
+        return DEFAULT_LIVEKIT_ROOM_PREFIX.to_owned();
+    };
+    if raw.len() > MAX_ROOM_PREFIX_LEN
+        || !raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        p.push(
+            LIVEKIT_ROOM_PREFIX,
+            format!("must be 1 to {MAX_ROOM_PREFIX_LEN} letters, digits, '-', '_' or '.'"),
+        );
+        return DEFAULT_LIVEKIT_ROOM_PREFIX.to_owned();
+    }
+    raw
+}
+
+fn parse_dispatch(env: &Env, p: &mut Problems) -> DispatchConfig {
+    let ms = |name, default, min, max, p: &mut Problems| {
+        Duration::from_millis(parse_number(env, name, default, min..=max, p))
+    };
+    let retry_interval = ms(
+        DISPATCH_RETRY_INTERVAL_MS,
+        DEFAULT_DISPATCH_RETRY_INTERVAL_MS,
+        10,
+        MAX_DISPATCH_RETRY_INTERVAL_MS,
+        p,
+    );
+    let backoff_base = ms(
+        DISPATCH_BACKOFF_BASE_MS,
+        DEFAULT_DISPATCH_BACKOFF_BASE_MS,
+        1,
+        MAX_DISPATCH_BACKOFF_MS,
+        p,
+    );
+    let backoff_max = ms(
+        DISPATCH_BACKOFF_MAX_MS,
+        DEFAULT_DISPATCH_BACKOFF_MAX_MS,
+        1,
+        MAX_DISPATCH_BACKOFF_MS,
+        p,
+    );
+    if backoff_max < backoff_base {
+        p.push(
+            DISPATCH_BACKOFF_MAX_MS,
+            format!("must not be less than {DISPATCH_BACKOFF_BASE_MS}"),
+        );
+    }
+    let max_attempts = parse_number(
+        env,
+        DISPATCH_MAX_ATTEMPTS,
+        DEFAULT_DISPATCH_MAX_ATTEMPTS,
+        1..=MAX_DISPATCH_ATTEMPTS,
+        p,
+    );
+    DispatchConfig {
+        retry_interval,
+        backoff_base,
+        backoff_max,
+        max_attempts,
+    }
+}
+
+fn parse_http_base(env: &Env, name: &'static str, default: &str, p: &mut Problems) -> Option<Url> {
+    let raw = env.get(name, p).unwrap_or_else(|| default.to_owned());
+    match Url::parse(&raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Some(u),
+        _ => {
+            p.push(name, "must be an http:// or https:// URL with a host");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret as _;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_env(&Env::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_without_any_variable() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        let DatabaseConfig::Sqlite { path, url } = &c.database else {
+            panic!("expected sqlite, got {:?}", c.database);
+        };
+        assert_eq!(url, DEFAULT_DATABASE_URL);
+        assert_eq!(path, Path::new("./data/trunkline.db"));
+        assert_eq!(c.data_dir, Path::new("./data"));
+        assert_eq!(c.database_max_connections, 10);
+        assert!(c.migrate_on_start);
+        assert!(c.vault.is_none());
+        assert!(c.auth.is_none());
+        assert_eq!(c.claims, ClaimNames::default());
+        assert_eq!(c.claims.customer, "customer_id");
+        assert_eq!(c.claims.roles, "roles");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.log_filter, "info");
+        assert_eq!(c.max_body_bytes, 65_536);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+        assert!(c.livekit.is_none());
+        assert_eq!(c.livekit_room_prefix, "call-");
+        assert_eq!(c.dispatch, DispatchConfig::default());
+        assert_eq!(c.dispatch.retry_interval, Duration::from_secs(1));
+        assert_eq!(c.dispatch.backoff_base, Duration::from_secs(1));
+        assert_eq!(c.dispatch.backoff_max, Duration::from_secs(60));
+        assert_eq!(c.dispatch.max_attempts, 8);
+        assert!(c.sip_target.is_none());
+        assert!(!c.allow_sip_target_override);
+        assert_eq!(c.twilio_api_base.as_str(), "https://api.twilio.com/");
+        assert_eq!(
+            c.twilio_trunking_base.as_str(),
+            "https://trunking.twilio.com/"
+        );
+        assert_eq!(c.twilio_request_timeout, Duration::from_secs(15));
+        assert_eq!(c.twilio_retry_budget, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn log_format_defaults_to_pretty_on_a_terminal() {
+        let c = Config::from_env(&Env::default().with_terminal(true)).unwrap();
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        let c =
+            Config::from_env(&Env::from_pairs([(LOG_FORMAT, "json")]).with_terminal(true)).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = parse(&[
+            (ENV, "Production"),
+            (LISTEN, "0.0.0.0:9000"),
+            (DATABASE_URL, "postgres://u:pw@db.internal:6432/trunk"),
+            (DATABASE_MAX_CONNECTIONS, "25"),
+            (DATA_DIR, "/var/lib/trunkline"),
+            (MIGRATE_ON_START, "false"),
+            (VAULT_KEYS, "k1:AAAA"),
+            (VAULT_ACTIVE_KEY, "k1"),
+            (
+                AUTH_PUBLIC_KEYS,
+                "/etc/a.pem, -----BEGIN PUBLIC KEY-----\\nAAA",
+            ),
+            (AUTH_ISSUER, "https://issuer"),
+            (AUTH_AUDIENCE, "trunkline-api"),
+            (AUTH_CUSTOMER_CLAIM, "org"),
+            (AUTH_ROLES_CLAIM, "scope"),
+            (LOG_FORMAT, "pretty"),
+            (RUST_LOG, "debug,actix_web=warn"),
+            (MAX_BODY_BYTES, "1024"),
+            (SHUTDOWN_TIMEOUT_SECS, "5"),
+            (LIVEKIT_URL, "wss://lk.example.com"),
+            (LIVEKIT_API_KEY, "APIkey"),
+            (LIVEKIT_API_SECRET, "s3cret"),
+            (LIVEKIT_ALLOWED_ADDRESSES, "54.172.60.0/30, 2001:db8::1"),
+            (LIVEKIT_AUTH_USERNAME, "carrier"),
+            (LIVEKIT_AUTH_PASSWORD, "sip-pass-w0rd"),
+            (LIVEKIT_MEDIA_ENCRYPTION, "require"),
+            (LIVEKIT_REQUEST_TIMEOUT_SECS, "4"),
+            (LIVEKIT_ROOM_PREFIX, "inbound-"),
+            (DISPATCH_RETRY_INTERVAL_MS, "250"),
+            (DISPATCH_BACKOFF_BASE_MS, "100"),
+            (DISPATCH_BACKOFF_MAX_MS, "5000"),
+            (DISPATCH_MAX_ATTEMPTS, "3"),
+            (SIP_TARGET, "sip:abc.sip.livekit.cloud;transport=tcp"),
+            (ALLOW_SIP_TARGET_OVERRIDE, "yes"),
+            (TWILIO_API_BASE, "http://127.0.0.1:1234"),
+            (TWILIO_TRUNKING_BASE, "http://127.0.0.1:1235"),
+            (TWILIO_TIMEOUT_MS, "750"),
+            (TWILIO_RETRY_BUDGET_MS, "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.environment, Environment::Production);
+        assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+        let DatabaseConfig::Postgres { url, display } = &c.database else {
+            panic!("expected postgres");
+        };
+        assert_eq!(
+            url.expose_secret(),
+            "postgres://u:pw@db.internal:6432/trunk"
+        );
+        assert_eq!(display, "db.internal:6432/trunk");
+        assert!(!c.database.describe().contains("pw"));
+        assert_eq!(c.database_max_connections, 25);
+        assert_eq!(c.data_dir, Path::new("/var/lib/trunkline"));
+        assert!(!c.migrate_on_start);
+        let vault = c.vault.as_ref().unwrap();
+        assert_eq!(vault.keys.expose_secret(), "k1:AAAA");
+        assert_eq!(vault.active_kid, "k1");
+        let auth = c.auth.as_ref().unwrap();
+        assert_eq!(
+            auth.public_keys,
+            vec![
+                KeySource::File(PathBuf::from("/etc/a.pem")),
+                KeySource::Inline("-----BEGIN PUBLIC KEY-----\nAAA".to_owned()),
+            ]
+        );
+        assert_eq!(auth.issuer, "https://issuer");
+        assert_eq!(auth.audience, "trunkline-api");
+        assert_eq!(c.claims.customer, "org");
+        assert_eq!(c.claims.roles, "scope");
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.log_filter, "debug,actix_web=warn");
+        assert_eq!(c.max_body_bytes, 1024);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+        let lk = c.livekit.as_ref().unwrap();
+        assert_eq!(lk.url, "wss://lk.example.com");
+        assert_eq!(lk.base_url().unwrap().as_str(), "https://lk.example.com/");
+        assert_eq!(lk.api_key, "APIkey");
+        assert_eq!(lk.api_secret.expose_secret(), "s3cret");
+        assert_eq!(lk.request_timeout, Duration::from_secs(4));
+        assert_eq!(
+            lk.inbound.allowed_addresses,
+            ["54.172.60.0/30", "2001:db8::1"]
+        );
+        assert_eq!(lk.inbound.auth_username.as_deref(), Some("carrier"));
+        assert_eq!(
+            lk.inbound
+                .auth_password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned())
+                .as_deref(),
+            Some("sip-pass-w0rd")
+        );
+        assert_eq!(
+            lk.inbound.media_encryption,
+            Some(trunkline_livekit::MediaEncryption::Require)
+        );
+        assert_eq!(c.livekit_room_prefix, "inbound-");
+        assert_eq!(
+            c.dispatch,
+            DispatchConfig {
+                retry_interval: Duration::from_millis(250),
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+                max_attempts: 3,
+            }
+        );
+        assert_eq!(
+            c.sip_target.as_ref().unwrap().host(),
+            "abc.sip.livekit.cloud"
+        );
+        assert!(c.allow_sip_target_override);
+        assert_eq!(c.twilio_api_base.as_str(), "http://127.0.0.1:1234/");
+        assert_eq!(c.twilio_trunking_base.as_str(), "http://127.0.0.1:1235/");
+        assert_eq!(c.twilio_request_timeout, Duration::from_millis(750));
+        assert_eq!(c.twilio_retry_budget, Duration::ZERO);
+        // Nothing secret in Debug output.
+        let debug = format!("{c:?}");
+        for secret in ["pw@", "k1:AAAA", "s3cret", "sip-pass-w0rd"] {
+            assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+        }
+        c.check_production(&Env::from_pairs([
+            (VAULT_KEYS, "x"),
+            (VAULT_ACTIVE_KEY, "x"),
+            (AUTH_PUBLIC_KEYS, "x"),
+            (AUTH_ISSUER, "x"),
+            (AUTH_AUDIENCE, "x"),
+        ]))
+        .unwrap();
+    }
+
+    #[test]
+    fn sqlite_data_dir_is_the_files_directory_unless_set() {
+        let c = parse(&[(DATABASE_URL, "sqlite:///srv/db/t.db")]).unwrap();
+        assert_eq!(c.data_dir, Path::new("/srv/db"));
+        let c = parse(&[(DATABASE_URL, "sqlite:t.db")]).unwrap();
+        assert_eq!(c.data_dir, Path::new("."));
+        let c = parse(&[(DATABASE_URL, "sqlite:///srv/db/t.db"), (DATA_DIR, "/x")]).unwrap();
+        assert_eq!(c.data_dir, Path::new("/x"));
+        let c = parse(&[(DATABASE_URL, "postgres://h/db")]).unwrap();
+        assert_eq!(c.data_dir, Path::new("./data"));
+    }
+
+    #[test]
+    fn blank_counts_as_unset() {
+        let c = parse(&[(LISTEN, "  "), (ENV, "")]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.environment, Environment::Development);
+    }
+
+    fn problem(pairs: &[(&str, &str)], variable: &str) -> String {
+        let err = parse(pairs).unwrap_err();
+        assert!(err.names(variable), "{err} does not name {variable}");
+        let line = err.to_string();
+        assert!(!line.contains('\n'), "{line:?} is not one line");
+        line
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases: &[(&str, &str)] = &[
+            (LISTEN, "localhost"),
+            (LISTEN, "127.0.0.1:99999"),
+            (ENV, "staging"),
+            (DATABASE_URL, "mysql://x"),
+            (DATABASE_URL, "sqlite://"),
+            (DATABASE_URL, "sqlite::memory:"),
+            (DATABASE_URL, "postgres://"),
+            (DATABASE_MAX_CONNECTIONS, "0"),
+            (DATABASE_MAX_CONNECTIONS, "ten"),
+            (MIGRATE_ON_START, "maybe"),
+            (LOG_FORMAT, "xml"),
+            (RUST_LOG, "info,[[["),
+            (MAX_BODY_BYTES, "-1"),
+            (MAX_BODY_BYTES, "0"),
+            (SHUTDOWN_TIMEOUT_SECS, "1e3"),
+            (SIP_TARGET, "sips:x.example.com"),
+            (ALLOW_SIP_TARGET_OVERRIDE, "2"),
+            (TWILIO_API_BASE, "ftp://x"),
+            (TWILIO_TRUNKING_BASE, "not a url"),
+            (TWILIO_TIMEOUT_MS, "0"),
+            (TWILIO_TIMEOUT_MS, "120001"),
+            (TWILIO_TIMEOUT_MS, "1s"),
+            (TWILIO_RETRY_BUDGET_MS, "-5"),
+            (TWILIO_RETRY_BUDGET_MS, "300001"),
+            (AUTH_CUSTOMER_CLAIM, "a b"),
+            (AUTH_ROLES_CLAIM, "a\tb"),
+        ];
+        for (var, value) in cases {
+            problem(&[(var, value)], var);
+        }
+    }
+
+    #[test]
+    fn bad_livekit_and_dispatch_values_name_their_variable() {
+        let livekit = [
+            (LIVEKIT_URL, "http://127.0.0.1:7880"),
+            (LIVEKIT_API_KEY, "APIkey"),
+            (LIVEKIT_API_SECRET, "s3cret"),
+        ];
+        let cases: &[(&str, &str, &str)] = &[
+            (LIVEKIT_URL, "ftp://lk.example", LIVEKIT_URL),
+            (LIVEKIT_URL, "https://user:pw@lk.example", LIVEKIT_URL),
+            (
+                LIVEKIT_ALLOWED_ADDRESSES,
+                "10.0.0.0/33",
+                LIVEKIT_ALLOWED_ADDRESSES,
+            ),
+            (
+                LIVEKIT_ALLOWED_ADDRESSES,
+                "carrier.example",
+                LIVEKIT_ALLOWED_ADDRESSES,
+            ),
+            (LIVEKIT_AUTH_USERNAME, "only-user", LIVEKIT_AUTH_PASSWORD),
+            (LIVEKIT_AUTH_PASSWORD, "only-pass", LIVEKIT_AUTH_USERNAME),
+            (LIVEKIT_MEDIA_ENCRYPTION, "maybe", LIVEKIT_MEDIA_ENCRYPTION),
+            (
+                LIVEKIT_REQUEST_TIMEOUT_SECS,
+                "0",
+                LIVEKIT_REQUEST_TIMEOUT_SECS,
+            ),
+            (
+                LIVEKIT_REQUEST_TIMEOUT_SECS,
+                "121",
+                LIVEKIT_REQUEST_TIMEOUT_SECS,
+            ),
+            (LIVEKIT_ROOM_PREFIX, "call prefix", LIVEKIT_ROOM_PREFIX),
+            (LIVEKIT_ROOM_PREFIX, "call/", LIVEKIT_ROOM_PREFIX),
+            (DISPATCH_RETRY_INTERVAL_MS, "0", DISPATCH_RETRY_INTERVAL_MS),
+            (
+                DISPATCH_RETRY_INTERVAL_MS,
+                "60001",
+                DISPATCH_RETRY_INTERVAL_MS,
+            ),
+            (DISPATCH_BACKOFF_BASE_MS, "soon", DISPATCH_BACKOFF_BASE_MS),
+            (DISPATCH_BACKOFF_MAX_MS, "10", DISPATCH_BACKOFF_MAX_MS),
+            (DISPATCH_MAX_ATTEMPTS, "0", DISPATCH_MAX_ATTEMPTS),
+        ];
+        for (var, value, named) in cases {
+            let mut pairs = livekit.to_vec();
+            pairs.retain(|(k, _)| k != var);
+            pairs.push((var, value));
+            problem(&pairs, named);
+        }
+        // Every problem at once, not the first one the adapter's validation meets.
+        let mut pairs = livekit.to_vec();
+        pairs.extend([
+            (LIVEKIT_ALLOWED_ADDRESSES, "nonsense"),
+            (LIVEKIT_AUTH_USERNAME, "only-user"),
+            (LIVEKIT_MEDIA_ENCRYPTION, "maybe"),
+        ]);
+        let err = parse(&pairs).unwrap_err();
+        for var in [
+            LIVEKIT_ALLOWED_ADDRESSES,
+            LIVEKIT_AUTH_PASSWORD,
+            LIVEKIT_MEDIA_ENCRYPTION,
+        ] {
+            assert!(err.names(var), "{err} does not name {var}");
+        }
+    }
+
+    #[test]
+    fn livekit_options_without_livekit_are_refused() {
+        let err = parse(&[(LIVEKIT_MEDIA_ENCRYPTION, "require")]).unwrap_err();
+        for var in [LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET] {
+            assert!(err.names(var), "{err} does not name {var}");
+        }
+        assert!(err.to_string().contains(LIVEKIT_MEDIA_ENCRYPTION), "{err}");
+        let err = parse(&[(LIVEKIT_ROOM_PREFIX, "x-")]).unwrap_err();
+        assert!(err.names(LIVEKIT_URL), "{err}");
+        let line = problem(&[(LIVEKIT_AUTH_PASSWORD, "hunter2-sip")], LIVEKIT_URL);
+        assert!(!line.contains("hunter2-sip"), "{line}");
+    }
+
+    #[test]
+    fn secrets_are_never_echoed() {
+        let line = problem(
+            &[(DATABASE_URL, "postgres://user:hunter2@/db")],
+            DATABASE_URL,
+        );
+        assert!(!line.contains("hunter2"), "{line}");
+        let line = problem(
+            &[(LIVEKIT_API_SECRET, "hunter2"), (LIVEKIT_URL, "wss://x")],
+            LIVEKIT_API_KEY,
+        );
+        assert!(!line.contains("hunter2"), "{line}");
+        let line = problem(&[(VAULT_KEYS, "k1:hunter2")], VAULT_ACTIVE_KEY);
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+
+    #[test]
+    fn several_problems_are_reported_together_on_one_line() {
+        let line = problem(&[(LISTEN, "x"), (LOG_FORMAT, "y")], LISTEN);
+        assert!(line.contains(LOG_FORMAT), "{line}");
+    }
+
+    #[test]
+    fn partial_auth_and_livekit_are_refused() {
+        let err = parse(&[(AUTH_ISSUER, "i")]).unwrap_err();
+        assert!(
+            err.names(AUTH_PUBLIC_KEYS) && err.names(AUTH_AUDIENCE),
+            "{err}"
+        );
+        assert!(!err.names(AUTH_ISSUER), "{err}");
+        let err = parse(&[(LIVEKIT_URL, "wss://x")]).unwrap_err();
+        assert!(
+            err.names(LIVEKIT_API_KEY) && err.names(LIVEKIT_API_SECRET),
+            "{err}"
+        );
+        let err = parse(&[
+            (AUTH_PUBLIC_KEYS, "a.pem,,b.pem"),
+            (AUTH_ISSUER, "i"),
+            (AUTH_AUDIENCE, "a"),
+        ])
+        .unwrap_err();
+        assert!(err.names(AUTH_PUBLIC_KEYS), "{err}");
+    }
+
+    #[test]
+    fn non_utf8_value_is_a_problem_not_a_panic() {
+        use std::os::unix::ffi::OsStringExt;
+        let env = Env::from_pairs([(LISTEN, OsString::from_vec(vec![0xff, 0xfe]))]);
+        let err = Config::from_env(&env).unwrap_err();
+        assert!(err.names(LISTEN), "{err}");
+    }
+
+    #[test]
+    fn production_names_every_missing_variable_at_once() {
+        let env = Env::from_pairs([
+            (ENV, "production"),
+            (AUTH_ISSUER, "i"),
+            (AUTH_AUDIENCE, "a"),
+            (AUTH_PUBLIC_KEYS, "k.pem"),
+        ]);
+        let c = Config::from_env(&env).unwrap();
+        let line = c.check_production(&env).unwrap_err().to_string();
+        assert!(
+            line.contains(VAULT_KEYS) && line.contains(VAULT_ACTIVE_KEY),
+            "{line}"
+        );
+        assert!(!line.contains(AUTH_ISSUER), "{line}");
+
+        let env = Env::from_pairs([(ENV, "production")]);
+        let c = Config::from_env(&env).unwrap();
+        let line = c.check_production(&env).unwrap_err().to_string();
+        for var in PRODUCTION_REQUIRED {
+            assert!(line.contains(var), "{line} misses {var}");
+        }
+        // Development needs none of them.
+        let env = Env::default();
+        Config::from_env(&env)
+            .unwrap()
+            .check_production(&env)
+            .unwrap();
+    }
+}

@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod http;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+
+pub use auth::{Authenticator, Caller, ReadScope, WriteScope};
+pub use config::{Config, Env};
+pub use error::ApiError;
+pub use http::{ApiJson, OptionalApiJson, RequestId, app};
+pub use state::{AppState, Stores};
+
+/// Install the process-wide crypto providers: rustls' ring provider (TLS clients) and
+/// jsonwebtoken's RustCrypto backend. Safe to call more than once: "already installed" is
+/// not an error.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    auth::install_jwt_provider();
+}

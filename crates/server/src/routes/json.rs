@@ -1,0 +1,403 @@
+//! JSON shapes shared by the routes, each with its OpenAPI schema, and their mapping from
+//! domain values. Answers never carry secrets: credentials appear as their SIDs only, and
+//! URLs someone configured on a number lose any user name or password they embed.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use trunkline_core::model::{
+    ConnectionStatus, DispatchMode, NumberConnection, RoutingPolicy, StoredOriginationUrl,
+    TrunkStrategy, VoiceConfig,
+};
+use trunkline_core::ports::{Capabilities, Capability};
+use trunkline_core::usecases::{Step, StepAction};
+use utoipa::ToSchema;
+
+/// One shared trunk per customer, or one dedicated trunk per number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrunkStrategyJson {
+    #[default]
+    Shared,
+    Dedicated,
+}
+
+impl From<TrunkStrategyJson> for TrunkStrategy {
+    fn from(s: TrunkStrategyJson) -> Self {
+        match s {
+            TrunkStrategyJson::Shared => Self::Shared,
+            TrunkStrategyJson::Dedicated => Self::Dedicated,
+        }
+    }
+}
+
+impl From<TrunkStrategy> for TrunkStrategyJson {
+    fn from(s: TrunkStrategy) -> Self {
+        match s {
+            TrunkStrategy::Shared => Self::Shared,
+            TrunkStrategy::Dedicated => Self::Dedicated,
+        }
+    }
+}
+
+/// Who dispatches the agent: trunkline from the LiveKit webhook (`webhook`), or the LiveKit
+/// dispatch rule itself (`rule`, needs `agentName`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchModeJson {
+    #[default]
+    Webhook,
+    Rule,
+}
+
+impl From<DispatchModeJson> for DispatchMode {
+    fn from(m: DispatchModeJson) -> Self {
+        match m {
+            DispatchModeJson::Webhook => Self::Webhook,
+            DispatchModeJson::Rule => Self::Rule,
+        }
+    }
+}
+
+impl From<DispatchMode> for DispatchModeJson {
+    fn from(m: DispatchMode) -> Self {
+        match m {
+            DispatchMode::Webhook => Self::Webhook,
+            DispatchMode::Rule => Self::Rule,
+        }
+    }
+}
+
+/// Where calls to the number go once they reach LiveKit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoutingJson {
+    /// The LiveKit agent to dispatch (1–128 characters).
+    #[schema(example = "support-agent")]
+    pub agent_name: Option<String>,
+    /// Opaque to trunkline; handed to the agent as dispatch metadata (at most 16 KiB).
+    pub metadata: Option<String>,
+    /// Set on the SIP participant by the LiveKit trunk (at most 64, each at most 1 KiB).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub dispatch_mode: DispatchModeJson,
+}
+
+impl From<RoutingJson> for RoutingPolicy {
+    fn from(r: RoutingJson) -> Self {
+        Self {
+            agent_name: r.agent_name,
+            metadata: r.metadata,
+            attributes: r.attributes,
+            dispatch_mode: r.dispatch_mode.into(),
+        }
+    }
+}
+
+impl From<&RoutingPolicy> for RoutingJson {
+    fn from(r: &RoutingPolicy) -> Self {
+        Self {
+            agent_name: r.agent_name.clone(),
+            metadata: r.metadata.clone(),
+            attributes: r.attributes.clone(),
+            dispatch_mode: r.dispatch_mode.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatusJson {
+    /// Connect started; some steps may be done (their ids are stored).
+    Pending,
+    /// Carrier (and LiveKit, when configured) are set up.
+    Connected,
+    /// The last connect failed part-way; connect again to finish it.
+    Failed,
+    /// Disconnected; kept as history.
+    Disconnected,
+}
+
+impl From<ConnectionStatus> for ConnectionStatusJson {
+    fn from(s: ConnectionStatus) -> Self {
+        match s {
+            ConnectionStatus::Pending => Self::Pending,
+            ConnectionStatus::Connected => Self::Connected,
+            ConnectionStatus::Failed => Self::Failed,
+            ConnectionStatus::Disconnected => Self::Disconnected,
+        }
+    }
+}
+
+/// An origination URL trunkline set on the trunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OriginationTargetJson {
+    /// The carrier's id (`OU…`).
+    pub sid: String,
+    #[schema(example = "sip:abc123.sip.livekit.cloud")]
+    pub sip_url: String,
+    /// Lower is tried first.
+    pub priority: u16,
+    /// Load share within one priority.
+    pub weight: u16,
+}
+
+impl From<&StoredOriginationUrl> for OriginationTargetJson {
+    fn from(o: &StoredOriginationUrl) -> Self {
+        Self {
+            sid: o.sid.to_string(),
+            sip_url: o.target.sip_url.to_string(),
+            priority: o.target.priority,
+            weight: o.target.weight,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepActionJson {
+    Created,
+    Reused,
+    Updated,
+    Deleted,
+    Moved,
+    Restored,
+    Skipped,
+}
+
+impl From<StepAction> for StepActionJson {
+    fn from(a: StepAction) -> Self {
+        match a {
+            StepAction::Created => Self::Created,
+            StepAction::Reused => Self::Reused,
+            StepAction::Updated => Self::Updated,
+            StepAction::Deleted => Self::Deleted,
+            StepAction::Moved => Self::Moved,
+            StepAction::Restored => Self::Restored,
+            StepAction::Skipped => Self::Skipped,
+        }
+    }
+}
+
+/// One step of connect or disconnect and what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepJson {
+    /// `trunk`, `originationUrl`, `attachment`, `voiceConfig`, `livekitTrunk` or
+    /// `livekitRule`.
+    #[schema(example = "trunk")]
+    pub step: String,
+    pub action: StepActionJson,
+    /// The id of the object the step acted on, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl From<&Step> for StepJson {
+    fn from(s: &Step) -> Self {
+        Self {
+            step: s.step.to_owned(),
+            action: s.action.into(),
+            id: s.id.clone(),
+            detail: s.detail.clone(),
+        }
+    }
+}
+
+pub fn steps(steps: &[Step]) -> Vec<StepJson> {
+    steps.iter().map(StepJson::from).collect()
+}
+
+/// The LiveKit side of a connection (empty until LiveKit is configured on the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveKitIdsJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trunk_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+}
+
+impl From<&NumberConnection> for LiveKitIdsJson {
+    fn from(c: &NumberConnection) -> Self {
+        Self {
+            trunk_id: c.livekit_trunk_id.as_ref().map(ToString::to_string),
+            rule_id: c.livekit_rule_id.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CapabilityJson {
+    Available,
+    /// The credentials are valid but may not use this (e.g. a Restricted key).
+    Forbidden,
+    /// The account does not have the product (e.g. Elastic SIP Trunking).
+    NotEnabled,
+}
+
+impl From<Capability> for CapabilityJson {
+    fn from(c: Capability) -> Self {
+        match c {
+            Capability::Available => Self::Available,
+            Capability::Forbidden => Self::Forbidden,
+            Capability::NotEnabled => Self::NotEnabled,
+        }
+    }
+}
+
+/// What the credentials may do at the carrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapabilitiesJson {
+    /// Read incoming phone numbers.
+    pub numbers: CapabilityJson,
+    /// Manage Elastic SIP trunks (needed to connect).
+    pub trunking: CapabilityJson,
+}
+
+impl From<&Capabilities> for CapabilitiesJson {
+    fn from(c: &Capabilities) -> Self {
+        Self {
+            numbers: c.numbers.into(),
+            trunking: c.trunking.into(),
+        }
+    }
+}
+
+/// A number's own voice configuration (what the carrier does with calls when the number
+/// is on no trunk). URLs lose any embedded user name or password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceConfigJson {
+    pub voice_url: Option<String>,
+    pub voice_method: Option<String>,
+    pub voice_fallback_url: Option<String>,
+    pub voice_fallback_method: Option<String>,
+    pub voice_application_sid: Option<String>,
+    pub status_callback: Option<String>,
+}
+
+impl From<&VoiceConfig> for VoiceConfigJson {
+    fn from(v: &VoiceConfig) -> Self {
+        Self {
+            voice_url: v.voice_url.as_deref().map(redact_url),
+            voice_method: v.voice_method.clone(),
+            voice_fallback_url: v.voice_fallback_url.as_deref().map(redact_url),
+            voice_fallback_method: v.voice_fallback_method.clone(),
+            voice_application_sid: v.voice_application_sid.as_ref().map(ToString::to_string),
+            status_callback: v.status_callback.as_deref().map(redact_url),
+        }
+    }
+}
+
+/// Replace a URL's user name and password (webhook URLs sometimes embed Basic-auth
+/// credentials) with `***`. Anything that does not parse as a URL is returned as is.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("***");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+/// trunkline's record of a connection: ids, targets and routing policy. Never secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionJson {
+    pub connection_id: String,
+    pub status: ConnectionStatusJson,
+    pub phone_number_sid: String,
+    #[schema(example = "+14155550100")]
+    pub e164: String,
+    pub trunk_strategy: TrunkStrategyJson,
+    pub trunk_sid: Option<String>,
+    /// Whether trunkline created the trunk (only such a dedicated trunk is removed on
+    /// disconnect).
+    pub trunk_created: bool,
+    /// The primary SIP target.
+    pub sip_target: String,
+    pub origination_targets: Vec<OriginationTargetJson>,
+    pub routing: RoutingJson,
+    /// What the number did before trunkline attached it; disconnect can restore it.
+    pub previous_voice_config: Option<VoiceConfigJson>,
+    pub livekit: LiveKitIdsJson,
+    /// Why the last connect failed, when it did.
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub disconnected_at: Option<DateTime<Utc>>,
+}
+
+impl From<&NumberConnection> for ConnectionJson {
+    fn from(c: &NumberConnection) -> Self {
+        Self {
+            connection_id: c.id.to_string(),
+            status: c.status.into(),
+            phone_number_sid: c.phone_number_sid.to_string(),
+            e164: c.e164.to_string(),
+            trunk_strategy: c.trunk_strategy.into(),
+            trunk_sid: c.trunk_sid.as_ref().map(ToString::to_string),
+            trunk_created: c.trunk_created,
+            sip_target: c.sip_target.to_string(),
+            origination_targets: c.origination_urls.iter().map(Into::into).collect(),
+            routing: (&c.routing).into(),
+            previous_voice_config: c.previous_voice.as_ref().map(Into::into),
+            livekit: c.into(),
+            last_error: c.last_error.clone(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            connected_at: c.connected_at,
+            disconnected_at: c.disconnected_at,
+        }
+    }
+}
+
+/// Whether and how trunkline connected a number, in a numbers listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSummaryJson {
+    pub connection_id: String,
+    pub status: ConnectionStatusJson,
+    pub trunk_strategy: TrunkStrategyJson,
+    pub trunk_sid: Option<String>,
+}
+
+impl From<&NumberConnection> for ConnectionSummaryJson {
+    fn from(c: &NumberConnection) -> Self {
+        Self {
+            connection_id: c.id.to_string(),
+            status: c.status.into(),
+            trunk_strategy: c.trunk_strategy.into(),
+            trunk_sid: c.trunk_sid.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_embedded_credentials_only() {
+        assert_eq!(
+            redact_url("https://user:hunter2@hooks.example/voice?x=1"),
+            "https://***@hooks.example/voice?x=1"
+        );
+        assert_eq!(
+            redact_url("https://hooks.example/voice"),
+            "https://hooks.example/voice"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+}

@@ -1,0 +1,90 @@
+//! The management plane over HTTP: credentials, numbers, connect, disconnect, status and
+//! the audit trail; LiveKit's webhook and the call diagnostics.
+//!
+//! Handlers only parse the request into domain values, call one use case of
+//! [`trunkline_core::usecases::Onboarding`] and map its result to JSON. Who may act for
+//! which customer is decided by the extractors ([`ReadScope`](crate::auth::ReadScope):
+//! support reads anyone's; [`WriteScope`](crate::auth::WriteScope): support changes
+//! nothing). Another customer's ids are simply not found by the use cases (404).
+//!
+//! Nothing here logs a request body, a secret or an unmasked phone number: the request
+//! middleware logs the matched route pattern, status and latency only.
+
+pub mod audit;
+pub mod calls;
+pub mod credentials;
+pub mod json;
+pub mod numbers;
+pub mod webhook;
+
+use actix_web::web;
+use serde::Deserialize;
+use trunkline_core::model::Actor;
+use trunkline_core::{PhoneNumberSid, ProviderKind};
+use utoipa::IntoParams;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+/// Mount every route of this module.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    credentials::configure(cfg);
+    numbers::configure(cfg);
+    audit::configure(cfg);
+    calls::configure(cfg);
+    webhook::configure(cfg);
+}
+
+/// `{provider}` of a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ProviderPath {
+    /// The carrier; `twilio` is the only one today.
+    #[param(example = "twilio")]
+    pub provider: String,
+}
+
+/// `{provider}` and `{numberId}` of a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct NumberPath {
+    /// The carrier; `twilio` is the only one today.
+    #[param(example = "twilio")]
+    pub provider: String,
+    /// The carrier's id of the number: a Twilio IncomingPhoneNumber SID (`PN…`).
+    #[serde(rename = "numberId")]
+    #[param(example = "PN0123456789abcdef0123456789abcdef")]
+    pub number_id: String,
+}
+
+/// `?customerId=` on reads: only the support role may name another customer.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerQuery {
+    /// Support only: whose data to read. Customers may omit it or name themselves.
+    #[serde(rename = "customerId")]
+    pub customer_id: Option<String>,
+}
+
+pub(crate) fn provider(raw: &str) -> Result<ProviderKind, ApiError> {
+    ProviderKind::parse(raw).map_err(|e| ApiError::from(e.field("provider")))
+}
+
+pub(crate) fn number_sid(raw: &str) -> Result<PhoneNumberSid, ApiError> {
+    PhoneNumberSid::parse(raw).map_err(|e| ApiError::from(e.field("numberId")))
+}
+
+/// Who acts, for the audit trail: the token's subject and its role.
+pub(crate) fn actor(caller: &Caller) -> Actor {
+    let role = if caller.is_support() {
+        crate::auth::SUPPORT_ROLE.to_owned()
+    } else if caller.roles.is_empty() {
+        "customer".to_owned()
+    } else {
+        caller.roles.join(" ")
+    };
+    Actor {
+        subject: caller.subject.clone(),
+        role,
+    }
+}

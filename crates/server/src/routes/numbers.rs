@@ -1,0 +1,900 @@
+//! `GET …/numbers`, `POST …/numbers/{numberId}/connect`, `POST …/disconnect`,
+//! `GET …/status`.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use trunkline_core::model::{OriginationTarget, RoutingPolicy};
+use trunkline_core::ports::{
+    CarrierNumber, CarrierOriginationUrl, CarrierTrunk, DispatchRuleInfo, InboundTrunkInfo,
+    NumberQuery, VerifyReport,
+};
+use trunkline_core::usecases::{ConnectRequest, Drift, NumberStatus, Section};
+use trunkline_core::{E164, ErrorCode, SipTarget};
+use utoipa::{IntoParams, ToSchema};
+
+use super::calls::{CallJson, WebhookSeenJson, viewer};
+use super::json::{
+    CapabilitiesJson, ConnectionJson, ConnectionStatusJson, ConnectionSummaryJson, LiveKitIdsJson,
+    OriginationTargetJson, RoutingJson, StepJson, TrunkStrategyJson, VoiceConfigJson, steps,
+};
+use super::{CustomerQuery, NumberPath, ProviderPath, actor, number_sid, provider};
+use crate::auth::{ReadScope, WriteScope};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::http::{OptionalApiJson, RequestId};
+use crate::state::AppState;
+
+/// At most this many origination targets per connect (the use case enforces it too).
+const MAX_TARGETS: usize = 10;
+/// Cursors trunkline hands out are far shorter; anything longer is not one of ours.
+const MAX_CURSOR_LEN: usize = 2048;
+/// Calls shown in a number's status, newest first.
+const RECENT_CALLS: u32 = 10;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/telephony/providers/{provider}/numbers").route(web::get().to(list_numbers)),
+    )
+    .service(
+        web::resource("/telephony/providers/{provider}/numbers/{numberId}/connect")
+            .route(web::post().to(connect_number)),
+    )
+    .service(
+        web::resource("/telephony/providers/{provider}/numbers/{numberId}/disconnect")
+            .route(web::post().to(disconnect_number)),
+    )
+    .service(
+        web::resource("/telephony/providers/{provider}/numbers/{numberId}/status")
+            .route(web::get().to(number_status)),
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// List
+// ---------------------------------------------------------------------------------------
+
+/// Paging and filtering of the numbers listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct NumbersQuery {
+    /// Numbers per page, 1 to 1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub page_size: Option<String>,
+    /// `nextCursor` of the previous page; it continues that listing (its page size and
+    /// filter win).
+    pub cursor: Option<String>,
+    /// Only this number, in E.164 (`+14155550100`; encode `+` as `%2B`).
+    pub phone_number: Option<String>,
+}
+
+impl NumbersQuery {
+    fn into_query(self) -> Result<NumberQuery, ApiError> {
+        let page_size = match self.page_size.as_deref().map(str::trim) {
+            None => NumberQuery::DEFAULT_PAGE_SIZE,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=NumberQuery::MAX_PAGE_SIZE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::validation(format!(
+                        "pageSize: must be a whole number from 1 to {}",
+                        NumberQuery::MAX_PAGE_SIZE
+                    ))
+                })?,
+        };
+        let cursor = match self.cursor {
+            Some(c) if c.is_empty() => None,
+            Some(c) if c.len() > MAX_CURSOR_LEN || c.chars().any(char::is_control) => {
+                return Err(ApiError::validation(
+                    "cursor: is not a cursor this server handed out; start again without it",
+                ));
+            }
+            other => other,
+        };
+        let e164 = self
+            .phone_number
+            .map(|raw| {
+                // An unencoded `+` arrives as a space (form encoding): `?phoneNumber=+1415…`
+                // is what people type, and a leading space means nothing else here.
+                let raw = match raw.strip_prefix(' ') {
+                    Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
+                        format!("+{rest}")
+                    }
+                    _ => raw,
+                };
+                E164::parse(&raw).map_err(|e| ApiError::from(e.field("phoneNumber")))
+            })
+            .transpose()?;
+        Ok(NumberQuery {
+            page_size,
+            cursor,
+            e164,
+        })
+    }
+}
+
+/// A number of the account and whether trunkline connected it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberItemJson {
+    #[schema(example = "PN0123456789abcdef0123456789abcdef")]
+    pub phone_number_sid: String,
+    #[schema(example = "+14155550100")]
+    pub e164: String,
+    pub friendly_name: Option<String>,
+    pub voice_capable: bool,
+    /// The trunk the number is on at the carrier, whoever attached it.
+    pub trunk_sid: Option<String>,
+    /// trunkline's connection of the number (any status, `disconnected` included), or
+    /// `null` when trunkline never connected it.
+    pub connection: Option<ConnectionSummaryJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NumbersResponse {
+    pub items: Vec<NumberItemJson>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One page of the account's incoming numbers.
+#[utoipa::path(
+    get,
+    path = "/telephony/providers/{provider}/numbers",
+    tag = "numbers",
+    security(("bearer" = [])),
+    params(ProviderPath, NumbersQuery, CustomerQuery),
+    responses(
+        (status = 200, description = "One page", body = NumbersResponse),
+        (status = 400, description = "`VALIDATION_FAILED`: bad pageSize, cursor or phoneNumber", body = ErrorEnvelope),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
+        (status = 403, description = "`FORBIDDEN`: customerId names another customer", body = ErrorEnvelope),
+        (status = 404, description = "`INTEGRATION_NOT_FOUND`: no credentials saved", body = ErrorEnvelope),
+        (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS`: the stored credentials no longer work", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`", body = ErrorEnvelope),
+    )
+)]
+pub async fn list_numbers(
+    scope: ReadScope,
+    path: web::Path<ProviderPath>,
+    query: web::Query<NumbersQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = provider(&path.provider)?;
+    let query = query.into_inner().into_query()?;
+    let page = state
+        .onboarding
+        .list_numbers(&scope.customer_id, provider, &query)
+        .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|item| NumberItemJson {
+            phone_number_sid: item.number.sid.to_string(),
+            e164: item.number.e164.to_string(),
+            friendly_name: item.number.friendly_name.clone(),
+            voice_capable: item.number.voice_capable,
+            trunk_sid: item.number.trunk_sid.as_ref().map(ToString::to_string),
+            connection: item.connection.as_ref().map(Into::into),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(NumbersResponse {
+        items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Connect
+// ---------------------------------------------------------------------------------------
+
+/// One place Twilio sends the number's calls.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OriginationTargetBody {
+    /// A `sip:` URI (not `sips:`), host and optional port and `transport`.
+    #[schema(example = "sip:abc123.sip.livekit.cloud;transport=tcp")]
+    pub sip_url: String,
+    /// Lower is tried first (default 10).
+    pub priority: Option<u16>,
+    /// Load share within one priority, at least 1 (default 10).
+    pub weight: Option<u16>,
+}
+
+/// What connect should make true. Every field is optional; an empty body connects the
+/// number to the server's default SIP target on the customer's shared trunk.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectBody {
+    /// Override of the server's SIP target; only where the server allows overriding.
+    #[schema(example = "sip:abc123.sip.livekit.cloud")]
+    pub sip_target: Option<String>,
+    /// Several targets with priority and weight (high availability); only where the
+    /// server allows overriding. At most 10.
+    #[serde(default)]
+    pub origination_targets: Option<Vec<OriginationTargetBody>>,
+    pub routing: Option<RoutingJson>,
+    /// `shared` (one trunk per customer, the default) or `dedicated` (one per number).
+    pub trunk_strategy: Option<TrunkStrategyJson>,
+    /// Move the number even when it sits on a trunk trunkline did not create.
+    pub force: Option<bool>,
+}
+
+impl ConnectBody {
+    fn into_request(self) -> Result<ConnectRequest, ApiError> {
+        let sip_target = self
+            .sip_target
+            .map(|raw| SipTarget::parse(&raw).map_err(|e| ApiError::from(e.field("sipTarget"))))
+            .transpose()?;
+        let bodies = self.origination_targets.unwrap_or_default();
+        if bodies.len() > MAX_TARGETS {
+            return Err(ApiError::new(
+                ErrorCode::InvalidSipTarget,
+                format!("originationTargets: at most {MAX_TARGETS} targets"),
+            ));
+        }
+        let mut origination_targets = Vec::with_capacity(bodies.len());
+        for (i, t) in bodies.into_iter().enumerate() {
+            let sip_url = SipTarget::parse(&t.sip_url).map_err(|e| {
+                ApiError::new(
+                    e.code,
+                    format!("originationTargets[{i}].sipUrl: {}", e.reason),
+                )
+            })?;
+            let weight = t.weight.unwrap_or(OriginationTarget::DEFAULT_WEIGHT);
+            if weight == 0 {
+                return Err(ApiError::validation(format!(
+                    "originationTargets[{i}].weight: must be from 1 to 65535"
+                )));
+            }
+            origination_targets.push(OriginationTarget {
+                sip_url,
+                priority: t.priority.unwrap_or(OriginationTarget::DEFAULT_PRIORITY),
+                weight,
+            });
+        }
+        let routing: RoutingPolicy = self.routing.unwrap_or_default().into();
+        routing.validate()?;
+        Ok(ConnectRequest {
+            sip_target,
+            origination_targets,
+            routing,
+            trunk_strategy: self.trunk_strategy.unwrap_or_default().into(),
+            force: self.force.unwrap_or(false),
+        })
+    }
+}
+
+/// The connection as connect left it, and what each step did.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectResponse {
+    pub connection_id: String,
+    pub status: ConnectionStatusJson,
+    pub phone_number_sid: String,
+    pub e164: String,
+    pub trunk_sid: Option<String>,
+    pub trunk_strategy: TrunkStrategyJson,
+    /// The primary SIP target (lowest priority).
+    pub sip_target: String,
+    pub origination_targets: Vec<OriginationTargetJson>,
+    pub routing: RoutingJson,
+    /// Which steps created, reused, updated, moved or deleted what.
+    pub steps: Vec<StepJson>,
+    pub livekit: LiveKitIdsJson,
+}
+
+/// Connect an existing number: trunk, origination URL(s), attachment. Idempotent: calling
+/// it again changes nothing that is already right; after a failure it resumes.
+#[utoipa::path(
+    post,
+    path = "/telephony/providers/{provider}/numbers/{numberId}/connect",
+    tag = "numbers",
+    security(("bearer" = [])),
+    params(NumberPath),
+    request_body(content = ConnectBody, description = "Optional; an empty body uses the defaults"),
+    responses(
+        (status = 200, description = "Connected", body = ConnectResponse),
+        (status = 400, description = "`VALIDATION_FAILED` (names the field) or `INVALID_SIP_TARGET`", body = ErrorEnvelope),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
+        (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
+        (status = 404, description = "`NUMBER_NOT_FOUND` or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
+        (status = 409, description = "`NUMBER_IN_USE` (on a trunk trunkline did not create; retry with `force`), `TRUNKING_NOT_ENABLED`, or `CONFLICT` (another connect of this number is running)", body = ErrorEnvelope),
+        (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS` (e.g. the key may not use trunking)", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`; retrying resumes where it stopped", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE` or `NOT_CONFIGURED` (no SIP target)", body = ErrorEnvelope),
+    )
+)]
+pub async fn connect_number(
+    scope: WriteScope,
+    path: web::Path<NumberPath>,
+    request_id: RequestId,
+    state: web::Data<AppState>,
+    body: OptionalApiJson<ConnectBody>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = provider(&path.provider)?;
+    let number = number_sid(&path.number_id)?;
+    let req = body.into_inner().into_request()?;
+    let out = state
+        .onboarding
+        .connect(
+            &actor(&scope.caller),
+            &scope.customer_id,
+            provider,
+            &number,
+            req,
+            Some(request_id.as_str()),
+        )
+        .await?;
+    let c = &out.connection;
+    tracing::info!(
+        connection = %c.id,
+        number = %c.phone_number_sid,
+        e164 = %c.e164.masked(),
+        trunk = %c.trunk_sid.as_ref().map_or_else(|| "none".to_owned(), ToString::to_string),
+        "number connected"
+    );
+    Ok(HttpResponse::Ok().json(ConnectResponse {
+        connection_id: c.id.to_string(),
+        status: c.status.into(),
+        phone_number_sid: c.phone_number_sid.to_string(),
+        e164: c.e164.to_string(),
+        trunk_sid: c.trunk_sid.as_ref().map(ToString::to_string),
+        trunk_strategy: c.trunk_strategy.into(),
+        sip_target: c.sip_target.to_string(),
+        origination_targets: c.origination_urls.iter().map(Into::into).collect(),
+        routing: (&c.routing).into(),
+        steps: steps(&out.steps),
+        livekit: c.into(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Disconnect
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DisconnectBody {
+    /// Put back the voice configuration the number had before trunkline attached it
+    /// (default `false`).
+    pub restore_voice_config: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DisconnectResponse {
+    pub connection_id: String,
+    /// `disconnected`; the connection is kept as history.
+    pub status: ConnectionStatusJson,
+    pub phone_number_sid: String,
+    pub e164: String,
+    /// The trunk trunkline used, unless it was a dedicated trunk that was removed.
+    pub trunk_sid: Option<String>,
+    /// The number was already disconnected; nothing was changed.
+    pub already_disconnected: bool,
+    pub steps: Vec<StepJson>,
+}
+
+/// Disconnect a number: detach it, restore its voice configuration when asked, remove a
+/// dedicated trunk left empty. Idempotent; the connection stays as history.
+#[utoipa::path(
+    post,
+    path = "/telephony/providers/{provider}/numbers/{numberId}/disconnect",
+    tag = "numbers",
+    security(("bearer" = [])),
+    params(NumberPath),
+    request_body(content = DisconnectBody, description = "Optional"),
+    responses(
+        (status = 200, description = "Disconnected (now or before)", body = DisconnectResponse),
+        (status = 400, description = "`VALIDATION_FAILED`", body = ErrorEnvelope),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
+        (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
+        (status = 404, description = "`NOT_CONNECTED` (trunkline never connected it) or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
+        (status = 409, description = "`CONFLICT`: a connect or disconnect of this number is running", body = ErrorEnvelope),
+        (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS`", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`", body = ErrorEnvelope),
+    )
+)]
+pub async fn disconnect_number(
+    scope: WriteScope,
+    path: web::Path<NumberPath>,
+    request_id: RequestId,
+    state: web::Data<AppState>,
+    body: OptionalApiJson<DisconnectBody>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = provider(&path.provider)?;
+    let number = number_sid(&path.number_id)?;
+    let restore = body.into_inner().restore_voice_config.unwrap_or(false);
+    let out = state
+        .onboarding
+        .disconnect(
+            &actor(&scope.caller),
+            &scope.customer_id,
+            provider,
+            &number,
+            restore,
+            Some(request_id.as_str()),
+        )
+        .await?;
+    let c = &out.connection;
+    tracing::info!(
+        connection = %c.id,
+        number = %c.phone_number_sid,
+        e164 = %c.e164.masked(),
+        already = out.already_disconnected,
+        "number disconnected"
+    );
+    Ok(HttpResponse::Ok().json(DisconnectResponse {
+        connection_id: c.id.to_string(),
+        status: c.status.into(),
+        phone_number_sid: c.phone_number_sid.to_string(),
+        e164: c.e164.to_string(),
+        trunk_sid: c.trunk_sid.as_ref().map(ToString::to_string),
+        already_disconnected: out.already_disconnected,
+        steps: steps(&out.steps),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Status
+// ---------------------------------------------------------------------------------------
+
+/// A part of the status that could not be read; the rest still is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SectionFailed {
+    /// Always `false`.
+    pub ok: bool,
+    pub error_code: String,
+    pub message: String,
+}
+
+/// A part of the status that was not read, and why (not configured, nothing stored).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SectionSkipped {
+    pub skipped: String,
+}
+
+macro_rules! section {
+    ($(#[$doc:meta])* $name:ident, $ok:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Serialize, ToSchema)]
+        #[serde(untagged)]
+        pub enum $name {
+            Ok($ok),
+            Failed(SectionFailed),
+            Skipped(SectionSkipped),
+        }
+
+        impl $name {
+            fn from_section<T>(s: &Section<T>, ok: impl FnOnce(&T) -> $ok) -> Self {
+                match s {
+                    Section::Ok(v) => Self::Ok(ok(v)),
+                    Section::Failed { code, message } => Self::Failed(SectionFailed {
+                        ok: false,
+                        error_code: code.as_str().to_owned(),
+                        message: message.clone(),
+                    }),
+                    Section::Skipped(why) => Self::Skipped(SectionSkipped {
+                        skipped: (*why).to_owned(),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsStatus {
+    pub ok: bool,
+    pub account_sid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub friendly_name: Option<String>,
+    pub capabilities: CapabilitiesJson,
+}
+
+section!(
+    /// Whether the stored credentials still verify.
+    CredentialsSection,
+    CredentialsStatus
+);
+
+fn credentials_status(r: &VerifyReport) -> CredentialsStatus {
+    CredentialsStatus {
+        ok: true,
+        account_sid: r.account_sid.to_string(),
+        friendly_name: r.friendly_name.clone(),
+        capabilities: (&r.capabilities).into(),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberLive {
+    pub ok: bool,
+    pub phone_number_sid: String,
+    pub e164: String,
+    pub friendly_name: Option<String>,
+    pub voice_capable: bool,
+    /// The trunk the number is on, as the carrier sees it.
+    pub trunk_sid: Option<String>,
+    /// The number's own voice configuration (ignored while it is on a trunk).
+    pub voice_config: VoiceConfigJson,
+}
+
+section!(
+    /// The number as the carrier holds it now.
+    NumberSection,
+    NumberLive
+);
+
+fn number_live(n: &CarrierNumber) -> NumberLive {
+    NumberLive {
+        ok: true,
+        phone_number_sid: n.sid.to_string(),
+        e164: n.e164.to_string(),
+        friendly_name: n.friendly_name.clone(),
+        voice_capable: n.voice_capable,
+        trunk_sid: n.trunk_sid.as_ref().map(ToString::to_string),
+        voice_config: (&n.voice).into(),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrunkLive {
+    pub ok: bool,
+    /// `false` when the stored trunk no longer exists at the carrier.
+    pub exists: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trunk_sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub friendly_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
+}
+
+section!(
+    /// The trunk trunkline stored for the number, as the carrier holds it.
+    TrunkSection,
+    TrunkLive
+);
+
+fn trunk_live(t: Option<&CarrierTrunk>) -> TrunkLive {
+    TrunkLive {
+        ok: true,
+        exists: t.is_some(),
+        trunk_sid: t.map(|t| t.sid.to_string()),
+        friendly_name: t.and_then(|t| t.friendly_name.clone()),
+        domain_name: t.and_then(|t| t.domain_name.clone()),
+    }
+}
+
+/// An origination URL as the carrier holds it (raw: whoever set it).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveOriginationUrlJson {
+    pub sid: String,
+    pub sip_url: String,
+    pub priority: u16,
+    pub weight: u16,
+    pub enabled: bool,
+    pub friendly_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OriginationUrlsLive {
+    pub ok: bool,
+    pub items: Vec<LiveOriginationUrlJson>,
+}
+
+section!(
+    /// Every origination URL of the stored trunk.
+    OriginationUrlsSection,
+    OriginationUrlsLive
+);
+
+fn origination_urls_live(urls: &[CarrierOriginationUrl]) -> OriginationUrlsLive {
+    OriginationUrlsLive {
+        ok: true,
+        items: urls
+            .iter()
+            .map(|u| LiveOriginationUrlJson {
+                sid: u.sid.to_string(),
+                sip_url: u.sip_url.clone(),
+                priority: u.priority,
+                weight: u.weight,
+                enabled: u.enabled,
+                friendly_name: u.friendly_name.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveKitTrunkLive {
+    pub ok: bool,
+    pub exists: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The numbers the trunk accepts.
+    pub numbers: Vec<String>,
+}
+
+section!(
+    /// The LiveKit inbound trunk, as LiveKit holds it.
+    LiveKitTrunkSection,
+    LiveKitTrunkLive
+);
+
+fn livekit_trunk_live(t: Option<&InboundTrunkInfo>) -> LiveKitTrunkLive {
+    LiveKitTrunkLive {
+        ok: true,
+        exists: t.is_some(),
+        id: t.map(|t| t.id.to_string()),
+        name: t.map(|t| t.name.clone()),
+        numbers: t.map(|t| t.numbers.clone()).unwrap_or_default(),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveKitRuleLive {
+    pub ok: bool,
+    pub exists: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub trunk_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_prefix: Option<String>,
+    /// Agents the rule dispatches by itself (dispatch mode `rule`).
+    pub agent_names: Vec<String>,
+}
+
+section!(
+    /// The LiveKit dispatch rule, as LiveKit holds it.
+    LiveKitRuleSection,
+    LiveKitRuleLive
+);
+
+fn livekit_rule_live(r: Option<&DispatchRuleInfo>) -> LiveKitRuleLive {
+    LiveKitRuleLive {
+        ok: true,
+        exists: r.is_some(),
+        id: r.map(|r| r.id.to_string()),
+        name: r.map(|r| r.name.clone()),
+        trunk_ids: r.map(|r| r.trunk_ids.clone()).unwrap_or_default(),
+        room_prefix: r.and_then(|r| r.room_prefix.clone()),
+        agent_names: r.map(|r| r.agent_names.clone()).unwrap_or_default(),
+    }
+}
+
+/// A difference between what trunkline stored and what the carrier or LiveKit holds.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftJson {
+    /// Stable, machine-readable: `credentials_invalid`, `connect_incomplete`,
+    /// `number_missing`, `number_not_on_trunk`, `trunk_missing`, `origination_url_missing`,
+    /// `origination_url_changed`, `origination_url_unexpected`, `livekit_trunk_missing`,
+    /// `livekit_trunk_number_mismatch`, `livekit_rule_missing`,
+    /// `livekit_rule_trunk_mismatch`, `livekit_rule_agent_mismatch`.
+    #[schema(example = "number_not_on_trunk")]
+    pub kind: String,
+    pub message: String,
+}
+
+impl From<&Drift> for DriftJson {
+    fn from(d: &Drift) -> Self {
+        Self {
+            kind: d.kind.to_owned(),
+            message: d.message.clone(),
+        }
+    }
+}
+
+/// Everything about one number, read live, with drifts.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusResponse {
+    pub phone_number_sid: String,
+    pub credentials: CredentialsSection,
+    pub number: NumberSection,
+    pub trunk: TrunkSection,
+    pub origination_urls: OriginationUrlsSection,
+    pub livekit_trunk: LiveKitTrunkSection,
+    pub livekit_rule: LiveKitRuleSection,
+    /// trunkline's own record (ids, targets, routing policy); `null` when it never
+    /// connected the number.
+    pub connection: Option<ConnectionJson>,
+    /// Empty when everything matches.
+    pub drifts: Vec<DriftJson>,
+    /// The last LiveKit webhook trunkline acted on for the number's most recent call;
+    /// `null` when no call reached it yet.
+    pub last_webhook: Option<WebhookSeenJson>,
+    /// The number's most recent calls (at most 10), newest first.
+    pub recent_calls: Vec<CallJson>,
+}
+
+impl StatusResponse {
+    fn new(number: &trunkline_core::PhoneNumberSid, s: &NumberStatus) -> Self {
+        Self {
+            phone_number_sid: number.to_string(),
+            credentials: CredentialsSection::from_section(&s.credentials, credentials_status),
+            number: NumberSection::from_section(&s.number, number_live),
+            trunk: TrunkSection::from_section(&s.trunk, |t| trunk_live(t.as_ref())),
+            origination_urls: OriginationUrlsSection::from_section(&s.origination_urls, |u| {
+                origination_urls_live(u)
+            }),
+            livekit_trunk: LiveKitTrunkSection::from_section(&s.livekit_trunk, |t| {
+                livekit_trunk_live(t.as_ref())
+            }),
+            livekit_rule: LiveKitRuleSection::from_section(&s.livekit_rule, |r| {
+                livekit_rule_live(r.as_ref())
+            }),
+            connection: s.connection.as_ref().map(Into::into),
+            drifts: s.drifts.iter().map(Into::into).collect(),
+            last_webhook: None,
+            recent_calls: Vec::new(),
+        }
+    }
+}
+
+/// Diagnostics for one number: credentials, the number and its trunk as the carrier sees
+/// them, the trunk's origination URLs, the LiveKit trunk and dispatch rule as LiveKit holds
+/// them, trunkline's mapping and routing policy, the drifts between them, and the number's
+/// recent calls and last webhook. Reads only; the support role may read any customer's.
+#[utoipa::path(
+    get,
+    path = "/telephony/providers/{provider}/numbers/{numberId}/status",
+    tag = "numbers",
+    security(("bearer" = [])),
+    params(NumberPath, CustomerQuery),
+    responses(
+        (status = 200, description = "The status; a part that could not be read says why", body = StatusResponse),
+        (status = 400, description = "`VALIDATION_FAILED`", body = ErrorEnvelope),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
+        (status = 403, description = "`FORBIDDEN`: customerId names another customer", body = ErrorEnvelope),
+        (status = 404, description = "`NUMBER_NOT_FOUND` (neither in the account nor connected) or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
+    )
+)]
+pub async fn number_status(
+    scope: ReadScope,
+    path: web::Path<NumberPath>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = provider(&path.provider)?;
+    let number = number_sid(&path.number_id)?;
+    let status = state
+        .onboarding
+        .status(&scope.customer_id, provider, &number)
+        .await?;
+    if !status.drifts.is_empty() {
+        tracing::info!(
+            number = %number,
+            drifts = ?status.drifts.iter().map(|d| d.kind).collect::<Vec<_>>(),
+            "status found drift"
+        );
+    }
+    let mut body = StatusResponse::new(&number, &status);
+    if let Some(connection) = &status.connection {
+        let viewer = viewer(&scope);
+        let activity = state
+            .calls
+            .activity(&viewer, connection.id, RECENT_CALLS)
+            .await?;
+        body.last_webhook = activity.last_webhook.as_ref().map(Into::into);
+        body.recent_calls = activity
+            .recent_calls
+            .iter()
+            .map(|c| CallJson::for_viewer(c, &viewer))
+            .collect();
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(json: serde_json::Value) -> Result<ConnectRequest, ApiError> {
+        serde_json::from_value::<ConnectBody>(json)
+            .unwrap()
+            .into_request()
+    }
+
+    #[test]
+    fn connect_body_names_fields_and_codes() {
+        let e = connect(serde_json::json!({"sipTarget": "sips:x.example"})).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidSipTarget);
+        assert!(e.message().starts_with("sipTarget: "), "{}", e.message());
+        let e = connect(serde_json::json!({"originationTargets": [
+            {"sipUrl": "sip:a.example"}, {"sipUrl": "bogus"}]}))
+        .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidSipTarget);
+        assert!(
+            e.message().starts_with("originationTargets[1].sipUrl: "),
+            "{}",
+            e.message()
+        );
+        let e = connect(serde_json::json!({"originationTargets": [
+            {"sipUrl": "sip:a.example", "weight": 0}]}))
+        .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ValidationFailed);
+        assert!(
+            e.message().starts_with("originationTargets[0].weight"),
+            "{}",
+            e.message()
+        );
+        let e = connect(serde_json::json!({"routing": {"agentName": ""}})).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ValidationFailed);
+        assert!(
+            e.message().starts_with("routing.agentName"),
+            "{}",
+            e.message()
+        );
+        let e = connect(serde_json::json!({"routing": {"dispatchMode": "rule"}})).unwrap_err();
+        assert!(
+            e.message().starts_with("routing.agentName"),
+            "{}",
+            e.message()
+        );
+
+        let ok = connect(serde_json::json!({
+            "originationTargets": [{"sipUrl": "sip:b.example", "priority": 20, "weight": 5}],
+            "routing": {"agentName": "a", "attributes": {"k": "v"}, "dispatchMode": "rule"},
+            "trunkStrategy": "dedicated",
+            "force": true,
+        }))
+        .unwrap();
+        assert_eq!(ok.origination_targets[0].priority, 20);
+        assert_eq!(
+            ok.trunk_strategy,
+            trunkline_core::model::TrunkStrategy::Dedicated
+        );
+        assert!(ok.force);
+        assert_eq!(ok.routing.attributes["k"], "v");
+        let empty = connect(serde_json::json!({})).unwrap();
+        assert_eq!(empty, ConnectRequest::default());
+    }
+
+    #[test]
+    fn numbers_query_is_checked() {
+        let q = |page: Option<&str>, cursor: Option<&str>, phone: Option<&str>| NumbersQuery {
+            page_size: page.map(ToOwned::to_owned),
+            cursor: cursor.map(ToOwned::to_owned),
+            phone_number: phone.map(ToOwned::to_owned),
+        };
+        for bad in ["0", "1001", "ten", "-1", ""] {
+            let e = q(Some(bad), None, None).into_query().unwrap_err();
+            assert!(
+                e.message().starts_with("pageSize"),
+                "{bad}: {}",
+                e.message()
+            );
+        }
+        let e = q(None, None, Some("4155550100")).into_query().unwrap_err();
+        assert!(e.message().starts_with("phoneNumber"), "{}", e.message());
+        let e = q(None, Some(&"x".repeat(3000)), None)
+            .into_query()
+            .unwrap_err();
+        assert!(e.message().starts_with("cursor"), "{}", e.message());
+        // An unencoded `+` decoded as a space is read as the `+` it was.
+        let ok = q(Some("7"), Some(""), Some(" 14155550100"))
+            .into_query()
+            .unwrap();
+        assert_eq!(ok.page_size, 7);
+        assert_eq!(ok.cursor, None);
+        assert_eq!(ok.e164.unwrap().as_str(), "+14155550100");
+    }
+}

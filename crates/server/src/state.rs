@@ -1,0 +1,237 @@
+//! Application state: the adapters behind their ports, built once at start-up.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::ExposeSecret as _;
+use trunkline_core::ProviderKind;
+use trunkline_core::ports::{
+    AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore,
+    LeaseStore, SipPlatform, Store, StoreError, StoreHealth,
+};
+use trunkline_core::usecases::{
+    CallSettings, Calls, CallsPorts, Onboarding, OnboardingPorts, OnboardingSettings,
+};
+use trunkline_livekit::LiveKitPlatform;
+use trunkline_store_postgres::PostgresStore;
+use trunkline_store_sqlite::SqliteStore;
+use trunkline_twilio::{TwilioCarrier, TwilioConfig};
+
+use crate::auth::Authenticator;
+use crate::config::{Config, DatabaseConfig};
+
+/// One store adapter seen through each port the routes need. Every handle points at the
+/// same adapter (and so the same connection pool).
+#[derive(Clone)]
+pub struct Stores {
+    pub integrations: Arc<dyn IntegrationStore>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub leases: Arc<dyn LeaseStore>,
+    pub calls: Arc<dyn CallStore>,
+    pub audit: Arc<dyn AuditLog>,
+    pub health: Arc<dyn StoreHealth>,
+}
+
+impl Stores {
+    pub fn from_store<S: Store + 'static>(store: Arc<S>) -> Self {
+        Self {
+            integrations: store.clone(),
+            connections: store.clone(),
+            leases: store.clone(),
+            calls: store.clone(),
+            audit: store.clone(),
+            health: store,
+        }
+    }
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+/// The store chosen by the database URL's scheme.
+#[derive(Debug)]
+pub enum OpenedStore {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl OpenedStore {
+    /// Connect (creating the SQLite file and its directory if needed). No migration.
+    ///
+    /// # Errors
+    /// The database cannot be opened or reached.
+    pub async fn connect(config: &Config) -> Result<Self, StoreError> {
+        match &config.database {
+            DatabaseConfig::Sqlite { url, .. } => SqliteStore::connect(url).await.map(Self::Sqlite),
+            DatabaseConfig::Postgres { url, .. } => {
+                PostgresStore::connect(url.expose_secret(), config.database_max_connections)
+                    .await
+                    .map(Self::Postgres)
+            }
+        }
+    }
+
+    /// Apply pending migrations; the versions applied, oldest first.
+    ///
+    /// # Errors
+    /// A migration failed.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.migrate().await,
+            Self::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    pub fn into_stores(self) -> Stores {
+        match self {
+            Self::Sqlite(s) => Stores::from_store(Arc::new(s)),
+            Self::Postgres(s) => Stores::from_store(Arc::new(s)),
+        }
+    }
+}
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub stores: Stores,
+    pub vault: Arc<dyn CredentialVault>,
+    pub auth: Arc<Authenticator>,
+    pub metrics: PrometheusHandle,
+    /// The management plane's use cases, over the adapters above.
+    pub onboarding: Arc<Onboarding>,
+    /// LiveKit webhooks, call records, agent dispatch and call diagnostics.
+    pub calls: Arc<Calls>,
+}
+
+/// The Twilio adapter's settings from the configuration: its hosts, and the request
+/// timeout and retry budget (short in tests, so timeout scenarios stay fast).
+///
+/// # Errors
+/// The configured bases or timings are refused by the adapter.
+pub fn twilio_config(config: &Config) -> Result<TwilioConfig, String> {
+    let mut twilio = TwilioConfig::with_bases(
+        config.twilio_api_base.as_str(),
+        config.twilio_trunking_base.as_str(),
+    )
+    .map_err(|e| e.to_string())?;
+    twilio.request_timeout = config.twilio_request_timeout;
+    // Connecting is part of the request: it can never be allowed longer than the whole.
+    twilio.connect_timeout = twilio.connect_timeout.min(config.twilio_request_timeout);
+    twilio.retry_budget = config.twilio_retry_budget;
+    twilio.validate().map_err(|e| e.to_string())?;
+    Ok(twilio)
+}
+
+/// This instance's name as a lease holder: unique per process, readable in the database
+/// when support asks who holds a lease.
+pub fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned());
+    let random: u32 = rand::random();
+    format!("{host}/{}/{random:08x}", std::process::id())
+}
+
+/// The LiveKit adapter, when `TRUNKLINE_LIVEKIT_*` are set. One instance serves both the
+/// management plane (trunks, rules) and the calls (dispatch, webhook verification).
+///
+/// Building it also makes jsonwebtoken's full crypto provider the process default (see
+/// `trunkline_livekit::install_jwt_crypto_provider`): livekit-api would otherwise install an
+/// HMAC-only one and the RS256/ES256/EdDSA user tokens would stop verifying.
+///
+/// # Errors
+/// The adapter refuses the configuration (the message names the variable).
+pub fn build_livekit(config: &Config) -> Result<Option<Arc<dyn SipPlatform>>, String> {
+    let Some(livekit) = &config.livekit else {
+        return Ok(None);
+    };
+    let platform = LiveKitPlatform::new(livekit.clone()).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(platform)))
+}
+
+/// Build the management plane from the configuration, the stores, the vault and the
+/// LiveKit adapter (`None`: not configured). The one place adapters are chosen for the
+/// onboarding use cases.
+///
+/// # Errors
+/// An adapter cannot be built from the configuration (the message names the variable).
+pub fn build_onboarding(
+    config: &Config,
+    stores: &Stores,
+    vault: Arc<dyn CredentialVault>,
+    sip: Option<Arc<dyn SipPlatform>>,
+    instance_id: &str,
+) -> Result<Onboarding, String> {
+    let twilio = TwilioCarrier::new(twilio_config(config)?).map_err(|e| e.to_string())?;
+    let mut carriers: HashMap<ProviderKind, Arc<dyn CarrierProvider>> = HashMap::new();
+    carriers.insert(ProviderKind::Twilio, Arc::new(twilio));
+    let ports = OnboardingPorts {
+        carriers,
+        sip,
+        vault,
+        integrations: stores.integrations.clone(),
+        connections: stores.connections.clone(),
+        leases: stores.leases.clone(),
+        audit: stores.audit.clone(),
+    };
+    let settings = OnboardingSettings {
+        default_sip_target: config.sip_target.clone(),
+        allow_sip_target_override: config.allow_sip_target_override,
+        instance_id: instance_id.to_owned(),
+        // The holder renews its lease every third of the TTL, so the TTL only bounds how
+        // long a crashed instance blocks a number; a connect waits `lease_wait` for another
+        // instance's connect of the same number before answering CONFLICT.
+        lease_ttl: Duration::from_secs(60),
+        lease_wait: Duration::from_secs(30),
+        room_prefix: config.livekit_room_prefix.clone(),
+    };
+    Ok(Onboarding::new(ports, settings))
+}
+
+/// Build the call use cases (webhooks, dispatch, diagnostics) over the stores and the
+/// LiveKit adapter (`None`: webhooks are answered `NOT_CONFIGURED`).
+pub fn build_calls(
+    config: &Config,
+    stores: &Stores,
+    sip: Option<Arc<dyn SipPlatform>>,
+    instance_id: &str,
+) -> Calls {
+    let request_timeout = config
+        .livekit
+        .as_ref()
+        .map_or(Duration::from_secs(10), |l| l.request_timeout);
+    let settings = CallSettings {
+        instance_id: instance_id.to_owned(),
+        // One attempt makes up to three LiveKit requests (list, create, list again after a
+        // lost answer). A live holder must never lose its claim mid-attempt, or a second
+        // worker could dispatch too; a dead holder's claim is taken over after this.
+        claim_ttl: (request_timeout * 4).max(Duration::from_secs(60)),
+        max_attempts: config.dispatch.max_attempts,
+        backoff_base: config.dispatch.backoff_base,
+        backoff_max: config.dispatch.backoff_max,
+    };
+    let ports = CallsPorts {
+        calls: stores.calls.clone(),
+        connections: stores.connections.clone(),
+        sip,
+    };
+    Calls::new(ports, settings)
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
