@@ -1,0 +1,6 @@
+//! The measurements, one module each; each returns its raw results as JSON and renders
+//! them as Markdown.
+
+pub mod connect;
+pub mod footprint;
+pub mod webhooks;
