@@ -305,6 +305,91 @@ impl LiveKitPlatform {
         tracing::info!(rule_id = %id, "updated LiveKit dispatch rule");
         rule_info(&updated)
     }
+
+    /// Create the trunk; when the answer is lost, look before giving up, never create twice.
+    async fn create_trunk(
+        &self,
+        spec: &InboundTrunkSpec,
+        desired: proto::SipInboundTrunkInfo,
+    ) -> Result<InboundTrunkInfo, ProviderError> {
+        let req = proto::CreateSipInboundTrunkRequest {
+            trunk: Some(desired),
+        };
+        match self
+            .twirp
+            .call::<_, proto::SipInboundTrunkInfo>(
+                SIP,
+                "CreateSIPInboundTrunk",
+                &req,
+                &Grant::SipAdmin,
+            )
+            .await
+        {
+            Ok(created) => {
+                tracing::info!(
+                    trunk_id = %created.sip_trunk_id,
+                    number = %spec.number.masked(),
+                    "created LiveKit inbound trunk"
+                );
+                trunk_info(&created)
+            }
+            // The trunk may exist with its answer lost: look before giving up, never create
+            // a second time.
+            Err(e) if e.is_transient() => {
+                let holding = self
+                    .trunks_holding(spec.number.as_str())
+                    .await
+                    .map_err(|_| e.clone())?;
+                match holding.into_iter().find(|t| t.name == spec.name) {
+                    Some(t) => trunk_info(&t),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Create the rule; when the answer is lost, look before giving up, never create twice.
+    async fn create_rule(
+        &self,
+        spec: &DispatchRuleSpec,
+        desired: proto::SipDispatchRuleInfo,
+    ) -> Result<DispatchRuleInfo, ProviderError> {
+        let req = proto::CreateSipDispatchRuleRequest {
+            dispatch_rule: Some(desired),
+            ..proto::CreateSipDispatchRuleRequest::default()
+        };
+        match self
+            .twirp
+            .call::<_, proto::SipDispatchRuleInfo>(
+                SIP,
+                "CreateSIPDispatchRule",
+                &req,
+                &Grant::SipAdmin,
+            )
+            .await
+        {
+            Ok(created) => {
+                tracing::info!(
+                    rule_id = %created.sip_dispatch_rule_id,
+                    trunk_id = spec.trunk_id.as_str(),
+                    "created LiveKit dispatch rule"
+                );
+                rule_info(&created)
+            }
+            Err(e) if e.is_transient() => {
+                let rules = self
+                    .rules_for_trunk(spec.trunk_id.as_str())
+                    .await
+                    .map_err(|_| e.clone())?;
+                match rules.into_iter().find(|r| r.name == spec.name) {
+                    Some(r) => rule_info(&r),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[async_trait]
@@ -328,38 +413,7 @@ impl SipPlatform for LiveKitPlatform {
         if let Some(other) = holding.first() {
             return Err(foreign_trunk(other));
         }
-        let req = proto::CreateSipInboundTrunkRequest {
-            trunk: Some(desired.clone()),
-        };
-        match self
-            .twirp
-            .call::<_, proto::SipInboundTrunkInfo>(
-                SIP,
-                "CreateSIPInboundTrunk",
-                &req,
-                &Grant::SipAdmin,
-            )
-            .await
-        {
-            Ok(created) => {
-                tracing::info!(
-                    trunk_id = %created.sip_trunk_id,
-                    number = %spec.number.masked(),
-                    "created LiveKit inbound trunk"
-                );
-                trunk_info(&created)
-            }
-            // The trunk may exist with its answer lost: look before giving up, never create
-            // a second time.
-            Err(e) if e.is_transient() => {
-                let holding = self.trunks_holding(number).await.map_err(|_| e.clone())?;
-                match holding.into_iter().find(|t| t.name == spec.name) {
-                    Some(t) => trunk_info(&t),
-                    None => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        self.create_trunk(spec, desired).await
     }
 
     async fn ensure_dispatch_rule(
@@ -390,36 +444,28 @@ impl SipPlatform for LiveKitPlatform {
             )
             .with_provider_code("foreign_rule"));
         }
-        let req = proto::CreateSipDispatchRuleRequest {
-            dispatch_rule: Some(desired.clone()),
-            ..proto::CreateSipDispatchRuleRequest::default()
-        };
-        match self
-            .twirp
-            .call::<_, proto::SipDispatchRuleInfo>(
-                SIP,
-                "CreateSIPDispatchRule",
-                &req,
-                &Grant::SipAdmin,
-            )
-            .await
-        {
-            Ok(created) => {
-                tracing::info!(
-                    rule_id = %created.sip_dispatch_rule_id,
-                    trunk_id = trunk,
-                    "created LiveKit dispatch rule"
-                );
-                rule_info(&created)
-            }
-            Err(e) if e.is_transient() => {
-                let rules = self.rules_for_trunk(trunk).await.map_err(|_| e.clone())?;
-                match rules.into_iter().find(|r| r.name == spec.name) {
-                    Some(r) => rule_info(&r),
-                    None => Err(e),
-                }
-            }
-            Err(e) => Err(e),
+        self.create_rule(spec, desired).await
+    }
+
+    async fn create_inbound_trunk(
+        &self,
+        spec: &InboundTrunkSpec,
+    ) -> Result<InboundTrunkInfo, ProviderError> {
+        match self.create_trunk(spec, self.desired_trunk(spec)).await {
+            // LiveKit refuses a second trunk for the number; the full path lists the trunks
+            // holding it and names the one in the way.
+            Err(e) if e.code == ErrorCode::Conflict => self.ensure_inbound_trunk(spec, None).await,
+            other => other,
+        }
+    }
+
+    async fn create_dispatch_rule(
+        &self,
+        spec: &DispatchRuleSpec,
+    ) -> Result<DispatchRuleInfo, ProviderError> {
+        match self.create_rule(spec, Self::desired_rule(spec)).await {
+            Err(e) if e.code == ErrorCode::Conflict => self.ensure_dispatch_rule(spec, None).await,
+            other => other,
         }
     }
 

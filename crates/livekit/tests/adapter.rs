@@ -589,3 +589,100 @@ async fn requests_carry_the_grants_livekit_checks() {
         );
     }
 }
+
+// --- a connection made by this very call -------------------------------------------------
+
+fn trunk_ids(emu: &LiveKitEmulator, number: &str) -> Vec<String> {
+    emu.trunks_for_number(number)
+        .into_iter()
+        .map(|t| t.sip_trunk_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_connections_trunk_and_rule_are_created_without_listing_first() {
+    let emu = LiveKitEmulator::start();
+    let lk = platform(&emu);
+    let spec = trunk_spec("+14155550150");
+    let trunk = lk.create_inbound_trunk(&spec).await.unwrap();
+    let rule = lk
+        .create_dispatch_rule(&rule_spec(
+            &trunk.id,
+            spec.connection_id,
+            webhook_routing("a"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(emu.count(Method::CreateSipInboundTrunk), 1);
+    assert_eq!(emu.count(Method::CreateSipDispatchRule), 1);
+    assert_eq!(emu.count(Method::ListSipInboundTrunk), 0);
+    assert_eq!(emu.count(Method::ListSipDispatchRule), 0);
+    assert_eq!(trunk_ids(&emu, "+14155550150"), vec![trunk.id.to_string()]);
+    // The ensure path finds exactly these again, without writing.
+    let before = writes(&emu);
+    let again = lk.ensure_inbound_trunk(&spec, None).await.unwrap();
+    assert_eq!(again.id, trunk.id);
+    let rule_again = lk
+        .ensure_dispatch_rule(
+            &rule_spec(&trunk.id, spec.connection_id, webhook_routing("a")),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rule_again.id, rule.id);
+    assert_eq!(writes(&emu), before);
+}
+
+#[tokio::test]
+async fn a_new_connection_still_refuses_a_number_another_trunk_holds() {
+    let emu = LiveKitEmulator::start();
+    let foreign = emu.insert_trunk(proto::SipInboundTrunkInfo {
+        name: "pbx trunk".to_owned(),
+        numbers: vec!["+14155550151".to_owned()],
+        ..Default::default()
+    });
+    let err = platform(&emu)
+        .create_inbound_trunk(&trunk_spec("+14155550151"))
+        .await
+        .unwrap_err();
+    // LiveKit's own refusal, then the listing that names the trunk in the way.
+    assert_eq!(err.code, ErrorCode::NumberInUse, "{err:?}");
+    assert!(err.message.contains(&foreign), "{}", err.message);
+    assert_eq!(trunk_ids(&emu, "+14155550151"), vec![foreign]);
+}
+
+#[tokio::test]
+async fn a_new_connections_lost_create_answer_is_found_not_repeated() {
+    let emu = LiveKitEmulator::start();
+    let lk = platform(&emu);
+    let spec = trunk_spec("+14155550152");
+    emu.inject(
+        Method::CreateSipInboundTrunk,
+        Fault::LoseAnswer {
+            count: 1,
+            status: 503,
+        },
+    );
+    let trunk = lk.create_inbound_trunk(&spec).await.unwrap();
+    assert_eq!(trunk_ids(&emu, "+14155550152"), vec![trunk.id.to_string()]);
+    emu.inject(
+        Method::CreateSipDispatchRule,
+        Fault::LoseAnswer {
+            count: 1,
+            status: 503,
+        },
+    );
+    let rule = lk
+        .create_dispatch_rule(&rule_spec(
+            &trunk.id,
+            spec.connection_id,
+            webhook_routing("a"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(emu.count(Method::CreateSipDispatchRule), 1);
+    assert_eq!(
+        lk.get_dispatch_rule(&rule.id).await.unwrap().map(|r| r.id),
+        Some(rule.id)
+    );
+}

@@ -128,6 +128,28 @@ pub trait SipPlatform: Send + Sync {
         existing: Option<DispatchRuleId>,
     ) -> Result<DispatchRuleInfo, ProviderError>;
 
+    /// The inbound trunk of a connection made by this very call: no earlier attempt can have
+    /// created one, so an adapter may create it without listing first (one round trip instead
+    /// of two on a cold connect). Must still refuse, like `ensure_inbound_trunk`, when a trunk
+    /// trunkline did not create holds the number, and must not create twice when a create's
+    /// answer is lost.
+    async fn create_inbound_trunk(
+        &self,
+        spec: &InboundTrunkSpec,
+    ) -> Result<InboundTrunkInfo, ProviderError> {
+        self.ensure_inbound_trunk(spec, None).await
+    }
+
+    /// The dispatch rule of a trunk created just now: nothing can route that trunk yet, so an
+    /// adapter may create the rule without listing first. Same guarantees otherwise as
+    /// `ensure_dispatch_rule`.
+    async fn create_dispatch_rule(
+        &self,
+        spec: &DispatchRuleSpec,
+    ) -> Result<DispatchRuleInfo, ProviderError> {
+        self.ensure_dispatch_rule(spec, None).await
+    }
+
     /// `Ok(None)` when absent.
     async fn get_inbound_trunk(
         &self,

@@ -220,7 +220,8 @@ impl Onboarding {
                         // Stopping half-way would leave more to repair than finishing does;
                         // the other holder's reconcile reads the live state either way.
                         tracing::warn!(
-                            "lease lost while working: another instance may act on the same                              number now"
+                            "lease lost while working: another instance may act on what it \
+                             guards now"
                         );
                         return futures::future::pending::<()>().await;
                     }
@@ -271,16 +272,20 @@ impl Onboarding {
         let result = self
             .holding(
                 &lease,
-                self.connect_locked(
-                    &*carrier,
-                    &creds,
-                    customer,
-                    provider,
-                    number,
-                    &req,
+                // Boxed: the reconcile's state machine is large, and lives on the heap.
+                Box::pin(self.connect_locked(
+                    &Job {
+                        carrier: &*carrier,
+                        creds: &creds,
+                        customer,
+                        provider,
+                        number_sid: number,
+                        req: &req,
+                        integration_id: integration.id,
+                        desired_name: &trunk_friendly_name(req.trunk_strategy, customer, number),
+                    },
                     targets,
-                    integration.id,
-                ),
+                )),
             )
             .await;
         self.release_lease(&lease).await;
@@ -305,54 +310,188 @@ impl Onboarding {
         Ok(outcome)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn connect_locked(
         &self,
-        carrier: &dyn CarrierProvider,
-        creds: &CarrierCredentials,
+        job: &Job<'_>,
+        targets: Vec<OriginationTarget>,
+    ) -> Result<ConnectOutcome, Error> {
+        let Job {
+            customer,
+            provider,
+            number_sid,
+            desired_name,
+            ..
+        } = *job;
+        let existing = self
+            .ports
+            .connections
+            .get_connection(customer, provider, number_sid)
+            .await?;
+        // A connection made by this very call cannot have left anything at LiveKit yet.
+        let fresh = existing.is_none();
+        // A shared trunk and its origination URLs belong to several numbers: finding or
+        // creating the trunk and reconciling its URLs happen under a lease on the trunk's name,
+        // taken before the first read so that what is read stays true until it is acted on.
+        // Without it two numbers' connects each see no URL and both create one.
+        let trunk_lease = self
+            .acquire_lease(&LeaseKey::trunk(customer.clone(), provider, desired_name))
+            .await?;
+        let prepared = self
+            .holding(&trunk_lease, self.prepare_connect(job, &targets, existing))
+            .await;
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                self.release_lease(&trunk_lease).await;
+                if !fresh {
+                    self.record_failure(customer, provider, number_sid, &e)
+                        .await;
+                }
+                return Err(e);
+            }
+        };
+        let Prepared {
+            number,
+            found,
+            moved_from,
+            conn,
+            mut steps,
+            was_disconnected,
+        } = prepared;
+
+        let progress = Progress {
+            onboarding: self,
+            conn: Mutex::new(conn),
+        };
+        let carrier_half = async {
+            let trunk = self
+                .holding(
+                    &trunk_lease,
+                    self.trunk_and_urls(job, found, &targets, &progress),
+                )
+                .await;
+            // The number's own attachment needs only the number's lease, which the caller holds.
+            self.release_lease(&trunk_lease).await;
+            let (trunk, mut steps) = trunk?;
+            steps.push(attach(job.carrier, job.creds, &number, &trunk, moved_from).await?);
+            Ok::<_, Error>(steps)
+        };
+        let livekit_half = self.livekit_half(&number, fresh, &progress);
+        let (carrier_result, livekit_result) = futures::join!(carrier_half, livekit_half);
+
+        let failure = match (&carrier_result, &livekit_result) {
+            (Err(e), _) | (_, Err(e)) => Some(e.clone()),
+            _ => None,
+        };
+        if let Some(e) = failure {
+            progress
+                .update(|c| {
+                    c.status = ConnectionStatus::Failed;
+                    c.last_error = Some(format!("{}: {}", e.code, e.message));
+                })
+                .await?;
+            return Err(e);
+        }
+        steps.extend(carrier_result.unwrap_or_default());
+        steps.extend(livekit_result.unwrap_or_default());
+        progress
+            .update(|c| {
+                c.status = ConnectionStatus::Connected;
+                c.last_error = None;
+                if c.connected_at.is_none() || was_disconnected {
+                    c.connected_at = Some(Utc::now());
+                }
+            })
+            .await?;
+        Ok(ConnectOutcome {
+            connection: progress.snapshot().await,
+            steps,
+        })
+    }
+
+    /// A connect that failed before changing anything still leaves its error on the existing
+    /// connection, as a failure further on would: the last attempt's outcome is what support
+    /// looks for.
+    async fn record_failure(
+        &self,
         customer: &CustomerId,
         provider: ProviderKind,
         number_sid: &PhoneNumberSid,
-        req: &ConnectRequest,
-        targets: Vec<OriginationTarget>,
-        integration_id: crate::ids::IntegrationId,
-    ) -> Result<ConnectOutcome, Error> {
-        let number = carrier.fetch_number(creds, number_sid).await?;
+        error: &Error,
+    ) {
+        let recorded = async {
+            if let Some(mut conn) = self
+                .ports
+                .connections
+                .get_connection(customer, provider, number_sid)
+                .await?
+            {
+                conn.status = ConnectionStatus::Failed;
+                conn.last_error = Some(format!("{}: {}", error.code, error.message));
+                conn.updated_at = Utc::now();
+                self.ports.connections.save_connection(&conn).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = recorded.await {
+            tracing::warn!(error = %e, "could not record the failed connect on its connection");
+        }
+    }
+
+    /// Read what connect acts on (the number and the trunk it should go on, at once), refuse
+    /// what must be refused before anything is written, then store the pending connection.
+    async fn prepare_connect(
+        &self,
+        job: &Job<'_>,
+        targets: &[OriginationTarget],
+        existing: Option<NumberConnection>,
+    ) -> Result<Prepared, Error> {
+        let Job {
+            carrier,
+            creds,
+            customer,
+            provider,
+            number_sid,
+            req,
+            integration_id,
+            desired_name,
+        } = *job;
+        let stored_trunk = existing.as_ref().and_then(|c| c.trunk_sid.clone());
+        let (number, found) = futures::try_join!(
+            async { Ok::<_, Error>(carrier.fetch_number(creds, number_sid).await?) },
+            find_trunk(carrier, creds, desired_name, stored_trunk.as_ref()),
+        )?;
         if !number.voice_capable {
             return Err(Error::new(
                 ErrorCode::ValidationFailed,
                 "this number cannot receive voice calls",
             ));
         }
-        let desired_name = trunk_friendly_name(req.trunk_strategy, customer, number_sid);
-        let existing = self
-            .ports
-            .connections
-            .get_connection(customer, provider, number_sid)
-            .await?;
 
         // Whose trunk is the number on? Ours (by stored id, or by the names we give this
         // customer's trunks) may be moved; anybody else's is a conflict unless forced.
         let mut moved_from: Option<TrunkSid> = None;
         let mut on_our_trunk = false;
         if let Some(current) = &number.trunk_sid {
-            let stored = existing.as_ref().and_then(|c| c.trunk_sid.as_ref());
-            let current_trunk = carrier.fetch_trunk(creds, current).await?;
-            let name = current_trunk
-                .as_ref()
-                .and_then(|t| t.friendly_name.as_deref());
-            on_our_trunk =
-                stored == Some(current) || is_customers_trunk(name, customer, number_sid);
-            if !on_our_trunk && !req.force {
-                return Err(Error::new(
-                    ErrorCode::NumberInUse,
-                    format!(
-                        "the number is on trunk {current}, which trunkline did not create; \
-                         pass force=true to move it"
-                    ),
-                ));
-            }
-            if name != Some(desired_name.as_str()) {
+            if found.as_ref().map(|f| &f.trunk.sid) == Some(current) {
+                on_our_trunk = true;
+            } else {
+                on_our_trunk = stored_trunk.as_ref() == Some(current) || {
+                    let current_trunk = carrier.fetch_trunk(creds, current).await?;
+                    let name = current_trunk
+                        .as_ref()
+                        .and_then(|t| t.friendly_name.as_deref());
+                    is_customers_trunk(name, customer, number_sid)
+                };
+                if !on_our_trunk && !req.force {
+                    return Err(Error::new(
+                        ErrorCode::NumberInUse,
+                        format!(
+                            "the number is on trunk {current}, which trunkline did not create; \
+                             pass force=true to move it"
+                        ),
+                    ));
+                }
                 moved_from = Some(current.clone());
             }
         }
@@ -401,92 +540,47 @@ impl Onboarding {
         }
         conn.updated_at = now;
         self.ports.connections.save_connection(&conn).await?;
+        Ok(Prepared {
+            number,
+            found,
+            moved_from,
+            conn,
+            steps,
+            was_disconnected,
+        })
+    }
 
-        let progress = Progress {
-            onboarding: self,
-            conn: Mutex::new(conn),
-        };
-        let carrier_half = self.carrier_half(
+    /// Under the trunk lease: the trunk found earlier or a new one, then its origination URLs.
+    async fn trunk_and_urls(
+        &self,
+        job: &Job<'_>,
+        found: Option<FoundTrunk>,
+        targets: &[OriginationTarget],
+        progress: &Progress<'_>,
+    ) -> Result<(TrunkSid, Vec<Step>), Error> {
+        let Job {
             carrier,
             creds,
             customer,
             provider,
-            &number,
-            &desired_name,
-            &targets,
-            moved_from,
-            req.force,
-            &progress,
-        );
-        let livekit_half = self.livekit_half(&number, &progress);
-        let (carrier_result, livekit_result) = futures::join!(carrier_half, livekit_half);
-
-        let failure = match (&carrier_result, &livekit_result) {
-            (Err(e), _) | (_, Err(e)) => Some(e.clone()),
-            _ => None,
+            desired_name,
+            ..
+        } = *job;
+        let (trunk, live, step) = match found {
+            Some(FoundTrunk { trunk, urls }) => {
+                let step = Step::new("trunk", StepAction::Reused, Some(trunk.sid.to_string()));
+                (trunk, urls, step)
+            }
+            None => create_trunk(carrier, creds, desired_name).await?,
         };
-        if let Some(e) = failure {
-            progress
-                .update(|c| {
-                    c.status = ConnectionStatus::Failed;
-                    c.last_error = Some(format!("{}: {}", e.code, e.message));
-                })
-                .await?;
-            return Err(e);
-        }
-        steps.extend(carrier_result.unwrap_or_default());
-        steps.extend(livekit_result.unwrap_or_default());
-        progress
-            .update(|c| {
-                c.status = ConnectionStatus::Connected;
-                c.last_error = None;
-                if c.connected_at.is_none() || was_disconnected {
-                    c.connected_at = Some(Utc::now());
-                }
-            })
-            .await?;
-        Ok(ConnectOutcome {
-            connection: progress.snapshot().await,
-            steps,
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn carrier_half(
-        &self,
-        carrier: &dyn CarrierProvider,
-        creds: &CarrierCredentials,
-        customer: &CustomerId,
-        provider: ProviderKind,
-        number: &CarrierNumber,
-        desired_name: &str,
-        targets: &[OriginationTarget],
-        moved_from: Option<TrunkSid>,
-        force: bool,
-        progress: &Progress<'_>,
-    ) -> Result<Vec<Step>, Error> {
-        let mut steps = Vec::new();
-        let stored_trunk = progress.conn.lock().await.trunk_sid.clone();
-        let (trunk, trunk_step) = self
-            .ensure_trunk(
-                carrier,
-                creds,
-                customer,
-                provider,
-                desired_name,
-                stored_trunk,
-            )
-            .await?;
         progress
             .update(|c| {
                 c.trunk_created = is_ours(trunk.friendly_name.as_deref());
                 c.trunk_sid = Some(trunk.sid.clone());
             })
             .await?;
-        steps.push(trunk_step);
-
-        let live = carrier.list_origination_urls(creds, &trunk.sid).await?;
-        if !force {
+        let mut steps = vec![step];
+        if !job.req.force {
             self.guard_shared_trunk_targets(
                 customer, provider, &trunk.sid, &live, targets, progress,
             )
@@ -496,89 +590,7 @@ impl Onboarding {
             self.ensure_origination_urls(carrier, creds, &trunk.sid, targets, live, progress)
                 .await?,
         );
-
-        if number.trunk_sid.as_ref() == Some(&trunk.sid) {
-            steps.push(Step::new(
-                "attachment",
-                StepAction::Reused,
-                Some(trunk.sid.to_string()),
-            ));
-        } else {
-            if let Some(old) = &moved_from {
-                carrier.detach_number(creds, old, &number.sid).await?;
-            }
-            carrier
-                .attach_number(creds, &trunk.sid, &number.sid)
-                .await?;
-            let action = if moved_from.is_some() {
-                StepAction::Moved
-            } else {
-                StepAction::Created
-            };
-            let mut step = Step::new("attachment", action, Some(trunk.sid.to_string()));
-            if let Some(old) = moved_from {
-                step = step.detail(format!("moved from trunk {old}"));
-            }
-            steps.push(step);
-        }
-        Ok(steps)
-    }
-
-    /// The trunk the number goes on: the stored one if it still exists under the desired name,
-    /// else one found by name, else a new one (under a customer-wide lease, because several
-    /// numbers' connects may race to create a shared trunk).
-    async fn ensure_trunk(
-        &self,
-        carrier: &dyn CarrierProvider,
-        creds: &CarrierCredentials,
-        customer: &CustomerId,
-        provider: ProviderKind,
-        desired_name: &str,
-        stored: Option<TrunkSid>,
-    ) -> Result<(CarrierTrunk, Step), Error> {
-        if let Some(sid) = stored
-            && let Some(t) = carrier.fetch_trunk(creds, &sid).await?
-            && t.friendly_name.as_deref() == Some(desired_name)
-        {
-            let step = Step::new("trunk", StepAction::Reused, Some(t.sid.to_string()));
-            return Ok((t, step));
-        }
-        if let Some(t) = find_one(carrier, creds, desired_name).await? {
-            let step = Step::new("trunk", StepAction::Reused, Some(t.sid.to_string()));
-            return Ok((t, step));
-        }
-        let lease = self
-            .acquire_lease(&LeaseKey::trunk(customer.clone(), provider, desired_name))
-            .await?;
-        let work = async {
-            // Someone may have created it while we waited for the lease.
-            if let Some(t) = find_one(carrier, creds, desired_name).await? {
-                let step = Step::new("trunk", StepAction::Reused, Some(t.sid.to_string()));
-                return Ok((t, step));
-            }
-            let spec = TrunkSpec {
-                friendly_name: desired_name.to_owned(),
-            };
-            match carrier.create_trunk(creds, &spec).await {
-                Ok(t) => {
-                    let step = Step::new("trunk", StepAction::Created, Some(t.sid.to_string()));
-                    Ok((t, step))
-                }
-                // A create is never retried blindly: the request may have succeeded with its
-                // answer lost, so look again before giving up.
-                Err(e) if e.is_transient() => match find_one(carrier, creds, desired_name).await {
-                    Ok(Some(t)) => {
-                        let step = Step::new("trunk", StepAction::Created, Some(t.sid.to_string()));
-                        Ok((t, step))
-                    }
-                    _ => Err(e.into()),
-                },
-                Err(e) => Err(e.into()),
-            }
-        };
-        let result = self.holding(&lease, work).await;
-        self.release_lease(&lease).await;
-        result
+        Ok((trunk.sid, steps))
     }
 
     /// Origination URLs belong to the trunk, not to a number: on a trunk other live numbers
@@ -715,9 +727,12 @@ impl Onboarding {
         Ok(steps)
     }
 
+    /// The LiveKit inbound trunk and dispatch rule. For a `fresh` connection (made by this
+    /// call) nothing of it can exist at LiveKit yet, so both are created without looking first.
     async fn livekit_half(
         &self,
         number: &CarrierNumber,
+        fresh: bool,
         progress: &Progress<'_>,
     ) -> Result<Vec<Step>, Error> {
         let Some(sip) = &self.ports.sip else {
@@ -741,9 +756,12 @@ impl Onboarding {
             number: number.e164.clone(),
             attributes: routing.attributes.clone(),
         };
-        let trunk = sip
-            .ensure_inbound_trunk(&trunk_spec, old_trunk.clone())
-            .await?;
+        let trunk = if fresh {
+            sip.create_inbound_trunk(&trunk_spec).await?
+        } else {
+            sip.ensure_inbound_trunk(&trunk_spec, old_trunk.clone())
+                .await?
+        };
         progress
             .update(|c| c.livekit_trunk_id = Some(trunk.id.clone()))
             .await?;
@@ -754,6 +772,7 @@ impl Onboarding {
             &self.settings.room_prefix,
             routing,
             old_rule.clone(),
+            fresh,
         )
         .await?;
         progress
@@ -991,6 +1010,126 @@ impl Onboarding {
     }
 }
 
+/// One connect's fixed inputs, passed down its steps.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    carrier: &'a dyn CarrierProvider,
+    creds: &'a CarrierCredentials,
+    customer: &'a CustomerId,
+    provider: ProviderKind,
+    number_sid: &'a PhoneNumberSid,
+    req: &'a ConnectRequest,
+    integration_id: crate::ids::IntegrationId,
+    /// The name of the trunk the number goes on (see `naming`).
+    desired_name: &'a str,
+}
+
+/// A trunk connect found before writing anything, with its origination URLs.
+struct FoundTrunk {
+    trunk: CarrierTrunk,
+    urls: Vec<CarrierOriginationUrl>,
+}
+
+/// What connect read and checked before its first write to a carrier.
+struct Prepared {
+    number: CarrierNumber,
+    /// The trunk the number should go on, when it exists already.
+    found: Option<FoundTrunk>,
+    /// Our trunk (or, forced, someone else's) the number leaves.
+    moved_from: Option<TrunkSid>,
+    conn: NumberConnection,
+    steps: Vec<Step>,
+    was_disconnected: bool,
+}
+
+/// The trunk the number should go on, if it exists: the stored one while it keeps the desired
+/// name, else one found by name. Its origination URLs are read in the same round trip as the
+/// stored trunk, since a reconnect needs both.
+async fn find_trunk(
+    carrier: &dyn CarrierProvider,
+    creds: &CarrierCredentials,
+    desired_name: &str,
+    stored: Option<&TrunkSid>,
+) -> Result<Option<FoundTrunk>, Error> {
+    if let Some(sid) = stored {
+        let (trunk, urls) = futures::join!(
+            carrier.fetch_trunk(creds, sid),
+            carrier.list_origination_urls(creds, sid)
+        );
+        // The URLs only count if the trunk is still there (a deleted one lists as not found).
+        if let Some(trunk) = trunk?
+            && trunk.friendly_name.as_deref() == Some(desired_name)
+        {
+            return Ok(Some(FoundTrunk { trunk, urls: urls? }));
+        }
+    }
+    let Some(trunk) = find_one(carrier, creds, desired_name).await? else {
+        return Ok(None);
+    };
+    let urls = carrier.list_origination_urls(creds, &trunk.sid).await?;
+    Ok(Some(FoundTrunk { trunk, urls }))
+}
+
+/// Create the trunk (the caller holds its lease and found none). A trunk created just now has
+/// no origination URLs, so none are listed.
+async fn create_trunk(
+    carrier: &dyn CarrierProvider,
+    creds: &CarrierCredentials,
+    desired_name: &str,
+) -> Result<(CarrierTrunk, Vec<CarrierOriginationUrl>, Step), Error> {
+    let spec = TrunkSpec {
+        friendly_name: desired_name.to_owned(),
+    };
+    let trunk = match carrier.create_trunk(creds, &spec).await {
+        Ok(t) => t,
+        // A create is never retried blindly: the request may have succeeded with its answer
+        // lost, so look again before giving up.
+        Err(e) if e.is_transient() => match find_one(carrier, creds, desired_name).await {
+            Ok(Some(t)) => {
+                let urls = carrier.list_origination_urls(creds, &t.sid).await?;
+                let step = Step::new("trunk", StepAction::Created, Some(t.sid.to_string()));
+                return Ok((t, urls, step));
+            }
+            _ => return Err(e.into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
+    let step = Step::new("trunk", StepAction::Created, Some(trunk.sid.to_string()));
+    Ok((trunk, Vec::new(), step))
+}
+
+/// Put the number on `trunk`, taking it off `moved_from` first. Last of the carrier steps, so
+/// calls only reach the trunk once its origination URLs exist.
+async fn attach(
+    carrier: &dyn CarrierProvider,
+    creds: &CarrierCredentials,
+    number: &CarrierNumber,
+    trunk: &TrunkSid,
+    moved_from: Option<TrunkSid>,
+) -> Result<Step, Error> {
+    if number.trunk_sid.as_ref() == Some(trunk) {
+        return Ok(Step::new(
+            "attachment",
+            StepAction::Reused,
+            Some(trunk.to_string()),
+        ));
+    }
+    if let Some(old) = &moved_from {
+        carrier.detach_number(creds, old, &number.sid).await?;
+    }
+    carrier.attach_number(creds, trunk, &number.sid).await?;
+    let action = if moved_from.is_some() {
+        StepAction::Moved
+    } else {
+        StepAction::Created
+    };
+    let mut step = Step::new("attachment", action, Some(trunk.to_string()));
+    if let Some(old) = moved_from {
+        step = step.detail(format!("moved from trunk {old}"));
+    }
+    Ok(step)
+}
+
 async fn find_one(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
@@ -1008,6 +1147,7 @@ async fn find_one(
     Ok(found.into_iter().next())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn ensure_rule(
     sip: &dyn SipPlatform,
     connection_id: ConnectionId,
@@ -1015,6 +1155,7 @@ async fn ensure_rule(
     room_prefix: &str,
     routing: RoutingPolicy,
     existing: Option<crate::ids::DispatchRuleId>,
+    new_trunk: bool,
 ) -> Result<crate::ports::DispatchRuleInfo, Error> {
     let spec = DispatchRuleSpec {
         connection_id,
@@ -1026,6 +1167,9 @@ async fn ensure_rule(
     debug_assert!(
         spec.routing.dispatch_mode == DispatchMode::Webhook || spec.routing.agent_name.is_some()
     );
+    if new_trunk {
+        return Ok(sip.create_dispatch_rule(&spec).await?);
+    }
     Ok(sip.ensure_dispatch_rule(&spec, existing).await?)
 }
 
