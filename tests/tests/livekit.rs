@@ -269,6 +269,29 @@ async fn connect_reconnect_disconnect_and_drift(backend: Backend) {
     let s = acme.status(pn, "").await;
     assert_eq!(s.ok()["drifts"], json!([]), "{}", s.body);
 
+    // --- drift: both deleted. A reconnect reads both at once; the rule it had to recreate
+    // for the stored (gone) trunk ends up on the new trunk, and is the only one.
+    let rules_before = managed(&lk).1.len();
+    let rule_id = lk.rules_for_trunk(&new_trunk)[0]
+        .sip_dispatch_rule_id
+        .clone();
+    assert!(lk.remove_trunk(&new_trunk));
+    assert!(lk.remove_rule(&rule_id));
+    let repaired = acme
+        .connect(pn, &json!({"routing": routing("webhook")}))
+        .await;
+    let repaired = repaired.ok().clone();
+    assert_eq!(action(&repaired, "livekitTrunk"), "created");
+    assert_eq!(action(&repaired, "livekitRule"), "created");
+    let new_trunk = repaired["livekit"]["trunkId"].as_str().unwrap().to_owned();
+    let holding = lk.trunks_for_number(&number);
+    assert_eq!(holding.len(), 1, "{holding:?}");
+    assert_eq!(holding[0].sip_trunk_id, new_trunk);
+    assert_eq!(lk.rules_for_trunk(&new_trunk).len(), 1);
+    assert_eq!(managed(&lk).1.len(), rules_before, "no rule left dangling");
+    let s = acme.status(pn, "").await;
+    assert_eq!(s.ok()["drifts"], json!([]), "{}", s.body);
+
     // --- disconnect removes both, and only this number's.
     let d = acme.disconnect(pn, &Value::Null).await;
     let d = d.ok().clone();

@@ -13,14 +13,14 @@ use serde_json::json;
 use super::Onboarding;
 use super::naming::{is_customers_trunk, is_ours, origination_friendly_name, trunk_friendly_name};
 use crate::error::{Error, ErrorCode};
-use crate::ids::{ConnectionId, CustomerId, PhoneNumberSid, ProviderKind, TrunkSid};
+use crate::ids::{ConnectionId, CustomerId, PhoneNumberSid, ProviderKind, SipTrunkId, TrunkSid};
 use crate::model::{
     Actor, AuditAction, CarrierCredentials, ConnectionStatus, DispatchMode, Lease, LeaseKey,
     NumberConnection, OriginationTarget, RoutingPolicy, StoredOriginationUrl, TrunkStrategy,
 };
 use crate::ports::{
     CarrierNumber, CarrierOriginationUrl, CarrierProvider, CarrierTrunk, DispatchRuleSpec,
-    InboundTrunkSpec, OriginationUrlSpec, SipPlatform, TrunkSpec,
+    InboundTrunkSpec, OriginationUrlSpec, TrunkSpec,
 };
 use crate::sip::SipTarget;
 
@@ -756,25 +756,54 @@ impl Onboarding {
             number: number.e164.clone(),
             attributes: routing.attributes.clone(),
         };
-        let trunk = if fresh {
-            sip.create_inbound_trunk(&trunk_spec).await?
-        } else {
-            sip.ensure_inbound_trunk(&trunk_spec, old_trunk.clone())
-                .await?
-        };
-        progress
-            .update(|c| c.livekit_trunk_id = Some(trunk.id.clone()))
-            .await?;
-        let rule = ensure_rule(
-            &**sip,
+        let rule_spec = |trunk_id: &SipTrunkId| DispatchRuleSpec {
             connection_id,
-            &trunk.id,
-            &self.settings.room_prefix,
-            routing,
-            old_rule.clone(),
-            fresh,
-        )
-        .await?;
+            name: format!("trunkline {connection_id}"),
+            trunk_id: trunk_id.clone(),
+            room_prefix: self.settings.room_prefix.clone(),
+            routing: routing.clone(),
+        };
+        debug_assert!(
+            routing.dispatch_mode == DispatchMode::Webhook || routing.agent_name.is_some()
+        );
+        let store_trunk = |id: SipTrunkId| progress.update(|c| c.livekit_trunk_id = Some(id));
+        let rule = match (&old_trunk, fresh) {
+            (_, true) => {
+                let trunk = sip.create_inbound_trunk(&trunk_spec).await?;
+                store_trunk(trunk.id.clone()).await?;
+                let rule = sip.create_dispatch_rule(&rule_spec(&trunk.id)).await?;
+                (trunk, rule)
+            }
+            // Both stored (a reconnect): read, and repair if needed, both at once. The rule is
+            // checked against the stored trunk; a trunk that had to be recreated gets the
+            // rule pointed at it afterwards.
+            (Some(stored), false) => {
+                let stored_rule = rule_spec(stored);
+                let (trunk, rule) = futures::join!(
+                    sip.ensure_inbound_trunk(&trunk_spec, Some(stored.clone())),
+                    sip.ensure_dispatch_rule(&stored_rule, old_rule.clone()),
+                );
+                let trunk = trunk?;
+                store_trunk(trunk.id.clone()).await?;
+                let rule = if &trunk.id == stored {
+                    rule?
+                } else {
+                    let existing = rule.ok().map(|r| r.id).or_else(|| old_rule.clone());
+                    sip.ensure_dispatch_rule(&rule_spec(&trunk.id), existing)
+                        .await?
+                };
+                (trunk, rule)
+            }
+            (None, false) => {
+                let trunk = sip.ensure_inbound_trunk(&trunk_spec, None).await?;
+                store_trunk(trunk.id.clone()).await?;
+                let rule = sip
+                    .ensure_dispatch_rule(&rule_spec(&trunk.id), old_rule.clone())
+                    .await?;
+                (trunk, rule)
+            }
+        };
+        let (trunk, rule) = rule;
         progress
             .update(|c| c.livekit_rule_id = Some(rule.id.clone()))
             .await?;
@@ -1145,32 +1174,6 @@ async fn find_one(
         );
     }
     Ok(found.into_iter().next())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn ensure_rule(
-    sip: &dyn SipPlatform,
-    connection_id: ConnectionId,
-    trunk_id: &crate::ids::SipTrunkId,
-    room_prefix: &str,
-    routing: RoutingPolicy,
-    existing: Option<crate::ids::DispatchRuleId>,
-    new_trunk: bool,
-) -> Result<crate::ports::DispatchRuleInfo, Error> {
-    let spec = DispatchRuleSpec {
-        connection_id,
-        name: format!("trunkline {connection_id}"),
-        trunk_id: trunk_id.clone(),
-        room_prefix: room_prefix.to_owned(),
-        routing,
-    };
-    debug_assert!(
-        spec.routing.dispatch_mode == DispatchMode::Webhook || spec.routing.agent_name.is_some()
-    );
-    if new_trunk {
-        return Ok(sip.create_dispatch_rule(&spec).await?);
-    }
-    Ok(sip.ensure_dispatch_rule(&spec, existing).await?)
 }
 
 fn reuse_or_create<T: PartialEq>(old: Option<&T>, new: &T) -> StepAction {
