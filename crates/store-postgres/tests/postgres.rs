@@ -174,3 +174,36 @@ async fn two_instances_agree_on_dedupe_and_claims() {
     drop((a, b));
     support::drop_schema(&base, &schema).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_the_server_closed_are_replaced_not_used() {
+    let Some(base) = support::base_url() else {
+        return;
+    };
+    let (schema, url) = support::fresh_schema(&base).await;
+    // Named, so that only this store's sessions are terminated (tests share the database).
+    let url = format!("{url}&application_name={schema}");
+    let store = PostgresStore::connect(&url, 2).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let (r1, r2) = tokio::join!(store.check_ready(), store.check_ready());
+    r1.and(r2).expect("ready on two pooled sessions");
+
+    support::admin(
+        &base,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = '{schema}'"
+        ),
+    )
+    .await;
+    // The clients read the server's goodbye in the background.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..4 {
+        store
+            .check_ready()
+            .await
+            .expect("a fresh session answers after the old ones were closed");
+    }
+    drop(store);
+    support::drop_schema(&base, &schema).await;
+}

@@ -355,17 +355,24 @@ impl Calls {
                     DispatchOutcome::NoAgent
                 }
                 (DispatchMode::Webhook, Some(agent)) => {
-                    self.dispatch(&call, agent, conn.routing.metadata.clone())
-                        .await?
+                    let (dispatch, recorded) = self
+                        .dispatch_recorded(&call, agent, conn.routing.metadata.clone())
+                        .await?;
+                    let call = match recorded {
+                        Some(call) => call,
+                        // Somebody else's work (or a failure) decided the stored state.
+                        None => self
+                            .ports
+                            .calls
+                            .get_call_by_room(facts.room)
+                            .await?
+                            .unwrap_or(call),
+                    };
+                    return Ok(WebhookOutcome::CallRecorded { call, dispatch });
                 }
             },
         };
-        let call = self
-            .ports
-            .calls
-            .get_call_by_room(facts.room)
-            .await?
-            .unwrap_or(call);
+        // Unrouted, by rule or without an agent: the upsert's answer is the stored call.
         Ok(WebhookOutcome::CallRecorded { call, dispatch })
     }
 
@@ -406,6 +413,17 @@ impl Calls {
         agent: &str,
         metadata: Option<String>,
     ) -> Result<DispatchOutcome, Error> {
+        Ok(self.dispatch_recorded(call, agent, metadata).await?.0)
+    }
+
+    /// `dispatch`, plus the call as it is now stored when this attempt recorded the dispatch
+    /// itself (so the webhook's answer needs no read-back); `None` otherwise.
+    async fn dispatch_recorded(
+        &self,
+        call: &CallRecord,
+        agent: &str,
+        metadata: Option<String>,
+    ) -> Result<(DispatchOutcome, Option<CallRecord>), Error> {
         let room = &call.room_name;
         let me = self.settings.instance_id.as_str();
         let attempt = match self
@@ -416,9 +434,9 @@ impl Calls {
         {
             DispatchClaim::Won { attempt } => attempt,
             DispatchClaim::AlreadyDispatched { dispatch_id } => {
-                return Ok(DispatchOutcome::AlreadyDispatched { dispatch_id });
+                return Ok((DispatchOutcome::AlreadyDispatched { dispatch_id }, None));
             }
-            DispatchClaim::HeldByOther => return Ok(DispatchOutcome::InProgressElsewhere),
+            DispatchClaim::HeldByOther => return Ok((DispatchOutcome::InProgressElsewhere, None)),
             DispatchClaim::NoSuchCall => {
                 return Err(Error::internal(format!("no call record for room {room}")));
             }
@@ -427,31 +445,34 @@ impl Calls {
         // Before dispatching, and again when a dispatch's answer may have been lost: the
         // agent may already be in the room.
         match find_dispatch(&**sip, room, agent).await {
-            Ok(Some(found)) => return self.complete(room, found, true).await,
+            Ok(Some(found)) => return self.complete(call, attempt, found, true).await,
             Ok(None) => {}
-            Err(e) => return self.failed(call, attempt, e).await,
+            Err(e) => return Ok((self.failed(call, attempt, e).await?, None)),
         }
         if attempt > self.settings.max_attempts {
             let e = ProviderError::unavailable("retries exhausted");
-            return self.failed(call, attempt, e).await;
+            return Ok((self.failed(call, attempt, e).await?, None));
         }
         match sip.dispatch_agent(room, agent, metadata).await {
-            Ok(id) => self.complete(room, id, false).await,
+            Ok(id) => self.complete(call, attempt, id, false).await,
             Err(e) if e.is_transient() => match find_dispatch(&**sip, room, agent).await {
-                Ok(Some(found)) => self.complete(room, found, true).await,
-                _ => self.failed(call, attempt, e).await,
+                Ok(Some(found)) => self.complete(call, attempt, found, true).await,
+                _ => Ok((self.failed(call, attempt, e).await?, None)),
             },
-            Err(e) => self.failed(call, attempt, e).await,
+            Err(e) => Ok((self.failed(call, attempt, e).await?, None)),
         }
     }
 
     async fn complete(
         &self,
-        room: &RoomName,
+        call: &CallRecord,
+        attempt: u32,
         dispatch_id: AgentDispatchId,
         recovered: bool,
-    ) -> Result<DispatchOutcome, Error> {
+    ) -> Result<(DispatchOutcome, Option<CallRecord>), Error> {
+        let room = &call.room_name;
         let me = self.settings.instance_id.as_str();
+        let mut recorded = None;
         if self
             .ports
             .calls
@@ -459,6 +480,14 @@ impl Calls {
             .await?
         {
             tracing::info!(room = %loggable(room.as_str()), dispatch = %dispatch_id, recovered, "agent dispatched");
+            // What `complete_dispatch` wrote under this attempt's claim.
+            recorded = Some(CallRecord {
+                dispatch_status: DispatchStatus::Dispatched,
+                dispatch_id: Some(dispatch_id.clone()),
+                dispatch_attempts: attempt,
+                updated_at: Utc::now(),
+                ..call.clone()
+            });
         } else {
             // The claim ran out while dispatching (claim_ttl too short for LiveKit's answer
             // times). Whoever holds it now finds this dispatch in the room and records it.
@@ -468,10 +497,13 @@ impl Calls {
                 "dispatched, but the claim was lost before recording it; claim_ttl may be too short"
             );
         }
-        Ok(DispatchOutcome::Dispatched {
-            dispatch_id,
-            recovered,
-        })
+        Ok((
+            DispatchOutcome::Dispatched {
+                dispatch_id,
+                recovered,
+            },
+            recorded,
+        ))
     }
 
     async fn failed(
@@ -903,6 +935,16 @@ mod tests {
         assert_eq!(call.called.as_ref().map(E164::as_str), Some(CALLED));
         assert_eq!(call.caller.as_ref().map(E164::as_str), Some(CALLER));
         assert_eq!(call.sip_call_id.as_deref(), Some("SCL_1"));
+        // The answer is the stored call, known without reading it back.
+        let stored = w.call("call-a");
+        assert_eq!(
+            CallRecord {
+                updated_at: stored.updated_at,
+                ..call.clone()
+            },
+            stored
+        );
+        assert_eq!(w.store.state().touches.get("get_call_by_room"), None);
         {
             let sip = w.sip.state();
             assert_eq!(sip.dispatches.len(), 1);
