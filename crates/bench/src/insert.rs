@@ -75,8 +75,9 @@ const SQLITE_SCHEMA: &str = "\
 pub enum Target {
     /// A file; the pool is `Fast` as in the SQLite store.
     Sqlite(std::path::PathBuf),
-    /// `Verified` runs `SELECT 1` at every checkout (as the PostgreSQL store does);
-    /// `Fast` does not (the raw ceiling).
+    /// `Verified` runs `SELECT 1` at every checkout (as the PostgreSQL store did until it
+    /// moved to `Fast`, see docs/benchmarks.md);
+    /// `Fast` does not (the raw ceiling, and the store's setting).
     Postgres { url: String, verified: bool },
 }
 

@@ -168,7 +168,13 @@ async fn request_context(
         metrics::counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
         metrics::histogram!(HTTP_REQUEST_DURATION, &labels).record(elapsed.as_secs_f64());
         let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") && status < 400 {
+        // Probes, scrapes and LiveKit's webhooks come in volume: their successes are counted
+        // (metrics above) and logged at debug. The webhook handler logs what it acted on.
+        let routine = matches!(
+            route.as_str(),
+            "/healthz" | "/readyz" | "/metrics" | crate::routes::webhook::PATH
+        );
+        if routine && status < 400 {
             tracing::debug!(status, latency_ms, "request completed");
         } else {
             tracing::info!(status, latency_ms, "request completed");

@@ -16,7 +16,7 @@ use trunkline_core::model::{
     AuthKind, CallStatus, ConnectionStatus, DispatchClaim, DispatchStatus, IntegrationStatus,
     LeaseKey, LeaseResource, SealedSecret,
 };
-use trunkline_core::ports::{Store, StoreError};
+use trunkline_core::ports::{ClaimRequest, JoinRecorded, Store, StoreError};
 use trunkline_core::{CallId, ConnectionId, IntegrationId, ProviderKind};
 
 use crate::fixtures::{
@@ -695,6 +695,148 @@ pub async fn upsert_call_concurrent_merges_into_one_row(store: Arc<dyn Store>) {
     assert_eq!(stored.connection_id, Some(connection));
     assert_eq!(stored.agent_name.as_deref(), Some("agent"));
     assert_eq!(stored.status, CallStatus::Active);
+}
+
+pub async fn record_join_records_claims_and_recognises_duplicates(store: Arc<dyn Store>) {
+    let r = room("join");
+    let mut call = bare_call(&r, ts(0));
+    call.dispatch_status = DispatchStatus::Failed;
+    let event = webhook_event(Some(&r), ts(0));
+    let claim = ClaimRequest {
+        claimant: "worker-a".to_owned(),
+        ttl: LONG,
+    };
+
+    let JoinRecorded::Recorded {
+        call: stored,
+        claim: won,
+    } = store
+        .record_join(&event, &call, Some(claim.clone()))
+        .await
+        .unwrap()
+    else {
+        panic!("the first delivery records the call");
+    };
+    assert_eq!(stored.id, call.id);
+    assert_eq!(won, Some(DispatchClaim::Won { attempt: 1 }));
+    assert!(
+        !store.record_webhook_event(&event).await.unwrap(),
+        "event remembered"
+    );
+    let now = store.get_call_by_room(&r).await.unwrap().unwrap();
+    assert_eq!(now.dispatch_status, DispatchStatus::Claimed);
+    assert_eq!(now.dispatch_attempts, 1);
+
+    // The same event again: nothing changes, not even the claim.
+    assert_eq!(
+        store
+            .record_join(&event, &call, Some(claim.clone()))
+            .await
+            .unwrap(),
+        JoinRecorded::Duplicate
+    );
+    assert_eq!(store.get_call_by_room(&r).await.unwrap().unwrap(), now);
+
+    // Another event of the same call merges, and its claim finds the first one's.
+    let other = webhook_event(Some(&r), ts(1));
+    let mut later = bare_call(&r, ts(1));
+    later.caller = Some(e164(7));
+    let JoinRecorded::Recorded {
+        call: merged,
+        claim,
+    } = store
+        .record_join(&other, &later, Some(claim.clone()))
+        .await
+        .unwrap()
+    else {
+        panic!("a new event is recorded");
+    };
+    assert_eq!(merged.id, call.id, "the stored id wins");
+    assert_eq!(merged.caller, Some(e164(7)), "a missing field is filled");
+    assert_eq!(claim, Some(DispatchClaim::HeldByOther));
+
+    // Without a claim request nothing is claimed.
+    let r2 = room("join-no-claim");
+    let JoinRecorded::Recorded { claim, .. } = store
+        .record_join(
+            &webhook_event(Some(&r2), ts(2)),
+            &bare_call(&r2, ts(2)),
+            None,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("recorded");
+    };
+    assert_eq!(claim, None);
+    let stored = store.get_call_by_room(&r2).await.unwrap().unwrap();
+    assert_eq!(stored.dispatch_status, DispatchStatus::None);
+    assert_eq!(stored.dispatch_attempts, 0);
+
+    // An event remembered without its call (the first delivery died after recording the
+    // event): a redelivery records the call.
+    let r3 = room("join-event-only");
+    let event3 = webhook_event(Some(&r3), ts(3));
+    assert!(store.record_webhook_event(&event3).await.unwrap());
+    let outcome = store
+        .record_join(&event3, &bare_call(&r3, ts(3)), None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, JoinRecorded::Recorded { .. }),
+        "{outcome:?}"
+    );
+    assert!(store.get_call_by_room(&r3).await.unwrap().is_some());
+}
+
+pub async fn record_join_concurrent_deliveries_have_one_claim_winner(store: Arc<dyn Store>) {
+    let r = room("join-race");
+    let mut call = bare_call(&r, ts(0));
+    call.dispatch_status = DispatchStatus::Failed;
+    let event = webhook_event(Some(&r), ts(0));
+    let results = race(RACERS, |i| {
+        let (store, event, call) = (Arc::clone(&store), event.clone(), call.clone());
+        async move {
+            let claim = ClaimRequest {
+                claimant: format!("worker-{i}"),
+                ttl: LONG,
+            };
+            store.record_join(&event, &call, Some(claim)).await
+        }
+    })
+    .await;
+    let outcomes: Vec<JoinRecorded> = results
+        .into_iter()
+        .map(|r| r.expect("no racer fails"))
+        .collect();
+    let won = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                JoinRecorded::Recorded {
+                    claim: Some(DispatchClaim::Won { attempt: 1 }),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(won, 1, "exactly one claim is won: {outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| match o {
+            JoinRecorded::Duplicate => true,
+            JoinRecorded::Recorded { call: c, claim } => {
+                c.id == call.id
+                    && matches!(
+                        claim,
+                        Some(DispatchClaim::Won { .. } | DispatchClaim::HeldByOther)
+                    )
+            }
+        }),
+        "{outcomes:?}"
+    );
+    let stored = store.get_call_by_room(&r).await.unwrap().unwrap();
+    assert_eq!(stored.dispatch_attempts, 1);
 }
 
 pub async fn end_call_first_end_time_wins(store: Arc<dyn Store>) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Integer, Text};
 use diesel::upsert::excluded;
 use diesel::{ConnectionError, ConnectionResult};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
@@ -22,8 +22,8 @@ use trunkline_core::model::{
     NumberConnection,
 };
 use trunkline_core::ports::{
-    AuditLog, CallStore, ConnectionStore, IntegrationStore, LeaseStore, StoreError, StoreHealth,
-    WebhookEventRecord,
+    AuditLog, CallStore, ClaimRequest, ConnectionStore, IntegrationStore, JoinRecorded, LeaseStore,
+    StoreError, StoreHealth, WebhookEventRecord,
 };
 use trunkline_core::{
     AgentDispatchId, CallId, ConnectionId, CustomerId, E164, PhoneNumberSid, ProviderKind, RoomName,
@@ -89,7 +89,7 @@ const RENEW_LEASE: &str = "\
 
 /// Insert or merge in one statement: missing fields are filled, the status only moves
 /// forward and `unrouted` stays.
-const UPSERT_CALL: &str = concat!(
+pub(crate) const UPSERT_CALL: &str = concat!(
     "INSERT INTO calls (id, room_name, customer_id, connection_id, sip_call_id, called, \
          caller, status, dispatch_status, dispatch_id, dispatch_attempts, agent_name, \
          started_at, answered_at, ended_at, updated_at) \
@@ -494,24 +494,9 @@ impl CallStore for SqliteStore {
     async fn upsert_call(&self, call: &CallRecord) -> Result<CallRecord, StoreError> {
         let attempts = codec::attempts_to_db(call.dispatch_attempts)?;
         let mut conn = self.conn().await?;
-        let row: CallRow = diesel::sql_query(UPSERT_CALL)
-            .bind::<Text, _>(uuid_text(call.id.as_uuid()))
-            .bind::<Text, _>(call.room_name.as_str())
-            .bind::<Nullable<Text>, _>(call.customer_id.as_ref().map(CustomerId::as_str))
-            .bind::<Nullable<Text>, _>(call.connection_id.map(|c| uuid_text(c.as_uuid())))
-            .bind::<Nullable<Text>, _>(call.sip_call_id.as_deref())
-            .bind::<Nullable<Text>, _>(call.called.as_ref().map(E164::as_str))
-            .bind::<Nullable<Text>, _>(call.caller.as_ref().map(E164::as_str))
-            .bind::<Text, _>(call.status.as_str())
-            .bind::<Text, _>(call.dispatch_status.as_str())
-            .bind::<Nullable<Text>, _>(call.dispatch_id.as_ref().map(AgentDispatchId::as_str))
-            .bind::<Integer, _>(attempts)
-            .bind::<Nullable<Text>, _>(call.agent_name.as_deref())
-            .bind::<BigInt, _>(micros(call.started_at))
-            .bind::<Nullable<BigInt>, _>(call.answered_at.map(micros))
-            .bind::<Nullable<BigInt>, _>(call.ended_at.map(micros))
-            .bind::<BigInt, _>(micros(call.updated_at))
-            .get_result(&mut conn)
+        let call = call.clone();
+        let row = conn
+            .spawn_blocking(move |c| sync_ops::upsert_call(c, &call, attempts))
             .await
             .map_err(error::db)?;
         row.into_domain()
@@ -594,12 +579,7 @@ impl CallStore for SqliteStore {
             .spawn_blocking(move |c| sync_ops::claim_dispatch(c, &room, &claimant, now, ttl))
             .await
             .map_err(error::db)?;
-        match outcome {
-            ClaimOutcome::Won(attempts) => Ok(DispatchClaim::Won {
-                attempt: codec::attempts_from_db(attempts)?,
-            }),
-            ClaimOutcome::Lost(current) => classify_lost_claim(current),
-        }
+        claim_from(outcome)
     }
 
     async fn complete_dispatch(
@@ -682,6 +662,43 @@ impl CallStore for SqliteStore {
             .into_iter()
             .map(CallRow::into_domain)
             .collect()
+    }
+
+    async fn record_join(
+        &self,
+        event: &WebhookEventRecord,
+        call: &CallRecord,
+        claim: Option<ClaimRequest>,
+    ) -> Result<JoinRecorded, StoreError> {
+        let attempts = codec::attempts_to_db(call.dispatch_attempts)?;
+        let event = WebhookEventRow::from_domain(event);
+        let claim: Option<sync_ops::ClaimArgs> =
+            claim.map(|c| (c.claimant, now_micros(), codec::ttl_micros(c.ttl)));
+        let call = call.clone();
+        let mut conn = self.conn().await?;
+        // One blocking task for the whole transaction, as for `claim_dispatch`.
+        let outcome = conn
+            .spawn_blocking(move |c| {
+                sync_ops::record_join(c, &event, &call, attempts, claim.as_ref())
+            })
+            .await
+            .map_err(error::db)?;
+        match outcome {
+            sync_ops::JoinOutcome::Duplicate => Ok(JoinRecorded::Duplicate),
+            sync_ops::JoinOutcome::Recorded(row, claim) => Ok(JoinRecorded::Recorded {
+                call: Box::new(row.into_domain()?),
+                claim: claim.map(claim_from).transpose()?,
+            }),
+        }
+    }
+}
+
+fn claim_from(outcome: ClaimOutcome) -> Result<DispatchClaim, StoreError> {
+    match outcome {
+        ClaimOutcome::Won(attempts) => Ok(DispatchClaim::Won {
+            attempt: codec::attempts_from_db(attempts)?,
+        }),
+        ClaimOutcome::Lost(current) => classify_lost_claim(current),
     }
 }
 

@@ -2,9 +2,13 @@
 //! connection inside one blocking task.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Text};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use trunkline_core::model::CallRecord;
+use trunkline_core::{AgentDispatchId, CustomerId, E164};
 
-use crate::schema::calls;
+use crate::rows::{CallRow, WebhookEventRow, micros, uuid_text};
+use crate::schema::{calls, webhook_events};
+use crate::store::UPSERT_CALL;
 
 /// One conditional UPDATE; SQLite runs one writer at a time, so exactly one concurrent
 /// claimant sees a row come back. A claim without an expiry (written by `upsert_call`)
@@ -45,22 +49,101 @@ pub(crate) fn claim_dispatch(
     now: i64,
     ttl: i64,
 ) -> QueryResult<ClaimOutcome> {
+    conn.immediate_transaction(|conn| claim_in(conn, room, claimant, now, ttl))
+}
+
+/// The claim, inside the caller's write transaction.
+fn claim_in(
+    conn: &mut SqliteConnection,
+    room: &str,
+    claimant: &str,
+    now: i64,
+    ttl: i64,
+) -> QueryResult<ClaimOutcome> {
+    let won = diesel::sql_query(CLAIM_DISPATCH)
+        .bind::<Text, _>(room)
+        .bind::<Text, _>(claimant)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(ttl)
+        .get_result::<Attempts>(conn)
+        .optional()?;
+    if let Some(won) = won {
+        return Ok(ClaimOutcome::Won(won.dispatch_attempts));
+    }
+    let current = calls::table
+        .filter(calls::room_name.eq(room))
+        .select((calls::dispatch_status, calls::dispatch_id))
+        .first::<(String, Option<String>)>(conn)
+        .optional()?;
+    Ok(ClaimOutcome::Lost(current))
+}
+
+/// Insert or merge the call (see `UPSERT_CALL`); `attempts` is `call.dispatch_attempts` as
+/// stored.
+pub(crate) fn upsert_call(
+    conn: &mut SqliteConnection,
+    call: &CallRecord,
+    attempts: i32,
+) -> QueryResult<CallRow> {
+    diesel::sql_query(UPSERT_CALL)
+        .bind::<Text, _>(uuid_text(call.id.as_uuid()))
+        .bind::<Text, _>(call.room_name.as_str())
+        .bind::<Nullable<Text>, _>(call.customer_id.as_ref().map(CustomerId::as_str))
+        .bind::<Nullable<Text>, _>(call.connection_id.map(|c| uuid_text(c.as_uuid())))
+        .bind::<Nullable<Text>, _>(call.sip_call_id.as_deref())
+        .bind::<Nullable<Text>, _>(call.called.as_ref().map(E164::as_str))
+        .bind::<Nullable<Text>, _>(call.caller.as_ref().map(E164::as_str))
+        .bind::<Text, _>(call.status.as_str())
+        .bind::<Text, _>(call.dispatch_status.as_str())
+        .bind::<Nullable<Text>, _>(call.dispatch_id.as_ref().map(AgentDispatchId::as_str))
+        .bind::<Integer, _>(attempts)
+        .bind::<Nullable<Text>, _>(call.agent_name.as_deref())
+        .bind::<BigInt, _>(micros(call.started_at))
+        .bind::<Nullable<BigInt>, _>(call.answered_at.map(micros))
+        .bind::<Nullable<BigInt>, _>(call.ended_at.map(micros))
+        .bind::<BigInt, _>(micros(call.updated_at))
+        .get_result(conn)
+}
+
+pub(crate) enum JoinOutcome {
+    Duplicate,
+    Recorded(Box<CallRow>, Option<ClaimOutcome>),
+}
+
+/// Who claims, now, ttl (µs).
+pub(crate) type ClaimArgs = (String, i64, i64);
+
+/// `CallStore::record_join` as one write transaction: one WAL sync instead of three.
+pub(crate) fn record_join(
+    conn: &mut SqliteConnection,
+    event: &WebhookEventRow,
+    call: &CallRecord,
+    attempts: i32,
+    claim: Option<&ClaimArgs>,
+) -> QueryResult<JoinOutcome> {
     conn.immediate_transaction(|conn| {
-        let won = diesel::sql_query(CLAIM_DISPATCH)
-            .bind::<Text, _>(room)
-            .bind::<Text, _>(claimant)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(ttl)
-            .get_result::<Attempts>(conn)
-            .optional()?;
-        if let Some(won) = won {
-            return Ok(ClaimOutcome::Won(won.dispatch_attempts));
+        let first = diesel::insert_into(webhook_events::table)
+            .values(event)
+            .on_conflict_do_nothing()
+            .execute(conn)?
+            == 1;
+        if !first {
+            let room = calls::table.filter(calls::room_name.eq(call.room_name.as_str()));
+            if diesel::select(diesel::dsl::exists(room)).get_result::<bool>(conn)? {
+                return Ok(JoinOutcome::Duplicate);
+            }
         }
-        let current = calls::table
-            .filter(calls::room_name.eq(room))
-            .select((calls::dispatch_status, calls::dispatch_id))
-            .first::<(String, Option<String>)>(conn)
-            .optional()?;
-        Ok(ClaimOutcome::Lost(current))
+        let row = upsert_call(conn, call, attempts)?;
+        let claim = match claim {
+            Some((claimant, now, ttl)) => Some(claim_in(
+                conn,
+                call.room_name.as_str(),
+                claimant,
+                *now,
+                *ttl,
+            )?),
+            None => None,
+        };
+        Ok(JoinOutcome::Recorded(Box::new(row), claim))
     })
 }

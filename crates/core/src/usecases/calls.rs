@@ -26,8 +26,8 @@ use crate::model::{
 };
 use crate::phone::{E164, mask_phone};
 use crate::ports::{
-    CallStore, ConnectionStore, ProviderError, SipParticipant, SipPlatform, WebhookError,
-    WebhookEvent, WebhookEventRecord, WebhookKind,
+    CallStore, ClaimRequest, ConnectionStore, JoinRecorded, ProviderError, SipParticipant,
+    SipPlatform, WebhookError, WebhookEvent, WebhookEventRecord, WebhookKind,
 };
 
 /// Settings of the call use cases (from configuration).
@@ -232,27 +232,19 @@ impl Calls {
                 return Ok(WebhookOutcome::Ignored { event: event.name });
             }
         };
-        let first = self
-            .ports
-            .calls
-            .record_webhook_event(&WebhookEventRecord {
-                id: event.id.clone(),
-                kind: event.name.clone(),
-                room_name: Some(room.clone()),
-                received_at: Utc::now(),
-            })
-            .await?;
+        let record = WebhookEventRecord {
+            id: event.id.clone(),
+            kind: event.name.clone(),
+            room_name: Some(room.clone()),
+            received_at: Utc::now(),
+        };
         match (&event.kind, participant) {
             (WebhookKind::ParticipantJoined { .. }, Some(p)) => {
-                if !first && self.ports.calls.get_call_by_room(room).await?.is_some() {
-                    // The first delivery recorded the call; a dispatch it did not finish is
-                    // due for the background retrier.
-                    return Ok(duplicate(&event));
-                }
                 let facts = CallFacts { room, at, sip: p };
-                self.call_joined(&facts).await
+                self.call_joined(&event, &record, &facts).await
             }
             (_, p) => {
+                let first = self.ports.calls.record_webhook_event(&record).await?;
                 if !first {
                     // Done when the call is ended, or when there is no call and this is not
                     // a SIP participant's leave (which would have recorded one).
@@ -335,11 +327,32 @@ impl Calls {
         Ok((call, connection))
     }
 
-    async fn call_joined(&self, facts: &CallFacts<'_>) -> Result<WebhookOutcome, Error> {
+    async fn call_joined(
+        &self,
+        event: &WebhookEvent,
+        record: &WebhookEventRecord,
+        facts: &CallFacts<'_>,
+    ) -> Result<WebhookOutcome, Error> {
         let (call, connection) = self.describe_call(facts).await?;
-        let call = self.ports.calls.upsert_call(&call).await?;
-        let dispatch = match &connection {
-            None => {
+        let agent = connection
+            .as_ref()
+            .and_then(|c| match c.routing.dispatch_mode {
+                DispatchMode::Webhook => c.routing.agent_name.clone(),
+                DispatchMode::Rule => None,
+            });
+        // The event, the call and the claim of its dispatch are written in one step.
+        let claim = agent.as_ref().map(|_| ClaimRequest {
+            claimant: self.settings.instance_id.clone(),
+            ttl: self.settings.claim_ttl,
+        });
+        let (call, claim) = match self.ports.calls.record_join(record, &call, claim).await? {
+            // The first delivery recorded the call; a dispatch it did not finish is due for
+            // the background retrier.
+            JoinRecorded::Duplicate => return Ok(duplicate(event)),
+            JoinRecorded::Recorded { call, claim } => (*call, claim),
+        };
+        let dispatch = match (&connection, agent, claim) {
+            (None, _, _) => {
                 // Expected now and then (a number released, a catch-all trunk): not an error.
                 tracing::info!(
                     room = %loggable(facts.room.as_str()),
@@ -348,29 +361,29 @@ impl Calls {
                 );
                 DispatchOutcome::Unrouted
             }
-            Some(conn) => match (conn.routing.dispatch_mode, &conn.routing.agent_name) {
-                (DispatchMode::Rule, _) => DispatchOutcome::ByRule,
-                (DispatchMode::Webhook, None) => {
-                    tracing::info!(room = %loggable(facts.room.as_str()), connection = %conn.id, "no agent to dispatch");
-                    DispatchOutcome::NoAgent
-                }
-                (DispatchMode::Webhook, Some(agent)) => {
-                    let (dispatch, recorded) = self
-                        .dispatch_recorded(&call, agent, conn.routing.metadata.clone())
-                        .await?;
-                    let call = match recorded {
-                        Some(call) => call,
-                        // Somebody else's work (or a failure) decided the stored state.
-                        None => self
-                            .ports
-                            .calls
-                            .get_call_by_room(facts.room)
-                            .await?
-                            .unwrap_or(call),
-                    };
-                    return Ok(WebhookOutcome::CallRecorded { call, dispatch });
-                }
-            },
+            (Some(conn), Some(agent), Some(claim)) => {
+                let (dispatch, recorded) = self
+                    .dispatch_claimed(&call, &agent, conn.routing.metadata.clone(), claim)
+                    .await?;
+                let call = match recorded {
+                    Some(call) => call,
+                    // Somebody else's work (or a failure) decided the stored state.
+                    None => self
+                        .ports
+                        .calls
+                        .get_call_by_room(facts.room)
+                        .await?
+                        .unwrap_or(call),
+                };
+                return Ok(WebhookOutcome::CallRecorded { call, dispatch });
+            }
+            (Some(conn), _, _) if conn.routing.dispatch_mode == DispatchMode::Rule => {
+                DispatchOutcome::ByRule
+            }
+            (Some(conn), _, _) => {
+                tracing::info!(room = %loggable(facts.room.as_str()), connection = %conn.id, "no agent to dispatch");
+                DispatchOutcome::NoAgent
+            }
         };
         // Unrouted, by rule or without an agent: the upsert's answer is the stored call.
         Ok(WebhookOutcome::CallRecorded { call, dispatch })
@@ -406,32 +419,38 @@ impl Calls {
         Ok(WebhookOutcome::CallEnded { call: Some(call) })
     }
 
-    /// One dispatch attempt under the claim.
+    /// Claim the call's dispatch, then one attempt under the claim (the background retrier's
+    /// way; a webhook claims together with recording the call).
     async fn dispatch(
         &self,
         call: &CallRecord,
         agent: &str,
         metadata: Option<String>,
     ) -> Result<DispatchOutcome, Error> {
-        Ok(self.dispatch_recorded(call, agent, metadata).await?.0)
+        let claim = self
+            .ports
+            .calls
+            .claim_dispatch(
+                &call.room_name,
+                &self.settings.instance_id,
+                self.settings.claim_ttl,
+            )
+            .await?;
+        Ok(self.dispatch_claimed(call, agent, metadata, claim).await?.0)
     }
 
-    /// `dispatch`, plus the call as it is now stored when this attempt recorded the dispatch
-    /// itself (so the webhook's answer needs no read-back); `None` otherwise.
-    async fn dispatch_recorded(
+    /// One dispatch attempt, when `claim` was won; plus the call as it is now stored when
+    /// this attempt recorded the dispatch itself (so the webhook's answer needs no
+    /// read-back), `None` otherwise.
+    async fn dispatch_claimed(
         &self,
         call: &CallRecord,
         agent: &str,
         metadata: Option<String>,
+        claim: DispatchClaim,
     ) -> Result<(DispatchOutcome, Option<CallRecord>), Error> {
         let room = &call.room_name;
-        let me = self.settings.instance_id.as_str();
-        let attempt = match self
-            .ports
-            .calls
-            .claim_dispatch(room, me, self.settings.claim_ttl)
-            .await?
-        {
+        let attempt = match claim {
             DispatchClaim::Won { attempt } => attempt,
             DispatchClaim::AlreadyDispatched { dispatch_id } => {
                 return Ok((DispatchOutcome::AlreadyDispatched { dispatch_id }, None));
