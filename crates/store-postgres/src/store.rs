@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::upsert::excluded;
 use diesel::{ConnectionError, ConnectionResult};
@@ -20,8 +22,8 @@ use trunkline_core::model::{
     NumberConnection,
 };
 use trunkline_core::ports::{
-    AuditLog, CallStore, ConnectionStore, IntegrationStore, LeaseStore, StoreError, StoreHealth,
-    WebhookEventRecord,
+    AuditLog, CallStore, ClaimRequest, ConnectionStore, IntegrationStore, JoinRecorded, LeaseStore,
+    StoreError, StoreHealth, WebhookEventRecord,
 };
 use trunkline_core::{
     AgentDispatchId, CallId, ConnectionId, CustomerId, E164, PhoneNumberSid, ProviderKind, RoomName,
@@ -72,29 +74,55 @@ const RENEW_LEASE: &str = "\
 
 /// Insert or merge in one statement (the row lock serializes concurrent merges): missing
 /// fields are filled, the status only moves forward and `unrouted` stays.
+/// The merge of a call into the stored one: missing fields are filled, the status only moves
+/// forward and `unrouted` stays. Shared by `UPSERT_CALL` and `JOIN_CALL`.
+macro_rules! merge_call {
+    () => {
+        " ON CONFLICT (room_name) DO UPDATE SET \
+             customer_id = COALESCE(calls.customer_id, EXCLUDED.customer_id), \
+             connection_id = COALESCE(calls.connection_id, EXCLUDED.connection_id), \
+             sip_call_id = COALESCE(calls.sip_call_id, EXCLUDED.sip_call_id), \
+             called = COALESCE(calls.called, EXCLUDED.called), \
+             caller = COALESCE(calls.caller, EXCLUDED.caller), \
+             agent_name = COALESCE(calls.agent_name, EXCLUDED.agent_name), \
+             answered_at = COALESCE(calls.answered_at, EXCLUDED.answered_at), \
+             ended_at = COALESCE(calls.ended_at, EXCLUDED.ended_at), \
+             dispatch_id = COALESCE(calls.dispatch_id, EXCLUDED.dispatch_id), \
+             dispatch_status = CASE WHEN calls.dispatch_status = 'none' \
+                 THEN EXCLUDED.dispatch_status ELSE calls.dispatch_status END, \
+             status = CASE \
+                 WHEN calls.status IN ('unrouted', 'ended') THEN calls.status \
+                 WHEN EXCLUDED.status IN ('active', 'ended') THEN EXCLUDED.status \
+                 ELSE calls.status END, \
+             updated_at = GREATEST(calls.updated_at, EXCLUDED.updated_at) \
+         RETURNING "
+    };
+}
+
+/// Insert or merge in one statement (`merge_call!`). `$1`–`$16` are the call's columns.
 const UPSERT_CALL: &str = concat!(
-    "INSERT INTO calls (id, room_name, customer_id, connection_id, sip_call_id, called, \
-         caller, status, dispatch_status, dispatch_id, dispatch_attempts, agent_name, \
-         started_at, answered_at, ended_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-     ON CONFLICT (room_name) DO UPDATE SET \
-         customer_id = COALESCE(calls.customer_id, EXCLUDED.customer_id), \
-         connection_id = COALESCE(calls.connection_id, EXCLUDED.connection_id), \
-         sip_call_id = COALESCE(calls.sip_call_id, EXCLUDED.sip_call_id), \
-         called = COALESCE(calls.called, EXCLUDED.called), \
-         caller = COALESCE(calls.caller, EXCLUDED.caller), \
-         agent_name = COALESCE(calls.agent_name, EXCLUDED.agent_name), \
-         answered_at = COALESCE(calls.answered_at, EXCLUDED.answered_at), \
-         ended_at = COALESCE(calls.ended_at, EXCLUDED.ended_at), \
-         dispatch_id = COALESCE(calls.dispatch_id, EXCLUDED.dispatch_id), \
-         dispatch_status = CASE WHEN calls.dispatch_status = 'none' \
-             THEN EXCLUDED.dispatch_status ELSE calls.dispatch_status END, \
-         status = CASE \
-             WHEN calls.status IN ('unrouted', 'ended') THEN calls.status \
-             WHEN EXCLUDED.status IN ('active', 'ended') THEN EXCLUDED.status \
-             ELSE calls.status END, \
-         updated_at = GREATEST(calls.updated_at, EXCLUDED.updated_at) \
-     RETURNING ",
+    "INSERT INTO calls (",
+    call_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    merge_call!(),
+    call_columns!()
+);
+
+/// A join's event and call in one statement (one round trip, one commit): the event id is
+/// inserted (`$17`–`$20`); the call (`$1`–`$16`) is merged unless the event was known and
+/// the room already has a call, in which case no row comes back (a duplicate). Run
+/// concurrently, the event insert of a second delivery waits for the first's commit; its
+/// check for the call uses the statement's snapshot and may then merge instead of stopping,
+/// which the merge makes harmless (as in the default `record_join`).
+const JOIN_CALL: &str = concat!(
+    "WITH ev AS (INSERT INTO webhook_events (id, kind, room_name, received_at) \
+         VALUES ($17, $18, $19, $20) ON CONFLICT DO NOTHING RETURNING 1) \
+     INSERT INTO calls (",
+    call_columns!(),
+    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 \
+     WHERE EXISTS (SELECT 1 FROM ev) \
+        OR NOT EXISTS (SELECT 1 FROM calls WHERE room_name = $2)",
+    merge_call!(),
     call_columns!()
 );
 
@@ -470,28 +498,9 @@ impl CallStore for PostgresStore {
     }
 
     async fn upsert_call(&self, call: &CallRecord) -> Result<CallRecord, StoreError> {
-        let attempts = codec::attempts_to_db(call.dispatch_attempts)?;
+        let query = call_binds(UPSERT_CALL, call)?;
         let mut conn = self.conn().await?;
-        let row: CallRow = diesel::sql_query(UPSERT_CALL)
-            .bind::<SqlUuid, _>(call.id.as_uuid())
-            .bind::<Text, _>(call.room_name.as_str())
-            .bind::<Nullable<Text>, _>(call.customer_id.as_ref().map(CustomerId::as_str))
-            .bind::<Nullable<SqlUuid>, _>(call.connection_id.map(|c| c.as_uuid()))
-            .bind::<Nullable<Text>, _>(call.sip_call_id.as_deref())
-            .bind::<Nullable<Text>, _>(call.called.as_ref().map(E164::as_str))
-            .bind::<Nullable<Text>, _>(call.caller.as_ref().map(E164::as_str))
-            .bind::<Text, _>(call.status.as_str())
-            .bind::<Text, _>(call.dispatch_status.as_str())
-            .bind::<Nullable<Text>, _>(call.dispatch_id.as_ref().map(AgentDispatchId::as_str))
-            .bind::<Integer, _>(attempts)
-            .bind::<Nullable<Text>, _>(call.agent_name.as_deref())
-            .bind::<Timestamptz, _>(call.started_at)
-            .bind::<Nullable<Timestamptz>, _>(call.answered_at)
-            .bind::<Nullable<Timestamptz>, _>(call.ended_at)
-            .bind::<Timestamptz, _>(call.updated_at)
-            .get_result(&mut conn)
-            .await
-            .map_err(error::db)?;
+        let row: CallRow = query.get_result(&mut conn).await.map_err(error::db)?;
         row.into_domain()
     }
 
@@ -668,6 +677,42 @@ impl CallStore for PostgresStore {
             .map(CallRow::into_domain)
             .collect()
     }
+
+    async fn record_join(
+        &self,
+        event: &WebhookEventRecord,
+        call: &CallRecord,
+        claim: Option<ClaimRequest>,
+    ) -> Result<JoinRecorded, StoreError> {
+        let query = call_binds(JOIN_CALL, call)?
+            .bind::<Text, _>(event.id.as_str().to_owned())
+            .bind::<Text, _>(event.kind.clone())
+            .bind::<Nullable<Text>, _>(event.room_name.as_ref().map(|r| r.as_str().to_owned()))
+            .bind::<Timestamptz, _>(event.received_at);
+        let row: Option<CallRow> = {
+            let mut conn = self.conn().await?;
+            query
+                .get_result(&mut conn)
+                .await
+                .optional()
+                .map_err(error::db)?
+        };
+        let Some(row) = row else {
+            return Ok(JoinRecorded::Duplicate);
+        };
+        let call = row.into_domain()?;
+        let claim = match claim {
+            Some(c) => Some(
+                self.claim_dispatch(&call.room_name, &c.claimant, c.ttl)
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok(JoinRecorded::Recorded {
+            call: Box::new(call),
+            claim,
+        })
+    }
 }
 
 /// Why a claim was not won, from the row as it is now.
@@ -688,6 +733,32 @@ fn classify_lost_claim(
     )?
     .ok_or_else(|| codec::corrupt("calls.dispatch_id", "missing on a dispatched call"))?;
     Ok(DispatchClaim::AlreadyDispatched { dispatch_id })
+}
+
+/// `sql` with a call's columns bound as `$1`–`$16`, in `call_columns!` order.
+fn call_binds<'a>(
+    sql: &'a str,
+    call: &CallRecord,
+) -> Result<BoxedSqlQuery<'a, Pg, SqlQuery>, StoreError> {
+    let attempts = codec::attempts_to_db(call.dispatch_attempts)?;
+    Ok(diesel::sql_query(sql)
+        .into_boxed::<Pg>()
+        .bind::<SqlUuid, _>(call.id.as_uuid())
+        .bind::<Text, _>(call.room_name.as_str().to_owned())
+        .bind::<Nullable<Text>, _>(call.customer_id.as_ref().map(|c| c.as_str().to_owned()))
+        .bind::<Nullable<SqlUuid>, _>(call.connection_id.map(|c| c.as_uuid()))
+        .bind::<Nullable<Text>, _>(call.sip_call_id.clone())
+        .bind::<Nullable<Text>, _>(call.called.as_ref().map(|n| n.as_str().to_owned()))
+        .bind::<Nullable<Text>, _>(call.caller.as_ref().map(|n| n.as_str().to_owned()))
+        .bind::<Text, _>(call.status.as_str())
+        .bind::<Text, _>(call.dispatch_status.as_str())
+        .bind::<Nullable<Text>, _>(call.dispatch_id.as_ref().map(|d| d.as_str().to_owned()))
+        .bind::<Integer, _>(attempts)
+        .bind::<Nullable<Text>, _>(call.agent_name.clone())
+        .bind::<Timestamptz, _>(call.started_at)
+        .bind::<Nullable<Timestamptz>, _>(call.answered_at)
+        .bind::<Nullable<Timestamptz>, _>(call.ended_at)
+        .bind::<Timestamptz, _>(call.updated_at))
 }
 
 #[async_trait]

@@ -203,8 +203,9 @@ pub trait CallStore: Send + Sync {
     /// seen before and its room has a call, stop (`Duplicate`); otherwise merge `call` (as
     /// `upsert_call`) and, when `claim` is given, claim the call's dispatch (as
     /// `claim_dispatch`). The default runs those methods one after another, which is correct
-    /// because each is atomic and idempotent; a store may run them as one transaction, to
-    /// make one durable write of three (SQLite does: one fsync instead of three).
+    /// because each is atomic and idempotent; a store may do better (SQLite runs them as one
+    /// transaction: one fsync instead of three; PostgreSQL records the event and the call in one
+    /// statement, then claims).
     async fn record_join(
         &self,
         event: &WebhookEventRecord,
