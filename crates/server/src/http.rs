@@ -409,7 +409,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 }
 
 /// Like [`ApiJson`], for bodies whose every field is optional: an empty body (any or no
-/// `Content-Type`) is `T::default()`, so `curl -X POST` without `-d` works.
+/// `Content-Type`) is `T::default()`, so `curl -X POST` without `-d` works. A JSON `null`
+/// is no body too, as the OpenAPI document of an optional body says.
 #[derive(Debug)]
 pub struct OptionalApiJson<T>(pub T);
 
@@ -434,7 +435,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalApiJson<T>
             if !json {
                 return Err(not_json());
             }
-            decode_json(&bytes).map(OptionalApiJson)
+            decode_json::<Option<T>>(&bytes).map(|b| OptionalApiJson(b.unwrap_or_default()))
         })
     }
 }
@@ -565,9 +566,39 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         crate::routes::calls::get_call_by_room,
     ),
     components(schemas(ErrorEnvelope, HealthResponse, MeResponse)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &PathParamsRequired)
 )]
 pub struct ApiDoc;
+
+/// OpenAPI requires every path parameter to be `required`; the derive leaves it out on
+/// parameters whose schema is written by hand (`schema_with`, `routes::schema`).
+struct PathParamsRequired;
+
+impl Modify for PathParamsRequired {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::path::ParameterIn;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for op in operations.into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    if param.parameter_in == ParameterIn::Path {
+                        param.required = Required::True;
+                    }
+                }
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

@@ -19,7 +19,7 @@ const VERIFY: &str = "/telephony/providers/{provider}/credentials:verify";
 const CREDENTIALS: &str = "/telephony/providers/{provider}/credentials";
 
 /// Longest secret accepted. Twilio's are 32 characters; this only stops abuse.
-const MAX_SECRET_LEN: usize = 256;
+pub(crate) const MAX_SECRET_LEN: usize = 256;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(VERIFY).route(web::post().to(verify_credentials)))
@@ -33,18 +33,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Carrier credentials: `accountSid` with either `apiKeySid` + `apiKeySecret` (a Twilio
 /// Standard API key, recommended) or `authToken` (the account's auth token). Exactly one
 /// form; unknown fields are refused. The secret is only ever sent here, never returned.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CredentialsRequest {
-    #[schema(example = "AC0123456789abcdef0123456789abcdef")]
     pub account_sid: String,
-    #[schema(example = "SK0123456789abcdef0123456789abcdef")]
     pub api_key_sid: Option<String>,
-    #[schema(value_type = Option<String>, format = Password)]
     pub api_key_secret: Option<SecretString>,
-    #[schema(value_type = Option<String>, format = Password)]
     pub auth_token: Option<SecretString>,
 }
+
+/// Written by hand: "exactly one form" is a `oneOf`, which the derive cannot say.
+impl utoipa::PartialSchema for CredentialsRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::schema::credentials_request().into()
+    }
+}
+
+impl ToSchema for CredentialsRequest {}
 
 fn secret(value: SecretString, field: &'static str) -> Result<SecretString, ApiError> {
     let s = value.expose_secret();
@@ -173,8 +178,9 @@ fn is_verdict(code: ErrorCode) -> bool {
         (status = 400, description = "`VALIDATION_FAILED`: a malformed field", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
-        (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer; `SERVICE_UNAVAILABLE`: the database did not", body = ErrorEnvelope),
     )
 )]
 pub async fn verify_credentials(
@@ -238,9 +244,11 @@ pub struct SaveResponse {
         (status = 400, description = "`VALIDATION_FAILED`: a malformed field", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
-        (status = 422, description = "`AUTH_INVALID`: the carrier refused the credentials; nothing was saved", body = ErrorEnvelope),
+        (status = 409, description = "`TRUNKING_NOT_ENABLED`, or `CONFLICT`: a concurrent change; retry", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
+        (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS`: the carrier refused the credentials; nothing was saved", body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
-        (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer; `SERVICE_UNAVAILABLE`: the database did not", body = ErrorEnvelope),
     )
 )]
 pub async fn save_credentials(
@@ -306,6 +314,7 @@ const LEFT_IN_PLACE: &str = "Carrier configuration is left as it is: trunks, ori
         (status = 400, description = "`VALIDATION_FAILED`: unknown provider", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database did not answer", body = ErrorEnvelope),
     )
 )]
 pub async fn delete_credentials(

@@ -73,13 +73,15 @@ impl From<DispatchMode> for DispatchModeJson {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingJson {
-    /// The LiveKit agent to dispatch (1–128 characters).
-    #[schema(example = "support-agent")]
+    /// The LiveKit agent to dispatch (1–128 bytes, not blank, no control characters).
+    #[schema(schema_with = super::schema::agent_name)]
     pub agent_name: Option<String>,
     /// Opaque to trunkline; handed to the agent as dispatch metadata (at most 16 KiB).
+    #[schema(max_length = 16384)]
     pub metadata: Option<String>,
     /// Set on the SIP participant by the LiveKit trunk (at most 64, each at most 1 KiB).
     #[serde(default)]
+    #[schema(schema_with = super::schema::attributes)]
     pub attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub dispatch_mode: DispatchModeJson,

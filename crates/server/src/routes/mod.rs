@@ -15,6 +15,7 @@ pub mod calls;
 pub mod credentials;
 pub mod json;
 pub mod numbers;
+pub mod schema;
 pub mod webhook;
 
 use actix_web::web;
@@ -43,7 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[into_params(parameter_in = Path)]
 pub struct ProviderPath {
     /// The carrier; `twilio` is the only one today.
-    #[param(example = "twilio")]
+    #[param(schema_with = schema::provider)]
     pub provider: String,
 }
 
@@ -52,11 +53,11 @@ pub struct ProviderPath {
 #[into_params(parameter_in = Path)]
 pub struct NumberPath {
     /// The carrier; `twilio` is the only one today.
-    #[param(example = "twilio")]
+    #[param(schema_with = schema::provider)]
     pub provider: String,
     /// The carrier's id of the number: a Twilio IncomingPhoneNumber SID (`PN…`).
     #[serde(rename = "numberId")]
-    #[param(example = "PN0123456789abcdef0123456789abcdef")]
+    #[param(schema_with = schema::number_sid)]
     pub number_id: String,
 }
 
@@ -65,7 +66,9 @@ pub struct NumberPath {
 #[into_params(parameter_in = Query)]
 pub struct CustomerQuery {
     /// Support only: whose data to read. Customers may omit it or name themselves.
+    /// 1 to 128 bytes, no whitespace or control characters.
     #[serde(rename = "customerId")]
+    #[param(schema_with = schema::customer_id)]
     pub customer_id: Option<String>,
 }
 

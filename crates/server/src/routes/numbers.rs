@@ -26,7 +26,7 @@ use crate::state::AppState;
 /// At most this many origination targets per connect (the use case enforces it too).
 const MAX_TARGETS: usize = 10;
 /// Cursors trunkline hands out are far shorter; anything longer is not one of ours.
-const MAX_CURSOR_LEN: usize = 2048;
+pub(crate) const MAX_CURSOR_LEN: usize = 2048;
 /// Calls shown in a number's status, newest first.
 const RECENT_CALLS: u32 = 10;
 
@@ -61,9 +61,12 @@ pub struct NumbersQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub page_size: Option<String>,
     /// `nextCursor` of the previous page; it continues that listing (its page size and
-    /// filter win).
+    /// filter win). Opaque: only cursors this server handed out are accepted.
+    #[param(schema_with = super::schema::cursor)]
     pub cursor: Option<String>,
-    /// Only this number, in E.164 (`+14155550100`; encode `+` as `%2B`).
+    /// Only this number, in E.164 (`+14155550100`; encode `+` as `%2B`). A number that is
+    /// not valid for its country code matches nothing.
+    #[param(schema_with = super::schema::phone_number)]
     pub phone_number: Option<String>,
 }
 
@@ -153,7 +156,7 @@ pub struct NumbersResponse {
         (status = 404, description = "`INTEGRATION_NOT_FOUND`: no credentials saved", body = ErrorEnvelope),
         (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS`: the stored credentials no longer work", body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
-        (status = 503, description = "`PROVIDER_UNAVAILABLE`", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`, or `SERVICE_UNAVAILABLE` (the database)", body = ErrorEnvelope),
     )
 )]
 pub async fn list_numbers(
@@ -195,11 +198,13 @@ pub async fn list_numbers(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OriginationTargetBody {
     /// A `sip:` URI (not `sips:`), host and optional port and `transport`.
-    #[schema(example = "sip:abc123.sip.livekit.cloud;transport=tcp")]
+    #[schema(schema_with = super::schema::sip_uri)]
     pub sip_url: String,
     /// Lower is tried first (default 10).
+    #[schema(minimum = 0, maximum = 65535)]
     pub priority: Option<u16>,
-    /// Load share within one priority, at least 1 (default 10).
+    /// Load share within one priority, 1 to 65535 (default 10).
+    #[schema(minimum = 1, maximum = 65535)]
     pub weight: Option<u16>,
 }
 
@@ -209,12 +214,14 @@ pub struct OriginationTargetBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectBody {
     /// Override of the server's SIP target; only where the server allows overriding.
-    #[schema(example = "sip:abc123.sip.livekit.cloud")]
+    #[schema(schema_with = super::schema::sip_uri_or_null)]
     pub sip_target: Option<String>,
     /// Several targets with priority and weight (high availability); only where the
     /// server allows overriding. At most 10.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub origination_targets: Option<Vec<OriginationTargetBody>>,
+    #[schema(schema_with = super::schema::routing_request)]
     pub routing: Option<RoutingJson>,
     /// `shared` (one trunk per customer, the default) or `dedicated` (one per number).
     pub trunk_strategy: Option<TrunkStrategyJson>,
@@ -294,7 +301,7 @@ pub struct ConnectResponse {
     tag = "numbers",
     security(("bearer" = [])),
     params(NumberPath),
-    request_body(content = ConnectBody, description = "Optional; an empty body uses the defaults"),
+    request_body(content = Option<ConnectBody>, description = "Optional; an empty body uses the defaults"),
     responses(
         (status = 200, description = "Connected", body = ConnectResponse),
         (status = 400, description = "`VALIDATION_FAILED` (names the field) or `INVALID_SIP_TARGET`", body = ErrorEnvelope),
@@ -302,9 +309,10 @@ pub struct ConnectResponse {
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
         (status = 404, description = "`NUMBER_NOT_FOUND` or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
         (status = 409, description = "`NUMBER_IN_USE` (on a trunk trunkline did not create; retry with `force`), `TRUNKING_NOT_ENABLED`, or `CONFLICT` (another connect of this number is running)", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
         (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS` (e.g. the key may not use trunking)", body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`; retrying resumes where it stopped", body = ErrorEnvelope),
-        (status = 503, description = "`PROVIDER_UNAVAILABLE` or `NOT_CONFIGURED` (no SIP target)", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`, `NOT_CONFIGURED` (no SIP target) or `SERVICE_UNAVAILABLE` (the database)", body = ErrorEnvelope),
     )
 )]
 pub async fn connect_number(
@@ -386,7 +394,7 @@ pub struct DisconnectResponse {
     tag = "numbers",
     security(("bearer" = [])),
     params(NumberPath),
-    request_body(content = DisconnectBody, description = "Optional"),
+    request_body(content = Option<DisconnectBody>, description = "Optional"),
     responses(
         (status = 200, description = "Disconnected (now or before)", body = DisconnectResponse),
         (status = 400, description = "`VALIDATION_FAILED`", body = ErrorEnvelope),
@@ -394,9 +402,10 @@ pub struct DisconnectResponse {
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
         (status = 404, description = "`NOT_CONNECTED` (trunkline never connected it) or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
         (status = 409, description = "`CONFLICT`: a connect or disconnect of this number is running", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
         (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS`", body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`", body = ErrorEnvelope),
-        (status = 503, description = "`PROVIDER_UNAVAILABLE`", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`, or `SERVICE_UNAVAILABLE` (the database)", body = ErrorEnvelope),
     )
 )]
 pub async fn disconnect_number(
@@ -766,6 +775,7 @@ impl StatusResponse {
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: customerId names another customer", body = ErrorEnvelope),
         (status = 404, description = "`NUMBER_NOT_FOUND` (neither in the account nor connected) or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database did not answer", body = ErrorEnvelope),
     )
 )]
 pub async fn number_status(
