@@ -629,11 +629,11 @@ fn strategy(s: TrunkStrategy) -> ConnectRequest {
     }
 }
 
-fn agent(name: &str) -> Option<RoutingPolicy> {
-    Some(RoutingPolicy {
+fn agent(name: &str) -> RoutingPolicy {
+    RoutingPolicy {
         agent_name: Some(name.into()),
         ..Default::default()
-    })
+    }
 }
 
 #[tokio::test]
@@ -641,7 +641,7 @@ async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_ch
     let w = world(1, true).await;
     let first = ConnectRequest {
         sip_target: Some(target("sip:b.example")),
-        routing: agent("a"),
+        routing: Some(agent("a")),
         trunk_strategy: Some(TrunkStrategy::Dedicated),
         ..Default::default()
     };
@@ -672,7 +672,7 @@ async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_ch
         .connect(
             0,
             ConnectRequest {
-                routing: agent("a"),
+                routing: Some(agent("a")),
                 trunk_strategy: Some(TrunkStrategy::Dedicated),
                 ..Default::default()
             },
@@ -684,7 +684,7 @@ async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_ch
         .connect(
             0,
             ConnectRequest {
-                routing: agent("b"),
+                routing: Some(agent("b")),
                 sip_target: Some(target("sip:c.example")),
                 ..Default::default()
             },
