@@ -26,6 +26,8 @@ on_both_backends!(
     disconnect_restores_the_previous_voice_configuration,
     customers_are_isolated_and_support_only_reads,
     status_reports_drift_and_connect_repairs_it,
+    a_rerun_keeps_what_is_stored_and_a_change_says_so,
+    two_customers_on_one_account_never_take_each_others_numbers,
 );
 
 /// No request reached Twilio but reads.
@@ -1190,4 +1192,196 @@ async fn secrets_appear_in_no_answer_and_no_log_line() {
     for form in [e164.as_str(), encoded.as_str(), &e164[1..]] {
         assert!(!logs.contains(form), "{form} was logged");
     }
+}
+
+/// Every step of an answer is `reused` or `skipped`.
+#[track_caller]
+fn nothing_done(answer: &Value) {
+    for (step, act) in steps(answer) {
+        assert!(
+            matches!(act.as_str(), "reused" | "skipped"),
+            "{step} was {act}: {answer}"
+        );
+    }
+}
+
+/// Issue 9, bugs 3 and 4: connect without a body resumes what is stored; a field given and
+/// different is a change, listed and applied; going back to `shared` removes the emptied
+/// dedicated trunk, and an orphan left by an earlier version goes with the next connect.
+async fn a_rerun_keeps_what_is_stored_and_a_change_says_so(backend: Backend) {
+    let emu = emulator();
+    let lk = support::livekit::livekit_emulator();
+    let carrier = Carrier::new(&emu, "Acme Inc", 2);
+    let server = Settings::new(&emu, &backend)
+        .with_livekit(&lk)
+        .start()
+        .await;
+    let transcript = Transcript::default();
+    let acme = Client::new(&server, token("acme", &["customer"]), &transcript);
+    acme.save(&carrier.key_body()).await.ok();
+    let pn = &carrier.numbers[0];
+
+    let first = acme
+        .connect(
+            pn,
+            &json!({"routing": {"agentName": "a"}, "trunkStrategy": "dedicated"}),
+        )
+        .await;
+    let first = first.ok().clone();
+    assert_eq!(first["changes"], json!([]), "{first}");
+    let dedicated = trunk_of(&first);
+
+    // No body: a resume. Nothing stored changes, nothing is written anywhere.
+    let mark = emu.requests().len();
+    let lk_writes = |lk: &trunkline_testkit::livekit::LiveKitEmulator| {
+        lk.count(trunkline_testkit::livekit::MethodSelector::Writes)
+    };
+    let lk_mark = lk_writes(&lk);
+    let rerun = acme.connect(pn, &Value::Null).await;
+    let rerun = rerun.ok().clone();
+    only_reads_since(&emu, mark);
+    assert_eq!(
+        lk_writes(&lk),
+        lk_mark,
+        "a resume writes nothing at LiveKit"
+    );
+    assert_eq!(rerun["routing"]["agentName"], "a", "{rerun}");
+    assert_eq!(rerun["trunkStrategy"], "dedicated");
+    assert_eq!(trunk_of(&rerun), dedicated);
+    assert_eq!(rerun["changes"], json!([]));
+    assert_eq!(action(&rerun, "voiceConfig"), "reused");
+    nothing_done(&rerun);
+    let s = acme.status(pn, "").await;
+    assert_eq!(s.ok()["connection"]["routing"]["agentName"], "a");
+
+    // A given field that differs is a change: listed, and the step says `updated`.
+    let changed = acme
+        .connect(pn, &json!({"routing": {"agentName": "b"}}))
+        .await;
+    let changed = changed.ok().clone();
+    assert_eq!(changed["changes"], json!(["routing"]), "{changed}");
+    assert_eq!(action(&changed, "livekitRule"), "updated");
+    assert_eq!(changed["routing"]["agentName"], "b");
+    assert_eq!(changed["trunkStrategy"], "dedicated", "not given: kept");
+    // `{}` clears the agent, explicitly.
+    let cleared = acme.connect(pn, &json!({"routing": {}})).await;
+    assert_eq!(cleared.ok()["changes"], json!(["routing"]));
+    assert_eq!(cleared.body["routing"]["agentName"], Value::Null);
+
+    // Back to `shared`: moved, and the dedicated trunk it left empty is gone with its URL.
+    let shared = acme.connect(pn, &json!({"trunkStrategy": "shared"})).await;
+    let shared = shared.ok().clone();
+    assert_eq!(shared["changes"], json!(["trunkStrategy"]), "{shared}");
+    assert_eq!(action(&shared, "attachment"), "moved");
+    let trunk_steps: Vec<_> = steps(&shared)
+        .into_iter()
+        .filter(|(s, _)| s == "trunk")
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(trunk_steps, ["created", "deleted"], "{shared}");
+    assert!(
+        emu.trunk(&dedicated).is_none(),
+        "the emptied trunk is removed"
+    );
+    assert!(emu.origination_urls(&dedicated).is_empty());
+    assert_eq!(trunkline_trunks(&emu, &carrier).len(), 1);
+    assert_eq!(emu.number(pn).unwrap().trunk_sid, Some(trunk_of(&shared)));
+    let s = acme.status(pn, "").await;
+    assert_eq!(s.ok()["drifts"], json!([]), "{}", s.body);
+
+    // An orphan an earlier version left behind goes with the next connect, then disconnect.
+    let orphan_name = format!("trunkline-dedicated-{pn}");
+    let orphan = emu.add_trunk(&carrier.account.sid, Some(&orphan_name));
+    let again = acme.connect(pn, &Value::Null).await;
+    assert_eq!(again.ok()["changes"], json!([]));
+    assert!(emu.trunk(&orphan).is_none(), "{}", again.body);
+    let orphan = emu.add_trunk(&carrier.account.sid, Some(&orphan_name));
+    let d = acme.disconnect(pn, &Value::Null).await;
+    assert!(
+        steps(d.ok()).contains(&("trunk".to_owned(), "deleted".to_owned())),
+        "{}",
+        d.body
+    );
+    assert!(emu.trunk(&orphan).is_none());
+    assert!(
+        emu.trunk(&trunk_of(&shared)).is_some(),
+        "the shared trunk stays"
+    );
+
+    // Input edges: both target fields, and LiveKit's attribute namespaces.
+    let other = &carrier.numbers[1];
+    acme.connect(
+        other,
+        &json!({"sipTarget": SIP_TARGET, "originationTargets": [{"sipUrl": SIP_TARGET}]}),
+    )
+    .await
+    .expect(400, Some("VALIDATION_FAILED"))
+    .names_field("sipTarget")
+    .names_field("originationTargets");
+    for key in ["sip.trunkPhoneNumber", "lk.agent.state"] {
+        acme.connect(other, &json!({"routing": {"attributes": {key: "x"}}}))
+            .await
+            .expect(400, Some("VALIDATION_FAILED"))
+            .names_field("routing.attributes");
+    }
+    assert_eq!(emu.number(other).unwrap().trunk_sid, None);
+    assert_no_secrets(&server, &transcript, &carrier.secrets());
+    drop(backend);
+}
+
+/// Issue 9, bug 5: two customers saved one Twilio account. The second never takes the
+/// first's connected number, `force` or not, never moves it at Twilio on the way, and never
+/// sees the first's ids.
+async fn two_customers_on_one_account_never_take_each_others_numbers(backend: Backend) {
+    let emu = emulator();
+    let lk = support::livekit::livekit_emulator();
+    let carrier = Carrier::new(&emu, "Shared Inc", 1);
+    let server = Settings::new(&emu, &backend)
+        .with_livekit(&lk)
+        .start()
+        .await;
+    let transcript = Transcript::default();
+    let acme = Client::new(&server, token("acme", &["customer"]), &transcript);
+    let initech = Client::new(&server, token("initech", &["customer"]), &transcript);
+    acme.save(&carrier.key_body()).await.ok();
+    initech.save(&carrier.key_body()).await.ok();
+    let pn = &carrier.numbers[0];
+    let a = acme
+        .connect(pn, &json!({"routing": {"agentName": "a"}}))
+        .await;
+    let a = a.ok().clone();
+    let a_trunk = trunk_of(&a);
+
+    for body in [Value::Null, json!({"force": true})] {
+        let mark = emu.requests().len();
+        let refused = initech.connect(pn, &body).await;
+        refused.expect(409, Some("NUMBER_IN_USE"));
+        only_reads_since(&emu, mark);
+        let message = refused.body["message"].as_str().unwrap();
+        for foreign in [
+            a["connectionId"].as_str().unwrap(),
+            a["livekit"]["trunkId"].as_str().unwrap(),
+            a["livekit"]["ruleId"].as_str().unwrap(),
+            a_trunk.as_str(),
+        ] {
+            assert!(!message.contains(foreign), "{message} names {foreign}");
+        }
+        assert!(!message.contains("did not create"), "{message}");
+        assert!(message.contains("disconnect"), "{message}");
+    }
+    assert_eq!(emu.number(pn).unwrap().trunk_sid, Some(a_trunk));
+    let s = acme.status(pn, "").await;
+    assert_eq!(s.ok()["drifts"], json!([]), "{}", s.body);
+    assert_eq!(s.body["connection"]["status"], "connected");
+    initech
+        .disconnect(pn, &Value::Null)
+        .await
+        .expect(404, Some("NOT_CONNECTED"));
+
+    // Once Acme lets go, Initech may take it.
+    acme.disconnect(pn, &Value::Null).await.ok();
+    let taken = initech.connect(pn, &Value::Null).await;
+    assert_eq!(taken.ok()["status"], "connected", "{}", taken.body);
+    assert_no_secrets(&server, &transcript, &carrier.secrets());
+    drop(backend);
 }

@@ -881,6 +881,8 @@ pub mod calls {
         pub fail_lists: u32,
         pub dispatch_calls: usize,
         pub verified: usize,
+        /// Inbound trunks, for the connect tests that check who holds a number.
+        pub inbound_trunks: Vec<InboundTrunkInfo>,
     }
 
     /// LiveKit's webhook and dispatch half: a body is "signed" when the authorization is
@@ -926,6 +928,19 @@ pub mod calls {
             _: Option<crate::ids::DispatchRuleId>,
         ) -> Result<DispatchRuleInfo, ProviderError> {
             Err(unused())
+        }
+
+        async fn inbound_trunks_for_number(
+            &self,
+            number: &crate::phone::E164,
+        ) -> Result<Vec<InboundTrunkInfo>, ProviderError> {
+            Ok(self
+                .state()
+                .inbound_trunks
+                .iter()
+                .filter(|t| t.numbers.iter().any(|n| n == number.as_str()))
+                .cloned()
+                .collect())
         }
 
         async fn get_inbound_trunk(

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::Onboarding;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CustomerId, PhoneNumberSid, ProviderKind};
-use crate::model::{ConnectionStatus, DispatchMode, NumberConnection};
+use crate::model::{ConnectionStatus, DispatchMode, NumberConnection, TrunkStrategy};
 use crate::ports::{
     CarrierNumber, CarrierOriginationUrl, CarrierTrunk, DispatchRuleInfo, InboundTrunkInfo,
     ProviderError, VerifyReport,
@@ -140,8 +140,27 @@ impl Onboarding {
             };
             futures::join!(trunk, rule)
         };
-        let ((credentials, live_number, trunk, origination_urls), (livekit_trunk, livekit_rule)) =
-            futures::join!(carrier_reads, livekit_reads);
+        // A dedicated trunk of the number left empty by a change to `shared` (the next
+        // connect or disconnect removes it). Reported only: a read that fails here is not
+        // worth failing the status for.
+        let orphans = async {
+            match &connection {
+                Some(c)
+                    if c.status != ConnectionStatus::Disconnected
+                        && c.trunk_strategy == TrunkStrategy::Shared =>
+                {
+                    super::connect::empty_dedicated_trunks(&*carrier, &creds, customer, number)
+                        .await
+                        .unwrap_or_default()
+                }
+                _ => Vec::new(),
+            }
+        };
+        let (
+            (credentials, live_number, trunk, origination_urls),
+            (livekit_trunk, livekit_rule),
+            orphans,
+        ) = futures::join!(carrier_reads, livekit_reads, orphans);
 
         // A number the account does not hold and trunkline never connected is not something
         // to report on: it is an unknown id (possibly another customer's), so answer as one.
@@ -165,6 +184,15 @@ impl Onboarding {
             drifts: Vec::new(),
         };
         status.drifts = drifts(&status, self.ports.sip.is_some());
+        status.drifts.extend(orphans.into_iter().map(|t| {
+            Drift::new(
+                "orphan_trunk",
+                format!(
+                    "trunk {t}, the number's dedicated trunk, holds no number any more; the \
+                     next connect or disconnect of the number removes it"
+                ),
+            )
+        }));
         Ok(status)
     }
 }

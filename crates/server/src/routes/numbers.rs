@@ -208,24 +208,32 @@ pub struct OriginationTargetBody {
     pub weight: Option<u16>,
 }
 
-/// What connect should make true. Every field is optional; an empty body connects the
-/// number to the server's default SIP target on the customer's shared trunk.
+/// What connect should make true. Every field is optional. A field left out keeps what is
+/// stored for the number, so running connect again resumes without changing anything; on a
+/// first connect it means the default (the server's SIP target, the shared trunk, no agent).
+/// A field that is given and differs from what is stored is a change, listed in `changes`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectBody {
-    /// Override of the server's SIP target; only where the server allows overriding.
+    /// One SIP target instead of the server's; only where the server allows overriding.
+    /// Not together with `originationTargets`.
     #[schema(schema_with = super::schema::sip_uri_or_null)]
     pub sip_target: Option<String>,
     /// Several targets with priority and weight (high availability); only where the
-    /// server allows overriding. At most 10.
+    /// server allows overriding. At most 10. An empty list goes back to the server's
+    /// target. Not together with `sipTarget`.
     #[serde(default)]
     #[schema(max_items = 10)]
     pub origination_targets: Option<Vec<OriginationTargetBody>>,
+    /// Replaces the stored routing as a whole: `{}` clears the agent, metadata and
+    /// attributes; left out (or `null`), the stored routing is kept.
     #[schema(schema_with = super::schema::routing_request)]
     pub routing: Option<RoutingJson>,
-    /// `shared` (one trunk per customer, the default) or `dedicated` (one per number).
+    /// `shared` (one trunk per customer, the default of a first connect) or `dedicated`
+    /// (one per number). Left out, the stored strategy is kept.
     pub trunk_strategy: Option<TrunkStrategyJson>,
-    /// Move the number even when it sits on a trunk trunkline did not create.
+    /// Move the number even when it sits on a trunk trunkline did not create. It never
+    /// takes a number another trunkline customer has connected.
     pub force: Option<bool>,
 }
 
@@ -235,15 +243,40 @@ impl ConnectBody {
             .sip_target
             .map(|raw| SipTarget::parse(&raw).map_err(|e| ApiError::from(e.field("sipTarget"))))
             .transpose()?;
-        let bodies = self.origination_targets.unwrap_or_default();
-        if bodies.len() > MAX_TARGETS {
-            return Err(ApiError::new(
-                ErrorCode::InvalidSipTarget,
-                format!("originationTargets: at most {MAX_TARGETS} targets"),
-            ));
-        }
-        let mut origination_targets = Vec::with_capacity(bodies.len());
-        for (i, t) in bodies.into_iter().enumerate() {
+        let origination_targets = self
+            .origination_targets
+            .map(parse_origination_targets)
+            .transpose()?;
+        let routing = self
+            .routing
+            .map(|r| {
+                let routing: RoutingPolicy = r.into();
+                routing.validate().map(|()| routing)
+            })
+            .transpose()?;
+        Ok(ConnectRequest {
+            sip_target,
+            origination_targets,
+            routing,
+            trunk_strategy: self.trunk_strategy.map(Into::into),
+            force: self.force.unwrap_or(false),
+        })
+    }
+}
+
+fn parse_origination_targets(
+    bodies: Vec<OriginationTargetBody>,
+) -> Result<Vec<OriginationTarget>, ApiError> {
+    if bodies.len() > MAX_TARGETS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSipTarget,
+            format!("originationTargets: at most {MAX_TARGETS} targets"),
+        ));
+    }
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
             let sip_url = SipTarget::parse(&t.sip_url).map_err(|e| {
                 ApiError::new(
                     e.code,
@@ -256,22 +289,13 @@ impl ConnectBody {
                     "originationTargets[{i}].weight: must be from 1 to 65535"
                 )));
             }
-            origination_targets.push(OriginationTarget {
+            Ok(OriginationTarget {
                 sip_url,
                 priority: t.priority.unwrap_or(OriginationTarget::DEFAULT_PRIORITY),
                 weight,
-            });
-        }
-        let routing: RoutingPolicy = self.routing.unwrap_or_default().into();
-        routing.validate()?;
-        Ok(ConnectRequest {
-            sip_target,
-            origination_targets,
-            routing,
-            trunk_strategy: self.trunk_strategy.unwrap_or_default().into(),
-            force: self.force.unwrap_or(false),
+            })
         })
-    }
+        .collect()
 }
 
 /// The connection as connect left it, and what each step did.
@@ -288,6 +312,10 @@ pub struct ConnectResponse {
     pub sip_target: String,
     pub origination_targets: Vec<OriginationTargetJson>,
     pub routing: RoutingJson,
+    /// What this connect changed against the stored connection: `routing`,
+    /// `trunkStrategy`, `originationTargets` (values are in the fields above; the previous
+    /// ones are in the audit trail). Empty for a first connect and for a resume.
+    pub changes: Vec<String>,
     /// Which steps created, reused, updated, moved or deleted what.
     pub steps: Vec<StepJson>,
     pub livekit: LiveKitIdsJson,
@@ -301,7 +329,7 @@ pub struct ConnectResponse {
     tag = "numbers",
     security(("bearer" = [])),
     params(NumberPath),
-    request_body(content = Option<ConnectBody>, description = "Optional; an empty body uses the defaults"),
+    request_body(content = Option<ConnectBody>, description = "Optional; what is left out keeps what is stored (defaults on a first connect)"),
     responses(
         (status = 200, description = "Connected", body = ConnectResponse),
         (status = 400, description = "`VALIDATION_FAILED` (names the field) or `INVALID_SIP_TARGET`", body = ErrorEnvelope),
@@ -354,6 +382,7 @@ pub async fn connect_number(
         sip_target: c.sip_target.to_string(),
         origination_targets: c.origination_urls.iter().map(Into::into).collect(),
         routing: (&c.routing).into(),
+        changes: out.changes.iter().map(|&c| c.to_owned()).collect(),
         steps: steps(&out.steps),
         livekit: c.into(),
     }))
@@ -375,7 +404,8 @@ pub struct DisconnectBody {
 #[serde(rename_all = "camelCase")]
 pub struct DisconnectResponse {
     pub connection_id: String,
-    /// `disconnected`; the connection is kept as history.
+    /// `disconnected`; the row is kept until the number is connected again, which reuses
+    /// and rewrites it (the audit trail is the history).
     pub status: ConnectionStatusJson,
     pub phone_number_sid: String,
     pub e164: String,
@@ -387,7 +417,8 @@ pub struct DisconnectResponse {
 }
 
 /// Disconnect a number: detach it, restore its voice configuration when asked, remove a
-/// dedicated trunk left empty. Idempotent; the connection stays as history.
+/// dedicated trunk left empty. Idempotent; the connection row is kept (status
+/// `disconnected`) until a reconnect reuses and rewrites it.
 #[utoipa::path(
     post,
     path = "/telephony/providers/{provider}/numbers/{numberId}/disconnect",
@@ -867,15 +898,26 @@ mod tests {
             "force": true,
         }))
         .unwrap();
-        assert_eq!(ok.origination_targets[0].priority, 20);
+        assert_eq!(ok.origination_targets.unwrap()[0].priority, 20);
         assert_eq!(
             ok.trunk_strategy,
-            trunkline_core::model::TrunkStrategy::Dedicated
+            Some(trunkline_core::model::TrunkStrategy::Dedicated)
         );
         assert!(ok.force);
-        assert_eq!(ok.routing.attributes["k"], "v");
+        assert_eq!(ok.routing.unwrap().attributes["k"], "v");
+        // Left out is "keep what is stored"; given empty is "clear".
         let empty = connect(serde_json::json!({})).unwrap();
         assert_eq!(empty, ConnectRequest::default());
+        let cleared = connect(serde_json::json!({"routing": {}})).unwrap();
+        assert_eq!(cleared.routing, Some(RoutingPolicy::default()));
+        let e = connect(serde_json::json!({"routing": {"attributes": {"sip.callID": "x"}}}))
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ValidationFailed);
+        assert!(
+            e.message().starts_with("routing.attributes"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

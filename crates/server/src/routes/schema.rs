@@ -99,12 +99,18 @@ pub fn customer_id() -> Schema {
         .into()
 }
 
-/// `routing.attributes`: at most 64, keys 1 to 1024 bytes, values at most 1024 bytes.
+/// `routing.attributes`: at most 64, keys 1 to 1024 bytes outside LiveKit's reserved `sip.`
+/// and `lk.` namespaces, values at most 1024 bytes.
 pub fn attributes() -> Schema {
     let max = RoutingPolicy::MAX_ATTRIBUTE_LEN;
     ObjectBuilder::new()
         .schema_type(SchemaType::Type(Type::Object))
-        .property_names(Some(string().min_length(Some(1)).max_length(Some(max))))
+        .property_names(Some(
+            string()
+                .min_length(Some(1))
+                .max_length(Some(max))
+                .pattern(Some(r"^(?!sip\.|lk\.)")),
+        ))
         .additional_properties(Some(string().max_length(Some(max))))
         .max_properties(Some(RoutingPolicy::MAX_ATTRIBUTES))
         .into()
