@@ -1364,7 +1364,7 @@ async fn status_shows_each_part_on_its_own(backend: Backend) {
     assert_eq!(s["connection"]["status"], "connected", "{s}");
     assert_eq!(s["drifts"], json!([]), "a read failure is not drift: {s}");
     // The log names the row (never the secret: checked below).
-    let logs = server.stdout();
+    let logs = server.stderr();
     let line = logs
         .lines()
         .find(|l| l.contains("stored credentials could not be opened"))
