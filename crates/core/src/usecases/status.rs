@@ -411,7 +411,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                         .as_ref()
                         .map_or("no trunk".to_owned(), ToString::to_string),
                 ),
-            ))
+            ));
         }
         _ => {}
     }
