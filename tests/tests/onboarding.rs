@@ -1385,3 +1385,269 @@ async fn two_customers_on_one_account_never_take_each_others_numbers(backend: Ba
     assert_no_secrets(&server, &transcript, &carrier.secrets());
     drop(backend);
 }
+
+// ---------------------------------------------------------------------------------------
+// Crash recovery and status part by part (issue 9)
+// ---------------------------------------------------------------------------------------
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::vault_key;
+use trunkline_e2e::{ServerOptions, TestServer};
+use trunkline_testkit::twilio::Fault;
+
+on_both_backends!(
+    a_crashed_connect_blocks_the_number_for_seconds_only,
+    status_shows_each_part_on_its_own,
+    status_counts_a_half_made_connect_as_incomplete,
+);
+
+/// A server over the data directory `dir`: a restarted instance finds its SQLite database
+/// again (PostgreSQL is named by the settings).
+async fn start_in(settings: &Settings, dir: &Path) -> TestServer {
+    let mut opts = ServerOptions::default().data_dir(dir);
+    for (k, v) in &settings.env {
+        opts = opts.env(k, v);
+    }
+    TestServer::start_with(opts)
+        .await
+        .expect("trunkline starts")
+}
+
+fn kinds_of(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("an array")
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect()
+}
+
+fn retry_after_secs(reply: &support::Reply) -> u64 {
+    reply
+        .retry_after
+        .as_deref()
+        .unwrap_or_else(|| panic!("409 without Retry-After: {}", reply.body))
+        .parse()
+        .expect("Retry-After in whole seconds")
+}
+
+async fn a_crashed_connect_blocks_the_number_for_seconds_only(backend: Backend) {
+    let emu = emulator();
+    let carrier = Carrier::new(&emu, "Acme Inc", 1);
+    // Twilio slow enough that a connect holds the number's lease for a while.
+    let settings = Settings::new(&emu, &backend).with("TRUNKLINE_TWILIO_TIMEOUT_MS", "30000");
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start_in(&settings, dir.path()).await;
+    let transcript = Transcript::default();
+    let acme_token = token("acme", &["customer"]);
+    let pn = carrier.numbers[0].clone();
+    Client::new(&first, acme_token.clone(), &transcript)
+        .save(&carrier.key_body())
+        .await
+        .ok();
+    emu.inject(
+        Route::FetchIncomingPhoneNumber,
+        Fault::Latency(Duration::from_secs(20)),
+    );
+    let slow = tokio::spawn(
+        first
+            .client()
+            .post(first.url(&format!("{TWILIO}/numbers/{pn}/connect")))
+            .bearer_auth(&acme_token)
+            .send(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emu.count(Route::FetchIncomingPhoneNumber) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow connect never reached Twilio"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A second connect waits briefly for the running one, then is told when to retry.
+    let asked = Instant::now();
+    let busy = Client::new(&first, acme_token.clone(), &transcript)
+        .connect(&pn, &Value::Null)
+        .await;
+    busy.expect(409, Some("CONFLICT"));
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
+    let after = retry_after_secs(&busy);
+    assert!((1..=10).contains(&after), "Retry-After {after}");
+    let message = busy.body["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("retry in {after} s")),
+        "{message}"
+    );
+
+    // The instance running the connect dies (kill -9); another takes over the database.
+    first.stop();
+    let _ = slow.await;
+    emu.clear_faults();
+    let killed = Instant::now();
+    let second = start_in(&settings, dir.path()).await;
+    let acme = Client::new(&second, acme_token.clone(), &transcript);
+    let mut reply = acme.connect(&pn, &Value::Null).await;
+    if reply.status.as_u16() == 409 {
+        // At most once: by its Retry-After the dead instance's lease has expired.
+        tokio::time::sleep(Duration::from_secs(retry_after_secs(&reply))).await;
+        reply = acme.connect(&pn, &Value::Null).await;
+    }
+    assert_eq!(reply.ok()["status"], "connected");
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "the dead instance blocked the number for {:?}",
+        killed.elapsed()
+    );
+    assert_no_secrets(&second, &transcript, &carrier.secrets());
+    drop(backend);
+}
+
+async fn status_shows_each_part_on_its_own(backend: Backend) {
+    let emu = emulator();
+    let carrier = Carrier::new(&emu, "Acme Inc", 1);
+    let settings = Settings::new(&emu, &backend);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_in(&settings, dir.path()).await;
+    let transcript = Transcript::default();
+    let acme_token = token("acme", &["customer"]);
+    let pn = carrier.numbers[0].clone();
+    let (integration, connection) = {
+        let acme = Client::new(&server, acme_token.clone(), &transcript);
+        let saved = acme.save(&carrier.key_body()).await;
+        let integration = saved.ok()["integrationId"].as_str().unwrap().to_owned();
+        let connected = acme.connect(&pn, &Value::Null).await;
+        let connection = connected.ok()["connectionId"].as_str().unwrap().to_owned();
+
+        // Twilio failing one read fails that part only.
+        emu.inject(
+            Route::FetchIncomingPhoneNumber,
+            Fault::ServerError { count: 100 },
+        );
+        let s = acme.status(&pn, "").await;
+        let s = s.ok();
+        assert_eq!(s["number"]["ok"], false, "{s}");
+        assert_eq!(s["number"]["errorCode"], "PROVIDER_UNAVAILABLE", "{s}");
+        assert_eq!(s["credentials"]["ok"], true, "{s}");
+        assert_eq!(s["trunk"]["ok"], true, "{s}");
+        assert_eq!(s["connection"]["connectionId"], connection.as_str());
+        emu.clear_faults();
+        (integration, connection)
+    };
+    server.stop();
+
+    // Restarted without the vault key that sealed the secret: it no longer opens.
+    let rekeyed = settings
+        .clone()
+        .with("TRUNKLINE_VAULT_KEYS", &format!("e2e2:{}", vault_key()))
+        .with("TRUNKLINE_VAULT_ACTIVE_KEY", "e2e2");
+    let server = start_in(&rekeyed, dir.path()).await;
+    let acme = Client::new(&server, acme_token.clone(), &transcript);
+    let s = acme.status(&pn, "").await;
+    let s = s.ok().clone();
+    for part in ["credentials", "number", "trunk", "originationUrls"] {
+        assert_eq!(s[part]["ok"], false, "{part}: {s}");
+        assert_eq!(s[part]["errorCode"], "INTERNAL", "{part}: {s}");
+    }
+    assert_eq!(s["connection"]["connectionId"], connection.as_str(), "{s}");
+    assert_eq!(s["connection"]["status"], "connected", "{s}");
+    assert_eq!(s["drifts"], json!([]), "a read failure is not drift: {s}");
+    // The log names the row (never the secret: checked below).
+    let logs = server.stderr();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("stored credentials could not be opened"))
+        .unwrap_or_else(|| panic!("no log line names the failure:\n{logs}"));
+    assert!(
+        line.contains(&integration) && line.contains(&connection),
+        "{line}"
+    );
+
+    // Credentials deleted: the number still takes calls, and status still shows it.
+    let deleted = acme.delete_credentials().await;
+    deleted.ok();
+    let s = acme.status(&pn, "").await;
+    let s = s.ok().clone();
+    for part in ["credentials", "number", "trunk", "originationUrls"] {
+        assert_eq!(s[part]["errorCode"], "INTEGRATION_NOT_FOUND", "{part}: {s}");
+    }
+    let message = s["number"]["message"].as_str().unwrap();
+    assert!(message.contains("credentials were deleted"), "{message}");
+    assert_eq!(s["connection"]["status"], "connected", "{s}");
+    assert_eq!(kinds_of(&s["drifts"]), ["credentials_missing"], "{s}");
+
+    let mut secrets = carrier.secrets();
+    secrets.extend(
+        rekeyed
+            .env
+            .iter()
+            .chain(&settings.env)
+            .filter(|(k, _)| k == "TRUNKLINE_VAULT_KEYS")
+            .map(|(_, v)| v.split_once(':').unwrap().1.to_owned()),
+    );
+    assert_no_secrets(&server, &transcript, &secrets);
+    drop(backend);
+}
+
+async fn status_counts_a_half_made_connect_as_incomplete(backend: Backend) {
+    let emu = emulator();
+    let carrier = Carrier::new(&emu, "Acme Inc", 1);
+    let server = Settings::new(&emu, &backend).start().await;
+    let transcript = Transcript::default();
+    let acme = Client::new(&server, token("acme", &["customer"]), &transcript);
+    acme.save(&carrier.key_body()).await.ok();
+    let pn = &carrier.numbers[0];
+
+    // Twilio creates the origination URL but its answer comes after trunkline gave up
+    // waiting (creates are not retried): the URL exists, the connection does not record it.
+    emu.inject(
+        Route::CreateOriginationUrl,
+        Fault::Latency(Duration::from_secs(3)),
+    );
+    let failed = acme.connect(pn, &Value::Null).await;
+    failed.expect(503, Some("PROVIDER_UNAVAILABLE"));
+    emu.clear_faults();
+    let trunk = trunkline_trunks(&emu, &carrier)
+        .first()
+        .map(|t| t.sid.clone())
+        .expect("the trunk was created");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let url = loop {
+        if let Some(u) = emu.origination_urls(&trunk).first() {
+            break u.sid.clone();
+        }
+        assert!(Instant::now() < deadline, "Twilio never created the URL");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let s = acme.status(pn, "").await;
+    let s = s.ok().clone();
+    assert_eq!(s["connection"]["status"], "failed", "{s}");
+    assert_eq!(kinds_of(&s["drifts"]), ["connect_incomplete"], "{s}");
+    let message = s["drifts"][0]["message"].as_str().unwrap();
+    assert!(message.contains(url.as_str()), "{message}");
+
+    // Connecting again finishes it with the URL Twilio made; no drift is left. Without
+    // LiveKit, both answers say that calls cannot reach an agent.
+    let repaired = acme.connect(pn, &Value::Null).await;
+    let repaired = repaired.ok().clone();
+    assert_eq!(repaired["originationTargets"][0]["sid"], url.as_str());
+    assert_eq!(kinds_of(&repaired["warnings"]), ["livekit_not_configured"]);
+    let s = acme.status(pn, "").await;
+    let s = s.ok();
+    assert_eq!(s["drifts"], json!([]), "{s}");
+    assert_eq!(kinds_of(&s["warnings"]), ["livekit_not_configured"], "{s}");
+    let warning = s["warnings"][0]["message"].as_str().unwrap();
+    assert!(
+        warning.contains("calls to this number cannot reach an agent"),
+        "{warning}"
+    );
+    assert_eq!(emu.origination_urls(&trunk).len(), 1);
+    assert_no_secrets(&server, &transcript, &carrier.secrets());
+    drop(backend);
+}

@@ -187,11 +187,8 @@ pub fn build_onboarding(
         default_sip_target: config.sip_target.clone(),
         allow_sip_target_override: config.allow_sip_target_override,
         instance_id: instance_id.to_owned(),
-        // The holder renews its lease every third of the TTL, so the TTL only bounds how
-        // long a crashed instance blocks a number; a connect waits `lease_wait` for another
-        // instance's connect of the same number before answering CONFLICT.
-        lease_ttl: Duration::from_secs(60),
-        lease_wait: Duration::from_secs(30),
+        lease_ttl: trunkline_core::usecases::LEASE_TTL,
+        lease_wait: trunkline_core::usecases::LEASE_WAIT,
         room_prefix: config.livekit_room_prefix.clone(),
     };
     Ok(Onboarding::new(ports, settings))

@@ -243,9 +243,11 @@ impl Onboarding {
         })
     }
 
-    /// Take a lease, waiting (with backoff) while another instance holds it.
+    /// Take a lease, waiting (with backoff) while another instance holds it, at most
+    /// `lease_wait`; then `CONFLICT` with when to retry.
     pub(super) async fn acquire_lease(&self, key: &LeaseKey) -> Result<Lease, Error> {
-        let deadline = Instant::now() + self.settings.lease_wait;
+        let started = Instant::now();
+        let deadline = started + self.settings.lease_wait;
         let mut delay = std::time::Duration::from_millis(25);
         loop {
             if let Some(lease) = self
@@ -257,9 +259,9 @@ impl Onboarding {
                 return Ok(lease);
             }
             if Instant::now() + delay > deadline {
-                return Err(Error::new(
-                    ErrorCode::Conflict,
-                    "another operation on this number is in progress; retry in a few seconds",
+                return Err(super::lease_conflict(
+                    self.settings.lease_ttl,
+                    started.elapsed(),
                 ));
             }
             tokio::time::sleep(delay).await;

@@ -890,3 +890,192 @@ async fn a_livekit_trunk_of_someone_else_refuses_before_the_carrier_moves() {
     assert_eq!(w.carrier.writes(), 0, "nothing moved at the carrier");
     assert_eq!(w.carrier.state().numbers[0].trunk_sid, Some(foreign));
 }
+
+fn number_key(w: &World, n: usize) -> crate::model::LeaseKey {
+    crate::model::LeaseKey::number(
+        w.customer.clone(),
+        ProviderKind::Twilio,
+        w.numbers[n].clone(),
+    )
+}
+
+async fn status_of(w: &World, n: usize) -> Result<NumberStatus, Error> {
+    w.onboarding
+        .status(&w.customer, ProviderKind::Twilio, &w.numbers[n])
+        .await
+}
+
+fn kinds(drifts: &[Drift]) -> Vec<&'static str> {
+    drifts.iter().map(|d| d.kind).collect()
+}
+
+#[tokio::test]
+async fn a_dead_holders_lease_expires_within_seconds_and_conflict_says_when_to_retry() {
+    // What the server runs with: a holder that died blocks the number for seconds only.
+    let defaults = OnboardingSettings::default();
+    assert!(defaults.lease_ttl <= std::time::Duration::from_secs(10));
+    assert!(defaults.lease_wait < defaults.lease_ttl);
+    let dead = FakeStore::default()
+        .try_acquire_lease(
+            &crate::model::LeaseKey::number(
+                CustomerId::parse("acme").unwrap(),
+                ProviderKind::Twilio,
+                PhoneNumberSid::parse("PN0123456789abcdef0123456789abcdef").unwrap(),
+            ),
+            "crashed",
+            defaults.lease_ttl,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dead.expires_at <= chrono::Utc::now() + chrono::Duration::seconds(10));
+
+    // The same at test scale: a holder took the lease and died (it never renews it).
+    let mut w = world(1, false).await;
+    w.onboarding.settings.lease_ttl = std::time::Duration::from_millis(1500);
+    let key = number_key(&w, 0);
+    w.store
+        .try_acquire_lease(&key, "crashed", w.onboarding.settings.lease_ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = w.connect(0, ConnectRequest::default()).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict, "{err}");
+    let after = err
+        .retry_after
+        .expect("a held lease answers with when to retry");
+    // 1.5 s TTL, 0.3 s waited: the dead holder's lease is gone within 1.2 s, said as 2 s.
+    assert_eq!(after, std::time::Duration::from_secs(2), "{err}");
+    assert!(err.message.contains("retry in 2 s"), "{err}");
+    tokio::time::sleep(after).await;
+    let out = w.connect(0, ConnectRequest::default()).await.unwrap();
+    assert_eq!(out.connection.status, ConnectionStatus::Connected);
+}
+
+#[tokio::test]
+async fn status_counts_a_half_made_connects_own_url_as_incomplete_not_foreign() {
+    let w = world(1, false).await;
+    w.carrier.state().fail_once.insert(
+        "attach_number",
+        ProviderError::new(ErrorCode::ProviderUnavailable, "Twilio is down"),
+    );
+    w.connect(0, ConnectRequest::default()).await.unwrap_err();
+    // As after a crash between creating the URL and recording it.
+    w.store.connections.lock().unwrap()[0]
+        .origination_urls
+        .clear();
+    let ours = w.carrier.state().urls[0].sid.clone();
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(kinds(&st.drifts), ["connect_incomplete"], "{:?}", st.drifts);
+    assert!(
+        st.drifts[0].message.contains(ours.as_str()),
+        "{:?}",
+        st.drifts
+    );
+
+    // Someone else's URL on the trunk is still foreign.
+    {
+        let mut s = w.carrier.state();
+        let mut foreign = s.urls[0].clone();
+        foreign.sid =
+            crate::ids::OriginationUrlSid::parse("OUffffffffffffffffffffffffffffffff").unwrap();
+        foreign.sip_url = "sip:pbx.example".into();
+        foreign.friendly_name = Some("pbx".into());
+        s.urls.push(foreign);
+    }
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(
+        kinds(&st.drifts),
+        ["connect_incomplete", "origination_url_unexpected"],
+        "{:?}",
+        st.drifts
+    );
+    // Connecting again takes the half-made URL over.
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(kinds(&st.drifts), ["origination_url_unexpected"]);
+    assert_eq!(st.connection.unwrap().origination_urls[0].sid, ours);
+}
+
+#[tokio::test]
+async fn status_shows_the_stored_connection_when_the_carrier_side_cannot_be_read() {
+    let w = world(1, false).await;
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+
+    // A stored secret that does not open: the carrier sections say so, the rest is shown.
+    let sealed = w.store.integrations.lock().unwrap()[0]
+        .sealed_secret
+        .clone();
+    w.store.integrations.lock().unwrap()[0].sealed_secret =
+        crate::model::SealedSecret(b"garbage".to_vec());
+    let st = status_of(&w, 0).await.unwrap();
+    assert!(st.connection.is_some());
+    for code in [
+        st.credentials.failure(),
+        st.number.failure(),
+        st.trunk.failure(),
+        st.origination_urls.failure(),
+    ] {
+        assert_eq!(code, Some(ErrorCode::Internal));
+    }
+    assert!(
+        st.drifts.is_empty(),
+        "a read failure is not drift: {:?}",
+        st.drifts
+    );
+    w.store.integrations.lock().unwrap()[0].sealed_secret = sealed;
+
+    // The carrier failing one read fails that part only.
+    w.carrier.state().fail_once.insert(
+        "fetch_number",
+        ProviderError::new(ErrorCode::ProviderUnavailable, "Twilio answered 500"),
+    );
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(st.number.failure(), Some(ErrorCode::ProviderUnavailable));
+    assert!(st.credentials.ok().is_some() && st.trunk.ok().is_some());
+
+    // Credentials deleted: the number still takes calls, and status still shows it.
+    w.onboarding
+        .delete_credentials(&w.actor, &w.customer, ProviderKind::Twilio, None)
+        .await
+        .unwrap();
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(
+        st.connection.as_ref().unwrap().status,
+        ConnectionStatus::Connected
+    );
+    assert_eq!(st.number.failure(), Some(ErrorCode::IntegrationNotFound));
+    let Section::Failed { message, .. } = &st.credentials else {
+        panic!("{:?}", st.credentials)
+    };
+    assert!(message.contains("credentials were deleted"), "{message}");
+    assert_eq!(kinds(&st.drifts), ["credentials_missing"]);
+    // A number trunkline never connected has nothing to show without credentials.
+    let unknown = PhoneNumberSid::parse("PNffffffffffffffffffffffffffffffff").unwrap();
+    let err = w
+        .onboarding
+        .status(&w.customer, ProviderKind::Twilio, &unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::IntegrationNotFound);
+}
+
+#[tokio::test]
+async fn without_livekit_status_and_connect_say_calls_cannot_reach_an_agent() {
+    let w = world(1, false).await;
+    assert!(status_of(&w, 0).await.unwrap().warnings.is_empty());
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(kinds(&st.warnings), ["livekit_not_configured"]);
+    assert!(
+        st.warnings[0]
+            .message
+            .contains("calls to this number cannot reach an agent"),
+        "{:?}",
+        st.warnings
+    );
+    assert!(st.drifts.is_empty(), "{:?}", st.drifts);
+    assert_eq!(kinds(&w.onboarding.warnings()), ["livekit_not_configured"]);
+    w.disconnect(0, false).await.unwrap();
+    assert!(status_of(&w, 0).await.unwrap().warnings.is_empty());
+}

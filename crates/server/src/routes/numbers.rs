@@ -319,6 +319,9 @@ pub struct ConnectResponse {
     /// Which steps created, reused, updated, moved or deleted what.
     pub steps: Vec<StepJson>,
     pub livekit: LiveKitIdsJson,
+    /// What keeps the number from working although connect succeeded (e.g.
+    /// `livekit_not_configured`: calls cannot reach an agent).
+    pub warnings: Vec<WarningJson>,
 }
 
 /// Connect an existing number: trunk, origination URL(s), attachment. Idempotent: calling
@@ -336,7 +339,7 @@ pub struct ConnectResponse {
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
         (status = 404, description = "`NUMBER_NOT_FOUND` or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
-        (status = 409, description = "`NUMBER_IN_USE` (on a trunk trunkline did not create; retry with `force`), `TRUNKING_NOT_ENABLED`, or `CONFLICT` (another connect of this number is running)", body = ErrorEnvelope),
+        (status = 409, description = "`NUMBER_IN_USE` (on a trunk trunkline did not create, retry with `force`; or connected by another trunkline customer), `TRUNKING_NOT_ENABLED`, or `CONFLICT` (another connect of this number is running: `Retry-After` says when to retry)", body = ErrorEnvelope),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
         (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS` (e.g. the key may not use trunking)", body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`; retrying resumes where it stopped", body = ErrorEnvelope),
@@ -385,6 +388,7 @@ pub async fn connect_number(
         changes: out.changes.iter().map(|&c| c.to_owned()).collect(),
         steps: steps(&out.steps),
         livekit: c.into(),
+        warnings: warnings(&state.onboarding.warnings()),
     }))
 }
 
@@ -432,7 +436,7 @@ pub struct DisconnectResponse {
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
         (status = 404, description = "`NOT_CONNECTED` (trunkline never connected it) or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
-        (status = 409, description = "`CONFLICT`: a connect or disconnect of this number is running", body = ErrorEnvelope),
+        (status = 409, description = "`CONFLICT`: a connect or disconnect of this number is running; `Retry-After` says when to retry", body = ErrorEnvelope),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
         (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS`", body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`", body = ErrorEnvelope),
@@ -724,11 +728,11 @@ fn livekit_rule_live(r: Option<&DispatchRuleInfo>) -> LiveKitRuleLive {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftJson {
-    /// Stable, machine-readable: `credentials_invalid`, `connect_incomplete`,
-    /// `number_missing`, `number_not_on_trunk`, `trunk_missing`, `origination_url_missing`,
-    /// `origination_url_changed`, `origination_url_unexpected`, `livekit_trunk_missing`,
-    /// `livekit_trunk_number_mismatch`, `livekit_rule_missing`,
-    /// `livekit_rule_trunk_mismatch`, `livekit_rule_agent_mismatch`.
+    /// Stable, machine-readable: `credentials_invalid`, `credentials_missing`,
+    /// `connect_incomplete`, `number_missing`, `number_not_on_trunk`, `trunk_missing`,
+    /// `origination_url_missing`, `origination_url_changed`, `origination_url_unexpected`,
+    /// `origination_url_unrecorded`, `livekit_trunk_missing`, `livekit_trunk_number_mismatch`,
+    /// `livekit_rule_missing`, `livekit_rule_trunk_mismatch`, `livekit_rule_agent_mismatch`.
     #[schema(example = "number_not_on_trunk")]
     pub kind: String,
     pub message: String,
@@ -741,6 +745,25 @@ impl From<&Drift> for DriftJson {
             message: d.message.clone(),
         }
     }
+}
+
+/// What keeps a connected number from working that connecting again cannot repair.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WarningJson {
+    /// Stable, machine-readable: `livekit_not_configured` (calls cannot reach an agent).
+    #[schema(example = "livekit_not_configured")]
+    pub kind: String,
+    pub message: String,
+}
+
+fn warnings(ws: &[Drift]) -> Vec<WarningJson> {
+    ws.iter()
+        .map(|w| WarningJson {
+            kind: w.kind.to_owned(),
+            message: w.message.clone(),
+        })
+        .collect()
 }
 
 /// Everything about one number, read live, with drifts.
@@ -759,6 +782,8 @@ pub struct StatusResponse {
     pub connection: Option<ConnectionJson>,
     /// Empty when everything matches.
     pub drifts: Vec<DriftJson>,
+    /// What keeps the (live) number from working that connecting again cannot repair.
+    pub warnings: Vec<WarningJson>,
     /// The last LiveKit webhook trunkline acted on for the number's most recent call;
     /// `null` when no call reached it yet.
     pub last_webhook: Option<WebhookSeenJson>,
@@ -784,6 +809,7 @@ impl StatusResponse {
             }),
             connection: s.connection.as_ref().map(Into::into),
             drifts: s.drifts.iter().map(Into::into).collect(),
+            warnings: warnings(&s.warnings),
             last_webhook: None,
             recent_calls: Vec::new(),
         }
@@ -805,7 +831,7 @@ impl StatusResponse {
         (status = 400, description = "`VALIDATION_FAILED`", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: customerId names another customer", body = ErrorEnvelope),
-        (status = 404, description = "`NUMBER_NOT_FOUND` (neither in the account nor connected) or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
+        (status = 404, description = "`NUMBER_NOT_FOUND` (neither in the account nor connected) or `INTEGRATION_NOT_FOUND` (no credentials and never connected; a connected number still answers 200, its carrier sections saying why they cannot be read)", body = ErrorEnvelope),
         (status = 503, description = "`SERVICE_UNAVAILABLE`: the database did not answer", body = ErrorEnvelope),
     )
 )]
