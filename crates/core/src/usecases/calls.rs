@@ -987,7 +987,7 @@ mod tests {
         let w = world();
         let events = call_events("call-b");
         // Each event three times, the join before the call's end.
-        for i in [1, 3, 2, 3, 1, 0, 2, 1, 3, 0, 2, 0] {
+        for i in [1, 2, 1, 3, 2, 0, 3, 1, 0, 2, 3, 0] {
             w.deliver(&events[i]).await;
         }
         assert_eq!(w.sip.dispatches_in("call-b"), 1);
