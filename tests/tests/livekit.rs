@@ -754,7 +754,10 @@ async fn a_call_that_ended_is_never_dispatched(backend: Backend) {
     let lk = livekit_emulator();
     let server = Settings::new(&twilio, &backend)
         .with_livekit(&lk)
-        .with("TRUNKLINE_DISPATCH_BACKOFF_BASE_MS", &BACKOFF_MS.to_string())
+        .with(
+            "TRUNKLINE_DISPATCH_BACKOFF_BASE_MS",
+            &BACKOFF_MS.to_string(),
+        )
         .start()
         .await;
     let transcript = Transcript::default();
@@ -787,7 +790,11 @@ async fn a_call_that_ended_is_never_dispatched(backend: Backend) {
     let call = call_by_room(&acme, &early.room).await;
     let call = call.ok().clone();
     assert_eq!(
-        (&call["status"], &call["dispatchStatus"], &call["dispatchAttempts"]),
+        (
+            &call["status"],
+            &call["dispatchStatus"],
+            &call["dispatchAttempts"]
+        ),
         (&json!("ended"), &json!("cancelled"), &json!(0)),
         "{call}"
     );
@@ -802,7 +809,11 @@ async fn a_call_that_ended_is_never_dispatched(backend: Backend) {
     let call = call_by_room(&acme, &finished.room).await;
     let call = call.ok().clone();
     assert_eq!(
-        (&call["status"], &call["dispatchStatus"], &call["dispatchAttempts"]),
+        (
+            &call["status"],
+            &call["dispatchStatus"],
+            &call["dispatchAttempts"]
+        ),
         (&json!("ended"), &json!("cancelled"), &json!(0)),
         "{call}"
     );
@@ -827,12 +838,20 @@ async fn a_call_that_ended_is_never_dispatched(backend: Backend) {
     let call = call_by_room(&acme, &hung_up.room).await;
     let call = call.ok().clone();
     assert_eq!(
-        (&call["status"], &call["dispatchStatus"], &call["dispatchAttempts"]),
+        (
+            &call["status"],
+            &call["dispatchStatus"],
+            &call["dispatchAttempts"]
+        ),
         (&json!("ended"), &json!("cancelled"), &json!(1)),
         "{call}"
     );
     assert!(lk.dispatch_history(&hung_up.room).is_empty());
-    assert_eq!(lk.count(LkMethod::CreateDispatch), 1, "only the join's attempt");
+    assert_eq!(
+        lk.count(LkMethod::CreateDispatch),
+        1,
+        "only the join's attempt"
+    );
     lk.clear_faults();
 
     drop(backend);

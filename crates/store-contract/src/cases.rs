@@ -1393,7 +1393,12 @@ pub async fn claim_dispatch_refuses_an_ended_call(store: Arc<dyn Store>) {
         .claim_dispatch(&call.room_name, "w", LONG)
         .await
         .unwrap();
-    assert!(store.fail_dispatch(&call.room_name, "w", false).await.unwrap());
+    assert!(
+        store
+            .fail_dispatch(&call.room_name, "w", false)
+            .await
+            .unwrap()
+    );
     let listed = store.dispatches_due(10).await.unwrap();
     assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [call.id]);
     store.end_call(&call.room_name, ts(40)).await.unwrap();
@@ -1419,7 +1424,10 @@ pub async fn claim_dispatch_refuses_an_ended_call(store: Arc<dyn Store>) {
     left.dispatch_status = DispatchStatus::Failed;
     store.upsert_call(&left).await.unwrap();
     store.end_call(&r, ts(5)).await.unwrap();
-    let JoinRecorded::Recorded { call: joined, claim } = store
+    let JoinRecorded::Recorded {
+        call: joined,
+        claim,
+    } = store
         .record_join(
             &webhook_event(Some(&r), ts(6)),
             &left,
@@ -1437,7 +1445,11 @@ pub async fn claim_dispatch_refuses_an_ended_call(store: Arc<dyn Store>) {
     assert_eq!(joined.status, CallStatus::Ended);
     let stored = store.get_call_by_room(&r).await.unwrap().unwrap();
     assert_eq!(
-        (stored.status, stored.dispatch_status, stored.dispatch_attempts),
+        (
+            stored.status,
+            stored.dispatch_status,
+            stored.dispatch_attempts
+        ),
         (CallStatus::Ended, DispatchStatus::Cancelled, 0)
     );
     assert!(store.dispatches_due(10).await.unwrap().is_empty());
@@ -1468,7 +1480,11 @@ pub async fn claim_dispatch_refuses_an_ended_call(store: Arc<dyn Store>) {
     assert_eq!(claim, Some(DispatchClaim::HeldByOther));
     let stored = store.get_call_by_room(&r).await.unwrap().unwrap();
     assert_eq!(
-        (stored.status, stored.dispatch_status, stored.dispatch_attempts),
+        (
+            stored.status,
+            stored.dispatch_status,
+            stored.dispatch_attempts
+        ),
         (CallStatus::Ended, DispatchStatus::Cancelled, 0)
     );
     assert_eq!(stored.ended_at, Some(ts(8)), "ended when the room finished");

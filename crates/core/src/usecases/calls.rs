@@ -9,6 +9,12 @@
 //! dispatch). A dispatch that fails is recorded as failed and picked up again by
 //! [`Calls::retry_due_dispatches`], with backoff, until it succeeds or gives up.
 //!
+//! A call that ended is never dispatched. LiveKit does not keep its webhooks in order, so
+//! the end (`participant_left`, `room_finished`) may be acted on before the join: the end
+//! cancels a dispatch that is due, and the store's claim refuses a call that ended or whose
+//! room finished, in the same statement that would have claimed it (so a retrier on another
+//! instance that listed the call before the hang-up cannot dispatch it either).
+//!
 //! Which events need no action (acknowledged without touching the database): everything but
 //! `participant_joined` and `participant_left` of a SIP participant and `room_finished`. In
 //! particular `room_started` carries nothing about the call that `participant_joined` does
@@ -377,6 +383,20 @@ impl Calls {
                         .await?
                         .unwrap_or(call),
                 };
+                // The claim was refused because the call had ended (its end was acted on
+                // first): say so rather than "in progress elsewhere".
+                let dispatch = match dispatch {
+                    DispatchOutcome::InProgressElsewhere
+                        if call.dispatch_status == DispatchStatus::Cancelled =>
+                    {
+                        tracing::info!(
+                            room = %loggable(facts.room.as_str()),
+                            "the call ended before its join was acted on; no agent dispatched"
+                        );
+                        DispatchOutcome::Cancelled
+                    }
+                    other => other,
+                };
                 return Ok(WebhookOutcome::CallRecorded { call, dispatch });
             }
             (Some(conn), _, _) if conn.routing.dispatch_mode == DispatchMode::Rule => {
@@ -410,6 +430,10 @@ impl Calls {
         let (mut call, _) = self.describe_call(facts).await?;
         if call.status != CallStatus::Unrouted {
             call.status = CallStatus::Ended;
+        }
+        // The call is over before its agent could join: nothing is due.
+        if call.dispatch_status == DispatchStatus::Failed {
+            call.dispatch_status = DispatchStatus::Cancelled;
         }
         // When it was answered is the join's to say: the store fills a missing answer time
         // when the join arrives, but never replaces one, so the leave's time here would
@@ -535,11 +559,22 @@ impl Calls {
     ) -> Result<DispatchOutcome, Error> {
         let gave_up = attempt >= self.settings.max_attempts;
         let me = self.settings.instance_id.as_str();
-        self.ports
+        let recorded = self
+            .ports
             .calls
             .fail_dispatch(&call.room_name, me, gave_up)
             .await?;
-        if gave_up {
+        if !recorded {
+            // The call ended during the attempt (its dispatch is cancelled), or the claim
+            // ran out: either way this worker schedules nothing.
+            tracing::info!(
+                room = %loggable(call.room_name.as_str()),
+                call = %call.id,
+                attempt,
+                code = %error.code,
+                "agent dispatch failed after the call ended or the claim was lost; not retried by this worker"
+            );
+        } else if gave_up {
             tracing::error!(
                 room = %loggable(call.room_name.as_str()),
                 call = %call.id,
@@ -1094,7 +1129,10 @@ mod tests {
         );
         assert_eq!(w.sip.state().dispatch_calls, 1, "only the join's attempt");
         assert_eq!(w.sip.dispatches_in("call-hung-up"), 0);
-        assert_eq!(w.call("call-hung-up").dispatch_status, DispatchStatus::Cancelled);
+        assert_eq!(
+            w.call("call-hung-up").dispatch_status,
+            DispatchStatus::Cancelled
+        );
     }
 
     #[tokio::test]
