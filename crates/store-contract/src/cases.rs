@@ -16,7 +16,7 @@ use trunkline_core::model::{
     AuthKind, CallStatus, ConnectionStatus, DispatchClaim, DispatchStatus, IntegrationStatus,
     LeaseKey, LeaseResource, SealedSecret,
 };
-use trunkline_core::ports::{ClaimRequest, JoinRecorded, Store, StoreError};
+use trunkline_core::ports::{ClaimRequest, JoinRecorded, Store, StoreError, WebhookEventRecord};
 use trunkline_core::{CallId, ConnectionId, IntegrationId, ProviderKind};
 
 use crate::fixtures::{
@@ -1457,8 +1457,10 @@ pub async fn claim_dispatch_refuses_an_ended_call(store: Arc<dyn Store>) {
     // `room_finished` came before anything else of the call: no call to end then, but the
     // event is remembered, and the join's claim finds it: refused, the call ended.
     let r = room("finished-first");
-    let mut finished = webhook_event(Some(&r), ts(8));
-    finished.kind = "room_finished".to_owned();
+    let finished = WebhookEventRecord {
+        kind: "room_finished".to_owned(),
+        ..webhook_event(Some(&r), ts(8))
+    };
     assert!(store.record_webhook_event(&finished).await.unwrap());
     let mut joining = bare_call(&r, ts(7));
     joining.status = CallStatus::Active;
