@@ -371,6 +371,8 @@ pub enum DispatchStatus {
     ByRule,
     /// Retries exhausted; needs a human (logged loudly).
     GaveUp,
+    /// The call ended before its agent was dispatched: nothing more is attempted. Final.
+    Cancelled,
 }
 
 impl DispatchStatus {
@@ -382,6 +384,7 @@ impl DispatchStatus {
             Self::Failed => "failed",
             Self::ByRule => "by_rule",
             Self::GaveUp => "gave_up",
+            Self::Cancelled => "cancelled",
         }
     }
 }

@@ -64,6 +64,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const DISCONNECTED: &str = "disconnected";
 
+/// The dispatch statuses its claimant can complete: its claim, or the claim the call's end
+/// cancelled while it was dispatching.
+const COMPLETABLE: [&str; 2] = ["claimed", "cancelled"];
+
 macro_rules! call_columns {
     () => {
         "id, room_name, customer_id, connection_id, sip_call_id, called, caller, status, \
@@ -115,10 +119,14 @@ pub(crate) const UPSERT_CALL: &str = concat!(
     call_columns!()
 );
 
+/// The end also cancels a dispatch that is due or under way (the claimant is kept, so a
+/// worker dispatching right now can still record what it did).
 const END_CALL: &str = concat!(
     "UPDATE calls SET \
          ended_at = COALESCE(ended_at, ?2), \
          status = CASE WHEN status = 'unrouted' THEN status ELSE 'ended' END, \
+         dispatch_status = CASE WHEN dispatch_status IN ('failed', 'claimed') \
+             THEN 'cancelled' ELSE dispatch_status END, \
          updated_at = MAX(updated_at, ?3) \
      WHERE room_name = ?1 \
      RETURNING ",
@@ -589,10 +597,12 @@ impl CallStore for SqliteStore {
         dispatch_id: &AgentDispatchId,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
+        // A dispatch cancelled by the call's end while its claimant was dispatching is
+        // still recorded: the agent may be in the room.
         let updated = diesel::update(
             calls::table
                 .filter(calls::room_name.eq(room.as_str()))
-                .filter(calls::dispatch_status.eq(DispatchStatus::Claimed.as_str()))
+                .filter(calls::dispatch_status.eq_any(COMPLETABLE))
                 .filter(calls::claimant.eq(claimant)),
         )
         .set((
@@ -642,6 +652,7 @@ impl CallStore for SqliteStore {
         let now = now_micros();
         let mut conn = self.conn().await?;
         calls::table
+            .filter(calls::ended_at.is_null())
             .filter(
                 calls::dispatch_status
                     .eq(DispatchStatus::Failed.as_str())
@@ -710,7 +721,8 @@ fn classify_lost_claim(
         return Ok(DispatchClaim::NoSuchCall);
     };
     if codec::parse_dispatch_status(&status)? != DispatchStatus::Dispatched {
-        // Claimed by someone else, or `by_rule` / `gave_up`: not ours to dispatch.
+        // Claimed by someone else, or `by_rule` / `gave_up` / `cancelled`: not ours to
+        // dispatch.
         return Ok(DispatchClaim::HeldByOther);
     }
     let dispatch_id = codec::parse_opt(

@@ -150,6 +150,7 @@ pub fn parse_dispatch_status(raw: &str) -> Result<DispatchStatus, StoreError> {
             DispatchStatus::Failed,
             DispatchStatus::ByRule,
             DispatchStatus::GaveUp,
+            DispatchStatus::Cancelled,
         ],
         DispatchStatus::as_str,
     )
@@ -181,6 +182,7 @@ mod tests {
             DispatchStatus::Failed,
             DispatchStatus::ByRule,
             DispatchStatus::GaveUp,
+            DispatchStatus::Cancelled,
         ] {
             assert_eq!(parse_dispatch_status(s.as_str()).unwrap(), s);
             // The stored names are the domain's serde names, so JSON and SQL agree.

@@ -722,6 +722,13 @@ pub mod calls {
                 if c.status != CallStatus::Unrouted {
                     c.status = CallStatus::Ended;
                 }
+                // The claimant is kept: a worker dispatching right now may still record it.
+                if matches!(
+                    c.dispatch_status,
+                    DispatchStatus::Failed | DispatchStatus::Claimed
+                ) {
+                    c.dispatch_status = DispatchStatus::Cancelled;
+                }
                 c.updated_at = c.updated_at.max(Utc::now());
                 c.clone()
             }))
@@ -767,6 +774,12 @@ pub mod calls {
             ttl: Duration,
         ) -> Result<DispatchClaim, StoreError> {
             let mut s = self.enter("claim_dispatch");
+            let finished = s
+                .events
+                .iter()
+                .filter(|e| e.kind == "room_finished" && e.room_name.as_ref() == Some(room))
+                .map(|e| e.received_at)
+                .min();
             let Some(stored) = s.calls.get_mut(room.as_str()) else {
                 return Ok(DispatchClaim::NoSuchCall);
             };
@@ -776,6 +789,21 @@ pub mod calls {
                 DispatchStatus::Claimed => stored.claim_expires.is_none_or(|e| e <= now),
                 _ => false,
             };
+            let ended_at = stored.call.ended_at.or(finished);
+            if claimable && ended_at.is_some() {
+                // As the stores' claim statement: an ended call is refused and its
+                // dispatch cancelled, in the same step.
+                let c = &mut stored.call;
+                c.ended_at = ended_at;
+                if c.status != CallStatus::Unrouted {
+                    c.status = CallStatus::Ended;
+                }
+                c.dispatch_status = DispatchStatus::Cancelled;
+                c.updated_at = c.updated_at.max(now);
+                stored.claimant = None;
+                stored.claim_expires = None;
+                return Ok(DispatchClaim::HeldByOther);
+            }
             if claimable {
                 stored.call.dispatch_status = DispatchStatus::Claimed;
                 stored.call.dispatch_attempts += 1;
@@ -806,8 +834,11 @@ pub mod calls {
             let Some(stored) = s.calls.get_mut(room.as_str()) else {
                 return Ok(false);
             };
-            if stored.call.dispatch_status != DispatchStatus::Claimed
-                || stored.claimant.as_deref() != Some(claimant)
+            // Cancelled while this claimant was dispatching: what it did is still recorded.
+            if !matches!(
+                stored.call.dispatch_status,
+                DispatchStatus::Claimed | DispatchStatus::Cancelled
+            ) || stored.claimant.as_deref() != Some(claimant)
             {
                 return Ok(false);
             }
@@ -851,6 +882,7 @@ pub mod calls {
             let mut due: Vec<CallRecord> = s
                 .calls
                 .values()
+                .filter(|c| c.call.ended_at.is_none())
                 .filter(|c| match c.call.dispatch_status {
                     DispatchStatus::Failed => true,
                     DispatchStatus::Claimed => c.claim_expires.is_none_or(|e| e <= now),

@@ -89,6 +89,8 @@ pub enum DispatchStatusJson {
     ByRule,
     /// Every attempt failed; logged as an error for a human.
     GaveUp,
+    /// The call ended before its agent was dispatched; nothing more is attempted. Final.
+    Cancelled,
 }
 
 impl From<DispatchStatus> for DispatchStatusJson {
@@ -100,6 +102,7 @@ impl From<DispatchStatus> for DispatchStatusJson {
             DispatchStatus::Failed => Self::Failed,
             DispatchStatus::ByRule => Self::ByRule,
             DispatchStatus::GaveUp => Self::GaveUp,
+            DispatchStatus::Cancelled => Self::Cancelled,
         }
     }
 }
