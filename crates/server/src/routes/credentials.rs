@@ -173,7 +173,8 @@ fn is_verdict(code: ErrorCode) -> bool {
         (status = 400, description = "`VALIDATION_FAILED`: a malformed field", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
-        (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: too many credential checks for this \
+            customer (see `Retry-After`), or by the carrier", body = ErrorEnvelope),
         (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer", body = ErrorEnvelope),
     )
 )]
@@ -186,6 +187,7 @@ pub async fn verify_credentials(
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
     let creds = body.into_inner().into_credentials()?;
+    state.credential_checks.check(&scope.customer_id)?;
     let result = state
         .onboarding
         .verify_credentials(
@@ -199,7 +201,11 @@ pub async fn verify_credentials(
     let answer = match result {
         Ok(report) => VerifyResponse::Ok((&report).into()),
         Err(e) if is_verdict(e.code) => {
-            tracing::info!(code = %e.code, provider_code = ?e.provider_code, "credentials refused by the carrier");
+            tracing::info!(
+                code = %e.code,
+                provider_code = e.provider_code.as_deref(),
+                "credentials refused by the carrier"
+            );
             VerifyResponse::Failed(VerifyFailed {
                 ok: false,
                 error_code: e.code.as_str().to_owned(),
@@ -239,7 +245,8 @@ pub struct SaveResponse {
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
         (status = 422, description = "`AUTH_INVALID`: the carrier refused the credentials; nothing was saved", body = ErrorEnvelope),
-        (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: too many credential checks for this \
+            customer (see `Retry-After`), or by the carrier", body = ErrorEnvelope),
         (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer", body = ErrorEnvelope),
     )
 )]
@@ -252,6 +259,8 @@ pub async fn save_credentials(
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
     let creds = body.into_inner().into_credentials()?;
+    // Saving verifies the credentials at the carrier again: it counts as a check.
+    state.credential_checks.check(&scope.customer_id)?;
     let saved = state
         .onboarding
         .save_credentials(
