@@ -177,6 +177,7 @@ impl fmt::Debug for PostgresStore {
             .field("max_connections", &self.max_connections)
             .field("open_connections", &status.size)
             .field("idle_connections", &status.available)
+            .field("acquire_timeout", &self.acquire_timeout)
             .finish()
     }
 }
