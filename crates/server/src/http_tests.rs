@@ -28,14 +28,21 @@ struct Fixture {
 
 impl Fixture {
     async fn new(migrate: bool) -> Self {
+        Self::with_env(migrate, []).await
+    }
+
+    /// With more `TRUNKLINE_*` variables (they win over the defaults here).
+    async fn with_env(migrate: bool, extra: impl IntoIterator<Item = (&str, String)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let env = Env::from_pairs([
+        let mut pairs = vec![
             (
                 "TRUNKLINE_DATABASE_URL",
                 format!("sqlite://{}/t.db", dir.path().display()),
             ),
             ("TRUNKLINE_MAX_BODY_BYTES", LIMIT.to_string()),
-        ]);
+        ];
+        pairs.extend(extra);
+        let env = Env::from_pairs(pairs);
         let config = Config::from_env(&env).unwrap();
         let store = OpenedStore::connect(&config).await.unwrap();
         if migrate {
@@ -55,6 +62,7 @@ impl Fixture {
         let onboarding =
             crate::state::build_onboarding(&config, &stores, vault.clone(), None, "test").unwrap();
         let calls = crate::state::build_calls(&config, &stores, None, "test");
+        let credential_checks = crate::state::credential_checks(&config);
         let state = AppState {
             auth: Arc::new(key.authenticator(config.claims.clone())),
             config: Arc::new(config),
@@ -63,6 +71,7 @@ impl Fixture {
             metrics: crate::telemetry::metrics_handle(),
             onboarding: Arc::new(onboarding),
             calls: Arc::new(calls),
+            credential_checks,
         };
         Self {
             _dir: dir,
@@ -238,7 +247,10 @@ async fn bad_json_is_a_400_envelope_naming_the_field() {
 
         let (s, h, b) = call(&svc, post(uri, r#"{"inner":{"count":1}}"#)).await;
         envelope(s, &h, &b, 400, "VALIDATION_FAILED");
-        assert!(b["message"].as_str().unwrap().contains("`name`"), "{b}");
+        assert!(
+            b["message"].as_str().unwrap().contains("name: is required"),
+            "{b}"
+        );
 
         // A wrong value is not echoed back: it may be personal data.
         let (s, h, b) = call(
@@ -887,3 +899,6 @@ async fn an_optional_body_may_be_null() {
         }
     }
 }
+
+#[path = "http_hardening_tests.rs"]
+mod hardening;

@@ -22,6 +22,7 @@ use trunkline_twilio::{TwilioCarrier, TwilioConfig};
 
 use crate::auth::Authenticator;
 use crate::config::{Config, DatabaseConfig};
+use crate::throttle::Throttle;
 
 /// One store adapter seen through each port the routes need. Every handle points at the
 /// same adapter (and so the same connection pool).
@@ -72,7 +73,7 @@ impl OpenedStore {
             DatabaseConfig::Postgres { url, .. } => {
                 PostgresStore::connect(url.expose_secret(), config.database_max_connections)
                     .await
-                    .map(Self::Postgres)
+                    .map(|s| Self::Postgres(s.with_acquire_timeout(config.database_timeout)))
             }
         }
     }
@@ -108,6 +109,16 @@ pub struct AppState {
     pub onboarding: Arc<Onboarding>,
     /// LiveKit webhooks, call records, agent dispatch and call diagnostics.
     pub calls: Arc<Calls>,
+    /// Per-customer allowance of credential checks (verify, save).
+    pub credential_checks: Arc<Throttle>,
+}
+
+/// The credential-check throttle the configuration asks for.
+pub fn credential_checks(config: &Config) -> Arc<Throttle> {
+    Arc::new(Throttle::new(
+        config.credential_checks_per_minute,
+        config.credential_checks_burst,
+    ))
 }
 
 /// The Twilio adapter's settings from the configuration: its hosts, and the request

@@ -41,8 +41,9 @@ use crate::schema::{
 
 /// How long `connect` waits for the first connection before reporting `Unavailable`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an operation waits for a pooled connection (pool exhausted or server gone).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an operation waits for a pooled connection (pool exhausted, or a server that
+/// is gone or accepts connections and never answers) unless `with_acquire_timeout` says.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 const DISCONNECTED: &str = "disconnected";
 
@@ -201,6 +202,7 @@ struct Attempts {
 pub struct PostgresStore {
     pool: Pool<AsyncPgConnection>,
     max_connections: usize,
+    acquire_timeout: Duration,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -211,6 +213,7 @@ impl fmt::Debug for PostgresStore {
             .field("max_connections", &self.max_connections)
             .field("open_connections", &status.size)
             .field("idle_connections", &status.available)
+            .field("acquire_timeout", &self.acquire_timeout)
             .finish()
     }
 }
@@ -258,7 +261,16 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             max_connections,
+            acquire_timeout: ACQUIRE_TIMEOUT,
         })
+    }
+
+    /// Wait at most `timeout` for a pooled connection (opening one included): past it an
+    /// operation fails `Unavailable` instead of holding its caller.
+    #[must_use]
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
     }
 
     /// Apply pending embedded migrations; returns the versions applied (empty when up to
@@ -275,7 +287,7 @@ impl PostgresStore {
     }
 
     async fn conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
-        tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.get())
+        tokio::time::timeout(self.acquire_timeout, self.pool.get())
             .await
             .map_err(|_| error::timed_out())?
             .map_err(error::pool)

@@ -182,6 +182,31 @@ async fn establish(path: String) -> ConnectionResult<Conn> {
     Ok(conn)
 }
 
+/// Create the database's directory (0700) and the file (0600) when missing, before SQLite
+/// would create them with the umask's modes: the file holds sealed credentials and call
+/// records. SQLite gives its `-wal` and `-shm` files the database file's mode. Existing
+/// ones are left as the operator set them.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        dir.mode(0o700);
+        file.mode(0o600);
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        dir.create(parent).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create the database directory: {e}"))
+        })?;
+    }
+    file.open(path)
+        .map(drop)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create the database file: {e}")))
+}
+
 fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
@@ -196,15 +221,10 @@ impl SqliteStore {
             .to_str()
             .ok_or_else(|| StoreError::Other("the database path is not UTF-8".to_owned()))?
             .to_owned();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            let parent = parent.to_path_buf();
-            tokio::task::spawn_blocking(move || std::fs::create_dir_all(parent))
-                .await
-                .map_err(|e| StoreError::Other(format!("directory task failed: {e}")))?
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot create the database directory: {e}"))
-                })?;
-        }
+        let file = path.clone();
+        tokio::task::spawn_blocking(move || create_private(&file))
+            .await
+            .map_err(|e| StoreError::Other(format!("directory task failed: {e}")))??;
         let mut config = ManagerConfig::<Conn>::default();
         config.custom_setup = Box::new(|path| Box::pin(establish(path.to_owned())));
         // A connection to a local file does not go stale like a network session; skip the

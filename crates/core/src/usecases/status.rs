@@ -252,12 +252,12 @@ impl Onboarding {
         // connect or disconnect removes it). Reported only: a read that fails here is not
         // worth failing the status for.
         let orphans = async {
-            match &connection {
-                Some(c)
+            match (&connection, &access) {
+                (Some(c), Ok((carrier, creds)))
                     if c.status != ConnectionStatus::Disconnected
                         && c.trunk_strategy == TrunkStrategy::Shared =>
                 {
-                    super::connect::empty_dedicated_trunks(&*carrier, &creds, customer, number)
+                    super::connect::empty_dedicated_trunks(&**carrier, creds, customer, number)
                         .await
                         .unwrap_or_default()
                 }

@@ -179,7 +179,8 @@ fn is_verdict(code: ErrorCode) -> bool {
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
-        (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: too many credential checks for this \
+            customer (see `Retry-After`), or by the carrier", body = ErrorEnvelope),
         (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer; `SERVICE_UNAVAILABLE`: the database did not", body = ErrorEnvelope),
     )
 )]
@@ -192,6 +193,7 @@ pub async fn verify_credentials(
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
     let creds = body.into_inner().into_credentials()?;
+    state.credential_checks.check(&scope.customer_id)?;
     let result = state
         .onboarding
         .verify_credentials(
@@ -205,7 +207,11 @@ pub async fn verify_credentials(
     let answer = match result {
         Ok(report) => VerifyResponse::Ok((&report).into()),
         Err(e) if is_verdict(e.code) => {
-            tracing::info!(code = %e.code, provider_code = ?e.provider_code, "credentials refused by the carrier");
+            tracing::info!(
+                code = %e.code,
+                provider_code = e.provider_code.as_deref(),
+                "credentials refused by the carrier"
+            );
             VerifyResponse::Failed(VerifyFailed {
                 ok: false,
                 error_code: e.code.as_str().to_owned(),
@@ -247,7 +253,8 @@ pub struct SaveResponse {
         (status = 409, description = "`TRUNKING_NOT_ENABLED`, or `CONFLICT`: a concurrent change; retry", body = ErrorEnvelope),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
         (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS`: the carrier refused the credentials; nothing was saved", body = ErrorEnvelope),
-        (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: too many credential checks for this \
+            customer (see `Retry-After`), or by the carrier", body = ErrorEnvelope),
         (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer; `SERVICE_UNAVAILABLE`: the database did not", body = ErrorEnvelope),
     )
 )]
@@ -260,6 +267,8 @@ pub async fn save_credentials(
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
     let creds = body.into_inner().into_credentials()?;
+    // Saving verifies the credentials at the carrier again: it counts as a check.
+    state.credential_checks.check(&scope.customer_id)?;
     let saved = state
         .onboarding
         .save_credentials(
