@@ -13,14 +13,14 @@ use serde_json::json;
 use super::Onboarding;
 use super::naming::{is_customers_trunk, is_ours, origination_friendly_name, trunk_friendly_name};
 use crate::error::{Error, ErrorCode};
-use crate::ids::{ConnectionId, CustomerId, PhoneNumberSid, ProviderKind, SipTrunkId, TrunkSid};
+use crate::ids::{ConnectionId, CustomerId, CarrierNumberId, ProviderKind, SipTrunkId, RouteId};
 use crate::model::{
     Actor, AuditAction, CarrierCredentials, ConnectionStatus, DispatchMode, Lease, LeaseKey,
-    NumberConnection, OriginationTarget, RoutingPolicy, StoredOriginationUrl, TrunkStrategy,
+    NumberConnection, OriginationTarget, RoutingPolicy, StoredRouteTarget, TrunkStrategy,
 };
 use crate::ports::{
-    CarrierNumber, CarrierOriginationUrl, CarrierProvider, CarrierTrunk, DispatchRuleSpec,
-    InboundTrunkSpec, OriginationUrlSpec, TrunkSpec,
+    CarrierNumber, CarrierRouteTarget, CarrierProvider, CarrierRoute, DispatchRuleSpec,
+    InboundTrunkSpec, RouteTargetSpec, RouteSpec,
 };
 use crate::sip::SipTarget;
 
@@ -252,7 +252,7 @@ impl Onboarding {
         actor: &Actor,
         customer: &CustomerId,
         provider: ProviderKind,
-        number: &PhoneNumberSid,
+        number: &CarrierNumberId,
         req: ConnectRequest,
         request_id: Option<&str>,
     ) -> Result<ConnectOutcome, Error> {
@@ -279,7 +279,7 @@ impl Onboarding {
                         creds: &creds,
                         customer,
                         provider,
-                        number_sid: number,
+                        number_id: number,
                         req: &req,
                         integration_id: integration.id,
                         desired_name: &trunk_friendly_name(req.trunk_strategy, customer, number),
@@ -299,7 +299,7 @@ impl Onboarding {
             json!({
                 "connectionId": outcome.connection.id,
                 "phoneNumberSid": number,
-                "trunkSid": outcome.connection.trunk_sid,
+                "trunkSid": outcome.connection.route_id,
                 "livekitTrunkId": outcome.connection.livekit_trunk_id,
                 "livekitRuleId": outcome.connection.livekit_rule_id,
                 "steps": outcome.steps,
@@ -318,14 +318,14 @@ impl Onboarding {
         let Job {
             customer,
             provider,
-            number_sid,
+            number_id,
             desired_name,
             ..
         } = *job;
         let existing = self
             .ports
             .connections
-            .get_connection(customer, provider, number_sid)
+            .get_connection(customer, provider, number_id)
             .await?;
         // A connection made by this very call cannot have left anything at LiveKit yet.
         let fresh = existing.is_none();
@@ -344,7 +344,7 @@ impl Onboarding {
             Err(e) => {
                 self.release_lease(&trunk_lease).await;
                 if !fresh {
-                    self.record_failure(customer, provider, number_sid, &e)
+                    self.record_failure(customer, provider, number_id, &e)
                         .await;
                 }
                 return Err(e);
@@ -416,14 +416,14 @@ impl Onboarding {
         &self,
         customer: &CustomerId,
         provider: ProviderKind,
-        number_sid: &PhoneNumberSid,
+        number_id: &CarrierNumberId,
         error: &Error,
     ) {
         let recorded = async {
             if let Some(mut conn) = self
                 .ports
                 .connections
-                .get_connection(customer, provider, number_sid)
+                .get_connection(customer, provider, number_id)
                 .await?
             {
                 conn.status = ConnectionStatus::Failed;
@@ -451,14 +451,14 @@ impl Onboarding {
             creds,
             customer,
             provider,
-            number_sid,
+            number_id,
             req,
             integration_id,
             desired_name,
         } = *job;
-        let stored_trunk = existing.as_ref().and_then(|c| c.trunk_sid.clone());
+        let stored_trunk = existing.as_ref().and_then(|c| c.route_id.clone());
         let (number, found) = futures::try_join!(
-            async { Ok::<_, Error>(carrier.fetch_number(creds, number_sid).await?) },
+            async { Ok::<_, Error>(carrier.fetch_number(creds, number_id).await?) },
             find_trunk(carrier, creds, desired_name, stored_trunk.as_ref()),
         )?;
         if !number.voice_capable {
@@ -470,18 +470,18 @@ impl Onboarding {
 
         // Whose trunk is the number on? Ours (by stored id, or by the names we give this
         // customer's trunks) may be moved; anybody else's is a conflict unless forced.
-        let mut moved_from: Option<TrunkSid> = None;
+        let mut moved_from: Option<RouteId> = None;
         let mut on_our_trunk = false;
-        if let Some(current) = &number.trunk_sid {
-            if found.as_ref().map(|f| &f.trunk.sid) == Some(current) {
+        if let Some(current) = &number.route_id {
+            if found.as_ref().map(|f| &f.trunk.id) == Some(current) {
                 on_our_trunk = true;
             } else {
                 on_our_trunk = stored_trunk.as_ref() == Some(current) || {
-                    let current_trunk = carrier.fetch_trunk(creds, current).await?;
+                    let current_trunk = carrier.fetch_route(creds, current).await?;
                     let name = current_trunk
                         .as_ref()
-                        .and_then(|t| t.friendly_name.as_deref());
-                    is_customers_trunk(name, customer, number_sid)
+                        .and_then(|t| t.name.as_deref());
+                    is_customers_trunk(name, customer, number_id)
                 };
                 if !on_our_trunk && !req.force {
                     return Err(Error::new(
@@ -503,16 +503,16 @@ impl Onboarding {
             customer_id: customer.clone(),
             provider,
             integration_id,
-            phone_number_sid: number_sid.clone(),
+            number_id: number_id.clone(),
             e164: number.e164.clone(),
             status: ConnectionStatus::Pending,
             trunk_strategy: req.trunk_strategy,
-            trunk_sid: None,
-            trunk_created: false,
-            origination_urls: Vec::new(),
+            route_id: None,
+            route_created: false,
+            route_targets: Vec::new(),
             sip_target: primary.clone(),
             routing: req.routing.clone(),
-            previous_voice: None,
+            previous_routing: None,
             livekit_trunk_id: None,
             livekit_rule_id: None,
             last_error: None,
@@ -534,8 +534,8 @@ impl Onboarding {
         let mut steps = Vec::new();
         // Attaching overrides the number's own voice configuration: remember it first, unless
         // the number already sits on one of our trunks (then what we hold is the original).
-        if (conn.previous_voice.is_none() || was_disconnected) && !on_our_trunk {
-            conn.previous_voice = Some(number.voice.clone());
+        if (conn.previous_routing.is_none() || was_disconnected) && !on_our_trunk {
+            conn.previous_routing = Some(number.routing.clone());
             steps.push(Step::new("voiceConfig", StepAction::Created, None).detail("recorded"));
         }
         conn.updated_at = now;
@@ -557,7 +557,7 @@ impl Onboarding {
         found: Option<FoundTrunk>,
         targets: &[OriginationTarget],
         progress: &Progress<'_>,
-    ) -> Result<(TrunkSid, Vec<Step>), Error> {
+    ) -> Result<(RouteId, Vec<Step>), Error> {
         let Job {
             carrier,
             creds,
@@ -568,29 +568,29 @@ impl Onboarding {
         } = *job;
         let (trunk, live, step) = match found {
             Some(FoundTrunk { trunk, urls }) => {
-                let step = Step::new("trunk", StepAction::Reused, Some(trunk.sid.to_string()));
+                let step = Step::new("trunk", StepAction::Reused, Some(trunk.id.to_string()));
                 (trunk, urls, step)
             }
             None => create_trunk(carrier, creds, desired_name).await?,
         };
         progress
             .update(|c| {
-                c.trunk_created = is_ours(trunk.friendly_name.as_deref());
-                c.trunk_sid = Some(trunk.sid.clone());
+                c.route_created = is_ours(trunk.name.as_deref());
+                c.route_id = Some(trunk.id.clone());
             })
             .await?;
         let mut steps = vec![step];
         if !job.req.force {
             self.guard_shared_trunk_targets(
-                customer, provider, &trunk.sid, &live, targets, progress,
+                customer, provider, &trunk.id, &live, targets, progress,
             )
             .await?;
         }
         steps.extend(
-            self.ensure_origination_urls(carrier, creds, &trunk.sid, targets, live, progress)
+            self.ensure_origination_urls(carrier, creds, &trunk.id, targets, live, progress)
                 .await?,
         );
-        Ok((trunk.sid, steps))
+        Ok((trunk.id, steps))
     }
 
     /// Origination URLs belong to the trunk, not to a number: on a trunk other live numbers
@@ -599,14 +599,14 @@ impl Onboarding {
         &self,
         customer: &CustomerId,
         provider: ProviderKind,
-        trunk: &TrunkSid,
-        live: &[CarrierOriginationUrl],
+        trunk: &RouteId,
+        live: &[CarrierRouteTarget],
         targets: &[OriginationTarget],
         progress: &Progress<'_>,
     ) -> Result<(), Error> {
         let ours: Vec<_> = live
             .iter()
-            .filter(|u| is_ours(u.friendly_name.as_deref()))
+            .filter(|u| is_ours(u.name.as_deref()))
             .collect();
         let same = ours.len() == targets.len()
             && targets.iter().all(|t| {
@@ -629,7 +629,7 @@ impl Onboarding {
             .into_iter()
             .filter(|c| {
                 c.id != this
-                    && c.trunk_sid.as_ref() == Some(trunk)
+                    && c.route_id.as_ref() == Some(trunk)
                     && c.status != ConnectionStatus::Disconnected
             })
             .count();
@@ -654,18 +654,18 @@ impl Onboarding {
         &self,
         carrier: &dyn CarrierProvider,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
+        trunk: &RouteId,
         targets: &[OriginationTarget],
-        live: Vec<CarrierOriginationUrl>,
+        live: Vec<CarrierRouteTarget>,
         progress: &Progress<'_>,
     ) -> Result<Vec<Step>, Error> {
         let mut steps = Vec::new();
         let mut kept = Vec::new();
         for target in targets {
-            let spec = OriginationUrlSpec {
+            let spec = RouteTargetSpec {
                 target: target.clone(),
                 enabled: true,
-                friendly_name: origination_friendly_name(target.priority, target.weight),
+                name: origination_friendly_name(target.priority, target.weight),
             };
             let same_url = live.iter().find(|u| {
                 SipTarget::parse(&u.sip_url).is_ok_and(|parsed| parsed == target.sip_url)
@@ -674,29 +674,29 @@ impl Onboarding {
                 Some(u)
                     if u.priority == target.priority && u.weight == target.weight && u.enabled =>
                 {
-                    (u.sid.clone(), StepAction::Reused)
+                    (u.id.clone(), StepAction::Reused)
                 }
                 Some(u) => {
                     let updated = carrier
-                        .update_origination_url(creds, trunk, &u.sid, &spec)
+                        .update_route_target(creds, trunk, &u.id, &spec)
                         .await?;
-                    (updated.sid, StepAction::Updated)
+                    (updated.id, StepAction::Updated)
                 }
                 None => {
-                    let created = carrier.create_origination_url(creds, trunk, &spec).await?;
-                    (created.sid, StepAction::Created)
+                    let created = carrier.create_route_target(creds, trunk, &spec).await?;
+                    (created.id, StepAction::Created)
                 }
             };
-            let stored = StoredOriginationUrl {
-                sid: sid.clone(),
+            let stored = StoredRouteTarget {
+                id: sid.clone(),
                 target: target.clone(),
             };
             progress
                 .update(|c| {
-                    c.origination_urls.retain(|o| {
-                        o.sid != stored.sid && o.target.sip_url != stored.target.sip_url
+                    c.route_targets.retain(|o| {
+                        o.id != stored.id && o.target.sip_url != stored.target.sip_url
                     });
-                    c.origination_urls.push(stored);
+                    c.route_targets.push(stored);
                 })
                 .await?;
             steps.push(
@@ -707,22 +707,22 @@ impl Onboarding {
         }
         for stale in live
             .iter()
-            .filter(|u| !kept.contains(&u.sid) && is_ours(u.friendly_name.as_deref()))
+            .filter(|u| !kept.contains(&u.id) && is_ours(u.name.as_deref()))
         {
             carrier
-                .delete_origination_url(creds, trunk, &stale.sid)
+                .delete_route_target(creds, trunk, &stale.id)
                 .await?;
             steps.push(
                 Step::new(
                     "originationUrl",
                     StepAction::Deleted,
-                    Some(stale.sid.to_string()),
+                    Some(stale.id.to_string()),
                 )
                 .detail(stale.sip_url.clone()),
             );
         }
         progress
-            .update(|c| c.origination_urls.retain(|o| kept.contains(&o.sid)))
+            .update(|c| c.route_targets.retain(|o| kept.contains(&o.id)))
             .await?;
         Ok(steps)
     }
@@ -829,7 +829,7 @@ impl Onboarding {
         actor: &Actor,
         customer: &CustomerId,
         provider: ProviderKind,
-        number: &PhoneNumberSid,
+        number: &CarrierNumberId,
         restore_voice_config: bool,
         request_id: Option<&str>,
     ) -> Result<DisconnectOutcome, Error> {
@@ -888,7 +888,7 @@ impl Onboarding {
                 json!({
                     "connectionId": outcome.connection.id,
                     "phoneNumberSid": number,
-                    "trunkSid": outcome.connection.trunk_sid,
+                    "trunkSid": outcome.connection.route_id,
                     "restoreVoiceConfig": restore_voice_config,
                     "steps": outcome.steps,
                 }),
@@ -905,14 +905,14 @@ impl Onboarding {
         creds: &CarrierCredentials,
         customer: &CustomerId,
         provider: ProviderKind,
-        number_sid: &PhoneNumberSid,
+        number_id: &CarrierNumberId,
         restore: bool,
     ) -> Result<DisconnectOutcome, Error> {
         // Re-read under the lease: a concurrent disconnect may have finished meanwhile.
         let Some(conn) = self
             .ports
             .connections
-            .get_connection(customer, provider, number_sid)
+            .get_connection(customer, provider, number_id)
             .await?
         else {
             return Err(Error::new(
@@ -933,15 +933,15 @@ impl Onboarding {
         };
         let carrier_half = async {
             let mut steps = Vec::new();
-            let number = match carrier.fetch_number(creds, number_sid).await {
+            let number = match carrier.fetch_number(creds, number_id).await {
                 Ok(n) => Some(n),
                 // Released or ported away: nothing left to detach or restore.
                 Err(e) if e.code == ErrorCode::NumberNotFound => None,
                 Err(e) => return Err(Error::from(e)),
             };
-            if let (Some(n), Some(trunk)) = (&number, &conn.trunk_sid) {
-                if n.trunk_sid.as_ref() == Some(trunk) {
-                    carrier.detach_number(creds, trunk, number_sid).await?;
+            if let (Some(n), Some(trunk)) = (&number, &conn.route_id) {
+                if n.route_id.as_ref() == Some(trunk) {
+                    carrier.detach_number(creds, trunk, number_id).await?;
                     steps.push(Step::new(
                         "attachment",
                         StepAction::Deleted,
@@ -955,10 +955,10 @@ impl Onboarding {
                 }
             }
             if restore && number.is_some() {
-                match &conn.previous_voice {
+                match &conn.previous_routing {
                     Some(voice) => {
                         carrier
-                            .update_voice_config(creds, number_sid, voice)
+                            .restore_routing(creds, number_id, voice)
                             .await?;
                         steps.push(Step::new("voiceConfig", StepAction::Restored, None));
                     }
@@ -969,11 +969,11 @@ impl Onboarding {
                 }
             }
             if let (TrunkStrategy::Dedicated, true, Some(trunk)) =
-                (conn.trunk_strategy, conn.trunk_created, &conn.trunk_sid)
-                && carrier.fetch_trunk(creds, trunk).await?.is_some()
+                (conn.trunk_strategy, conn.route_created, &conn.route_id)
+                && carrier.fetch_route(creds, trunk).await?.is_some()
             {
-                if carrier.list_trunk_numbers(creds, trunk).await?.is_empty() {
-                    carrier.delete_trunk(creds, trunk).await?;
+                if carrier.list_route_numbers(creds, trunk).await?.is_empty() {
+                    carrier.delete_route(creds, trunk).await?;
                     steps.push(Step::new(
                         "trunk",
                         StepAction::Deleted,
@@ -1024,10 +1024,10 @@ impl Onboarding {
                 c.status = ConnectionStatus::Disconnected;
                 c.disconnected_at = Some(Utc::now());
                 c.last_error = None;
-                c.origination_urls.clear();
+                c.route_targets.clear();
                 if trunk_deleted {
-                    c.trunk_sid = None;
-                    c.trunk_created = false;
+                    c.route_id = None;
+                    c.route_created = false;
                 }
             })
             .await?;
@@ -1046,7 +1046,7 @@ struct Job<'a> {
     creds: &'a CarrierCredentials,
     customer: &'a CustomerId,
     provider: ProviderKind,
-    number_sid: &'a PhoneNumberSid,
+    number_id: &'a CarrierNumberId,
     req: &'a ConnectRequest,
     integration_id: crate::ids::IntegrationId,
     /// The name of the trunk the number goes on (see `naming`).
@@ -1055,8 +1055,8 @@ struct Job<'a> {
 
 /// A trunk connect found before writing anything, with its origination URLs.
 struct FoundTrunk {
-    trunk: CarrierTrunk,
-    urls: Vec<CarrierOriginationUrl>,
+    trunk: CarrierRoute,
+    urls: Vec<CarrierRouteTarget>,
 }
 
 /// What connect read and checked before its first write to a carrier.
@@ -1065,7 +1065,7 @@ struct Prepared {
     /// The trunk the number should go on, when it exists already.
     found: Option<FoundTrunk>,
     /// Our trunk (or, forced, someone else's) the number leaves.
-    moved_from: Option<TrunkSid>,
+    moved_from: Option<RouteId>,
     conn: NumberConnection,
     steps: Vec<Step>,
     was_disconnected: bool,
@@ -1078,16 +1078,16 @@ async fn find_trunk(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
     desired_name: &str,
-    stored: Option<&TrunkSid>,
+    stored: Option<&RouteId>,
 ) -> Result<Option<FoundTrunk>, Error> {
     if let Some(sid) = stored {
         let (trunk, urls) = futures::join!(
-            carrier.fetch_trunk(creds, sid),
-            carrier.list_origination_urls(creds, sid)
+            carrier.fetch_route(creds, sid),
+            carrier.list_route_targets(creds, sid)
         );
         // The URLs only count if the trunk is still there (a deleted one lists as not found).
         if let Some(trunk) = trunk?
-            && trunk.friendly_name.as_deref() == Some(desired_name)
+            && trunk.name.as_deref() == Some(desired_name)
         {
             return Ok(Some(FoundTrunk { trunk, urls: urls? }));
         }
@@ -1095,7 +1095,7 @@ async fn find_trunk(
     let Some(trunk) = find_one(carrier, creds, desired_name).await? else {
         return Ok(None);
     };
-    let urls = carrier.list_origination_urls(creds, &trunk.sid).await?;
+    let urls = carrier.list_route_targets(creds, &trunk.id).await?;
     Ok(Some(FoundTrunk { trunk, urls }))
 }
 
@@ -1105,25 +1105,25 @@ async fn create_trunk(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
     desired_name: &str,
-) -> Result<(CarrierTrunk, Vec<CarrierOriginationUrl>, Step), Error> {
-    let spec = TrunkSpec {
-        friendly_name: desired_name.to_owned(),
+) -> Result<(CarrierRoute, Vec<CarrierRouteTarget>, Step), Error> {
+    let spec = RouteSpec {
+        name: desired_name.to_owned(),
     };
-    let trunk = match carrier.create_trunk(creds, &spec).await {
+    let trunk = match carrier.create_route(creds, &spec).await {
         Ok(t) => t,
         // A create is never retried blindly: the request may have succeeded with its answer
         // lost, so look again before giving up.
         Err(e) if e.is_transient() => match find_one(carrier, creds, desired_name).await {
             Ok(Some(t)) => {
-                let urls = carrier.list_origination_urls(creds, &t.sid).await?;
-                let step = Step::new("trunk", StepAction::Created, Some(t.sid.to_string()));
+                let urls = carrier.list_route_targets(creds, &t.id).await?;
+                let step = Step::new("trunk", StepAction::Created, Some(t.id.to_string()));
                 return Ok((t, urls, step));
             }
             _ => return Err(e.into()),
         },
         Err(e) => return Err(e.into()),
     };
-    let step = Step::new("trunk", StepAction::Created, Some(trunk.sid.to_string()));
+    let step = Step::new("trunk", StepAction::Created, Some(trunk.id.to_string()));
     Ok((trunk, Vec::new(), step))
 }
 
@@ -1133,10 +1133,10 @@ async fn attach(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
     number: &CarrierNumber,
-    trunk: &TrunkSid,
-    moved_from: Option<TrunkSid>,
+    trunk: &RouteId,
+    moved_from: Option<RouteId>,
 ) -> Result<Step, Error> {
-    if number.trunk_sid.as_ref() == Some(trunk) {
+    if number.route_id.as_ref() == Some(trunk) {
         return Ok(Step::new(
             "attachment",
             StepAction::Reused,
@@ -1144,9 +1144,9 @@ async fn attach(
         ));
     }
     if let Some(old) = &moved_from {
-        carrier.detach_number(creds, old, &number.sid).await?;
+        carrier.detach_number(creds, old, &number.id).await?;
     }
-    carrier.attach_number(creds, trunk, &number.sid).await?;
+    carrier.attach_number(creds, trunk, &number.id).await?;
     let action = if moved_from.is_some() {
         StepAction::Moved
     } else {
@@ -1163,10 +1163,10 @@ async fn find_one(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
     name: &str,
-) -> Result<Option<CarrierTrunk>, Error> {
-    let mut found = carrier.find_trunks(creds, name).await?;
+) -> Result<Option<CarrierRoute>, Error> {
+    let mut found = carrier.find_routes(creds, name).await?;
     // Deterministic choice if a race ever produced two: every instance picks the same one.
-    found.sort_by(|a, b| a.sid.cmp(&b.sid));
+    found.sort_by(|a, b| a.id.cmp(&b.id));
     if found.len() > 1 {
         tracing::warn!(
             count = found.len(),

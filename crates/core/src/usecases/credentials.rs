@@ -7,10 +7,12 @@ use serde_json::json;
 
 use super::Onboarding;
 use crate::error::Error;
-use crate::ids::{AccountSid, ApiKeySid, AuditEventId, CustomerId, IntegrationId, ProviderKind};
+use crate::ids::{
+    AuditEventId, CarrierAccountId, CredentialKeyId, CustomerId, IntegrationId, ProviderKind,
+};
 use crate::model::{
-    Actor, AuditAction, AuditEvent, AuthKind, CarrierAuth, CarrierCredentials, Integration,
-    IntegrationStatus, NumberConnection, SealContext,
+    Actor, AuditAction, AuditEvent, CarrierCredentials, Integration, IntegrationStatus,
+    NumberConnection, SealContext,
 };
 use crate::ports::{CarrierNumber, NumberQuery, VerifyReport};
 
@@ -18,8 +20,8 @@ use crate::ports::{CarrierNumber, NumberQuery, VerifyReport};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedIntegration {
     pub integration_id: IntegrationId,
-    pub account_sid: AccountSid,
-    pub api_key_sid: Option<ApiKeySid>,
+    pub account_id: Option<CarrierAccountId>,
+    pub key_id: Option<CredentialKeyId>,
     pub report: VerifyReport,
     /// Whether an earlier integration was replaced.
     pub replaced: bool,
@@ -81,15 +83,15 @@ impl Onboarding {
         let details = match &result {
             Ok(report) => json!({
                 "ok": true,
-                "accountSid": report.account_sid,
-                "apiKeySid": creds.api_key_sid(),
+                "accountId": report.account_id,
+                "keyId": creds.key_id,
                 "capabilities": report.capabilities,
             }),
             Err(e) if !e.is_transient() => json!({
                 "ok": false,
                 "errorCode": e.code,
-                "accountSid": creds.account_sid,
-                "apiKeySid": creds.api_key_sid(),
+                "accountId": creds.account_id,
+                "keyId": creds.key_id,
             }),
             Err(_) => serde_json::Value::Null,
         };
@@ -130,18 +132,13 @@ impl Onboarding {
             integration_id: id,
             provider,
         };
-        let (auth_kind, api_key_sid, secret) = match &creds.auth {
-            CarrierAuth::ApiKey { key_sid, secret } => (AuthKind::ApiKey, Some(key_sid), secret),
-            CarrierAuth::AuthToken { token } => (AuthKind::AuthToken, None, token),
-        };
-        let sealed_secret = self.ports.vault.seal(secret, &ctx).await?;
+        let sealed_secret = self.ports.vault.seal(&creds.secret, &ctx).await?;
         let integration = Integration {
             id,
             customer_id: customer.clone(),
             provider,
-            account_sid: creds.account_sid.clone(),
-            auth_kind,
-            api_key_sid: api_key_sid.cloned(),
+            account_id: creds.account_id.clone(),
+            key_id: creds.key_id.clone(),
             sealed_secret,
             status: IntegrationStatus::Active,
             created_at: existing.as_ref().map_or(now, |i| i.created_at),
@@ -158,8 +155,8 @@ impl Onboarding {
             AuditAction::CredentialsSaved,
             json!({
                 "integrationId": id,
-                "accountSid": creds.account_sid,
-                "apiKeySid": creds.api_key_sid(),
+                "accountId": creds.account_id,
+                "keyId": creds.key_id,
                 "replaced": existing.is_some(),
             }),
             request_id,
@@ -167,8 +164,8 @@ impl Onboarding {
         .await?;
         Ok(SavedIntegration {
             integration_id: id,
-            account_sid: creds.account_sid.clone(),
-            api_key_sid: api_key_sid.cloned(),
+            account_id: creds.account_id.clone(),
+            key_id: creds.key_id.clone(),
             report,
             replaced: existing.is_some(),
         })
@@ -218,13 +215,13 @@ impl Onboarding {
             .list_connections(customer, provider)
             .await?
             .into_iter()
-            .map(|c| (c.phone_number_sid.clone(), c))
+            .map(|c| (c.number_id.clone(), c))
             .collect();
         let items = page
             .items
             .into_iter()
             .map(|number| {
-                let connection = ours.remove(&number.sid);
+                let connection = ours.remove(&number.id);
                 NumberListItem { number, connection }
             })
             .collect();

@@ -4,10 +4,10 @@ use serde::Serialize;
 
 use super::Onboarding;
 use crate::error::{Error, ErrorCode};
-use crate::ids::{CustomerId, PhoneNumberSid, ProviderKind};
+use crate::ids::{CustomerId, CarrierNumberId, ProviderKind};
 use crate::model::{ConnectionStatus, DispatchMode, NumberConnection};
 use crate::ports::{
-    CarrierNumber, CarrierOriginationUrl, CarrierTrunk, DispatchRuleInfo, InboundTrunkInfo,
+    CarrierNumber, CarrierRouteTarget, CarrierRoute, DispatchRuleInfo, InboundTrunkInfo,
     ProviderError, VerifyReport,
 };
 use crate::sip::SipTarget;
@@ -67,8 +67,8 @@ pub struct NumberStatus {
     pub credentials: Section<VerifyReport>,
     pub number: Section<CarrierNumber>,
     /// The trunk trunkline stored for the number.
-    pub trunk: Section<Option<CarrierTrunk>>,
-    pub origination_urls: Section<Vec<CarrierOriginationUrl>>,
+    pub trunk: Section<Option<CarrierRoute>>,
+    pub route_targets: Section<Vec<CarrierRouteTarget>>,
     pub livekit_trunk: Section<Option<InboundTrunkInfo>>,
     pub livekit_rule: Section<Option<DispatchRuleInfo>>,
     /// trunkline's own record (routing policy, ids); never secrets.
@@ -82,7 +82,7 @@ impl Onboarding {
         &self,
         customer: &CustomerId,
         provider: ProviderKind,
-        number: &PhoneNumberSid,
+        number: &CarrierNumberId,
     ) -> Result<NumberStatus, Error> {
         let carrier = self.carrier(provider)?.clone();
         let integration = self.integration(customer, provider).await?;
@@ -92,16 +92,16 @@ impl Onboarding {
             .connections
             .get_connection(customer, provider, number)
             .await?;
-        let trunk_sid = connection.as_ref().and_then(|c| c.trunk_sid.clone());
+        let route_id = connection.as_ref().and_then(|c| c.route_id.clone());
 
         let carrier_reads = async {
             let (credentials, live_number) =
                 futures::join!(carrier.verify(&creds), carrier.fetch_number(&creds, number));
-            let (trunk, urls) = match &trunk_sid {
+            let (trunk, urls) = match &route_id {
                 Some(t) => {
                     let (trunk, urls) = futures::join!(
-                        carrier.fetch_trunk(&creds, t),
-                        carrier.list_origination_urls(&creds, t)
+                        carrier.fetch_route(&creds, t),
+                        carrier.list_route_targets(&creds, t)
                     );
                     (Section::from_result(trunk), Section::from_result(urls))
                 }
@@ -140,7 +140,7 @@ impl Onboarding {
             };
             futures::join!(trunk, rule)
         };
-        let ((credentials, live_number, trunk, origination_urls), (livekit_trunk, livekit_rule)) =
+        let ((credentials, live_number, trunk, route_targets), (livekit_trunk, livekit_rule)) =
             futures::join!(carrier_reads, livekit_reads);
 
         // A number the account does not hold and trunkline never connected is not something
@@ -158,7 +158,7 @@ impl Onboarding {
             credentials,
             number: live_number,
             trunk,
-            origination_urls,
+            route_targets,
             livekit_trunk,
             livekit_rule,
             connection,
@@ -204,14 +204,14 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                 "the carrier no longer has this number",
             ));
         }
-        Section::Ok(n) if n.trunk_sid != conn.trunk_sid => out.push(Drift::new(
+        Section::Ok(n) if n.route_id != conn.route_id => out.push(Drift::new(
             "number_not_on_trunk",
             format!(
                 "the number is on {} but trunkline attached it to {}",
-                n.trunk_sid
+                n.route_id
                     .as_ref()
                     .map_or("no trunk".to_owned(), ToString::to_string),
-                conn.trunk_sid
+                conn.route_id
                     .as_ref()
                     .map_or("no trunk".to_owned(), ToString::to_string),
             ),
@@ -224,14 +224,14 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
             "the trunk trunkline created no longer exists",
         ));
     }
-    if let Section::Ok(urls) = &s.origination_urls {
-        for stored in &conn.origination_urls {
-            match urls.iter().find(|u| u.sid == stored.sid) {
+    if let Section::Ok(urls) = &s.route_targets {
+        for stored in &conn.route_targets {
+            match urls.iter().find(|u| u.id == stored.id) {
                 None => out.push(Drift::new(
                     "origination_url_missing",
                     format!(
                         "origination URL {} ({}) is gone",
-                        stored.sid, stored.target.sip_url
+                        stored.id, stored.target.sip_url
                     ),
                 )),
                 Some(u) => {
@@ -247,7 +247,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                             format!(
                                 "origination URL {} is {} (priority {}, weight {}, enabled {}) \
                                  but trunkline set {} (priority {}, weight {})",
-                                u.sid,
+                                u.id,
                                 u.sip_url,
                                 u.priority,
                                 u.weight,
@@ -263,13 +263,13 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
         }
         for extra in urls
             .iter()
-            .filter(|u| conn.origination_urls.iter().all(|o| o.sid != u.sid))
+            .filter(|u| conn.route_targets.iter().all(|o| o.id != u.id))
         {
             out.push(Drift::new(
                 "origination_url_unexpected",
                 format!(
                     "the trunk also sends calls to {} ({}), which trunkline did not set",
-                    extra.sip_url, extra.sid
+                    extra.sip_url, extra.id
                 ),
             ));
         }

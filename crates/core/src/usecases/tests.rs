@@ -5,9 +5,9 @@ use secrecy::SecretString;
 
 use super::fakes::{FakeCarrier, FakeStore, FakeVault, account};
 use super::*;
-use crate::ids::{ApiKeySid, PhoneNumberSid};
+use crate::ids::{CarrierNumberId, CredentialKeyId};
 use crate::model::{
-    Actor, AuditAction, CarrierAuth, ConnectionStatus, OriginationTarget, TrunkStrategy,
+    Actor, AuditAction, ConnectionStatus, OriginationTarget, TrunkStrategy,
 };
 use crate::ports::ProviderError;
 
@@ -15,7 +15,7 @@ struct World {
     onboarding: Onboarding,
     carrier: FakeCarrier,
     store: FakeStore,
-    numbers: Vec<PhoneNumberSid>,
+    numbers: Vec<CarrierNumberId>,
     customer: CustomerId,
     actor: Actor,
 }
@@ -65,11 +65,9 @@ async fn world(numbers: usize, allow_override: bool) -> World {
 
 fn creds() -> CarrierCredentials {
     CarrierCredentials {
-        account_sid: account(),
-        auth: CarrierAuth::ApiKey {
-            key_sid: ApiKeySid::parse("SK0123456789abcdef0123456789abcdef").unwrap(),
-            secret: SecretString::from("s3cr3t-value"),
-        },
+        account_id: Some(account()),
+        key_id: Some(CredentialKeyId::parse("SK0123456789abcdef0123456789abcdef").unwrap()),
+        secret: SecretString::from("s3cr3t-value"),
     }
 }
 
@@ -120,14 +118,14 @@ async fn cold_connect_creates_everything_and_reconnect_writes_nothing() {
     );
     assert_eq!(actions(&first.steps, "attachment"), [StepAction::Created]);
     assert_eq!(first.connection.status, ConnectionStatus::Connected);
-    let prev = first.connection.previous_voice.clone().unwrap();
-    assert_eq!(prev.voice_url.as_deref(), Some("https://old.example/0"));
+    let prev = first.connection.previous_routing.clone().unwrap();
+    assert_eq!(prev.0["voiceUrl"], "https://old.example/0");
     {
         let s = w.carrier.state();
         assert_eq!(s.trunks.len(), 1);
         assert_eq!(s.urls.len(), 1);
         assert_eq!(s.urls[0].sip_url, "sip:ingress.example");
-        assert_eq!(s.numbers[0].trunk_sid.as_ref(), Some(&s.trunks[0].sid));
+        assert_eq!(s.numbers[0].route_id.as_ref(), Some(&s.trunks[0].id));
     }
     let writes = w.carrier.writes();
     let second = w.connect(0, ConnectRequest::default()).await.unwrap();
@@ -137,7 +135,7 @@ async fn cold_connect_creates_everything_and_reconnect_writes_nothing() {
         "a warm reconnect must not write"
     );
     assert_eq!(second.connection.id, first.connection.id);
-    assert_eq!(second.connection.trunk_sid, first.connection.trunk_sid);
+    assert_eq!(second.connection.route_id, first.connection.route_id);
     assert!(
         second
             .steps
@@ -175,7 +173,7 @@ async fn shared_strategy_uses_one_trunk_and_dedicated_one_each() {
     w.connect(3, ded).await.unwrap();
     let s = w.carrier.state();
     assert_eq!(s.trunks.len(), 3);
-    let trunk_of = |i: usize| s.numbers[i].trunk_sid.clone().unwrap();
+    let trunk_of = |i: usize| s.numbers[i].route_id.clone().unwrap();
     assert_eq!(trunk_of(0), trunk_of(1));
     assert_ne!(trunk_of(2), trunk_of(3));
 }
@@ -184,7 +182,7 @@ async fn shared_strategy_uses_one_trunk_and_dedicated_one_each() {
 async fn foreign_trunk_is_a_conflict_unless_forced() {
     let w = world(1, false).await;
     let foreign = w.carrier.add_foreign_trunk();
-    w.carrier.state().numbers[0].trunk_sid = Some(foreign.clone());
+    w.carrier.state().numbers[0].route_id = Some(foreign.clone());
     let err = w.connect(0, ConnectRequest::default()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NumberInUse);
     assert_eq!(
@@ -204,8 +202,8 @@ async fn foreign_trunk_is_a_conflict_unless_forced() {
         .unwrap();
     assert_eq!(actions(&out.steps, "attachment"), [StepAction::Moved]);
     let s = w.carrier.state();
-    assert_ne!(s.numbers[0].trunk_sid.as_ref(), Some(&foreign));
-    assert_eq!(s.numbers[0].trunk_sid, out.connection.trunk_sid);
+    assert_ne!(s.numbers[0].route_id.as_ref(), Some(&foreign));
+    assert_eq!(s.numbers[0].route_id, out.connection.route_id);
 }
 
 #[tokio::test]
@@ -265,14 +263,14 @@ async fn sip_target_override_needs_permission_and_a_default_or_a_target() {
 async fn failure_midway_keeps_created_ids_and_a_retry_completes_without_duplicates() {
     let w = world(1, false).await;
     w.carrier.state().fail_once.insert(
-        "create_origination_url",
+        "create_route_target",
         ProviderError::new(ErrorCode::RateLimited, "slow down"),
     );
     let err = w.connect(0, ConnectRequest::default()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::RateLimited);
     let stored = w.store.connections.lock().unwrap()[0].clone();
     assert_eq!(stored.status, ConnectionStatus::Failed);
-    assert!(stored.trunk_sid.is_some(), "the created trunk id is kept");
+    assert!(stored.route_id.is_some(), "the created trunk id is kept");
     assert!(
         stored
             .last_error
@@ -283,7 +281,7 @@ async fn failure_midway_keeps_created_ids_and_a_retry_completes_without_duplicat
 
     let out = w.connect(0, ConnectRequest::default()).await.unwrap();
     assert_eq!(actions(&out.steps, "trunk"), [StepAction::Reused]);
-    assert_eq!(out.connection.trunk_sid, stored.trunk_sid);
+    assert_eq!(out.connection.route_id, stored.route_id);
     let s = w.carrier.state();
     assert_eq!((s.trunks.len(), s.urls.len()), (1, 1));
 }
@@ -324,7 +322,7 @@ async fn disconnect_restores_deletes_empty_dedicated_trunk_and_is_idempotent() {
     )
     .await
     .unwrap();
-    w.carrier.state().numbers[0].voice.voice_url = Some("https://changed.example".into());
+    w.carrier.state().numbers[0].routing.0["voiceUrl"] = "https://changed.example".into();
     let out = w.disconnect(0, true).await.unwrap();
     assert!(!out.already_disconnected);
     assert_eq!(out.connection.status, ConnectionStatus::Disconnected);
@@ -332,11 +330,8 @@ async fn disconnect_restores_deletes_empty_dedicated_trunk_and_is_idempotent() {
     {
         let s = w.carrier.state();
         assert!(s.trunks.is_empty());
-        assert_eq!(s.numbers[0].trunk_sid, None);
-        assert_eq!(
-            s.numbers[0].voice.voice_url.as_deref(),
-            Some("https://old.example/0")
-        );
+        assert_eq!(s.numbers[0].route_id, None);
+        assert_eq!(s.numbers[0].routing.0["voiceUrl"], "https://old.example/0");
     }
     let again = w.disconnect(0, true).await.unwrap();
     assert!(again.already_disconnected);
@@ -355,8 +350,8 @@ async fn shared_trunk_survives_disconnect() {
     w.disconnect(0, false).await.unwrap();
     let s = w.carrier.state();
     assert_eq!(s.trunks.len(), 1);
-    assert_eq!(s.numbers[0].trunk_sid, None);
-    assert!(s.numbers[1].trunk_sid.is_some());
+    assert_eq!(s.numbers[0].route_id, None);
+    assert!(s.numbers[1].route_id.is_some());
 }
 
 #[tokio::test]
@@ -381,7 +376,7 @@ async fn status_reports_drift_after_changes_behind_our_back() {
     assert!(kinds.is_empty(), "{kinds:?}");
     {
         let mut s = w.carrier.state();
-        s.numbers[0].trunk_sid = None;
+        s.numbers[0].route_id = None;
         s.urls[0].priority = 99;
     }
     let st = w
@@ -451,7 +446,7 @@ async fn credentials_are_sealed_bound_and_replace_keeps_the_id() {
 #[tokio::test]
 async fn status_of_a_number_neither_held_nor_connected_is_number_not_found() {
     let w = world(1, false).await;
-    let unknown = PhoneNumberSid::parse("PNffffffffffffffffffffffffffffffff").unwrap();
+    let unknown = CarrierNumberId::parse("PNffffffffffffffffffffffffffffffff").unwrap();
     let err = w
         .onboarding
         .status(&w.customer, ProviderKind::Twilio, &unknown)
@@ -580,14 +575,14 @@ async fn another_customers_trunkline_trunk_counts_as_foreign() {
     let theirs = w.carrier.add_foreign_trunk();
     {
         let mut s = w.carrier.state();
-        let t = s.trunks.iter_mut().find(|t| t.sid == theirs).unwrap();
-        t.friendly_name = Some(name);
-        s.numbers[0].trunk_sid = Some(theirs.clone());
+        let t = s.trunks.iter_mut().find(|t| t.id == theirs).unwrap();
+        t.name = Some(name);
+        s.numbers[0].route_id = Some(theirs.clone());
     }
     let err = w.connect(0, ConnectRequest::default()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NumberInUse);
     assert_eq!(
-        w.carrier.state().numbers[0].trunk_sid.as_ref(),
+        w.carrier.state().numbers[0].route_id.as_ref(),
         Some(&theirs)
     );
 }
