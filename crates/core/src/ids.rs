@@ -222,6 +222,14 @@ impl ProviderKind {
         }
     }
 
+    /// The carrier's name as people write it.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::Twilio => "Twilio",
+            Self::Telnyx => "Telnyx",
+        }
+    }
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let raw = trimmed(raw).to_ascii_lowercase();
         Self::ALL

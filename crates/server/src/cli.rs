@@ -17,7 +17,7 @@ use crate::auth::{Authenticator, VerifyKey};
 use crate::config::{self, Config, ConfigError, Env};
 use crate::dev::{DEV_AUDIENCE, DEV_CUSTOMER, DEV_ISSUER, DEV_TOKEN_TTL, DevAuthKey, DevRole};
 use crate::state::{
-    AppState, OpenedStore, build_calls, build_livekit, build_onboarding, instance_id,
+    Adapters, AppState, OpenedStore, instance_id,
 };
 use crate::telemetry;
 
@@ -251,12 +251,10 @@ async fn serve(config: Config) -> Result<(), Failure> {
         tracing::info!("TRUNKLINE_MIGRATE_ON_START=false: not migrating");
     }
 
-    let stores = store.into_stores();
-    let livekit = build_livekit(&config).map_err(Failure::config)?;
+    let adapters =
+        Adapters::from_config(&config, store.into_stores(), vault).map_err(Failure::config)?;
     let instance = instance_id();
-    let onboarding = build_onboarding(&config, &stores, vault.clone(), livekit.clone(), &instance)
-        .map_err(Failure::config)?;
-    let calls = Arc::new(build_calls(&config, &stores, livekit.clone(), &instance));
+    let livekit_configured = adapters.sip.is_some();
     tracing::info!(
         twilio_api = %config.twilio_api_base,
         twilio_trunking = %config.twilio_trunking_base,
@@ -310,15 +308,14 @@ async fn serve(config: Config) -> Result<(), Failure> {
                 .to_owned(),
         });
     }
-    let state = AppState {
-        config: config.clone(),
-        stores,
-        vault,
+    let state = AppState::new(
+        config.clone(),
+        adapters,
         auth,
-        metrics: telemetry::metrics_handle(),
-        onboarding: Arc::new(onboarding),
-        calls: calls.clone(),
-    };
+        telemetry::metrics_handle(),
+        &instance,
+    );
+    let calls = state.calls.clone();
     let upkeep = state.metrics.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -355,7 +352,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     // Set on the first signal (and when the server stops for any other reason): the
     // dispatch retrier starts no new pass after it.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let retrier = livekit.is_some().then(|| {
+    let retrier = livekit_configured.then(|| {
         actix_web::rt::spawn(retry_dispatches(
             calls,
             config.dispatch.retry_interval,

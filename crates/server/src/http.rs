@@ -552,6 +552,7 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         metrics,
         openapi_json,
         me,
+        crate::routes::providers::list_providers,
         crate::routes::credentials::verify_credentials,
         crate::routes::credentials::save_credentials,
         crate::routes::credentials::delete_credentials,

@@ -49,21 +49,17 @@ impl Fixture {
                 .expose_secret()
         ));
         let ring = KeyRing::from_config(&keys, "k1").unwrap();
-        let stores = store.into_stores();
         let vault: Arc<dyn trunkline_core::ports::CredentialVault> =
             Arc::new(AesGcmVault::new(ring));
-        let onboarding =
-            crate::state::build_onboarding(&config, &stores, vault.clone(), None, "test").unwrap();
-        let calls = crate::state::build_calls(&config, &stores, None, "test");
-        let state = AppState {
-            auth: Arc::new(key.authenticator(config.claims.clone())),
-            config: Arc::new(config),
-            stores,
-            vault,
-            metrics: crate::telemetry::metrics_handle(),
-            onboarding: Arc::new(onboarding),
-            calls: Arc::new(calls),
-        };
+        let adapters =
+            crate::state::Adapters::from_config(&config, store.into_stores(), vault).unwrap();
+        let state = AppState::new(
+            Arc::new(config.clone()),
+            adapters,
+            Arc::new(key.authenticator(config.claims.clone())),
+            crate::telemetry::metrics_handle(),
+            "test",
+        );
         Self {
             _dir: dir,
             state,

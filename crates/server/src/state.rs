@@ -158,30 +158,71 @@ pub fn build_livekit(config: &Config) -> Result<Option<Arc<dyn SipPlatform>>, St
     Ok(Some(Arc::new(platform)))
 }
 
-/// Build the management plane from the configuration, the stores, the vault and the
-/// LiveKit adapter (`None`: not configured). The one place adapters are chosen for the
-/// onboarding use cases.
+/// Every adapter behind its port. `trunkline serve` builds them from the configuration
+/// ([`Adapters::from_config`]); integration tests build them from emulators or `mockall`
+/// mocks; [`AppState::new`] turns them into the application either way.
+#[derive(Clone)]
+pub struct Adapters {
+    /// The carriers this instance offers, by provider.
+    pub carriers: HashMap<ProviderKind, Arc<dyn CarrierProvider>>,
+    /// LiveKit; `None` when not configured (connect skips it, webhooks answer NOT_CONFIGURED).
+    pub sip: Option<Arc<dyn SipPlatform>>,
+    pub vault: Arc<dyn CredentialVault>,
+    pub stores: Stores,
+}
+
+impl fmt::Debug for Adapters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Adapters")
+            .field("carriers", &self.carriers.keys().collect::<Vec<_>>())
+            .field("sip", &self.sip.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Adapters {
+    /// The production adapters: every carrier and LiveKit from the configuration.
+    ///
+    /// # Errors
+    /// An adapter refuses its configuration (the message names the variable).
+    pub fn from_config(
+        config: &Config,
+        stores: Stores,
+        vault: Arc<dyn CredentialVault>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            carriers: build_carriers(config)?,
+            sip: build_livekit(config)?,
+            vault,
+            stores,
+        })
+    }
+}
+
+/// The carrier adapters this instance offers, from their configuration.
 ///
 /// # Errors
-/// An adapter cannot be built from the configuration (the message names the variable).
-pub fn build_onboarding(
+/// An adapter refuses its configuration (the message names the variable).
+pub fn build_carriers(
     config: &Config,
-    stores: &Stores,
-    vault: Arc<dyn CredentialVault>,
-    sip: Option<Arc<dyn SipPlatform>>,
-    instance_id: &str,
-) -> Result<Onboarding, String> {
+) -> Result<HashMap<ProviderKind, Arc<dyn CarrierProvider>>, String> {
     let twilio = TwilioCarrier::new(twilio_config(config)?).map_err(|e| e.to_string())?;
     let mut carriers: HashMap<ProviderKind, Arc<dyn CarrierProvider>> = HashMap::new();
     carriers.insert(ProviderKind::Twilio, Arc::new(twilio));
+    Ok(carriers)
+}
+
+/// Build the management plane over the adapters. The one place the onboarding use cases
+/// get their ports.
+pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str) -> Onboarding {
     let ports = OnboardingPorts {
-        carriers,
-        sip,
-        vault,
-        integrations: stores.integrations.clone(),
-        connections: stores.connections.clone(),
-        leases: stores.leases.clone(),
-        audit: stores.audit.clone(),
+        carriers: adapters.carriers.clone(),
+        sip: adapters.sip.clone(),
+        vault: adapters.vault.clone(),
+        integrations: adapters.stores.integrations.clone(),
+        connections: adapters.stores.connections.clone(),
+        leases: adapters.stores.leases.clone(),
+        audit: adapters.stores.audit.clone(),
     };
     let settings = OnboardingSettings {
         default_sip_target: config.sip_target.clone(),
@@ -194,17 +235,12 @@ pub fn build_onboarding(
         lease_wait: Duration::from_secs(30),
         room_prefix: config.livekit_room_prefix.clone(),
     };
-    Ok(Onboarding::new(ports, settings))
+    Onboarding::new(ports, settings)
 }
 
 /// Build the call use cases (webhooks, dispatch, diagnostics) over the stores and the
 /// LiveKit adapter (`None`: webhooks are answered `NOT_CONFIGURED`).
-pub fn build_calls(
-    config: &Config,
-    stores: &Stores,
-    sip: Option<Arc<dyn SipPlatform>>,
-    instance_id: &str,
-) -> Calls {
+pub fn build_calls(config: &Config, adapters: &Adapters, instance_id: &str) -> Calls {
     let request_timeout = config
         .livekit
         .as_ref()
@@ -220,11 +256,35 @@ pub fn build_calls(
         backoff_max: config.dispatch.backoff_max,
     };
     let ports = CallsPorts {
-        calls: stores.calls.clone(),
-        connections: stores.connections.clone(),
-        sip,
+        calls: adapters.stores.calls.clone(),
+        connections: adapters.stores.connections.clone(),
+        sip: adapters.sip.clone(),
     };
     Calls::new(ports, settings)
+}
+
+impl AppState {
+    /// The application over its adapters: what [`crate::http::app`] serves. `trunkline
+    /// serve`, `trunkline dev` and the integration tests all build it here.
+    pub fn new(
+        config: Arc<Config>,
+        adapters: Adapters,
+        auth: Arc<Authenticator>,
+        metrics: PrometheusHandle,
+        instance_id: &str,
+    ) -> Self {
+        let onboarding = build_onboarding(&config, &adapters, instance_id);
+        let calls = build_calls(&config, &adapters, instance_id);
+        Self {
+            stores: adapters.stores,
+            vault: adapters.vault,
+            auth,
+            metrics,
+            onboarding: Arc::new(onboarding),
+            calls: Arc::new(calls),
+            config,
+        }
+    }
 }
 
 impl fmt::Debug for AppState {

@@ -14,7 +14,7 @@ use crate::model::{
     Actor, AuditAction, AuditEvent, CarrierCredentials, Integration, IntegrationStatus,
     NumberConnection, SealContext,
 };
-use crate::ports::{CarrierNumber, NumberQuery, VerifyReport};
+use crate::ports::{CarrierNumber, CredentialForm, CredentialInput, NumberQuery, VerifyReport};
 
 /// What `save` answers: never the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,55 @@ pub struct NumbersPage {
 }
 
 impl Onboarding {
+    /// The carriers this instance offers, each with its credentials form, in a stable order.
+    pub fn providers(&self) -> Vec<(ProviderKind, CredentialForm)> {
+        ProviderKind::ALL
+            .into_iter()
+            .filter_map(|p| {
+                self.ports
+                    .carriers
+                    .get(&p)
+                    .map(|c| (p, c.credential_form()))
+            })
+            .collect()
+    }
+
+    /// The carrier's credentials form.
+    ///
+    /// # Errors
+    /// `NOT_CONFIGURED` for a carrier this instance does not offer.
+    pub fn credential_form(&self, provider: ProviderKind) -> Result<CredentialForm, Error> {
+        Ok(self.carrier(provider)?.credential_form())
+    }
+
+    /// Parse a credentials body with the carrier's own rules.
+    ///
+    /// # Errors
+    /// `NOT_CONFIGURED` for a carrier this instance does not offer; `VALIDATION_FAILED`
+    /// naming the field.
+    pub fn parse_credentials(
+        &self,
+        provider: ProviderKind,
+        input: &CredentialInput,
+    ) -> Result<CarrierCredentials, Error> {
+        Ok(self.carrier(provider)?.parse_credentials(input)?)
+    }
+
+    /// Parse a number id from a path in the carrier's own format.
+    ///
+    /// # Errors
+    /// As [`Onboarding::parse_credentials`]; the validation error names `numberId`.
+    pub fn parse_number_id(
+        &self,
+        provider: ProviderKind,
+        raw: &str,
+    ) -> Result<crate::ids::CarrierNumberId, Error> {
+        Ok(self
+            .carrier(provider)?
+            .parse_number_id(raw)
+            .map_err(|e| e.field("numberId"))?)
+    }
+
     pub(super) async fn audit(
         &self,
         customer: &CustomerId,

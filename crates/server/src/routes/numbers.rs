@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use trunkline_core::model::{OriginationTarget, RoutingPolicy};
 use trunkline_core::ports::{
-    CarrierNumber, CarrierOriginationUrl, CarrierTrunk, DispatchRuleInfo, InboundTrunkInfo,
+    CarrierNumber, CarrierRouteTarget, CarrierRoute, DispatchRuleInfo, InboundTrunkInfo,
     NumberQuery, VerifyReport,
 };
 use trunkline_core::usecases::{ConnectRequest, Drift, NumberStatus, Section};
@@ -15,9 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::calls::{CallJson, WebhookSeenJson, viewer};
 use super::json::{
     CapabilitiesJson, ConnectionJson, ConnectionStatusJson, ConnectionSummaryJson, LiveKitIdsJson,
-    OriginationTargetJson, RoutingJson, StepJson, TrunkStrategyJson, VoiceConfigJson, steps,
+    OriginationTargetJson, RoutingJson, StepJson, TrunkStrategyJson, redacted_routing, steps,
 };
-use super::{CustomerQuery, NumberPath, ProviderPath, actor, number_sid, provider};
+use super::{CustomerQuery, NumberPath, ProviderPath, actor, number_id, provider};
 use crate::auth::{ReadScope, WriteScope};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::{OptionalApiJson, RequestId};
@@ -118,13 +118,13 @@ impl NumbersQuery {
 #[serde(rename_all = "camelCase")]
 pub struct NumberItemJson {
     #[schema(example = "PN0123456789abcdef0123456789abcdef")]
-    pub phone_number_sid: String,
+    pub number_id: String,
     #[schema(example = "+14155550100")]
     pub e164: String,
     pub friendly_name: Option<String>,
     pub voice_capable: bool,
     /// The trunk the number is on at the carrier, whoever attached it.
-    pub trunk_sid: Option<String>,
+    pub route_id: Option<String>,
     /// trunkline's connection of the number (any status, `disconnected` included), or
     /// `null` when trunkline never connected it.
     pub connection: Option<ConnectionSummaryJson>,
@@ -172,11 +172,11 @@ pub async fn list_numbers(
         .items
         .iter()
         .map(|item| NumberItemJson {
-            phone_number_sid: item.number.sid.to_string(),
+            number_id: item.number.id.to_string(),
             e164: item.number.e164.to_string(),
             friendly_name: item.number.friendly_name.clone(),
             voice_capable: item.number.voice_capable,
-            trunk_sid: item.number.trunk_sid.as_ref().map(ToString::to_string),
+            route_id: item.number.route_id.as_ref().map(ToString::to_string),
             connection: item.connection.as_ref().map(Into::into),
         })
         .collect();
@@ -273,9 +273,9 @@ impl ConnectBody {
 pub struct ConnectResponse {
     pub connection_id: String,
     pub status: ConnectionStatusJson,
-    pub phone_number_sid: String,
+    pub number_id: String,
     pub e164: String,
-    pub trunk_sid: Option<String>,
+    pub route_id: Option<String>,
     pub trunk_strategy: TrunkStrategyJson,
     /// The primary SIP target (lowest priority).
     pub sip_target: String,
@@ -315,7 +315,7 @@ pub async fn connect_number(
     body: OptionalApiJson<ConnectBody>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
-    let number = number_sid(&path.number_id)?;
+    let number = number_id(&state, provider, &path.number_id)?;
     let req = body.into_inner().into_request()?;
     let out = state
         .onboarding
@@ -331,20 +331,20 @@ pub async fn connect_number(
     let c = &out.connection;
     tracing::info!(
         connection = %c.id,
-        number = %c.phone_number_sid,
+        number = %c.number_id,
         e164 = %c.e164.masked(),
-        trunk = %c.trunk_sid.as_ref().map_or_else(|| "none".to_owned(), ToString::to_string),
+        trunk = %c.route_id.as_ref().map_or_else(|| "none".to_owned(), ToString::to_string),
         "number connected"
     );
     Ok(HttpResponse::Ok().json(ConnectResponse {
         connection_id: c.id.to_string(),
         status: c.status.into(),
-        phone_number_sid: c.phone_number_sid.to_string(),
+        number_id: c.number_id.to_string(),
         e164: c.e164.to_string(),
-        trunk_sid: c.trunk_sid.as_ref().map(ToString::to_string),
+        route_id: c.route_id.as_ref().map(ToString::to_string),
         trunk_strategy: c.trunk_strategy.into(),
         sip_target: c.sip_target.to_string(),
-        origination_targets: c.origination_urls.iter().map(Into::into).collect(),
+        origination_targets: c.route_targets.iter().map(Into::into).collect(),
         routing: (&c.routing).into(),
         steps: steps(&out.steps),
         livekit: c.into(),
@@ -369,10 +369,10 @@ pub struct DisconnectResponse {
     pub connection_id: String,
     /// `disconnected`; the connection is kept as history.
     pub status: ConnectionStatusJson,
-    pub phone_number_sid: String,
+    pub number_id: String,
     pub e164: String,
     /// The trunk trunkline used, unless it was a dedicated trunk that was removed.
-    pub trunk_sid: Option<String>,
+    pub route_id: Option<String>,
     /// The number was already disconnected; nothing was changed.
     pub already_disconnected: bool,
     pub steps: Vec<StepJson>,
@@ -407,7 +407,7 @@ pub async fn disconnect_number(
     body: OptionalApiJson<DisconnectBody>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
-    let number = number_sid(&path.number_id)?;
+    let number = number_id(&state, provider, &path.number_id)?;
     let restore = body.into_inner().restore_voice_config.unwrap_or(false);
     let out = state
         .onboarding
@@ -423,7 +423,7 @@ pub async fn disconnect_number(
     let c = &out.connection;
     tracing::info!(
         connection = %c.id,
-        number = %c.phone_number_sid,
+        number = %c.number_id,
         e164 = %c.e164.masked(),
         already = out.already_disconnected,
         "number disconnected"
@@ -431,9 +431,9 @@ pub async fn disconnect_number(
     Ok(HttpResponse::Ok().json(DisconnectResponse {
         connection_id: c.id.to_string(),
         status: c.status.into(),
-        phone_number_sid: c.phone_number_sid.to_string(),
+        number_id: c.number_id.to_string(),
         e164: c.e164.to_string(),
-        trunk_sid: c.trunk_sid.as_ref().map(ToString::to_string),
+        route_id: c.route_id.as_ref().map(ToString::to_string),
         already_disconnected: out.already_disconnected,
         steps: steps(&out.steps),
     }))
@@ -492,7 +492,8 @@ macro_rules! section {
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsStatus {
     pub ok: bool,
-    pub account_sid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub friendly_name: Option<String>,
     pub capabilities: CapabilitiesJson,
@@ -507,7 +508,7 @@ section!(
 fn credentials_status(r: &VerifyReport) -> CredentialsStatus {
     CredentialsStatus {
         ok: true,
-        account_sid: r.account_sid.to_string(),
+        account_id: r.account_id.as_ref().map(ToString::to_string),
         friendly_name: r.friendly_name.clone(),
         capabilities: (&r.capabilities).into(),
     }
@@ -517,14 +518,16 @@ fn credentials_status(r: &VerifyReport) -> CredentialsStatus {
 #[serde(rename_all = "camelCase")]
 pub struct NumberLive {
     pub ok: bool,
-    pub phone_number_sid: String,
+    pub number_id: String,
     pub e164: String,
     pub friendly_name: Option<String>,
     pub voice_capable: bool,
-    /// The trunk the number is on, as the carrier sees it.
-    pub trunk_sid: Option<String>,
-    /// The number's own voice configuration (ignored while it is on a trunk).
-    pub voice_config: VoiceConfigJson,
+    /// The route (Twilio trunk, Telnyx connection) the number is on, as the carrier sees it.
+    pub route_id: Option<String>,
+    /// What else the number points at, as the carrier's adapter records it (Twilio: its own
+    /// voice configuration, ignored while on a trunk); URL credentials redacted.
+    #[schema(value_type = Object)]
+    pub routing: serde_json::Value,
 }
 
 section!(
@@ -536,12 +539,12 @@ section!(
 fn number_live(n: &CarrierNumber) -> NumberLive {
     NumberLive {
         ok: true,
-        phone_number_sid: n.sid.to_string(),
+        number_id: n.id.to_string(),
         e164: n.e164.to_string(),
         friendly_name: n.friendly_name.clone(),
         voice_capable: n.voice_capable,
-        trunk_sid: n.trunk_sid.as_ref().map(ToString::to_string),
-        voice_config: (&n.voice).into(),
+        route_id: n.route_id.as_ref().map(ToString::to_string),
+        routing: redacted_routing(&n.routing),
     }
 }
 
@@ -552,11 +555,9 @@ pub struct TrunkLive {
     /// `false` when the stored trunk no longer exists at the carrier.
     pub exists: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trunk_sid: Option<String>,
+    pub route_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub friendly_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain_name: Option<String>,
+    pub name: Option<String>,
 }
 
 section!(
@@ -565,13 +566,12 @@ section!(
     TrunkLive
 );
 
-fn trunk_live(t: Option<&CarrierTrunk>) -> TrunkLive {
+fn trunk_live(t: Option<&CarrierRoute>) -> TrunkLive {
     TrunkLive {
         ok: true,
         exists: t.is_some(),
-        trunk_sid: t.map(|t| t.sid.to_string()),
-        friendly_name: t.and_then(|t| t.friendly_name.clone()),
-        domain_name: t.and_then(|t| t.domain_name.clone()),
+        route_id: t.map(|t| t.id.to_string()),
+        name: t.and_then(|t| t.name.clone()),
     }
 }
 
@@ -579,12 +579,12 @@ fn trunk_live(t: Option<&CarrierTrunk>) -> TrunkLive {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveOriginationUrlJson {
-    pub sid: String,
+    pub id: String,
     pub sip_url: String,
     pub priority: u16,
     pub weight: u16,
     pub enabled: bool,
-    pub friendly_name: Option<String>,
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -600,18 +600,18 @@ section!(
     OriginationUrlsLive
 );
 
-fn origination_urls_live(urls: &[CarrierOriginationUrl]) -> OriginationUrlsLive {
+fn origination_urls_live(urls: &[CarrierRouteTarget]) -> OriginationUrlsLive {
     OriginationUrlsLive {
         ok: true,
         items: urls
             .iter()
             .map(|u| LiveOriginationUrlJson {
-                sid: u.sid.to_string(),
+                id: u.id.to_string(),
                 sip_url: u.sip_url.clone(),
                 priority: u.priority,
                 weight: u.weight,
                 enabled: u.enabled,
-                friendly_name: u.friendly_name.clone(),
+                name: u.name.clone(),
             })
             .collect(),
     }
@@ -707,11 +707,11 @@ impl From<&Drift> for DriftJson {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusResponse {
-    pub phone_number_sid: String,
+    pub number_id: String,
     pub credentials: CredentialsSection,
     pub number: NumberSection,
     pub trunk: TrunkSection,
-    pub origination_urls: OriginationUrlsSection,
+    pub route_targets: OriginationUrlsSection,
     pub livekit_trunk: LiveKitTrunkSection,
     pub livekit_rule: LiveKitRuleSection,
     /// trunkline's own record (ids, targets, routing policy); `null` when it never
@@ -727,13 +727,13 @@ pub struct StatusResponse {
 }
 
 impl StatusResponse {
-    fn new(number: &trunkline_core::PhoneNumberSid, s: &NumberStatus) -> Self {
+    fn new(number: &trunkline_core::CarrierNumberId, s: &NumberStatus) -> Self {
         Self {
-            phone_number_sid: number.to_string(),
+            number_id: number.to_string(),
             credentials: CredentialsSection::from_section(&s.credentials, credentials_status),
             number: NumberSection::from_section(&s.number, number_live),
             trunk: TrunkSection::from_section(&s.trunk, |t| trunk_live(t.as_ref())),
-            origination_urls: OriginationUrlsSection::from_section(&s.origination_urls, |u| {
+            route_targets: OriginationUrlsSection::from_section(&s.route_targets, |u| {
                 origination_urls_live(u)
             }),
             livekit_trunk: LiveKitTrunkSection::from_section(&s.livekit_trunk, |t| {
@@ -774,7 +774,7 @@ pub async fn number_status(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
-    let number = number_sid(&path.number_id)?;
+    let number = number_id(&state, provider, &path.number_id)?;
     let status = state
         .onboarding
         .status(&scope.customer_id, provider, &number)
