@@ -435,7 +435,7 @@ impl<'a> Operation<'a> {
     }
 }
 
-fn check_bounds(schema: &Value, n: i64) -> Result<(), String> {
+pub(crate) fn check_bounds(schema: &Value, n: i64) -> Result<(), String> {
     if let Some(min) = schema.get("minimum").and_then(Value::as_i64)
         && n < min
     {
@@ -449,7 +449,7 @@ fn check_bounds(schema: &Value, n: i64) -> Result<(), String> {
     Ok(())
 }
 
-fn check_string(schema: &Value, s: &str) -> Result<(), String> {
+pub(crate) fn check_string(schema: &Value, s: &str) -> Result<(), String> {
     if let Some(values) = schema.get("enum").and_then(Value::as_array)
         && !values.iter().any(|v| v.as_str() == Some(s))
     {
