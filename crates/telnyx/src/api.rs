@@ -268,32 +268,23 @@ impl TelnyxClient {
         name: &str,
     ) -> Result<Vec<FqdnConnection>, ProviderError> {
         let filter = (name.chars().count() >= 3).then_some(name);
-        let mut found = Vec::new();
-        let mut page = 1u64;
-        loop {
-            let mut call = Call::new(Op::ListFqdnConnections, Resource::Connection, None)
-                .query("page[number]", page.to_string())
-                .query("page[size]", self.config().list_page_size.to_string());
-            if let Some(f) = filter {
-                call = call.query("filter[connection_name][contains]", f);
-            }
-            let listed: wire::Page<wire::Connection> = self.http.json(key, &call).await?;
-            let count = listed.data.len();
-            for c in listed.data {
-                let c = connection(c)?;
-                if c.name == name {
-                    found.push(c);
+        let listed: Vec<wire::Connection> = self
+            .read_all(key, |page, size| {
+                let call = Call::new(Op::ListFqdnConnections, Resource::Connection, None)
+                    .query("page[number]", page)
+                    .query("page[size]", size);
+                match filter {
+                    Some(f) => call.query("filter[connection_name][contains]", f),
+                    None => call,
                 }
+            })
+            .await?;
+        let mut found = Vec::new();
+        for c in listed {
+            let c = connection(c)?;
+            if c.name == name {
+                found.push(c);
             }
-            if !has_next(
-                listed.meta.as_ref(),
-                page,
-                count,
-                self.config().list_page_size,
-            ) {
-                break;
-            }
-            page += 1;
         }
         found.sort_by_key(|c| (c.id.as_str().len(), c.id.as_str().to_owned()));
         Ok(found)
@@ -408,31 +399,21 @@ impl TelnyxClient {
         key: &SecretString,
         connection_id: &ConnectionId,
     ) -> Result<Vec<Fqdn>, ProviderError> {
+        let listed: Vec<wire::Fqdn> = self
+            .read_all(key, |page, size| {
+                Call::new(Op::ListFqdns, Resource::Fqdn, None)
+                    .query("page[number]", page)
+                    .query("page[size]", size)
+                    .query("filter[connection_id]", connection_id.as_str())
+            })
+            .await?;
         let mut out = Vec::new();
-        let mut page = 1u64;
-        loop {
-            let call = Call::new(Op::ListFqdns, Resource::Fqdn, None)
-                .query("page[number]", page.to_string())
-                .query("page[size]", self.config().list_page_size.to_string())
-                .query("filter[connection_id]", connection_id.as_str());
-            let listed: wire::Page<wire::Fqdn> = self.http.json(key, &call).await?;
-            let count = listed.data.len();
-            for f in listed.data {
-                let f = fqdn(f)?;
-                // Defensive: only what was asked for, whatever a proxy answered.
-                if f.connection_id == *connection_id {
-                    out.push(f);
-                }
+        for f in listed {
+            let f = fqdn(f)?;
+            // Defensive: only what was asked for, whatever a proxy answered.
+            if f.connection_id == *connection_id {
+                out.push(f);
             }
-            if !has_next(
-                listed.meta.as_ref(),
-                page,
-                count,
-                self.config().list_page_size,
-            ) {
-                break;
-            }
-            page += 1;
         }
         Ok(out)
     }
@@ -476,6 +457,30 @@ impl TelnyxClient {
     pub async fn delete_fqdn(&self, key: &SecretString, id: &FqdnId) -> Result<(), ProviderError> {
         let call = Call::new(Op::DeleteFqdn, Resource::Fqdn, Some(id.as_str()));
         self.delete(key, &call).await
+    }
+
+    /// Every item of a listing, page by page (`page[size]` = `list_page_size`), up to
+    /// `MAX_PAGES`. `call(page, size)` builds the request for one page.
+    async fn read_all<W: serde::de::DeserializeOwned>(
+        &self,
+        key: &SecretString,
+        call: impl Fn(String, String) -> Call<'static>,
+    ) -> Result<Vec<W>, ProviderError> {
+        let size = self.config().list_page_size;
+        let mut out = Vec::new();
+        let mut page = 1u64;
+        loop {
+            let listed: wire::Page<W> = self
+                .http
+                .json(key, &call(page.to_string(), size.to_string()))
+                .await?;
+            let count = listed.data.len();
+            out.extend(listed.data);
+            if !has_next(listed.meta.as_ref(), page, count, size) {
+                return Ok(out);
+            }
+            page += 1;
+        }
     }
 
     async fn delete(&self, key: &SecretString, call: &Call<'_>) -> Result<(), ProviderError> {

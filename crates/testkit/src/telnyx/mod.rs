@@ -286,25 +286,7 @@ impl TelnyxEmulator {
     pub fn add_connection(&self, account: &str, name: &str) -> String {
         let mut store = lock(&self.shared.store);
         let id = store.next_id();
-        let now = Utc::now();
-        store.connections.insert(
-            id,
-            Connection {
-                account: account.to_owned(),
-                name: name.to_owned(),
-                active: true,
-                transport_protocol: "UDP".to_owned(),
-                ani_number_format: "E.164-national".to_owned(),
-                dnis_number_format: "e164".to_owned(),
-                primary_fqdn: None,
-                secondary_fqdn: None,
-                tertiary_fqdn: None,
-                routing_method: "sequential".to_owned(),
-                tags: Vec::new(),
-                created: now,
-                updated: now,
-            },
-        );
+        store.connections.insert(id, Connection::new(account, name));
         id.to_string()
     }
 

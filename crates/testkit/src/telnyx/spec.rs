@@ -15,11 +15,10 @@
 
 use std::path::{Path, PathBuf};
 
-use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::twilio::Params;
-use crate::twilio::spec::{check_bounds, check_string};
+use crate::twilio::spec::{Template, check_bounds, check_string};
 
 /// The spec's file name.
 pub const SPEC_FILE: &str = "telnyx_byoc_v2.json";
@@ -57,42 +56,6 @@ impl std::fmt::Debug for TelnyxSpec {
         f.debug_struct("TelnyxSpec")
             .field("paths", &self.templates.len())
             .finish_non_exhaustive()
-    }
-}
-
-struct Template {
-    path: String,
-    regex: Regex,
-    names: Vec<String>,
-    literal_len: usize,
-}
-
-impl Template {
-    fn compile(path: &str) -> Result<Self, String> {
-        let mut pattern = String::from("^");
-        let mut names = Vec::new();
-        let mut literal_len = 0;
-        let mut rest = path;
-        while let Some(open) = rest.find('{') {
-            let close = rest[open..]
-                .find('}')
-                .map(|c| open + c)
-                .ok_or_else(|| format!("unbalanced braces in path {path}"))?;
-            pattern.push_str(&regex::escape(&rest[..open]));
-            literal_len += open;
-            pattern.push_str("([^/]+)");
-            names.push(rest[open + 1..close].to_owned());
-            rest = &rest[close + 1..];
-        }
-        pattern.push_str(&regex::escape(rest));
-        literal_len += rest.len();
-        pattern.push('$');
-        Ok(Self {
-            path: path.to_owned(),
-            regex: Regex::new(&pattern).map_err(|e| e.to_string())?,
-            names,
-            literal_len,
-        })
     }
 }
 

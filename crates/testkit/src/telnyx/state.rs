@@ -174,6 +174,29 @@ pub(crate) struct Connection {
     pub updated: DateTime<Utc>,
 }
 
+impl Connection {
+    /// A connection with Telnyx's defaults: UDP, and numbers without their `+` (see
+    /// DESIGN.md), sequential routing, active.
+    pub fn new(account: &str, name: &str) -> Self {
+        let now = Utc::now();
+        Self {
+            account: account.to_owned(),
+            name: name.to_owned(),
+            active: true,
+            transport_protocol: "UDP".to_owned(),
+            ani_number_format: "E.164-national".to_owned(),
+            dnis_number_format: "e164".to_owned(),
+            primary_fqdn: None,
+            secondary_fqdn: None,
+            tertiary_fqdn: None,
+            routing_method: "sequential".to_owned(),
+            tags: Vec::new(),
+            created: now,
+            updated: now,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Fqdn {
     pub account: String,
@@ -697,23 +720,7 @@ impl Store {
                 "connection_name is required",
             ));
         }
-        let now = Utc::now();
-        let mut c = Connection {
-            account: account.to_owned(),
-            name: String::new(),
-            active: true,
-            // Telnyx's defaults: UDP, and numbers without their `+` (see DESIGN.md).
-            transport_protocol: "UDP".to_owned(),
-            ani_number_format: "E.164-national".to_owned(),
-            dnis_number_format: "e164".to_owned(),
-            primary_fqdn: None,
-            secondary_fqdn: None,
-            tertiary_fqdn: None,
-            routing_method: "sequential".to_owned(),
-            tags: Vec::new(),
-            created: now,
-            updated: now,
-        };
+        let mut c = Connection::new(account, "");
         self.apply_connection(account, None, &mut c, obj)?;
         let id = self.next_id();
         let out = json!({"data": Self::connection_json(id, &c)});

@@ -58,15 +58,16 @@ impl std::fmt::Debug for Spec {
     }
 }
 
-struct Template {
-    path: String,
-    regex: Regex,
-    names: Vec<String>,
-    literal_len: usize,
+/// A compiled path template (`/fqdns/{id}`); the Telnyx checker uses it too.
+pub(crate) struct Template {
+    pub path: String,
+    pub regex: Regex,
+    pub names: Vec<String>,
+    pub literal_len: usize,
 }
 
 impl Template {
-    fn compile(path: &str) -> Result<Self, String> {
+    pub(crate) fn compile(path: &str) -> Result<Self, String> {
         let mut pattern = String::from("^");
         let mut names = Vec::new();
         let mut literal_len = 0;
