@@ -196,7 +196,8 @@ impl TelnyxClient {
             .query("page[number]", position.page.to_string())
             .query("page[size]", position.size.to_string());
         if let Some(d) = &position.digits {
-            call = call.query("filter[phone_number]", format!("+{d}"));
+            // Digits only: Telnyx returns nothing for a filter with any other character.
+            call = call.query("filter[phone_number]", d.as_str());
         }
         let page: wire::Page<wire::Number> = self.http.json(key, &call).await?;
         let full = page.data.len() as u64 >= u64::from(position.size);

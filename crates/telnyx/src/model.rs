@@ -73,7 +73,8 @@ pub struct TelnyxNumber {
 pub struct NumberQuery {
     /// `page[size]`, 1 to 250; ignored with a cursor (the cursor carries its own).
     pub page_size: u32,
-    /// Only this number (`filter[phone_number]`; Telnyx matches on the digits).
+    /// Only this number (`filter[phone_number]` with its digits: Telnyx returns nothing for
+    /// a filter with a `+`, and matches the digits anywhere in the number).
     pub phone_number: Option<E164>,
     /// A [`NumberPage::next_cursor`] from an earlier call.
     pub cursor: Option<String>,

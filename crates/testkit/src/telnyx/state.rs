@@ -420,9 +420,10 @@ impl Store {
             .rev()
             .filter(|(_, n)| n.account == account)
             .filter(|(_, n)| {
+                // Telnyx's spec: "Non-numerical characters will result in no values
+                // being returned" (a `+` included).
                 phone.is_none_or(|p| {
-                    let digits: String = p.chars().filter(char::is_ascii_digit).collect();
-                    n.phone_number.contains(&digits)
+                    p.bytes().all(|b| b.is_ascii_digit()) && n.phone_number.contains(p)
                 })
             })
             .filter(|(_, n)| {

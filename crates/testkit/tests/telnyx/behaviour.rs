@@ -126,15 +126,33 @@ async fn numbers_page_like_telnyx() {
     assert_eq!(max.body["meta"]["page_size"], 250);
 
     let one = &seeded[3].phone_number;
+    let digits = one.trim_start_matches('+');
     let r = send(
         "GET",
-        &format!("{list}?filter[phone_number]={}", one.replace('+', "%2B")),
+        &format!("{list}?filter[phone_number]={digits}"),
         key,
         None,
     )
     .await;
     assert_eq!(r.body["meta"]["total_results"], 1, "{}", r.body);
     assert_eq!(r.body["data"][0]["phone_number"], one.as_str());
+    // As Telnyx's spec says: a non-digit (the `+` too) matches nothing.
+    let r = send(
+        "GET",
+        &format!("{list}?filter[phone_number]=%2B{digits}"),
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(r.body["meta"]["total_results"], 0, "{}", r.body);
+    let r = send(
+        "GET",
+        &format!("{list}?filter[phone_number]=555"),
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(r.body["meta"]["total_results"], 7, "digits match anywhere");
 }
 
 #[tokio::test]
