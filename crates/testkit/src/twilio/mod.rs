@@ -21,7 +21,7 @@
 
 mod faults;
 mod routes;
-mod server;
+pub(crate) mod server;
 pub mod spec;
 mod state;
 

@@ -1,0 +1,8 @@
+//! The adapter against the Telnyx emulator over HTTP.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod errors;
+mod operations;
+mod retries;
