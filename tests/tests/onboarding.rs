@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use trunkline_core::model::VoiceConfig;
-use trunkline_core::{ApplicationSid, E164, PhoneNumberSid};
+use trunkline_twilio::VoiceConfig;
+use trunkline_core::E164;
+use trunkline_twilio::{ApplicationSid, PhoneNumberSid};
 use trunkline_testkit::twilio::Route;
 
 use support::{
@@ -52,7 +53,7 @@ fn sids(items: &Value) -> Vec<String> {
         .as_array()
         .expect("an array")
         .iter()
-        .map(|i| i["phoneNumberSid"].as_str().unwrap().to_owned())
+        .map(|i| i["numberId"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -68,7 +69,7 @@ async fn happy_path(backend: Backend) {
     let v = acme.verify(&carrier.key_body()).await;
     let v = v.ok();
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["accountSid"], carrier.account.sid.as_str());
+    assert_eq!(v["accountId"], carrier.account.sid.as_str());
     assert_eq!(
         v["capabilities"],
         json!({"numbers": "available", "trunking": "available"})
@@ -81,8 +82,8 @@ async fn happy_path(backend: Backend) {
     // --- save (twice: the second replaces and keeps the id).
     let saved = acme.save(&carrier.key_body()).await;
     let saved = saved.ok().clone();
-    assert_eq!(saved["accountSid"], carrier.account.sid.as_str());
-    assert_eq!(saved["apiKeySid"], carrier.key.sid.as_str());
+    assert_eq!(saved["accountId"], carrier.account.sid.as_str());
+    assert_eq!(saved["keyId"], carrier.key.sid.as_str());
     assert_eq!(saved["replaced"], false);
     assert!(saved.get("apiKeySecret").is_none(), "{saved}");
     let again = acme.save(&carrier.key_body()).await;
@@ -103,12 +104,12 @@ async fn happy_path(backend: Backend) {
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2, "{page}");
         for item in items {
-            let sid = PhoneNumberSid::parse(item["phoneNumberSid"].as_str().unwrap()).unwrap();
+            let sid = PhoneNumberSid::parse(item["numberId"].as_str().unwrap()).unwrap();
             let live = emu.number(&sid).expect("a number the emulator holds");
             assert_eq!(item["e164"], live.phone_number.as_str());
             assert_eq!(item["friendlyName"], live.friendly_name.as_str());
             assert_eq!(item["voiceCapable"], true);
-            assert_eq!(item["trunkSid"], Value::Null);
+            assert_eq!(item["routeId"], Value::Null);
             assert_eq!(item["connection"], Value::Null);
             seen.push(sid);
         }
@@ -139,7 +140,7 @@ async fn happy_path(backend: Backend) {
     let c = acme.connect(&pn, &json!({"routing": routing})).await;
     let c = c.ok().clone();
     assert_eq!(c["status"], "connected", "{c}");
-    assert_eq!(c["phoneNumberSid"], pn.as_str());
+    assert_eq!(c["numberId"], pn.as_str());
     assert_eq!(c["e164"], e164.as_str());
     assert_eq!(c["trunkStrategy"], "shared");
     assert_eq!(c["sipTarget"], SIP_TARGET);
@@ -167,7 +168,7 @@ async fn happy_path(backend: Backend) {
     assert!(urls[0].enabled);
     assert_eq!(
         c["originationTargets"],
-        json!([{"sid": urls[0].sid.as_str(), "sipUrl": SIP_TARGET, "priority": 10, "weight": 10}])
+        json!([{"id": urls[0].sid.as_str(), "sipUrl": SIP_TARGET, "priority": 10, "weight": 10}])
     );
     assert_eq!(emu.number(&pn).unwrap().trunk_sid, Some(trunk.clone()));
     assert_eq!(emu.trunk_numbers(&trunk), std::slice::from_ref(&pn));
@@ -177,11 +178,11 @@ async fn happy_path(backend: Backend) {
         .numbers(&format!("phoneNumber={}", e164.replace('+', "%2B")))
         .await;
     let item = &listed.ok()["items"][0];
-    assert_eq!(item["trunkSid"], trunk.as_str());
+    assert_eq!(item["routeId"], trunk.as_str());
     assert_eq!(
         item["connection"],
         json!({"connectionId": c["connectionId"], "status": "connected",
-            "trunkStrategy": "shared", "trunkSid": trunk.as_str()})
+            "trunkStrategy": "shared", "routeId": trunk.as_str()})
     );
 
     // --- status: everything read live agrees with what was stored.
@@ -190,12 +191,12 @@ async fn happy_path(backend: Backend) {
     assert_eq!(s["credentials"]["ok"], true, "{s}");
     assert_eq!(s["credentials"]["capabilities"]["trunking"], "available");
     assert_eq!(s["number"]["ok"], true);
-    assert_eq!(s["number"]["trunkSid"], trunk.as_str());
+    assert_eq!(s["number"]["routeId"], trunk.as_str());
     assert_eq!(s["trunk"]["ok"], true);
     assert_eq!(s["trunk"]["exists"], true);
-    assert_eq!(s["trunk"]["trunkSid"], trunk.as_str());
+    assert_eq!(s["trunk"]["routeId"], trunk.as_str());
     assert_eq!(
-        s["originationUrls"]["items"][0]["sid"],
+        s["originationUrls"]["items"][0]["id"],
         urls[0].sid.as_str()
     );
     assert_eq!(s["originationUrls"]["items"][0]["sipUrl"], SIP_TARGET);
@@ -228,7 +229,7 @@ async fn happy_path(backend: Backend) {
     assert_eq!(d2.body["steps"], json!([]));
     let s = acme.status(&pn, "").await;
     assert_eq!(s.ok()["connection"]["status"], "disconnected");
-    assert_eq!(s.body["number"]["trunkSid"], Value::Null);
+    assert_eq!(s.body["number"]["routeId"], Value::Null);
     assert_eq!(s.body["drifts"], json!([]), "{}", s.body);
 
     // --- audit: who did what, newest first, with the request ids of the answers.
@@ -248,10 +249,10 @@ async fn happy_path(backend: Backend) {
             "credentials.verified",
         ]
     );
-    assert_eq!(items[1]["details"]["phoneNumberSid"], pn.as_str());
-    assert_eq!(items[1]["details"]["trunkSid"], trunk.as_str());
+    assert_eq!(items[1]["details"]["numberId"], pn.as_str());
+    assert_eq!(items[1]["details"]["routeId"], trunk.as_str());
     assert_eq!(items[1]["actor"]["subject"], "user-of-acme");
-    assert_eq!(items[2]["details"]["apiKeySid"], carrier.key.sid.as_str());
+    assert_eq!(items[2]["details"]["keyId"], carrier.key.sid.as_str());
     for e in &items {
         assert!(
             e["requestId"].as_str().is_some_and(|r| !r.is_empty()),
@@ -340,7 +341,7 @@ async fn connect_is_idempotent_and_strategies_hold(backend: Backend) {
     }
     for field in [
         "connectionId",
-        "trunkSid",
+        "routeId",
         "originationTargets",
         "sipTarget",
     ] {
@@ -612,7 +613,7 @@ async fn disconnect_restores_the_previous_voice_configuration(backend: Backend) 
         assert_eq!(emu.number(n).unwrap().voice.voice_application_sid, None);
     }
     let s = acme.status(&n1, "").await;
-    let previous = &s.ok()["connection"]["previousVoiceConfig"];
+    let previous = &s.ok()["connection"]["previousRouting"];
     assert_eq!(previous["voiceApplicationSid"], app.as_str());
     assert_eq!(
         previous["voiceUrl"], "https://***@ivr.e2e.test/voice/1",
@@ -731,12 +732,12 @@ async fn customers_are_isolated_and_support_only_reads(backend: Backend) {
             .as_array()
             .unwrap()
             .iter()
-            .all(|e| e["details"]["phoneNumberSid"] != pn.as_str()),
+            .all(|e| e["details"]["numberId"] != pn.as_str()),
     );
 
     // Support reads Acme's numbers, status and audit trail...
     let s = support.status(pn, "customerId=acme").await;
-    assert_eq!(s.ok()["connection"]["trunkSid"], a_trunk.as_str());
+    assert_eq!(s.ok()["connection"]["routeId"], a_trunk.as_str());
     let listed = support.numbers("customerId=acme").await;
     assert_eq!(listed.ok()["items"].as_array().unwrap().len(), 2);
     let audit = support.audit("customerId=acme").await;
@@ -830,7 +831,7 @@ async fn status_reports_drift_and_connect_repairs_it(backend: Backend) {
     let s = acme.status(pn, "").await;
     let s = s.ok().clone();
     assert_eq!(s["trunk"], json!({"ok": true, "exists": false}), "{s}");
-    assert_eq!(s["number"]["trunkSid"], Value::Null);
+    assert_eq!(s["number"]["routeId"], Value::Null);
     let kinds: BTreeSet<&str> = s["drifts"]
         .as_array()
         .unwrap()
