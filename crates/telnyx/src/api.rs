@@ -243,6 +243,31 @@ impl TelnyxClient {
         number(data.data)
     }
 
+    /// Every number on a connection (`filter[connection_id]`, every page).
+    pub async fn list_connection_numbers(
+        &self,
+        key: &SecretString,
+        connection_id: &ConnectionId,
+    ) -> Result<Vec<TelnyxNumber>, ProviderError> {
+        let listed: Vec<wire::Number> = self
+            .read_all(key, |page, size| {
+                Call::new(Op::ListPhoneNumbers, Resource::Number, None)
+                    .query("page[number]", page)
+                    .query("page[size]", size)
+                    .query("filter[connection_id]", connection_id.as_str())
+            })
+            .await?;
+        let mut out = Vec::new();
+        for n in listed {
+            let n = number(n)?;
+            // Defensive, as for FQDNs: only what was asked for.
+            if n.connection_id.as_ref() == Some(connection_id) {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
     /// Put a number on a connection (`Some`) or on none (`None`), with
     /// `PATCH /phone_numbers/{id}`. Telnyx moves the number silently from wherever it was:
     /// read it first ([`Self::get_number`]) to keep the old `connection_id`. Clearing sends

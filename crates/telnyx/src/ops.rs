@@ -93,7 +93,12 @@ impl TelnyxOperation {
                 "GET",
                 "/phone_numbers",
                 Read,
-                &["page[number]", "page[size]", "filter[phone_number]"],
+                &[
+                    "page[number]",
+                    "page[size]",
+                    "filter[phone_number]",
+                    "filter[connection_id]",
+                ],
                 &[],
             ),
             Self::RetrievePhoneNumber => (

@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod carrier;
 mod errors;
 mod operations;
 mod retries;
