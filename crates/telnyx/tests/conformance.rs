@@ -145,6 +145,7 @@ async fn every_request_the_adapter_sends_fits_the_spec() {
     c.set_number_connection(key, &id, Some(&conn.id))
         .await
         .unwrap();
+    c.list_connection_numbers(key, &conn.id).await.unwrap();
     c.delete_connection(key, &conn.id).await.unwrap_err();
     c.set_number_connection(key, &id, None).await.unwrap();
     c.delete_fqdn(key, &fqdns[0].id).await.unwrap();
