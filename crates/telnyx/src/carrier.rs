@@ -13,6 +13,7 @@ use trunkline_core::ports::{
     RouteTargetSpec, VerifyReport,
 };
 use trunkline_core::sip::SipTransport;
+use trunkline_core::usecases::TRUNKLINE_NAME_PREFIX;
 use trunkline_core::{
     CarrierNumberId, ErrorCode, ProviderKind, RouteId, RouteTargetId, SipTarget, ValidationError,
 };
@@ -205,11 +206,19 @@ fn slot_priority(slots: usize, method: Option<RoutingMethod>, slot: usize) -> u1
 }
 
 /// The FQDNs as the port's targets, each with its priority from the connection's failover
-/// order; an FQDN in no slot receives no calls, so it reads as disabled.
+/// order; an FQDN in no slot receives no calls, so it reads as disabled. An FQDN is named
+/// after its connection when trunkline made that connection, and has no name otherwise.
 fn targets(
     conn: &FqdnConnection,
     fqdns: &[Fqdn],
 ) -> Result<Vec<CarrierRouteTarget>, ProviderError> {
+    // FQDNs have no name. Those on a connection trunkline made are trunkline's, as the
+    // origination URLs it names are on Twilio: the core then replaces stale ones and guards
+    // a shared connection's targets exactly as it does there.
+    let owner = conn
+        .name
+        .starts_with(TRUNKLINE_NAME_PREFIX)
+        .then(|| conn.name.clone());
     let mut unslotted = conn.failover.len();
     fqdns
         .iter()
@@ -227,7 +236,7 @@ fn targets(
                 // Telnyx has no weights: the port's default, as the trait asks.
                 weight: OriginationTarget::DEFAULT_WEIGHT,
                 enabled: slot.is_some(),
-                name: None,
+                name: owner.clone(),
             })
         })
         .collect()
@@ -753,7 +762,13 @@ mod tests {
         let seq = targets(&conn(&["3", "2"], RoutingMethod::Sequential), &fs).unwrap();
         let got: Vec<_> = seq.iter().map(|t| (t.priority, t.enabled)).collect();
         assert_eq!(got, [(20, true), (10, true), (30, false)]);
-        assert!(seq.iter().all(|t| t.weight == 10 && t.name.is_none()));
+        assert!(
+            seq.iter()
+                .all(|t| t.weight == 10 && t.name.as_deref() == Some("trunkline-x"))
+        );
+        let mut foreign = conn(&["2"], RoutingMethod::Sequential);
+        foreign.name = "Acme PBX".into();
+        assert_eq!(targets(&foreign, &fs[..1]).unwrap()[0].name, None);
         let rr = targets(&conn(&["2", "3"], RoutingMethod::RoundRobin), &fs[..2]).unwrap();
         assert!(rr.iter().all(|t| t.priority == 10 && t.enabled));
     }

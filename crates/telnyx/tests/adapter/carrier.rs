@@ -54,6 +54,16 @@ async fn a_whole_connect_and_disconnect_through_the_port() {
     w.emu.set_number_connection(&n[0].id, Some(&theirs));
     let number = nid(&n[0].id);
 
+    w.emu.add_fqdn(&theirs, "pbx.acme.example", 5060, "a");
+    let foreign = c
+        .list_route_targets(&creds, &RouteId::parse(&theirs).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(foreign.len(), 1);
+    assert_eq!(foreign[0].name, None, "someone else's connection: not ours");
+    // Made with Telnyx's defaults: UDP, which the rebuilt URI says.
+    assert_eq!(foreign[0].sip_url, "sip:pbx.acme.example;transport=udp");
+
     let before = c.fetch_number(&creds, &number).await.unwrap();
     assert_eq!(
         before.route_id.as_ref().map(RouteId::as_str),
@@ -141,6 +151,11 @@ async fn a_whole_connect_and_disconnect_through_the_port() {
         );
         assert_eq!((t.priority, t.weight, t.enabled), (priority, 10, true));
         assert_eq!(t.route_id, route.id);
+        assert_eq!(
+            t.name.as_deref(),
+            Some(name),
+            "trunkline's connection: its FQDNs"
+        );
     }
 
     // Swapping priorities re-orders the connection, and reads back as asked.
