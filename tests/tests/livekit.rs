@@ -28,6 +28,7 @@ on_both_backends!(
     bad_signatures_are_refused_and_store_nothing,
     calls_to_unconnected_numbers_are_recorded_unrouted,
     failed_dispatches_are_retried_until_exactly_one_succeeds,
+    a_call_that_ended_is_never_dispatched,
 );
 
 const SIP_PASSWORD: &str = "sip-digest-password-0451";
@@ -623,7 +624,8 @@ async fn calls_to_unconnected_numbers_are_recorded_unrouted(backend: Backend) {
     assert_eq!(lk.count(LkMethod::CreateDispatch), 0);
     // The connected number still works alongside.
     let routed = lk.inbound_call(&CallScript::new(&number, "+14155550142"));
-    all_accepted(&deliver(&lk, &targets, &routed.events, 1, false).await);
+    // The start only: an end acted on before the join would cancel the dispatch.
+    all_accepted(&deliver(&lk, &targets, &routed.events[..2], 1, false).await);
     let call = call_by_room(&acme, &routed.room).await;
     assert_eq!(call.ok()["dispatchStatus"], "dispatched", "{}", call.body);
     assert_eq!(lk.total_dispatches(), 1);
@@ -742,6 +744,120 @@ async fn failed_dispatches_are_retried_until_exactly_one_succeeds(backend: Backe
     drop(backend);
 }
 
+/// The two ways an agent used to be dispatched into a call that had ended: the end's
+/// webhooks acted on before the join's, and a hang-up while a failed dispatch waited for
+/// its retry. Each ends `cancelled`, with no dispatch at LiveKit, after the retrier has had
+/// many passes (every 100 ms) well past the backoff.
+async fn a_call_that_ended_is_never_dispatched(backend: Backend) {
+    // The first retry waits 1 s: long enough for the hang-up to arrive before it.
+    const BACKOFF_MS: u64 = 1_000;
+    let twilio = emulator();
+    let lk = livekit_emulator();
+    let server = Settings::new(&twilio, &backend)
+        .with_livekit(&lk)
+        .with(
+            "TRUNKLINE_DISPATCH_BACKOFF_BASE_MS",
+            &BACKOFF_MS.to_string(),
+        )
+        .start()
+        .await;
+    let transcript = Transcript::default();
+    let (acme, number) = connected(&twilio, &server, &transcript).await;
+    let target = webhook_url(&server);
+    let send = |played: &trunkline_testkit::livekit::PlayedCall, name: &'static str| {
+        let event = event(&played.events, name).clone();
+        let target = target.clone();
+        let lk = &lk;
+        async move {
+            let d = lk.send_webhook(&target, &event).await;
+            assert_eq!(d.status, Some(200), "{name}: {d:?}");
+        }
+    };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(2 * BACKOFF_MS + 500));
+
+    // --- The caller's leave and the room's end, then the join (LiveKit does not keep
+    // webhooks in order).
+    let early = lk.inbound_call(&CallScript::new(&number, "+14155550161"));
+    send(&early, "participant_left").await;
+    send(&early, "room_finished").await;
+    let call = call_by_room(&acme, &early.room).await;
+    let call = call.ok().clone();
+    assert_eq!(call["status"], "ended", "{call}");
+    assert_eq!(call["dispatchStatus"], "cancelled", "{call}");
+    assert_eq!(call["dispatchAttempts"], 0, "{call}");
+    settle().await;
+    send(&early, "participant_joined").await;
+    settle().await;
+    let call = call_by_room(&acme, &early.room).await;
+    let call = call.ok().clone();
+    assert_eq!(
+        (
+            &call["status"],
+            &call["dispatchStatus"],
+            &call["dispatchAttempts"]
+        ),
+        (&json!("ended"), &json!("cancelled"), &json!(0)),
+        "{call}"
+    );
+    assert!(lk.dispatch_history(&early.room).is_empty());
+
+    // --- `room_finished` first, then the join, then the leave.
+    let finished = lk.inbound_call(&CallScript::new(&number, "+14155550162"));
+    send(&finished, "room_finished").await;
+    send(&finished, "participant_joined").await;
+    send(&finished, "participant_left").await;
+    settle().await;
+    let call = call_by_room(&acme, &finished.room).await;
+    let call = call.ok().clone();
+    assert_eq!(
+        (
+            &call["status"],
+            &call["dispatchStatus"],
+            &call["dispatchAttempts"]
+        ),
+        (&json!("ended"), &json!("cancelled"), &json!(0)),
+        "{call}"
+    );
+    assert!(lk.dispatch_history(&finished.room).is_empty());
+    assert_eq!(lk.count(LkMethod::CreateDispatch), 0);
+
+    // --- The join's dispatch fails once; the caller hangs up before the retry.
+    lk.inject(
+        LkMethod::CreateDispatch,
+        Fault::Fail {
+            count: 1,
+            status: 503,
+        },
+    );
+    let hung_up = lk.inbound_call(&CallScript::new(&number, "+14155550163"));
+    send(&hung_up, "participant_joined").await;
+    let call = call_by_room(&acme, &hung_up.room).await;
+    assert_eq!(call.ok()["dispatchStatus"], "failed", "{:?}", call.body);
+    send(&hung_up, "participant_left").await;
+    send(&hung_up, "room_finished").await;
+    settle().await;
+    let call = call_by_room(&acme, &hung_up.room).await;
+    let call = call.ok().clone();
+    assert_eq!(
+        (
+            &call["status"],
+            &call["dispatchStatus"],
+            &call["dispatchAttempts"]
+        ),
+        (&json!("ended"), &json!("cancelled"), &json!(1)),
+        "{call}"
+    );
+    assert!(lk.dispatch_history(&hung_up.room).is_empty());
+    assert_eq!(
+        lk.count(LkMethod::CreateDispatch),
+        1,
+        "only the join's attempt"
+    );
+    lk.clear_faults();
+
+    drop(backend);
+}
+
 /// A dispatch that never succeeds is given up after the configured attempts, loudly, and
 /// no retrier touches it again.
 #[tokio::test]
@@ -826,16 +942,23 @@ async fn livekit_secrets_and_phone_numbers_stay_out_of_logs() {
         },
     );
     let played = lk.inbound_call(&CallScript::new(&number, caller));
-    for e in &played.events {
-        let body = e.to_string().into_bytes();
-        let auth = lk.sign_webhook(&body);
-        tokens.push(auth.clone());
-        lk.send_raw_webhook(&target, body, Some(auth)).await;
+    // The start, the retried dispatch, then the end (a hang-up before the retry would
+    // cancel it).
+    let (start, end) = played.events.split_at(2);
+    for (n, part) in [start, end].into_iter().enumerate() {
+        for e in part {
+            let body = e.to_string().into_bytes();
+            let auth = lk.sign_webhook(&body);
+            tokens.push(auth.clone());
+            lk.send_raw_webhook(&target, body, Some(auth)).await;
+        }
+        if n == 0 {
+            wait_for_call(&acme, &played.room, "the dispatch", |c| {
+                c["dispatchStatus"] == "dispatched"
+            })
+            .await;
+        }
     }
-    wait_for_call(&acme, &played.room, "the dispatch", |c| {
-        c["dispatchStatus"] == "dispatched"
-    })
-    .await;
     let unrouted = lk.inbound_call(&CallScript::new(stranger, caller));
     all_accepted(
         &deliver(

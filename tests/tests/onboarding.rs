@@ -10,10 +10,10 @@ use std::collections::BTreeSet;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use trunkline_twilio::VoiceConfig;
 use trunkline_core::E164;
-use trunkline_twilio::{ApplicationSid, PhoneNumberSid};
 use trunkline_testkit::twilio::Route;
+use trunkline_twilio::VoiceConfig;
+use trunkline_twilio::{ApplicationSid, PhoneNumberSid};
 
 use support::{
     Backend, Carrier, Client, SIP_TARGET, Settings, TWILIO, Transcript, action, assert_no_secrets,
@@ -27,6 +27,8 @@ on_both_backends!(
     disconnect_restores_the_previous_voice_configuration,
     customers_are_isolated_and_support_only_reads,
     status_reports_drift_and_connect_repairs_it,
+    a_rerun_keeps_what_is_stored_and_a_change_says_so,
+    two_customers_on_one_account_never_take_each_others_numbers,
 );
 
 /// No request reached Twilio but reads.
@@ -195,10 +197,7 @@ async fn happy_path(backend: Backend) {
     assert_eq!(s["trunk"]["ok"], true);
     assert_eq!(s["trunk"]["exists"], true);
     assert_eq!(s["trunk"]["routeId"], trunk.as_str());
-    assert_eq!(
-        s["originationUrls"]["items"][0]["id"],
-        urls[0].sid.as_str()
-    );
+    assert_eq!(s["originationUrls"]["items"][0]["id"], urls[0].sid.as_str());
     assert_eq!(s["originationUrls"]["items"][0]["sipUrl"], SIP_TARGET);
     assert!(
         s["livekitTrunk"]["skipped"]
@@ -339,12 +338,7 @@ async fn connect_is_idempotent_and_strategies_hold(backend: Backend) {
             "{step} was {act} on a repeated connect: {second}"
         );
     }
-    for field in [
-        "connectionId",
-        "routeId",
-        "originationTargets",
-        "sipTarget",
-    ] {
+    for field in ["connectionId", "routeId", "originationTargets", "sipTarget"] {
         assert_eq!(first[field], second[field], "{field}");
     }
     let shared = trunk_of(&first);
@@ -1191,4 +1185,462 @@ async fn secrets_appear_in_no_answer_and_no_log_line() {
     for form in [e164.as_str(), encoded.as_str(), &e164[1..]] {
         assert!(!logs.contains(form), "{form} was logged");
     }
+}
+
+/// Every step of an answer is `reused` or `skipped`.
+#[track_caller]
+fn nothing_done(answer: &Value) {
+    for (step, act) in steps(answer) {
+        assert!(
+            matches!(act.as_str(), "reused" | "skipped"),
+            "{step} was {act}: {answer}"
+        );
+    }
+}
+
+/// Issue 9, bugs 3 and 4: connect without a body resumes what is stored; a field given and
+/// different is a change, listed and applied; going back to `shared` removes the emptied
+/// dedicated trunk, and an orphan left by an earlier version goes with the next connect.
+async fn a_rerun_keeps_what_is_stored_and_a_change_says_so(backend: Backend) {
+    let emu = emulator();
+    let lk = support::livekit::livekit_emulator();
+    let carrier = Carrier::new(&emu, "Acme Inc", 2);
+    let server = Settings::new(&emu, &backend)
+        .with_livekit(&lk)
+        .start()
+        .await;
+    let transcript = Transcript::default();
+    let acme = Client::new(&server, token("acme", &["customer"]), &transcript);
+    acme.save(&carrier.key_body()).await.ok();
+    let pn = &carrier.numbers[0];
+
+    let first = acme
+        .connect(
+            pn,
+            &json!({"routing": {"agentName": "a"}, "trunkStrategy": "dedicated"}),
+        )
+        .await;
+    let first = first.ok().clone();
+    assert_eq!(first["changes"], json!([]), "{first}");
+    let dedicated = trunk_of(&first);
+
+    // No body: a resume. Nothing stored changes, nothing is written anywhere.
+    let mark = emu.requests().len();
+    let lk_writes = |lk: &trunkline_testkit::livekit::LiveKitEmulator| {
+        lk.count(trunkline_testkit::livekit::MethodSelector::Writes)
+    };
+    let lk_mark = lk_writes(&lk);
+    let rerun = acme.connect(pn, &Value::Null).await;
+    let rerun = rerun.ok().clone();
+    only_reads_since(&emu, mark);
+    assert_eq!(
+        lk_writes(&lk),
+        lk_mark,
+        "a resume writes nothing at LiveKit"
+    );
+    assert_eq!(rerun["routing"]["agentName"], "a", "{rerun}");
+    assert_eq!(rerun["trunkStrategy"], "dedicated");
+    assert_eq!(trunk_of(&rerun), dedicated);
+    assert_eq!(rerun["changes"], json!([]));
+    assert_eq!(action(&rerun, "voiceConfig"), "reused");
+    nothing_done(&rerun);
+    let s = acme.status(pn, "").await;
+    assert_eq!(s.ok()["connection"]["routing"]["agentName"], "a");
+
+    // A given field that differs is a change: listed, and the step says `updated`.
+    let changed = acme
+        .connect(pn, &json!({"routing": {"agentName": "b"}}))
+        .await;
+    let changed = changed.ok().clone();
+    assert_eq!(changed["changes"], json!(["routing"]), "{changed}");
+    assert_eq!(action(&changed, "livekitRule"), "updated");
+    assert_eq!(changed["routing"]["agentName"], "b");
+    assert_eq!(changed["trunkStrategy"], "dedicated", "not given: kept");
+    // `{}` clears the agent, explicitly.
+    let cleared = acme.connect(pn, &json!({"routing": {}})).await;
+    assert_eq!(cleared.ok()["changes"], json!(["routing"]));
+    assert_eq!(cleared.body["routing"]["agentName"], Value::Null);
+
+    // Back to `shared`: moved, and the dedicated trunk it left empty is gone with its URL.
+    let shared = acme.connect(pn, &json!({"trunkStrategy": "shared"})).await;
+    let shared = shared.ok().clone();
+    assert_eq!(shared["changes"], json!(["trunkStrategy"]), "{shared}");
+    assert_eq!(action(&shared, "attachment"), "moved");
+    let trunk_steps: Vec<_> = steps(&shared)
+        .into_iter()
+        .filter(|(s, _)| s == "trunk")
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(trunk_steps, ["created", "deleted"], "{shared}");
+    assert!(
+        emu.trunk(&dedicated).is_none(),
+        "the emptied trunk is removed"
+    );
+    assert!(emu.origination_urls(&dedicated).is_empty());
+    assert_eq!(trunkline_trunks(&emu, &carrier).len(), 1);
+    assert_eq!(emu.number(pn).unwrap().trunk_sid, Some(trunk_of(&shared)));
+    let s = acme.status(pn, "").await;
+    assert_eq!(s.ok()["drifts"], json!([]), "{}", s.body);
+
+    // An orphan an earlier version left behind goes with the next connect, then disconnect.
+    let orphan_name = format!("trunkline-dedicated-{pn}");
+    let orphan = emu.add_trunk(&carrier.account.sid, Some(&orphan_name));
+    let again = acme.connect(pn, &Value::Null).await;
+    assert_eq!(again.ok()["changes"], json!([]));
+    assert!(emu.trunk(&orphan).is_none(), "{}", again.body);
+    let orphan = emu.add_trunk(&carrier.account.sid, Some(&orphan_name));
+    let d = acme.disconnect(pn, &Value::Null).await;
+    assert!(
+        steps(d.ok()).contains(&("trunk".to_owned(), "deleted".to_owned())),
+        "{}",
+        d.body
+    );
+    assert!(emu.trunk(&orphan).is_none());
+    assert!(
+        emu.trunk(&trunk_of(&shared)).is_some(),
+        "the shared trunk stays"
+    );
+
+    // Input edges: both target fields, and LiveKit's attribute namespaces.
+    let other = &carrier.numbers[1];
+    acme.connect(
+        other,
+        &json!({"sipTarget": SIP_TARGET, "originationTargets": [{"sipUrl": SIP_TARGET}]}),
+    )
+    .await
+    .expect(400, Some("VALIDATION_FAILED"))
+    .names_field("sipTarget")
+    .names_field("originationTargets");
+    for key in ["sip.trunkPhoneNumber", "lk.agent.state"] {
+        acme.connect(other, &json!({"routing": {"attributes": {key: "x"}}}))
+            .await
+            .expect(400, Some("VALIDATION_FAILED"))
+            .names_field("routing.attributes");
+    }
+    assert_eq!(emu.number(other).unwrap().trunk_sid, None);
+    assert_no_secrets(&server, &transcript, &carrier.secrets());
+    drop(backend);
+}
+
+/// Issue 9, bug 5: two customers saved one Twilio account. The second never takes the
+/// first's connected number, `force` or not, never moves it at Twilio on the way, and never
+/// sees the first's ids.
+async fn two_customers_on_one_account_never_take_each_others_numbers(backend: Backend) {
+    let emu = emulator();
+    let lk = support::livekit::livekit_emulator();
+    let carrier = Carrier::new(&emu, "Shared Inc", 1);
+    let server = Settings::new(&emu, &backend)
+        .with_livekit(&lk)
+        .start()
+        .await;
+    let transcript = Transcript::default();
+    let acme = Client::new(&server, token("acme", &["customer"]), &transcript);
+    let initech = Client::new(&server, token("initech", &["customer"]), &transcript);
+    acme.save(&carrier.key_body()).await.ok();
+    initech.save(&carrier.key_body()).await.ok();
+    let pn = &carrier.numbers[0];
+    let a = acme
+        .connect(pn, &json!({"routing": {"agentName": "a"}}))
+        .await;
+    let a = a.ok().clone();
+    let a_trunk = trunk_of(&a);
+
+    for body in [Value::Null, json!({"force": true})] {
+        let mark = emu.requests().len();
+        let refused = initech.connect(pn, &body).await;
+        refused.expect(409, Some("NUMBER_IN_USE"));
+        only_reads_since(&emu, mark);
+        let message = refused.body["message"].as_str().unwrap();
+        for foreign in [
+            a["connectionId"].as_str().unwrap(),
+            a["livekit"]["trunkId"].as_str().unwrap(),
+            a["livekit"]["ruleId"].as_str().unwrap(),
+            a_trunk.as_str(),
+        ] {
+            assert!(!message.contains(foreign), "{message} names {foreign}");
+        }
+        assert!(!message.contains("did not create"), "{message}");
+        assert!(message.contains("disconnect"), "{message}");
+    }
+    assert_eq!(emu.number(pn).unwrap().trunk_sid, Some(a_trunk));
+    let s = acme.status(pn, "").await;
+    assert_eq!(s.ok()["drifts"], json!([]), "{}", s.body);
+    assert_eq!(s.body["connection"]["status"], "connected");
+    initech
+        .disconnect(pn, &Value::Null)
+        .await
+        .expect(404, Some("NOT_CONNECTED"));
+
+    // Once Acme lets go, Initech may take it.
+    acme.disconnect(pn, &Value::Null).await.ok();
+    let taken = initech.connect(pn, &Value::Null).await;
+    assert_eq!(taken.ok()["status"], "connected", "{}", taken.body);
+    assert_no_secrets(&server, &transcript, &carrier.secrets());
+    drop(backend);
+}
+
+// ---------------------------------------------------------------------------------------
+// Crash recovery and status part by part (issue 9)
+// ---------------------------------------------------------------------------------------
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::vault_key;
+use trunkline_e2e::{ServerOptions, TestServer};
+use trunkline_testkit::twilio::Fault;
+
+on_both_backends!(
+    a_crashed_connect_blocks_the_number_for_seconds_only,
+    status_shows_each_part_on_its_own,
+    status_counts_a_half_made_connect_as_incomplete,
+);
+
+/// A server over the data directory `dir`: a restarted instance finds its SQLite database
+/// again (PostgreSQL is named by the settings).
+async fn start_in(settings: &Settings, dir: &Path) -> TestServer {
+    let mut opts = ServerOptions::default().data_dir(dir);
+    for (k, v) in &settings.env {
+        opts = opts.env(k, v);
+    }
+    TestServer::start_with(opts)
+        .await
+        .expect("trunkline starts")
+}
+
+fn kinds_of(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("an array")
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect()
+}
+
+fn retry_after_secs(reply: &support::Reply) -> u64 {
+    reply
+        .retry_after
+        .as_deref()
+        .unwrap_or_else(|| panic!("409 without Retry-After: {}", reply.body))
+        .parse()
+        .expect("Retry-After in whole seconds")
+}
+
+async fn a_crashed_connect_blocks_the_number_for_seconds_only(backend: Backend) {
+    let emu = emulator();
+    let carrier = Carrier::new(&emu, "Acme Inc", 1);
+    // Twilio slow enough that a connect holds the number's lease for a while.
+    let settings = Settings::new(&emu, &backend).with("TRUNKLINE_TWILIO_TIMEOUT_MS", "30000");
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start_in(&settings, dir.path()).await;
+    let transcript = Transcript::default();
+    let acme_token = token("acme", &["customer"]);
+    let pn = carrier.numbers[0].clone();
+    Client::new(&first, acme_token.clone(), &transcript)
+        .save(&carrier.key_body())
+        .await
+        .ok();
+    emu.inject(
+        Route::FetchIncomingPhoneNumber,
+        Fault::Latency(Duration::from_secs(20)),
+    );
+    let slow = tokio::spawn(
+        first
+            .client()
+            .post(first.url(&format!("{TWILIO}/numbers/{pn}/connect")))
+            .bearer_auth(&acme_token)
+            .send(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emu.count(Route::FetchIncomingPhoneNumber) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow connect never reached Twilio"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A second connect waits briefly for the running one, then is told when to retry.
+    let asked = Instant::now();
+    let busy = Client::new(&first, acme_token.clone(), &transcript)
+        .connect(&pn, &Value::Null)
+        .await;
+    busy.expect(409, Some("CONFLICT"));
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
+    let after = retry_after_secs(&busy);
+    assert!((1..=10).contains(&after), "Retry-After {after}");
+    let message = busy.body["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("retry in {after} s")),
+        "{message}"
+    );
+
+    // The instance running the connect dies (kill -9); another takes over the database.
+    first.stop();
+    let _ = slow.await;
+    emu.clear_faults();
+    let killed = Instant::now();
+    let second = start_in(&settings, dir.path()).await;
+    let acme = Client::new(&second, acme_token.clone(), &transcript);
+    let mut reply = acme.connect(&pn, &Value::Null).await;
+    if reply.status.as_u16() == 409 {
+        // At most once: by its Retry-After the dead instance's lease has expired.
+        tokio::time::sleep(Duration::from_secs(retry_after_secs(&reply))).await;
+        reply = acme.connect(&pn, &Value::Null).await;
+    }
+    assert_eq!(reply.ok()["status"], "connected");
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "the dead instance blocked the number for {:?}",
+        killed.elapsed()
+    );
+    assert_no_secrets(&second, &transcript, &carrier.secrets());
+    drop(backend);
+}
+
+async fn status_shows_each_part_on_its_own(backend: Backend) {
+    let emu = emulator();
+    let carrier = Carrier::new(&emu, "Acme Inc", 1);
+    let settings = Settings::new(&emu, &backend);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_in(&settings, dir.path()).await;
+    let transcript = Transcript::default();
+    let acme_token = token("acme", &["customer"]);
+    let pn = carrier.numbers[0].clone();
+    let (integration, connection) = {
+        let acme = Client::new(&server, acme_token.clone(), &transcript);
+        let saved = acme.save(&carrier.key_body()).await;
+        let integration = saved.ok()["integrationId"].as_str().unwrap().to_owned();
+        let connected = acme.connect(&pn, &Value::Null).await;
+        let connection = connected.ok()["connectionId"].as_str().unwrap().to_owned();
+
+        // Twilio failing one read fails that part only.
+        emu.inject(
+            Route::FetchIncomingPhoneNumber,
+            Fault::ServerError { count: 100 },
+        );
+        let s = acme.status(&pn, "").await;
+        let s = s.ok();
+        assert_eq!(s["number"]["ok"], false, "{s}");
+        assert_eq!(s["number"]["errorCode"], "PROVIDER_UNAVAILABLE", "{s}");
+        assert_eq!(s["credentials"]["ok"], true, "{s}");
+        assert_eq!(s["trunk"]["ok"], true, "{s}");
+        assert_eq!(s["connection"]["connectionId"], connection.as_str());
+        emu.clear_faults();
+        (integration, connection)
+    };
+    server.stop();
+
+    // Restarted without the vault key that sealed the secret: it no longer opens.
+    let rekeyed = settings
+        .clone()
+        .with("TRUNKLINE_VAULT_KEYS", &format!("e2e2:{}", vault_key()))
+        .with("TRUNKLINE_VAULT_ACTIVE_KEY", "e2e2");
+    let server = start_in(&rekeyed, dir.path()).await;
+    let acme = Client::new(&server, acme_token.clone(), &transcript);
+    let s = acme.status(&pn, "").await;
+    let s = s.ok().clone();
+    for part in ["credentials", "number", "trunk", "originationUrls"] {
+        assert_eq!(s[part]["ok"], false, "{part}: {s}");
+        assert_eq!(s[part]["errorCode"], "INTERNAL", "{part}: {s}");
+    }
+    assert_eq!(s["connection"]["connectionId"], connection.as_str(), "{s}");
+    assert_eq!(s["connection"]["status"], "connected", "{s}");
+    assert_eq!(s["drifts"], json!([]), "a read failure is not drift: {s}");
+    // The log names the row (never the secret: checked below).
+    let logs = server.stderr();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("stored credentials could not be opened"))
+        .unwrap_or_else(|| panic!("no log line names the failure:\n{logs}"));
+    assert!(
+        line.contains(&integration) && line.contains(&connection),
+        "{line}"
+    );
+
+    // Credentials deleted: the number still takes calls, and status still shows it.
+    let deleted = acme.delete_credentials().await;
+    deleted.ok();
+    let s = acme.status(&pn, "").await;
+    let s = s.ok().clone();
+    for part in ["credentials", "number", "trunk", "originationUrls"] {
+        assert_eq!(s[part]["errorCode"], "INTEGRATION_NOT_FOUND", "{part}: {s}");
+    }
+    let message = s["number"]["message"].as_str().unwrap();
+    assert!(message.contains("credentials were deleted"), "{message}");
+    assert_eq!(s["connection"]["status"], "connected", "{s}");
+    assert_eq!(kinds_of(&s["drifts"]), ["credentials_missing"], "{s}");
+
+    let mut secrets = carrier.secrets();
+    secrets.extend(
+        rekeyed
+            .env
+            .iter()
+            .chain(&settings.env)
+            .filter(|(k, _)| k == "TRUNKLINE_VAULT_KEYS")
+            .map(|(_, v)| v.split_once(':').unwrap().1.to_owned()),
+    );
+    assert_no_secrets(&server, &transcript, &secrets);
+    drop(backend);
+}
+
+async fn status_counts_a_half_made_connect_as_incomplete(backend: Backend) {
+    let emu = emulator();
+    let carrier = Carrier::new(&emu, "Acme Inc", 1);
+    let server = Settings::new(&emu, &backend).start().await;
+    let transcript = Transcript::default();
+    let acme = Client::new(&server, token("acme", &["customer"]), &transcript);
+    acme.save(&carrier.key_body()).await.ok();
+    let pn = &carrier.numbers[0];
+
+    // Twilio creates the origination URL but its answer comes after trunkline gave up
+    // waiting (creates are not retried): the URL exists, the connection does not record it.
+    emu.inject(
+        Route::CreateOriginationUrl,
+        Fault::Latency(Duration::from_secs(3)),
+    );
+    let failed = acme.connect(pn, &Value::Null).await;
+    failed.expect(503, Some("PROVIDER_UNAVAILABLE"));
+    emu.clear_faults();
+    let trunk = trunkline_trunks(&emu, &carrier)
+        .first()
+        .map(|t| t.sid.clone())
+        .expect("the trunk was created");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let url = loop {
+        if let Some(u) = emu.origination_urls(&trunk).first() {
+            break u.sid.clone();
+        }
+        assert!(Instant::now() < deadline, "Twilio never created the URL");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let s = acme.status(pn, "").await;
+    let s = s.ok().clone();
+    assert_eq!(s["connection"]["status"], "failed", "{s}");
+    assert_eq!(kinds_of(&s["drifts"]), ["connect_incomplete"], "{s}");
+    let message = s["drifts"][0]["message"].as_str().unwrap();
+    assert!(message.contains(url.as_str()), "{message}");
+
+    // Connecting again finishes it with the URL Twilio made; no drift is left. Without
+    // LiveKit, both answers say that calls cannot reach an agent.
+    let repaired = acme.connect(pn, &Value::Null).await;
+    let repaired = repaired.ok().clone();
+    assert_eq!(repaired["originationTargets"][0]["sid"], url.as_str());
+    assert_eq!(kinds_of(&repaired["warnings"]), ["livekit_not_configured"]);
+    let s = acme.status(pn, "").await;
+    let s = s.ok();
+    assert_eq!(s["drifts"], json!([]), "{s}");
+    assert_eq!(kinds_of(&s["warnings"]), ["livekit_not_configured"], "{s}");
+    let warning = s["warnings"][0]["message"].as_str().unwrap();
+    assert!(
+        warning.contains("calls to this number cannot reach an agent"),
+        "{warning}"
+    );
+    assert_eq!(emu.origination_urls(&trunk).len(), 1);
+    assert_no_secrets(&server, &transcript, &carrier.secrets());
+    drop(backend);
 }

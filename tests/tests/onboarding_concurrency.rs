@@ -92,9 +92,7 @@ async fn concurrent_connects_do_the_work_once(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| {
-            e["action"] == "number.connected" && e["details"]["numberId"] == n[0].as_str()
-        })
+        .filter(|e| e["action"] == "number.connected" && e["details"]["numberId"] == n[0].as_str())
         .count();
     assert_eq!(connected, 10, "every connect is audited");
 

@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use trunkline_twilio::PhoneNumberSid;
 use trunkline_testkit::twilio::{Fault, Route, TwilioEmulator};
+use trunkline_twilio::PhoneNumberSid;
 
 use support::{
     Backend, Carrier, Client, Settings, Transcript, assert_no_secrets, emulator, token, trunk_of,

@@ -173,6 +173,9 @@ impl RoutingPolicy {
     pub const MAX_METADATA: usize = 16 * 1024;
     pub const MAX_ATTRIBUTES: usize = 64;
     pub const MAX_ATTRIBUTE_LEN: usize = 1024;
+    /// LiveKit sets `sip.*` on SIP participants (`sip.trunkPhoneNumber`, …) and `lk.*` for
+    /// itself (`lk.sip.inviteTime`, …); a routing attribute there would shadow or fake them.
+    pub const RESERVED_ATTRIBUTE_PREFIXES: [&'static str; 2] = ["sip.", "lk."];
 
     /// Check limits; the returned error names the offending field (`routing.agentName`, ...).
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -218,6 +221,16 @@ impl RoutingPolicy {
                 ))
                 .field("routing.attributes"));
             }
+            if let Some(prefix) = Self::RESERVED_ATTRIBUTE_PREFIXES
+                .iter()
+                .find(|p| k.starts_with(*p))
+            {
+                return Err(ValidationError::new(format!(
+                    "keys starting with \"{prefix}\" are reserved by LiveKit (it sets them on \
+                     SIP participants); reserved prefixes: \"sip.\", \"lk.\""
+                ))
+                .field("routing.attributes"));
+            }
         }
         if self.dispatch_mode == DispatchMode::Rule && self.agent_name.is_none() {
             return Err(
@@ -238,7 +251,7 @@ pub enum ConnectionStatus {
     Connected,
     /// The last connect attempt failed part-way; a retry reconciles.
     Failed,
-    /// Disconnected; the row is kept as history.
+    /// Disconnected; the row is kept until a reconnect reuses and rewrites it.
     Disconnected,
 }
 
@@ -339,6 +352,8 @@ pub enum DispatchStatus {
     ByRule,
     /// Retries exhausted; needs a human (logged loudly).
     GaveUp,
+    /// The call ended before its agent was dispatched: nothing more is attempted. Final.
+    Cancelled,
 }
 
 impl DispatchStatus {
@@ -350,6 +365,7 @@ impl DispatchStatus {
             Self::Failed => "failed",
             Self::ByRule => "by_rule",
             Self::GaveUp => "gave_up",
+            Self::Cancelled => "cancelled",
         }
     }
 }
@@ -420,7 +436,11 @@ pub struct LeaseKey {
 }
 
 impl LeaseKey {
-    pub fn number(customer_id: CustomerId, provider: ProviderKind, number: CarrierNumberId) -> Self {
+    pub fn number(
+        customer_id: CustomerId,
+        provider: ProviderKind,
+        number: CarrierNumberId,
+    ) -> Self {
         Self {
             customer_id,
             provider,
@@ -557,6 +577,28 @@ mod tests {
             ..Default::default()
         };
         assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn routing_attributes_in_livekits_namespaces_are_refused() {
+        for key in ["sip.trunkPhoneNumber", "sip.", "lk.sip.inviteTime"] {
+            let p = RoutingPolicy {
+                attributes: [(key.to_owned(), "x".to_owned())].into(),
+                ..Default::default()
+            };
+            let e = p.validate().unwrap_err();
+            assert_eq!(e.field, Some("routing.attributes"), "{key}");
+            assert!(e.reason.contains("reserved"), "{key}: {}", e.reason);
+        }
+        let p = RoutingPolicy {
+            attributes: [
+                ("sipx".to_owned(), "x".to_owned()),
+                ("tier".to_owned(), "1".to_owned()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        assert!(p.validate().is_ok());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use trunkline_core::ports::{
     SipPlatform, WebhookError, WebhookEvent,
 };
 use trunkline_core::{
-    AgentDispatchId, ConnectionId, DispatchRuleId, ErrorCode, RoomName, SipTrunkId,
+    AgentDispatchId, ConnectionId, DispatchRuleId, E164, ErrorCode, RoomName, SipTrunkId,
 };
 use url::Url;
 
@@ -445,6 +445,17 @@ impl SipPlatform for LiveKitPlatform {
             .with_provider_code("foreign_rule"));
         }
         self.create_rule(spec, desired).await
+    }
+
+    async fn inbound_trunks_for_number(
+        &self,
+        number: &E164,
+    ) -> Result<Vec<InboundTrunkInfo>, ProviderError> {
+        self.trunks_holding(number.as_str())
+            .await?
+            .iter()
+            .map(trunk_info)
+            .collect()
     }
 
     async fn create_inbound_trunk(

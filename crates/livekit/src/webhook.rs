@@ -95,8 +95,8 @@ fn auth_reason(error: &AccessTokenError) -> String {
 }
 
 fn convert(event: &proto::WebhookEvent) -> Result<WebhookEvent, WebhookError> {
-    let id = WebhookEventId::parse(&event.id)
-        .map_err(|e| WebhookError::Malformed(format!("event id {e}")))?;
+    let id =
+        WebhookEventId::parse(&event.id).map_err(|e| WebhookError::Malformed(e.to_string()))?;
     if event.event.is_empty() {
         return Err(WebhookError::Malformed("event name is empty".to_owned()));
     }
@@ -107,7 +107,8 @@ fn convert(event: &proto::WebhookEvent) -> Result<WebhookEvent, WebhookError> {
         .filter(|n| !n.is_empty())
     {
         Some(name) => Some(
-            RoomName::parse(name).map_err(|e| WebhookError::Malformed(format!("room name {e}")))?,
+            // The parser's message names the field already ("room name must …").
+            RoomName::parse(name).map_err(|e| WebhookError::Malformed(e.to_string()))?,
         ),
         None => None,
     };

@@ -287,3 +287,31 @@ fn refusals_never_echo_the_token_or_secret() {
         "{text}"
     );
 }
+
+/// The parsers' messages name the field; the webhook adds nothing that repeats it.
+#[test]
+fn malformed_ids_are_described_once() {
+    let emu = LiveKitEmulator::start();
+    let lk = platform(&emu);
+    let long_room = "r".repeat(300);
+    for (body, field) in [
+        (
+            format!(r#"{{"event":"room_started","id":"EV_1","room":{{"name":"{long_room}"}}}}"#),
+            "room name",
+        ),
+        (
+            r#"{"event":"room_started","id":"EV 1"}"#.to_owned(),
+            "webhook event id",
+        ),
+    ] {
+        let body = body.into_bytes();
+        let Err(WebhookError::Malformed(message)) =
+            lk.verify_webhook(&body, &emu.sign_webhook(&body))
+        else {
+            panic!("not malformed");
+        };
+        assert!(message.starts_with(field), "{message}");
+        assert_eq!(message.matches(field).count(), 1, "{message}");
+        assert!(!message.contains(&long_room), "{message}");
+    }
+}

@@ -394,7 +394,10 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let auth = req
         .app_data::<web::Data<Authenticator>>()
         .ok_or_else(|| ApiError::internal("no Authenticator registered as app data"))?;
-    Ok(auth.verify(bearer(req)?)?)
+    let caller = auth.verify(bearer(req)?)?;
+    // Support finds a customer's requests by this field of the request span.
+    tracing::Span::current().record("customer_id", caller.customer_id.as_str());
+    Ok(caller)
 }
 
 impl FromRequest for Caller {
@@ -433,7 +436,10 @@ pub struct ReadScope {
 impl ReadScope {
     pub fn for_caller(caller: Caller, requested: Option<CustomerId>) -> Result<Self, ApiError> {
         let customer_id = match requested {
-            Some(c) if caller.is_support() => c,
+            Some(c) if caller.is_support() => {
+                tracing::Span::current().record("for_customer_id", c.as_str());
+                c
+            }
             Some(c) if c != caller.customer_id => {
                 return Err(ApiError::forbidden(
                     "only the support role may read another customer's data",

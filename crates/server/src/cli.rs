@@ -16,9 +16,7 @@ use trunkline_vault::{AesGcmVault, KeyRing};
 use crate::auth::{Authenticator, VerifyKey};
 use crate::config::{self, Config, ConfigError, Env};
 use crate::dev::{DEV_AUDIENCE, DEV_CUSTOMER, DEV_ISSUER, DEV_TOKEN_TTL, DevAuthKey, DevRole};
-use crate::state::{
-    Adapters, AppState, OpenedStore, instance_id,
-};
+use crate::state::{Adapters, AppState, OpenedStore, instance_id};
 use crate::telemetry;
 
 /// Connects phone numbers a customer owns at a carrier to a LiveKit SIP ingress.
@@ -48,7 +46,8 @@ pub enum Command {
     },
 }
 
-/// Why the process stops. Exit code 2 for configuration, 1 for everything else.
+/// Why the process stops. Exit code 2 for configuration (and a database that cannot be
+/// opened at start-up), 1 for everything else.
 #[derive(Debug)]
 pub struct Failure {
     pub exit_code: u8,
@@ -137,10 +136,13 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// A database that cannot be opened at start-up is a start-up error like any other bad
+/// setting (exit 2, the variable named): the operator fixes the URL or the database.
 async fn open_store(config: &Config) -> Result<OpenedStore, Failure> {
     OpenedStore::connect(config).await.map_err(|e| {
-        Failure::runtime(format!(
-            "cannot open the {}: {e}",
+        Failure::config(format!(
+            "{}: cannot open the {}: {e}",
+            config::DATABASE_URL,
             config.database.describe()
         ))
     })
@@ -381,6 +383,9 @@ async fn serve(config: Config) -> Result<(), Failure> {
     Ok(())
 }
 
+/// While retry passes keep failing, one WARN per this long.
+const OUTAGE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Due dispatches picked up per pass; the rest wait for the next one.
 const RETRY_BATCH: u32 = 100;
 
@@ -399,6 +404,7 @@ async fn retry_dispatches(
         interval_ms = interval.as_millis(),
         "dispatch retrier started"
     );
+    let mut outage = telemetry::RepeatedFailure::new(OUTAGE_LOG_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -407,7 +413,17 @@ async fn retry_dispatches(
         if *stop.borrow() {
             break;
         }
-        match calls.retry_due_dispatches(RETRY_BATCH).await {
+        let result = calls.retry_due_dispatches(RETRY_BATCH).await;
+        if result.is_ok()
+            && let Some((failures, lasted)) = outage.succeeded(std::time::Instant::now())
+        {
+            tracing::info!(
+                failures,
+                lasted_secs = lasted.as_secs(),
+                "dispatch retry passes work again"
+            );
+        }
+        match result {
             // Counts only: the calls' rooms and numbers are logged (masked) by the use case.
             Ok(report) if report.attempted > 0 => {
                 for (outcome, n) in [
@@ -441,8 +457,16 @@ async fn retry_dispatches(
             }
             Err(e) => {
                 // The database is away: try again next tick; nothing is lost (the calls
-                // stay due in the store).
-                tracing::warn!(code = %e.code, error = %e.message, "dispatch retry pass failed");
+                // stay due in the store). One line per tick would flood the logs.
+                if let Some(failures) = outage.failed(std::time::Instant::now()) {
+                    tracing::warn!(
+                        code = %e.code,
+                        error = %e.message,
+                        failures,
+                        "dispatch retry pass failed (logged at most once a minute while \
+                         it keeps failing)"
+                    );
+                }
             }
         }
     }
@@ -519,7 +543,7 @@ fn build_auth(
         let keys = VerifyKey::load_all(&auth.public_keys)
             .map_err(|e| Failure::config(format!("{}: {e}", config::AUTH_PUBLIC_KEYS)))?;
         for k in &keys {
-            tracing::info!(key = k.label(), kid = ?k.kid(), algorithm = ?k.algorithm(), "JWT key loaded");
+            tracing::info!(key = k.label(), kid = k.kid(), algorithm = ?k.algorithm(), "JWT key loaded");
         }
         return Ok(Arc::new(Authenticator::new(
             keys,
@@ -583,4 +607,36 @@ fn print_dev_banner(notes: &DevNotes, bound: SocketAddr) {
         );
     }
     say(&text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store without its schema fails every pass, like a database that is down.
+    #[tokio::test]
+    async fn a_failing_retrier_warns_once_not_every_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::from_pairs([(
+            config::DATABASE_URL,
+            format!("sqlite://{}/t.db", dir.path().display()),
+        )]);
+        let config = Config::from_env(&env).unwrap();
+        let stores = OpenedStore::connect(&config).await.unwrap().into_stores();
+        let calls = Arc::new(crate::state::build_calls(&config, &stores, None, "test"));
+        let (lines, _guard) = telemetry::capture::json();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let retrier = retry_dispatches(calls, std::time::Duration::from_millis(5), stop_rx);
+        let stopper = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let _ = stop_tx.send(true);
+        };
+        tokio::join!(retrier, stopper);
+        let text = lines.text();
+        let warns = text
+            .lines()
+            .filter(|l| l.contains("dispatch retry pass failed"))
+            .count();
+        assert_eq!(warns, 1, "{text}");
+    }
 }

@@ -54,11 +54,21 @@ pub const TWILIO_API_BASE: &str = "TRUNKLINE_TWILIO_API_BASE";
 pub const TWILIO_TRUNKING_BASE: &str = "TRUNKLINE_TWILIO_TRUNKING_BASE";
 pub const TWILIO_TIMEOUT_MS: &str = "TRUNKLINE_TWILIO_TIMEOUT_MS";
 pub const TWILIO_RETRY_BUDGET_MS: &str = "TRUNKLINE_TWILIO_RETRY_BUDGET_MS";
+pub const CREDENTIAL_CHECKS_PER_MINUTE: &str = "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE";
+pub const CREDENTIAL_CHECKS_BURST: &str = "TRUNKLINE_CREDENTIAL_CHECKS_BURST";
+pub const DATABASE_TIMEOUT_MS: &str = "TRUNKLINE_DATABASE_TIMEOUT_MS";
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/trunkline.db";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
+/// Credential checks (verify, save) a customer may make per minute, and at once.
+pub const DEFAULT_CREDENTIAL_CHECKS_PER_MINUTE: u32 = 10;
+pub const DEFAULT_CREDENTIAL_CHECKS_BURST: u32 = 5;
+/// The longest wait for a database connection and for the readiness query: below the
+/// readiness probe's 3 s timeout in `deploy/k8s`, so a database that accepts connections
+/// and never answers makes `/readyz` and the routes answer 503 instead of hanging.
+pub const DEFAULT_DATABASE_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_CUSTOMER_CLAIM: &str = "customer_id";
 pub const DEFAULT_ROLES_CLAIM: &str = "roles";
 pub const DEFAULT_LOG_FILTER: &str = "info";
@@ -289,6 +299,11 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database: DatabaseConfig,
     pub database_max_connections: usize,
+    /// The longest wait for a pooled database connection and for the readiness check.
+    pub database_timeout: Duration,
+    /// Per customer: credential checks refilled per minute, and how many at once.
+    pub credential_checks_per_minute: u32,
+    pub credential_checks_burst: u32,
     /// Where development key files live.
     pub data_dir: PathBuf,
     pub migrate_on_start: bool,
@@ -395,6 +410,27 @@ impl Config {
             1..=MAX_MAX_CONNECTIONS,
             &mut p,
         );
+        let database_timeout = Duration::from_millis(parse_number(
+            env,
+            DATABASE_TIMEOUT_MS,
+            DEFAULT_DATABASE_TIMEOUT_MS,
+            100..=60_000,
+            &mut p,
+        ));
+        let credential_checks_per_minute = parse_number(
+            env,
+            CREDENTIAL_CHECKS_PER_MINUTE,
+            DEFAULT_CREDENTIAL_CHECKS_PER_MINUTE,
+            1..=10_000,
+            &mut p,
+        );
+        let credential_checks_burst = parse_number(
+            env,
+            CREDENTIAL_CHECKS_BURST,
+            DEFAULT_CREDENTIAL_CHECKS_BURST,
+            1..=1_000,
+            &mut p,
+        );
         let explicit_data_dir = env.get(DATA_DIR, &mut p).map(PathBuf::from);
         let data_dir = match (&explicit_data_dir, &database) {
             (Some(dir), _) => dir.clone(),
@@ -491,6 +527,9 @@ impl Config {
                 listen,
                 database,
                 database_max_connections,
+                database_timeout,
+                credential_checks_per_minute,
+                credential_checks_burst,
                 data_dir,
                 migrate_on_start,
                 vault,

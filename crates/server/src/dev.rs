@@ -71,7 +71,7 @@ impl DevAuthKey {
             path: path.clone(),
             problem,
         };
-        fs::create_dir_all(data_dir)
+        create_private_dir(data_dir)
             .map_err(|e| err(format!("cannot create its directory: {e}")))?;
         let (signing, created) = match read_private(&path) {
             Ok(key) => (key, false),
@@ -183,6 +183,19 @@ fn read_private(path: &Path) -> Result<SigningKey, ReadError> {
             "is not an Ed25519 PKCS#8 private key; delete it to generate a new key pair".into(),
         )
     })
+}
+
+/// Create the data directory (and missing parents) readable by its owner only: it holds
+/// keys and the database. An existing directory is left as the operator set it.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Write a fresh key without ever exposing a half-written file under the final name:

@@ -22,8 +22,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::{
-    ApiError, ErrorEnvelope, PendingError, code_for_status, default_message, redact_values,
-    status_for,
+    ApiError, ErrorEnvelope, PendingError, code_for_status, default_message, status_for,
 };
 use crate::state::AppState;
 use crate::telemetry::{HTTP_REQUEST_DURATION, HTTP_REQUESTS_TOTAL};
@@ -31,7 +30,24 @@ use crate::telemetry::{HTTP_REQUEST_DURATION, HTTP_REQUESTS_TOTAL};
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The route label of requests no route matched: raw paths would explode the label set.
 const UNMATCHED: &str = "unmatched";
-const MAX_REQUEST_ID_LEN: usize = 128;
+/// Client request ids are stored in the audit trail and logged: short, and plain tokens.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// The `method` label: the methods some route answers, everything else `other`, so a
+/// client inventing methods cannot grow the label set.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
 
 /// The id of one request: the `x-request-id` the client sent when it is a sane token
 /// (so ids correlate across proxies), otherwise a fresh UUID.
@@ -47,7 +63,7 @@ impl RequestId {
                 !v.is_empty()
                     && v.len() <= MAX_REQUEST_ID_LEN
                     && v.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b))
             })
             .map_or_else(
                 || Self(uuid::Uuid::now_v7().to_string()),
@@ -108,8 +124,17 @@ pub fn app(
         .app_data(web::PathConfig::default().error_handler(|e, _| path_error(&e).into()))
         .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(&e).into()))
         .wrap(from_fn(request_context))
-        .service(web::resource("/healthz").route(web::get().to(healthz)))
-        .service(web::resource("/readyz").route(web::get().to(readyz)))
+        // HEAD too: load balancers probe with it.
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(healthz))
+                .route(web::head().to(healthz)),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(readyz))
+                .route(web::head().to(readyz)),
+        )
         .service(web::resource("/metrics").route(web::get().to(metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi_json)))
         .service(web::resource("/telephony/me").route(web::get().to(me)))
@@ -124,7 +149,7 @@ async fn request_context(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = RequestId::from_headers(req.headers());
     req.extensions_mut().insert(request_id.clone());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     // The matched pattern, never the raw path: paths carry ids and room names.
     let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
     let span = tracing::info_span!(
@@ -132,6 +157,10 @@ async fn request_context(
         request_id = %request_id,
         method = %method,
         route = %route,
+        // Recorded once the bearer token is verified (`auth::authenticate`); a support
+        // read of another customer records that customer too.
+        customer_id = tracing::field::Empty,
+        for_customer_id = tracing::field::Empty,
     );
     let started = Instant::now();
     async move {
@@ -161,7 +190,7 @@ async fn request_context(
         let status = status.as_u16();
         let elapsed = started.elapsed();
         let labels = [
-            ("method", method),
+            ("method", method.to_owned()),
             ("route", route.clone()),
             ("status", status.to_string()),
         ];
@@ -313,10 +342,7 @@ fn json_error(e: &JsonPayloadError) -> ApiError {
         JsonPayloadError::ContentType => {
             ApiError::validation("the body must be JSON (Content-Type: application/json)")
         }
-        JsonPayloadError::Deserialize(e) => ApiError::validation(format!(
-            "invalid JSON body: {}",
-            redact_values(&e.to_string())
-        )),
+        JsonPayloadError::Deserialize(e) => ApiError::validation(json_message(".", e)),
         JsonPayloadError::Payload(p) => payload_error(p),
         _ => ApiError::validation("invalid JSON body"),
     }
@@ -326,20 +352,28 @@ fn path_error(e: &PathError) -> ApiError {
     let PathError::Deserialize(inner) = e else {
         return ApiError::validation("invalid path parameter");
     };
-    ApiError::validation(format!(
-        "invalid path parameter: {}",
-        redact_values(&inner.to_string())
-    ))
+    ApiError::validation(crate::wire_errors::describe("path", "", &inner.to_string()))
 }
 
 fn query_error(e: &QueryPayloadError) -> ApiError {
     let QueryPayloadError::Deserialize(inner) = e else {
         return ApiError::validation("invalid query string");
     };
-    ApiError::validation(format!(
-        "invalid query string: {}",
-        redact_values(&inner.to_string())
+    ApiError::validation(crate::wire_errors::describe(
+        "query string",
+        "",
+        &inner.to_string(),
     ))
+}
+
+/// A serde_json failure at `path`: syntax errors give the position, data errors the
+/// field and what it must be.
+fn json_message(path: &str, e: &serde_json::Error) -> String {
+    if e.is_syntax() || e.is_eof() {
+        crate::wire_errors::not_json(e.line(), e.column())
+    } else {
+        crate::wire_errors::describe(crate::wire_errors::BODY, path, &e.to_string())
+    }
 }
 
 /// A JSON body whose errors name the offending field (`numbers[0].sipTarget: ...`).
@@ -382,12 +416,7 @@ fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = redact_values(&e.into_inner().to_string());
-        if path == "." {
-            ApiError::validation(format!("invalid JSON body: {inner}"))
-        } else {
-            ApiError::validation(format!("invalid JSON body: {path}: {inner}"))
-        }
+        ApiError::validation(json_message(&path, e.inner()))
     })
 }
 
@@ -409,7 +438,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 }
 
 /// Like [`ApiJson`], for bodies whose every field is optional: an empty body (any or no
-/// `Content-Type`) is `T::default()`, so `curl -X POST` without `-d` works.
+/// `Content-Type`) is `T::default()`, so `curl -X POST` without `-d` works. A JSON `null`
+/// is no body too, as the OpenAPI document of an optional body says.
 #[derive(Debug)]
 pub struct OptionalApiJson<T>(pub T);
 
@@ -434,7 +464,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalApiJson<T>
             if !json {
                 return Err(not_json());
             }
-            decode_json(&bytes).map(OptionalApiJson)
+            decode_json::<Option<T>>(&bytes).map(|b| OptionalApiJson(b.unwrap_or_default()))
         })
     }
 }
@@ -474,7 +504,20 @@ async fn healthz() -> HttpResponse {
     )
 )]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.stores.health.check_ready().await {
+    // Bounded below the probe's timeout: a database that accepts connections and never
+    // answers (or a query stuck on a dead connection) is "not ready", not a hung probe.
+    let checked = tokio::time::timeout(
+        state.config.database_timeout,
+        state.stores.health.check_ready(),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(format!(
+            "the readiness check took longer than {} ms",
+            state.config.database_timeout.as_millis()
+        )))
+    });
+    match checked {
         Ok(()) => Ok(HttpResponse::Ok().json(HealthResponse { status: "ready" })),
         Err(e) => {
             let message = match e {
@@ -566,9 +609,39 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         crate::routes::calls::get_call_by_room,
     ),
     components(schemas(ErrorEnvelope, HealthResponse, MeResponse)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &PathParamsRequired)
 )]
 pub struct ApiDoc;
+
+/// OpenAPI requires every path parameter to be `required`; the derive leaves it out on
+/// parameters whose schema is written by hand (`schema_with`, `routes::schema`).
+struct PathParamsRequired;
+
+impl Modify for PathParamsRequired {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::path::ParameterIn;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for op in operations.into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    if param.parameter_in == ParameterIn::Path {
+                        param.required = Required::True;
+                    }
+                }
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

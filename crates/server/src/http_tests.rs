@@ -28,14 +28,21 @@ struct Fixture {
 
 impl Fixture {
     async fn new(migrate: bool) -> Self {
+        Self::with_env(migrate, []).await
+    }
+
+    /// With more `TRUNKLINE_*` variables (they win over the defaults here).
+    async fn with_env(migrate: bool, extra: impl IntoIterator<Item = (&str, String)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let env = Env::from_pairs([
+        let mut pairs = vec![
             (
                 "TRUNKLINE_DATABASE_URL",
                 format!("sqlite://{}/t.db", dir.path().display()),
             ),
             ("TRUNKLINE_MAX_BODY_BYTES", LIMIT.to_string()),
-        ]);
+        ];
+        pairs.extend(extra);
+        let env = Env::from_pairs(pairs);
         let config = Config::from_env(&env).unwrap();
         let store = OpenedStore::connect(&config).await.unwrap();
         if migrate {
@@ -234,7 +241,10 @@ async fn bad_json_is_a_400_envelope_naming_the_field() {
 
         let (s, h, b) = call(&svc, post(uri, r#"{"inner":{"count":1}}"#)).await;
         envelope(s, &h, &b, 400, "VALIDATION_FAILED");
-        assert!(b["message"].as_str().unwrap().contains("`name`"), "{b}");
+        assert!(
+            b["message"].as_str().unwrap().contains("name: is required"),
+            "{b}"
+        );
 
         // A wrong value is not echoed back: it may be personal data.
         let (s, h, b) = call(
@@ -572,8 +582,14 @@ async fn openapi_document_describes_the_routes() {
         assert!(op.is_object(), "{method} {path} missing");
         assert_eq!(op["security"], json!([{"bearer": []}]), "{path}");
         if let Some(request) = request {
+            // An optional body is `oneOf: [null, $ref]`.
+            let body = &op["requestBody"]["content"]["application/json"]["schema"];
+            let reference = body["oneOf"]
+                .as_array()
+                .and_then(|alts| alts.iter().find(|a| a.get("$ref").is_some()))
+                .unwrap_or(body);
             assert_eq!(
-                op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+                reference["$ref"],
                 format!("#/components/schemas/{request}"),
                 "{path}"
             );
@@ -734,3 +750,149 @@ async fn call_routes_are_authenticated_validated_and_scoped() {
     envelope(s, &h, &b, 404, "NOT_FOUND");
     assert_eq!(b["message"], "no such call", "{b}");
 }
+
+/// What a parameter of an operation is, by name.
+fn param<'d>(op: &'d Value, name: &str) -> &'d Value {
+    op["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no parameter {name} in {op}"))
+}
+
+/// `/openapi.json` states the constraints the server enforces, not only prose: what
+/// schemathesis (scripts/schemathesis) generates from it is then what the server accepts.
+#[actix_web::test]
+async fn openapi_document_states_the_constraints_the_server_enforces() {
+    let f = Fixture::new(true).await;
+    let svc = test::init_service(test_app(f.state.clone())).await;
+    let (s, _, doc) = call(&svc, TestRequest::get().uri("/openapi.json")).await;
+    assert_eq!(s, StatusCode::OK);
+    let schemas = &doc["components"]["schemas"];
+    let base = "/telephony/providers/{provider}";
+    let connect = &doc["paths"][format!("{base}/numbers/{{numberId}}/connect")]["post"];
+
+    // `provider` is an enum of the carriers offered, in every path that has it.
+    let offered: Vec<&str> = trunkline_core::ProviderKind::ALL
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(p) = op["parameters"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["name"] == "provider"))
+            else {
+                continue;
+            };
+            assert_eq!(p["schema"]["enum"], json!(offered), "{method} {path}");
+        }
+    }
+    // The number's id and the customer have the parsers' shapes.
+    assert_eq!(
+        param(connect, "numberId")["schema"]["pattern"],
+        "^PN[0-9a-fA-F]{32}$"
+    );
+    let audit = &doc["paths"]["/telephony/audit"]["get"];
+    let customer = &param(audit, "customerId")["schema"];
+    assert_eq!(customer["maxLength"], 128, "{customer}");
+    let pattern = customer["pattern"].as_str().unwrap();
+    assert!(
+        pattern.contains("]+"),
+        "customerId must be non-empty: {pattern}"
+    );
+    assert_ne!(param(audit, "customerId")["required"], true);
+
+    // connect: the body is optional (an empty one uses the defaults); a weight is at least 1.
+    assert_ne!(connect["requestBody"]["required"], true, "{connect}");
+    let target = &schemas["OriginationTargetBody"]["properties"];
+    assert_eq!(target["weight"]["minimum"], 1, "{target}");
+    assert_eq!(target["weight"]["maximum"], 65535, "{target}");
+    assert_eq!(target["priority"]["minimum"], 0, "{target}");
+    assert_eq!(
+        schemas["ConnectBody"]["properties"]["originationTargets"]["maxItems"],
+        10
+    );
+    assert_eq!(schemas["ConnectBody"]["additionalProperties"], false);
+
+    // Credentials: exactly one of two closed forms.
+    let forms = schemas["CredentialsRequest"]["oneOf"]
+        .as_array()
+        .expect("CredentialsRequest is a oneOf");
+    assert_eq!(forms.len(), 2);
+    let mut required: Vec<Value> = forms.iter().map(|f| f["required"].clone()).collect();
+    required.sort_by_key(ToString::to_string);
+    assert_eq!(
+        required,
+        [
+            json!(["accountSid", "apiKeySid", "apiKeySecret"]),
+            json!(["accountSid", "authToken"])
+        ]
+    );
+    for form in forms {
+        assert_eq!(form["additionalProperties"], false, "{form}");
+        assert_eq!(
+            form["properties"]["accountSid"]["pattern"],
+            "^AC[0-9a-fA-F]{32}$"
+        );
+    }
+
+    // Every error an operation documents is the envelope, as JSON.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, answer) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        answer["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorEnvelope",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    // A route with a body documents the body limit.
+    for (path, method) in [
+        (format!("{base}/credentials"), "post"),
+        (format!("{base}/credentials:verify"), "post"),
+        (format!("{base}/numbers/{{numberId}}/connect"), "post"),
+        (format!("{base}/numbers/{{numberId}}/disconnect"), "post"),
+    ] {
+        assert!(
+            doc["paths"][&path][method]["responses"]["413"].is_object(),
+            "{method} {path} does not document 413"
+        );
+    }
+}
+
+/// The document says an optional body may be `null` (utoipa's `Option<T>`); the server
+/// reads it as no body, like an empty one, instead of refusing it.
+#[actix_web::test]
+async fn an_optional_body_may_be_null() {
+    let f = Fixture::new(true).await;
+    let svc = test::init_service(test_app(f.state.clone())).await;
+    let acme = f.token("acme", DevRole::Customer);
+    for action in ["connect", "disconnect"] {
+        for body in ["null", " null\n", ""] {
+            let (s, h, b) = call(
+                &svc,
+                TestRequest::post()
+                    .uri(&format!(
+                        "/telephony/providers/twilio/numbers/PN0123456789abcdef0123456789abcdef/{action}"
+                    ))
+                    .insert_header(("authorization", format!("Bearer {acme}")))
+                    .insert_header(("content-type", "application/json"))
+                    .set_payload(body),
+            )
+            .await;
+            // Past the body: this server has no SIP target, and acme connected nothing.
+            if action == "connect" {
+                envelope(s, &h, &b, 503, "NOT_CONFIGURED");
+            } else {
+                envelope(s, &h, &b, 404, "NOT_CONNECTED");
+            }
+        }
+    }
+}
+
+#[path = "http_hardening_tests.rs"]
+mod hardening;

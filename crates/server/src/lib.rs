@@ -9,6 +9,8 @@ pub mod http;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod throttle;
+mod wire_errors;
 
 pub use auth::{Authenticator, Caller, ReadScope, WriteScope};
 pub use config::{Config, Env};

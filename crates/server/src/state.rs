@@ -22,6 +22,7 @@ use trunkline_twilio::{TwilioCarrier, TwilioConfig};
 
 use crate::auth::Authenticator;
 use crate::config::{Config, DatabaseConfig};
+use crate::throttle::Throttle;
 
 /// One store adapter seen through each port the routes need. Every handle points at the
 /// same adapter (and so the same connection pool).
@@ -72,7 +73,7 @@ impl OpenedStore {
             DatabaseConfig::Postgres { url, .. } => {
                 PostgresStore::connect(url.expose_secret(), config.database_max_connections)
                     .await
-                    .map(Self::Postgres)
+                    .map(|s| Self::Postgres(s.with_acquire_timeout(config.database_timeout)))
             }
         }
     }
@@ -108,6 +109,16 @@ pub struct AppState {
     pub onboarding: Arc<Onboarding>,
     /// LiveKit webhooks, call records, agent dispatch and call diagnostics.
     pub calls: Arc<Calls>,
+    /// Per-customer allowance of credential checks (verify, save).
+    pub credential_checks: Arc<Throttle>,
+}
+
+/// The credential-check throttle the configuration asks for.
+pub fn credential_checks(config: &Config) -> Arc<Throttle> {
+    Arc::new(Throttle::new(
+        config.credential_checks_per_minute,
+        config.credential_checks_burst,
+    ))
 }
 
 /// The Twilio adapter's settings from the configuration: its hosts, and the request
@@ -228,11 +239,8 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         default_sip_target: config.sip_target.clone(),
         allow_sip_target_override: config.allow_sip_target_override,
         instance_id: instance_id.to_owned(),
-        // The holder renews its lease every third of the TTL, so the TTL only bounds how
-        // long a crashed instance blocks a number; a connect waits `lease_wait` for another
-        // instance's connect of the same number before answering CONFLICT.
-        lease_ttl: Duration::from_secs(60),
-        lease_wait: Duration::from_secs(30),
+        lease_ttl: trunkline_core::usecases::LEASE_TTL,
+        lease_wait: trunkline_core::usecases::LEASE_WAIT,
         room_prefix: config.livekit_room_prefix.clone(),
     };
     Onboarding::new(ports, settings)
@@ -240,7 +248,12 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
 
 /// Build the call use cases (webhooks, dispatch, diagnostics) over the stores and the
 /// LiveKit adapter (`None`: webhooks are answered `NOT_CONFIGURED`).
-pub fn build_calls(config: &Config, adapters: &Adapters, instance_id: &str) -> Calls {
+pub fn build_calls(
+    config: &Config,
+    stores: &Stores,
+    sip: Option<Arc<dyn SipPlatform>>,
+    instance_id: &str,
+) -> Calls {
     let request_timeout = config
         .livekit
         .as_ref()
@@ -256,9 +269,9 @@ pub fn build_calls(config: &Config, adapters: &Adapters, instance_id: &str) -> C
         backoff_max: config.dispatch.backoff_max,
     };
     let ports = CallsPorts {
-        calls: adapters.stores.calls.clone(),
-        connections: adapters.stores.connections.clone(),
-        sip: adapters.sip.clone(),
+        calls: stores.calls.clone(),
+        connections: stores.connections.clone(),
+        sip,
     };
     Calls::new(ports, settings)
 }
@@ -274,7 +287,7 @@ impl AppState {
         instance_id: &str,
     ) -> Self {
         let onboarding = build_onboarding(&config, &adapters, instance_id);
-        let calls = build_calls(&config, &adapters, instance_id);
+        let calls = build_calls(&config, &adapters.stores, adapters.sip.clone(), instance_id);
         Self {
             stores: adapters.stores,
             vault: adapters.vault,
@@ -282,6 +295,7 @@ impl AppState {
             metrics,
             onboarding: Arc::new(onboarding),
             calls: Arc::new(calls),
+            credential_checks: credential_checks(&config),
             config,
         }
     }

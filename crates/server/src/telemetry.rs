@@ -1,10 +1,14 @@
 //! Logs (tracing to stderr, JSON or pretty) and metrics (Prometheus).
 
+use std::fmt;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
@@ -24,10 +28,14 @@ const LATENCY_BUCKETS: [f64; 12] = [
 
 /// Install the global log subscriber. Later calls (tests) keep the first one.
 pub fn init_logging(format: LogFormat, filter: &str) {
+    let quiet = QuietClientGarbage {
+        // An operator who names actix_http in RUST_LOG wants to see everything it says.
+        enabled: !filter.contains("actix_http"),
+    };
     let filter = EnvFilter::builder()
         .parse(filter)
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(quiet).with(filter);
     let result = match format {
         LogFormat::Json => registry
             .with(
@@ -81,4 +89,170 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// actix-http logs at ERROR what a client did to its own connection: a request that does
+/// not parse (`stream error: Request parse error: …`), an oversized head. They are not
+/// this server's errors, and anyone can produce them by the thousand; the client got its
+/// 400 (or a closed connection). They are dropped unless `RUST_LOG` names `actix_http`.
+struct QuietClientGarbage {
+    enabled: bool,
+}
+
+/// What actix-http's client-caused ERROR messages start with.
+const CLIENT_GARBAGE: [&str; 2] = ["stream error", "MAX_BUFFER_SIZE"];
+
+impl<S: Subscriber> Layer<S> for QuietClientGarbage {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        !(self.enabled && is_client_garbage(event))
+    }
+}
+
+fn is_client_garbage(event: &Event<'_>) -> bool {
+    struct Message(Option<String>);
+    impl Visit for Message {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "message" {
+                self.0 = Some(value.to_owned());
+            }
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = Some(format!("{value:?}"));
+            }
+        }
+    }
+    let meta = event.metadata();
+    if *meta.level() != Level::ERROR || !meta.target().starts_with("actix_http::h1") {
+        return false;
+    }
+    let mut message = Message(None);
+    event.record(&mut message);
+    message
+        .0
+        .is_some_and(|m| CLIENT_GARBAGE.iter().any(|p| m.starts_with(p)))
+}
+
+/// A failure that repeats on every tick while it lasts (the database is down): worth a
+/// WARN when it starts, then one at most every `every` with the count, and an INFO when
+/// it ends, instead of a WARN per tick.
+#[derive(Debug)]
+pub struct RepeatedFailure {
+    every: Duration,
+    /// When the current run of failures started, and when it was last logged.
+    since: Option<(Instant, Instant)>,
+    /// Failures since the last log line, and in the whole run.
+    unlogged: u64,
+    total: u64,
+}
+
+impl RepeatedFailure {
+    pub fn new(every: Duration) -> Self {
+        Self {
+            every,
+            since: None,
+            unlogged: 0,
+            total: 0,
+        }
+    }
+
+    /// One more failure. `Some(n)`: log it now, with `n` failures since the last line
+    /// (1 for the first).
+    pub fn failed(&mut self, now: Instant) -> Option<u64> {
+        self.total += 1;
+        self.unlogged += 1;
+        let log = match self.since {
+            None => {
+                self.since = Some((now, now));
+                true
+            }
+            Some((start, last)) if now.saturating_duration_since(last) >= self.every => {
+                self.since = Some((start, now));
+                true
+            }
+            Some(_) => false,
+        };
+        log.then(|| std::mem::take(&mut self.unlogged))
+    }
+
+    /// A success. `Some((failures, lasted))`: a run of failures just ended.
+    pub fn succeeded(&mut self, now: Instant) -> Option<(u64, Duration)> {
+        let (start, _) = self.since.take()?;
+        let total = std::mem::take(&mut self.total);
+        self.unlogged = 0;
+        Some((total, now.saturating_duration_since(start)))
+    }
+}
+
+/// Log lines written while a test runs, for assertions on what was logged.
+#[cfg(test)]
+pub(crate) mod capture {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    #[derive(Clone, Default)]
+    pub struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Lines {
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Lines {
+        type Writer = Self;
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    /// JSON lines (with the current span's fields) at DEBUG and above, on this thread
+    /// until the guard drops.
+    pub fn json() -> (Lines, tracing::subscriber::DefaultGuard) {
+        let lines = Lines::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(lines.clone())
+            .finish();
+        (lines, tracing::subscriber::set_default(subscriber))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_failures_are_logged_once_a_minute_with_a_count() {
+        let mut f = RepeatedFailure::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(f.failed(t0), Some(1));
+        for s in 1..60 {
+            assert_eq!(f.failed(t0 + Duration::from_secs(s)), None, "{s}");
+        }
+        assert_eq!(f.failed(t0 + Duration::from_secs(60)), Some(60));
+        assert_eq!(f.failed(t0 + Duration::from_secs(61)), None);
+        assert_eq!(
+            f.succeeded(t0 + Duration::from_secs(62)),
+            Some((62, Duration::from_secs(62)))
+        );
+        assert_eq!(f.succeeded(t0 + Duration::from_secs(63)), None);
+        // A new outage is logged at once.
+        assert_eq!(f.failed(t0 + Duration::from_secs(64)), Some(1));
+    }
 }

@@ -166,3 +166,47 @@ fn migrate_applies_once_then_reports_up_to_date() {
     assert!(second.contains("up to date"), "{second}");
     assert!(!second.contains("applied "), "{second}");
 }
+
+#[test]
+fn unreachable_database_exits_2_naming_the_variable() {
+    // Nothing listens on port 1: the connection is refused at once.
+    let (out, _dir) = run(
+        &["serve"],
+        &[(
+            "TRUNKLINE_DATABASE_URL",
+            "postgres://user:hunter2-secret@127.0.0.1:1/trunkline",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let lines = stderr_lines(&out);
+    let last = lines.last().expect("a line on stderr");
+    assert!(last.starts_with("trunkline: "), "{lines:?}");
+    assert!(last.contains("TRUNKLINE_DATABASE_URL"), "{lines:?}");
+    assert!(!last.contains("hunter2"), "{lines:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn data_dir_and_files_are_private_whichever_command_creates_them() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // `dev-token` first, as the quickstart does, then a command that opens the database.
+    for args in [&["dev-token"][..], &["migrate"][..]] {
+        let out = command(dir.path(), args)
+            .env("TRUNKLINE_DATABASE_URL", "sqlite://./data/trunkline.db")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+    }
+    assert_eq!(mode(&data), 0o700, "data directory");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    assert!(data.join("trunkline.db").exists());
+    assert!(files >= 2, "{files} files");
+}

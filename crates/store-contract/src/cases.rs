@@ -16,7 +16,7 @@ use trunkline_core::model::{
     CallStatus, ConnectionStatus, DispatchClaim, DispatchStatus, IntegrationStatus, LeaseKey,
     LeaseResource, SealedSecret,
 };
-use trunkline_core::ports::{ClaimRequest, JoinRecorded, Store, StoreError};
+use trunkline_core::ports::{ClaimRequest, JoinRecorded, Store, StoreError, WebhookEventRecord};
 use trunkline_core::{CallId, ConnectionId, IntegrationId, ProviderKind};
 
 use crate::fixtures::{
@@ -1307,6 +1307,288 @@ pub async fn dispatches_due_lists_failed_and_expired_claims_oldest_first(store: 
         .map(|c| c.id)
         .collect();
     assert_eq!(due, vec![failed.id, expired_claim.id]);
+}
+
+/// A call that ended has nothing left to dispatch: its end cancels a dispatch that is due
+/// or being attempted, and leaves a settled one as it was.
+pub async fn end_call_cancels_a_pending_dispatch(store: Arc<dyn Store>) {
+    let mk = |tag: &str, dispatch: DispatchStatus| {
+        let mut c = bare_call(&room(tag), ts(0));
+        c.status = CallStatus::Active;
+        c.dispatch_status = dispatch;
+        c
+    };
+    // Due without an attempt (a join recorded it, nobody claimed it yet).
+    let due = mk("end-due", DispatchStatus::Failed);
+    // Due after a failed attempt.
+    let failed = mk("end-failed", DispatchStatus::None);
+    // Being dispatched by a worker: one that succeeds, one that fails after the end.
+    let held = mk("end-held", DispatchStatus::None);
+    let held_fails = mk("end-held-fails", DispatchStatus::None);
+    let dispatched = mk("end-dispatched", DispatchStatus::None);
+    let gave_up = mk("end-gave-up", DispatchStatus::None);
+    let by_rule = mk("end-by-rule", DispatchStatus::ByRule);
+    let nothing = mk("end-nothing", DispatchStatus::None);
+    for c in [
+        &due,
+        &failed,
+        &held,
+        &held_fails,
+        &dispatched,
+        &gave_up,
+        &by_rule,
+        &nothing,
+    ] {
+        store.upsert_call(c).await.unwrap();
+    }
+    for (c, gave) in [(&failed, false), (&gave_up, true)] {
+        store.claim_dispatch(&c.room_name, "w", LONG).await.unwrap();
+        assert!(store.fail_dispatch(&c.room_name, "w", gave).await.unwrap());
+    }
+    store
+        .claim_dispatch(&dispatched.room_name, "w", LONG)
+        .await
+        .unwrap();
+    let dispatch = dispatch_id();
+    assert!(
+        store
+            .complete_dispatch(&dispatched.room_name, "w", &dispatch)
+            .await
+            .unwrap()
+    );
+    store
+        .claim_dispatch(&held.room_name, "holder", LONG)
+        .await
+        .unwrap();
+    store
+        .claim_dispatch(&held_fails.room_name, "holder", LONG)
+        .await
+        .unwrap();
+
+    for (c, dispatch, attempts) in [
+        (&due, DispatchStatus::Cancelled, 0),
+        (&failed, DispatchStatus::Cancelled, 1),
+        (&held, DispatchStatus::Cancelled, 1),
+        (&held_fails, DispatchStatus::Cancelled, 1),
+        (&dispatched, DispatchStatus::Dispatched, 1),
+        (&gave_up, DispatchStatus::GaveUp, 1),
+        (&by_rule, DispatchStatus::ByRule, 0),
+        (&nothing, DispatchStatus::None, 0),
+    ] {
+        let ended = store
+            .end_call(&c.room_name, ts(60))
+            .await
+            .unwrap()
+            .expect("the call exists");
+        let tag = c.room_name.as_str();
+        assert_eq!(ended.status, CallStatus::Ended, "{tag}");
+        assert_eq!(
+            (ended.dispatch_status, ended.dispatch_attempts),
+            (dispatch, attempts),
+            "{tag}"
+        );
+        assert_eq!(
+            store.get_call(c.id).await.unwrap().unwrap().dispatch_status,
+            dispatch,
+            "{tag}: as stored"
+        );
+    }
+    assert_eq!(
+        store
+            .get_call(dispatched.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .dispatch_id,
+        Some(dispatch)
+    );
+    assert!(store.dispatches_due(10).await.unwrap().is_empty());
+
+    // The worker that was dispatching when the call ended records what it did (the agent
+    // may be in the room by now); its failure changes nothing: nothing more is attempted.
+    let id = dispatch_id();
+    assert!(
+        store
+            .complete_dispatch(&held.room_name, "holder", &id)
+            .await
+            .unwrap()
+    );
+    let stored = store.get_call(held.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.dispatch_status, stored.dispatch_id),
+        (DispatchStatus::Dispatched, Some(id))
+    );
+    assert!(
+        !store
+            .fail_dispatch(&held_fails.room_name, "holder", false)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_call(held_fails.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .dispatch_status,
+        DispatchStatus::Cancelled
+    );
+    // Nobody else can complete a cancelled dispatch.
+    assert!(
+        !store
+            .complete_dispatch(&due.room_name, "holder", &dispatch_id())
+            .await
+            .unwrap()
+    );
+    assert!(store.dispatches_due(10).await.unwrap().is_empty());
+}
+
+/// The claim itself refuses a call that ended (or whose room LiveKit said is finished),
+/// whatever its dispatch status says, and cancels the dispatch: a retrier that listed the
+/// call before its end (on any instance) cannot dispatch it. An ended call is never listed
+/// as due.
+pub async fn claim_dispatch_refuses_an_ended_call(store: Arc<dyn Store>) {
+    // Ended rows whose dispatch still reads as due (rows written before cancelling
+    // existed).
+    let mut ended = Vec::new();
+    for (tag, dispatch) in [
+        ("ended-none", DispatchStatus::None),
+        ("ended-failed", DispatchStatus::Failed),
+        ("ended-claimed", DispatchStatus::Claimed),
+    ] {
+        let mut c = bare_call(&room(tag), ts(0));
+        c.status = CallStatus::Ended;
+        c.dispatch_status = dispatch;
+        c.ended_at = Some(ts(30));
+        store.upsert_call(&c).await.unwrap();
+        ended.push(c);
+    }
+    assert!(store.dispatches_due(10).await.unwrap().is_empty());
+    for c in &ended {
+        let tag = c.room_name.as_str();
+        assert_eq!(
+            store
+                .claim_dispatch(&c.room_name, "retrier", LONG)
+                .await
+                .unwrap(),
+            DispatchClaim::HeldByOther,
+            "{tag}"
+        );
+        let stored = store.get_call(c.id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.dispatch_status, stored.dispatch_attempts),
+            (DispatchStatus::Cancelled, 0),
+            "{tag}"
+        );
+    }
+
+    // A failed dispatch, then the hang-up: the retrier finds nothing due, and its claim
+    // of the call it listed before the hang-up is refused.
+    let mut call = bare_call(&room("hung-up"), ts(0));
+    call.status = CallStatus::Active;
+    store.upsert_call(&call).await.unwrap();
+    store
+        .claim_dispatch(&call.room_name, "w", LONG)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .fail_dispatch(&call.room_name, "w", false)
+            .await
+            .unwrap()
+    );
+    let listed = store.dispatches_due(10).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [call.id]);
+    store.end_call(&call.room_name, ts(40)).await.unwrap();
+    assert!(store.dispatches_due(10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .claim_dispatch(&call.room_name, "retrier", LONG)
+            .await
+            .unwrap(),
+        DispatchClaim::HeldByOther
+    );
+    let stored = store.get_call(call.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.dispatch_status, stored.dispatch_attempts),
+        (DispatchStatus::Cancelled, 1)
+    );
+
+    // The join of a call whose end came first: recorded, its claim refused, and the
+    // dispatch stays cancelled without an attempt.
+    let r = room("late-join");
+    let mut left = bare_call(&r, ts(0));
+    left.status = CallStatus::Active;
+    left.dispatch_status = DispatchStatus::Failed;
+    store.upsert_call(&left).await.unwrap();
+    store.end_call(&r, ts(5)).await.unwrap();
+    let JoinRecorded::Recorded {
+        call: joined,
+        claim,
+    } = store
+        .record_join(
+            &webhook_event(Some(&r), ts(6)),
+            &left,
+            Some(ClaimRequest {
+                claimant: "joiner".to_owned(),
+                ttl: LONG,
+            }),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a new event is recorded");
+    };
+    assert_eq!(claim, Some(DispatchClaim::HeldByOther));
+    assert_eq!(joined.status, CallStatus::Ended);
+    let stored = store.get_call_by_room(&r).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.status,
+            stored.dispatch_status,
+            stored.dispatch_attempts
+        ),
+        (CallStatus::Ended, DispatchStatus::Cancelled, 0)
+    );
+    assert!(store.dispatches_due(10).await.unwrap().is_empty());
+
+    // `room_finished` came before anything else of the call: no call to end then, but the
+    // event is remembered, and the join's claim finds it: refused, the call ended.
+    let r = room("finished-first");
+    let finished = WebhookEventRecord {
+        kind: "room_finished".to_owned(),
+        ..webhook_event(Some(&r), ts(8))
+    };
+    assert!(store.record_webhook_event(&finished).await.unwrap());
+    let mut joining = bare_call(&r, ts(7));
+    joining.status = CallStatus::Active;
+    joining.dispatch_status = DispatchStatus::Failed;
+    let JoinRecorded::Recorded { claim, .. } = store
+        .record_join(
+            &webhook_event(Some(&r), ts(9)),
+            &joining,
+            Some(ClaimRequest {
+                claimant: "joiner".to_owned(),
+                ttl: LONG,
+            }),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a new event is recorded");
+    };
+    assert_eq!(claim, Some(DispatchClaim::HeldByOther));
+    let stored = store.get_call_by_room(&r).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.status,
+            stored.dispatch_status,
+            stored.dispatch_attempts
+        ),
+        (CallStatus::Ended, DispatchStatus::Cancelled, 0)
+    );
+    assert_eq!(stored.ended_at, Some(ts(8)), "ended when the room finished");
+    assert!(store.dispatches_due(10).await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ macro_rules! contract_tests {
             complete_dispatch_by_a_non_holder_is_refused,
             fail_dispatch_then_reclaim,
             dispatches_due_lists_failed_and_expired_claims_oldest_first,
+            end_call_cancels_a_pending_dispatch,
+            claim_dispatch_refuses_an_ended_call,
             audit_append_and_list_newest_first_per_customer,
         );
 

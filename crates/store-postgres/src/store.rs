@@ -42,10 +42,15 @@ use crate::schema::{
 
 /// How long `connect` waits for the first connection before reporting `Unavailable`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an operation waits for a pooled connection (pool exhausted or server gone).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an operation waits for a pooled connection (pool exhausted, or a server that
+/// is gone or accepts connections and never answers) unless `with_acquire_timeout` says.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 const DISCONNECTED: &str = "disconnected";
+
+/// The dispatch statuses its claimant can complete: its claim, or the claim the call's end
+/// cancelled while it was dispatching.
+const COMPLETABLE: [&str; 2] = ["claimed", "cancelled"];
 
 macro_rules! call_columns {
     () => {
@@ -127,34 +132,66 @@ const JOIN_CALL: &str = concat!(
     call_columns!()
 );
 
+/// The end also cancels a dispatch that is due or under way (the claimant is kept, so a
+/// worker dispatching right now can still record what it did).
 const END_CALL: &str = concat!(
     "UPDATE calls SET \
          ended_at = COALESCE(ended_at, $2), \
          status = CASE WHEN status = 'unrouted' THEN status ELSE 'ended' END, \
+         dispatch_status = CASE WHEN dispatch_status IN ('failed', 'claimed') \
+             THEN 'cancelled' ELSE dispatch_status END, \
          updated_at = GREATEST(updated_at, now()) \
      WHERE room_name = $1 \
      RETURNING ",
     call_columns!()
 );
 
+/// Whether the call has ended: its end recorded, or LiveKit's `room_finished` for its room
+/// received (which can come before anything else of the call).
+macro_rules! ended_at {
+    () => {
+        "COALESCE(calls.ended_at, (SELECT at FROM finished))"
+    };
+}
+
 /// The claim is one conditional UPDATE: concurrent claimants queue on the row lock and
 /// re-evaluate the WHERE clause against the winner's committed row, so exactly one wins.
-/// A claim without an expiry (written by `upsert_call`) counts as expired.
-const CLAIM_DISPATCH: &str = "\
-    UPDATE calls SET \
-        dispatch_status = 'claimed', \
-        claimant = $2, \
-        claim_expires_at = now() + $3::float8 * interval '1 microsecond', \
-        dispatch_attempts = dispatch_attempts + 1, \
-        updated_at = GREATEST(updated_at, now()) \
-    WHERE room_name = $1 \
-      AND (dispatch_status IN ('none', 'failed') \
-           OR (dispatch_status = 'claimed' \
-               AND (claim_expires_at IS NULL OR claim_expires_at <= now()))) \
-    RETURNING dispatch_attempts";
+/// A claim without an expiry (written by `upsert_call`) counts as expired. A call that
+/// ended is not claimed: the same statement cancels its dispatch (and ends the call when
+/// only `room_finished` said so), and the row comes back `cancelled`.
+const CLAIM_DISPATCH: &str = concat!(
+    "WITH finished AS (SELECT MIN(received_at) AS at FROM webhook_events \
+         WHERE room_name = $1 AND kind = 'room_finished') \
+     UPDATE calls SET \
+         ended_at = ",
+    ended_at!(),
+    ", status = CASE WHEN status = 'unrouted' OR ",
+    ended_at!(),
+    " IS NULL THEN status ELSE 'ended' END, \
+         dispatch_status = CASE WHEN ",
+    ended_at!(),
+    " IS NULL THEN 'claimed' ELSE 'cancelled' END, \
+         claimant = CASE WHEN ",
+    ended_at!(),
+    " IS NULL THEN $2 END, \
+         claim_expires_at = CASE WHEN ",
+    ended_at!(),
+    " IS NULL THEN now() + $3::float8 * interval '1 microsecond' END, \
+         dispatch_attempts = dispatch_attempts + CASE WHEN ",
+    ended_at!(),
+    " IS NULL THEN 1 ELSE 0 END, \
+         updated_at = GREATEST(updated_at, now()) \
+     WHERE room_name = $1 \
+       AND (dispatch_status IN ('none', 'failed') \
+            OR (dispatch_status = 'claimed' \
+                AND (claim_expires_at IS NULL OR claim_expires_at <= now()))) \
+     RETURNING dispatch_status, dispatch_attempts"
+);
 
 #[derive(QueryableByName)]
 struct Attempts {
+    #[diesel(sql_type = Text)]
+    dispatch_status: String,
     #[diesel(sql_type = Integer)]
     dispatch_attempts: i32,
 }
@@ -166,6 +203,7 @@ struct Attempts {
 pub struct PostgresStore {
     pool: Pool<AsyncPgConnection>,
     max_connections: usize,
+    acquire_timeout: Duration,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -176,6 +214,7 @@ impl fmt::Debug for PostgresStore {
             .field("max_connections", &self.max_connections)
             .field("open_connections", &status.size)
             .field("idle_connections", &status.available)
+            .field("acquire_timeout", &self.acquire_timeout)
             .finish()
     }
 }
@@ -223,7 +262,16 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             max_connections,
+            acquire_timeout: ACQUIRE_TIMEOUT,
         })
+    }
+
+    /// Wait at most `timeout` for a pooled connection (opening one included): past it an
+    /// operation fails `Unavailable` instead of holding its caller.
+    #[must_use]
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
     }
 
     /// Apply pending embedded migrations; returns the versions applied (empty when up to
@@ -240,7 +288,7 @@ impl PostgresStore {
     }
 
     async fn conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
-        tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.get())
+        tokio::time::timeout(self.acquire_timeout, self.pool.get())
             .await
             .map_err(|_| error::timed_out())?
             .map_err(error::pool)
@@ -580,9 +628,13 @@ impl CallStore for PostgresStore {
             .await
             .optional()
             .map_err(error::db)?;
-        if let Some(won) = won {
+        if let Some(row) = won {
+            if row.dispatch_status != DispatchStatus::Claimed.as_str() {
+                // Refused: the call ended, and the statement cancelled its dispatch.
+                return classify_lost_claim(Some((row.dispatch_status, None)));
+            }
             return Ok(DispatchClaim::Won {
-                attempt: codec::attempts_from_db(won.dispatch_attempts)?,
+                attempt: codec::attempts_from_db(row.dispatch_attempts)?,
             });
         }
         // Lost: say why. The row may have moved on since the UPDATE; any answer other
@@ -604,10 +656,12 @@ impl CallStore for PostgresStore {
         dispatch_id: &AgentDispatchId,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
+        // A dispatch cancelled by the call's end while its claimant was dispatching is
+        // still recorded: the agent may be in the room.
         let updated = diesel::update(
             calls::table
                 .filter(calls::room_name.eq(room.as_str()))
-                .filter(calls::dispatch_status.eq(DispatchStatus::Claimed.as_str()))
+                .filter(calls::dispatch_status.eq_any(COMPLETABLE))
                 .filter(calls::claimant.eq(claimant)),
         )
         .set((
@@ -656,6 +710,7 @@ impl CallStore for PostgresStore {
     async fn dispatches_due(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError> {
         let mut conn = self.conn().await?;
         calls::table
+            .filter(calls::ended_at.is_null())
             .filter(
                 calls::dispatch_status
                     .eq(DispatchStatus::Failed.as_str())
@@ -723,7 +778,8 @@ fn classify_lost_claim(
         return Ok(DispatchClaim::NoSuchCall);
     };
     if codec::parse_dispatch_status(&status)? != DispatchStatus::Dispatched {
-        // Claimed by someone else, or `by_rule` / `gave_up`: not ours to dispatch.
+        // Claimed by someone else, or `by_rule` / `gave_up` / `cancelled`: not ours to
+        // dispatch.
         return Ok(DispatchClaim::HeldByOther);
     }
     let dispatch_id = codec::parse_opt(

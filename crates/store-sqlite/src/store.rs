@@ -65,6 +65,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const DISCONNECTED: &str = "disconnected";
 
+/// The dispatch statuses its claimant can complete: its claim, or the claim the call's end
+/// cancelled while it was dispatching.
+const COMPLETABLE: [&str; 2] = ["claimed", "cancelled"];
+
 macro_rules! call_columns {
     () => {
         "id, room_name, customer_id, connection_id, sip_call_id, called, caller, status, \
@@ -116,10 +120,14 @@ pub(crate) const UPSERT_CALL: &str = concat!(
     call_columns!()
 );
 
+/// The end also cancels a dispatch that is due or under way (the claimant is kept, so a
+/// worker dispatching right now can still record what it did).
 const END_CALL: &str = concat!(
     "UPDATE calls SET \
          ended_at = COALESCE(ended_at, ?2), \
          status = CASE WHEN status = 'unrouted' THEN status ELSE 'ended' END, \
+         dispatch_status = CASE WHEN dispatch_status IN ('failed', 'claimed') \
+             THEN 'cancelled' ELSE dispatch_status END, \
          updated_at = MAX(updated_at, ?3) \
      WHERE room_name = ?1 \
      RETURNING ",
@@ -175,6 +183,31 @@ async fn establish(path: String) -> ConnectionResult<Conn> {
     Ok(conn)
 }
 
+/// Create the database's directory (0700) and the file (0600) when missing, before SQLite
+/// would create them with the umask's modes: the file holds sealed credentials and call
+/// records. SQLite gives its `-wal` and `-shm` files the database file's mode. Existing
+/// ones are left as the operator set them.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        dir.mode(0o700);
+        file.mode(0o600);
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        dir.create(parent).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create the database directory: {e}"))
+        })?;
+    }
+    file.open(path)
+        .map(drop)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create the database file: {e}")))
+}
+
 fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
@@ -189,15 +222,10 @@ impl SqliteStore {
             .to_str()
             .ok_or_else(|| StoreError::Other("the database path is not UTF-8".to_owned()))?
             .to_owned();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            let parent = parent.to_path_buf();
-            tokio::task::spawn_blocking(move || std::fs::create_dir_all(parent))
-                .await
-                .map_err(|e| StoreError::Other(format!("directory task failed: {e}")))?
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot create the database directory: {e}"))
-                })?;
-        }
+        let file = path.clone();
+        tokio::task::spawn_blocking(move || create_private(&file))
+            .await
+            .map_err(|e| StoreError::Other(format!("directory task failed: {e}")))??;
         let mut config = ManagerConfig::<Conn>::default();
         config.custom_setup = Box::new(|path| Box::pin(establish(path.to_owned())));
         // A connection to a local file does not go stale like a network session; skip the
@@ -589,10 +617,12 @@ impl CallStore for SqliteStore {
         dispatch_id: &AgentDispatchId,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
+        // A dispatch cancelled by the call's end while its claimant was dispatching is
+        // still recorded: the agent may be in the room.
         let updated = diesel::update(
             calls::table
                 .filter(calls::room_name.eq(room.as_str()))
-                .filter(calls::dispatch_status.eq(DispatchStatus::Claimed.as_str()))
+                .filter(calls::dispatch_status.eq_any(COMPLETABLE))
                 .filter(calls::claimant.eq(claimant)),
         )
         .set((
@@ -642,6 +672,7 @@ impl CallStore for SqliteStore {
         let now = now_micros();
         let mut conn = self.conn().await?;
         calls::table
+            .filter(calls::ended_at.is_null())
             .filter(
                 calls::dispatch_status
                     .eq(DispatchStatus::Failed.as_str())
@@ -710,7 +741,8 @@ fn classify_lost_claim(
         return Ok(DispatchClaim::NoSuchCall);
     };
     if codec::parse_dispatch_status(&status)? != DispatchStatus::Dispatched {
-        // Claimed by someone else, or `by_rule` / `gave_up`: not ours to dispatch.
+        // Claimed by someone else, or `by_rule` / `gave_up` / `cancelled`: not ours to
+        // dispatch.
         return Ok(DispatchClaim::HeldByOther);
     }
     let dispatch_id = codec::parse_opt(

@@ -10,24 +10,52 @@ use crate::rows::{CallRow, WebhookEventRow, micros, uuid_text};
 use crate::schema::{calls, webhook_events};
 use crate::store::UPSERT_CALL;
 
+/// Whether the call has ended: its end recorded, or LiveKit's `room_finished` for its room
+/// received (which can come before anything else of the call).
+macro_rules! ended_at {
+    () => {
+        "COALESCE(ended_at, (SELECT at FROM finished))"
+    };
+}
+
 /// One conditional UPDATE; SQLite runs one writer at a time, so exactly one concurrent
 /// claimant sees a row come back. A claim without an expiry (written by `upsert_call`)
-/// counts as expired. `?3` is now, `?4` the ttl.
-const CLAIM_DISPATCH: &str = "\
-    UPDATE calls SET \
-        dispatch_status = 'claimed', \
-        claimant = ?2, \
-        claim_expires_at = ?3 + ?4, \
-        dispatch_attempts = dispatch_attempts + 1, \
-        updated_at = MAX(updated_at, ?3) \
-    WHERE room_name = ?1 \
-      AND (dispatch_status IN ('none', 'failed') \
-           OR (dispatch_status = 'claimed' \
-               AND (claim_expires_at IS NULL OR claim_expires_at <= ?3))) \
-    RETURNING dispatch_attempts";
+/// counts as expired. A call that ended is not claimed: the same statement cancels its
+/// dispatch (and ends the call when only `room_finished` said so), and the row comes back
+/// `cancelled`. `?3` is now, `?4` the ttl.
+const CLAIM_DISPATCH: &str = concat!(
+    "WITH finished AS (SELECT MIN(received_at) AS at FROM webhook_events \
+         WHERE room_name = ?1 AND kind = 'room_finished') \
+     UPDATE calls SET \
+         ended_at = ",
+    ended_at!(),
+    ", status = CASE WHEN status = 'unrouted' OR ",
+    ended_at!(),
+    " IS NULL THEN status ELSE 'ended' END, \
+         dispatch_status = CASE WHEN ",
+    ended_at!(),
+    " IS NULL THEN 'claimed' ELSE 'cancelled' END, \
+         claimant = CASE WHEN ",
+    ended_at!(),
+    " IS NULL THEN ?2 END, \
+         claim_expires_at = CASE WHEN ",
+    ended_at!(),
+    " IS NULL THEN ?3 + ?4 END, \
+         dispatch_attempts = dispatch_attempts + CASE WHEN ",
+    ended_at!(),
+    " IS NULL THEN 1 ELSE 0 END, \
+         updated_at = MAX(updated_at, ?3) \
+     WHERE room_name = ?1 \
+       AND (dispatch_status IN ('none', 'failed') \
+            OR (dispatch_status = 'claimed' \
+                AND (claim_expires_at IS NULL OR claim_expires_at <= ?3))) \
+     RETURNING dispatch_status, dispatch_attempts"
+);
 
 #[derive(QueryableByName)]
 struct Attempts {
+    #[diesel(sql_type = Text)]
+    dispatch_status: String,
     #[diesel(sql_type = Integer)]
     dispatch_attempts: i32,
 }
@@ -60,15 +88,20 @@ fn claim_in(
     now: i64,
     ttl: i64,
 ) -> QueryResult<ClaimOutcome> {
-    let won = diesel::sql_query(CLAIM_DISPATCH)
+    let claimed = diesel::sql_query(CLAIM_DISPATCH)
         .bind::<Text, _>(room)
         .bind::<Text, _>(claimant)
         .bind::<BigInt, _>(now)
         .bind::<BigInt, _>(ttl)
         .get_result::<Attempts>(conn)
         .optional()?;
-    if let Some(won) = won {
-        return Ok(ClaimOutcome::Won(won.dispatch_attempts));
+    if let Some(row) = claimed {
+        return Ok(if row.dispatch_status == "claimed" {
+            ClaimOutcome::Won(row.dispatch_attempts)
+        } else {
+            // Refused: the call ended, and the statement cancelled its dispatch.
+            ClaimOutcome::Lost(Some((row.dispatch_status, None)))
+        });
     }
     let current = calls::table
         .filter(calls::room_name.eq(room))

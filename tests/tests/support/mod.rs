@@ -14,11 +14,11 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use trunkline_twilio::{PhoneNumberSid, TrunkSid};
 use trunkline_e2e::{ServerOptions, TestDatabase, TestServer};
 use trunkline_testkit::twilio::{
     EmulatorOptions, TestAccount, TestApiKey, TrunkView, TwilioEmulator,
 };
+use trunkline_twilio::{PhoneNumberSid, TrunkSid};
 
 pub const ISSUER: &str = "https://idp.e2e.test/";
 pub const AUDIENCE: &str = "trunkline-e2e";

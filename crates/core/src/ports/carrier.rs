@@ -195,8 +195,10 @@ pub trait CarrierProvider: Send + Sync {
     /// # Errors
     /// A [`ValidationError`] naming the field (its JSON name) for a missing or malformed
     /// value, or for a mix of two alternatives. It never echoes a secret.
-    fn parse_credentials(&self, input: &CredentialInput)
-    -> Result<CarrierCredentials, ValidationError>;
+    fn parse_credentials(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<CarrierCredentials, ValidationError>;
 
     /// Parse a number id from outside (a path parameter) in this carrier's format.
     ///

@@ -150,6 +150,14 @@ pub trait SipPlatform: Send + Sync {
         self.ensure_dispatch_rule(spec, None).await
     }
 
+    /// Every inbound trunk that accepts exactly `number`, whoever made it: connect asks
+    /// before it moves anything at the carrier, since LiveKit lets only one trunk hold a
+    /// number.
+    async fn inbound_trunks_for_number(
+        &self,
+        number: &E164,
+    ) -> Result<Vec<InboundTrunkInfo>, ProviderError>;
+
     /// `Ok(None)` when absent.
     async fn get_inbound_trunk(
         &self,

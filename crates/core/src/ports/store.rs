@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::errors::StoreError;
 use crate::ids::{
-    AgentDispatchId, CallId, ConnectionId, CustomerId, CarrierNumberId, ProviderKind, RoomName,
+    AgentDispatchId, CallId, CarrierNumberId, ConnectionId, CustomerId, ProviderKind, RoomName,
     WebhookEventId,
 };
 use crate::model::{
@@ -147,7 +147,9 @@ pub trait CallStore: Send + Sync {
     /// the stored record after the merge. The stored `id` wins over `call.id`. Atomic.
     async fn upsert_call(&self, call: &CallRecord) -> Result<CallRecord, StoreError>;
 
-    /// Mark the room's call ended at `at` (the first end time wins). `Ok(None)` when no
+    /// Mark the room's call ended at `at` (the first end time wins), and cancel its
+    /// dispatch when one is due or under way (`failed`, `claimed` → `cancelled`; the
+    /// claimant of a claim under way can still `complete_dispatch`). `Ok(None)` when no
     /// call exists for the room.
     async fn end_call(
         &self,
@@ -170,6 +172,13 @@ pub trait CallStore: Send + Sync {
     /// caller wins; a claim whose `ttl` ran out without completing (holder died) can be won
     /// again; a completed dispatch is never claimed again. Winning increments
     /// `dispatch_attempts`.
+    ///
+    /// A call that ended is never claimed: ended as stored, or its room's `room_finished`
+    /// event recorded (LiveKit may send it before anything else of the call). The claim
+    /// decides this atomically, in the same step that would have claimed, and then cancels
+    /// the dispatch (status `cancelled`, no attempt counted; the call is marked ended at the
+    /// event's receipt when only the event said so) and answers `HeldByOther`. So a worker
+    /// that listed the call before its end, on any instance, cannot dispatch it.
     async fn claim_dispatch(
         &self,
         room: &RoomName,
@@ -179,6 +188,8 @@ pub trait CallStore: Send + Sync {
 
     /// Record a successful dispatch (status `dispatched`). Returns `false`, and changes
     /// nothing, when the call is already dispatched or `claimant` no longer holds the claim.
+    /// A claim that the call's end cancelled while its holder was dispatching is still held:
+    /// the agent may be in the room, and the record says so.
     async fn complete_dispatch(
         &self,
         room: &RoomName,
@@ -187,7 +198,8 @@ pub trait CallStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Record a failed attempt and drop the claim: status `failed` (to be retried) or
-    /// `gave_up`. Returns `false` when `claimant` no longer holds the claim.
+    /// `gave_up`. Returns `false` when `claimant` no longer holds the claim, or the call's
+    /// end cancelled it (it stays `cancelled`).
     async fn fail_dispatch(
         &self,
         room: &RoomName,
@@ -195,8 +207,8 @@ pub trait CallStore: Send + Sync {
         gave_up: bool,
     ) -> Result<bool, StoreError>;
 
-    /// Calls whose dispatch is `failed`, or `claimed` with an expired claim, oldest first:
-    /// the work a background retrier picks up after failures and crashes.
+    /// Calls not ended whose dispatch is `failed`, or `claimed` with an expired claim,
+    /// oldest first: the work a background retrier picks up after failures and crashes.
     async fn dispatches_due(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError>;
 
     /// A SIP participant's join: remember `event` (as `record_webhook_event`); when it was

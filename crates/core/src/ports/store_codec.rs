@@ -11,8 +11,7 @@ use std::time::Duration;
 use super::errors::StoreError;
 use crate::error::ValidationError;
 use crate::model::{
-    AuditAction, CallStatus, ConnectionStatus, DispatchStatus, IntegrationStatus,
-    TrunkStrategy,
+    AuditAction, CallStatus, ConnectionStatus, DispatchStatus, IntegrationStatus, TrunkStrategy,
 };
 
 /// Longest lease or claim time-to-live the stores accept; longer values are clamped so that
@@ -134,6 +133,7 @@ pub fn parse_dispatch_status(raw: &str) -> Result<DispatchStatus, StoreError> {
             DispatchStatus::Failed,
             DispatchStatus::ByRule,
             DispatchStatus::GaveUp,
+            DispatchStatus::Cancelled,
         ],
         DispatchStatus::as_str,
     )
@@ -162,6 +162,7 @@ mod tests {
             DispatchStatus::Failed,
             DispatchStatus::ByRule,
             DispatchStatus::GaveUp,
+            DispatchStatus::Cancelled,
         ] {
             assert_eq!(parse_dispatch_status(s.as_str()).unwrap(), s);
             // The stored names are the domain's serde names, so JSON and SQL agree.

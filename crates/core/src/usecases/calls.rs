@@ -9,6 +9,12 @@
 //! dispatch). A dispatch that fails is recorded as failed and picked up again by
 //! [`Calls::retry_due_dispatches`], with backoff, until it succeeds or gives up.
 //!
+//! A call that ended is never dispatched. LiveKit does not keep its webhooks in order, so
+//! the end (`participant_left`, `room_finished`) may be acted on before the join: the end
+//! cancels a dispatch that is due, and the store's claim refuses a call that ended or whose
+//! room finished, in the same statement that would have claimed it (so a retrier on another
+//! instance that listed the call before the hang-up cannot dispatch it either).
+//!
 //! Which events need no action (acknowledged without touching the database): everything but
 //! `participant_joined` and `participant_left` of a SIP participant and `room_finished`. In
 //! particular `room_started` carries nothing about the call that `participant_joined` does
@@ -123,6 +129,8 @@ pub enum DispatchOutcome {
     Unrouted,
     /// Recorded, to be dispatched (by the background retrier).
     Pending,
+    /// The call ended before its agent was dispatched: nothing is dispatched.
+    Cancelled,
     /// This attempt failed; the background retrier tries again unless `gave_up`.
     Failed {
         attempt: u32,
@@ -375,6 +383,20 @@ impl Calls {
                         .await?
                         .unwrap_or(call),
                 };
+                // The claim was refused because the call had ended (its end was acted on
+                // first): say so rather than "in progress elsewhere".
+                let dispatch = match dispatch {
+                    DispatchOutcome::InProgressElsewhere
+                        if call.dispatch_status == DispatchStatus::Cancelled =>
+                    {
+                        tracing::info!(
+                            room = %loggable(facts.room.as_str()),
+                            "the call ended before its join was acted on; no agent dispatched"
+                        );
+                        DispatchOutcome::Cancelled
+                    }
+                    other => other,
+                };
                 return Ok(WebhookOutcome::CallRecorded { call, dispatch });
             }
             (Some(conn), _, _) if conn.routing.dispatch_mode == DispatchMode::Rule => {
@@ -408,6 +430,10 @@ impl Calls {
         let (mut call, _) = self.describe_call(facts).await?;
         if call.status != CallStatus::Unrouted {
             call.status = CallStatus::Ended;
+        }
+        // The call is over before its agent could join: nothing is due.
+        if call.dispatch_status == DispatchStatus::Failed {
+            call.dispatch_status = DispatchStatus::Cancelled;
         }
         // When it was answered is the join's to say: the store fills a missing answer time
         // when the join arrives, but never replaces one, so the leave's time here would
@@ -533,11 +559,22 @@ impl Calls {
     ) -> Result<DispatchOutcome, Error> {
         let gave_up = attempt >= self.settings.max_attempts;
         let me = self.settings.instance_id.as_str();
-        self.ports
+        let recorded = self
+            .ports
             .calls
             .fail_dispatch(&call.room_name, me, gave_up)
             .await?;
-        if gave_up {
+        if !recorded {
+            // The call ended during the attempt (its dispatch is cancelled), or the claim
+            // ran out: either way this worker schedules nothing.
+            tracing::info!(
+                room = %loggable(call.room_name.as_str()),
+                call = %call.id,
+                attempt,
+                code = %error.code,
+                "agent dispatch failed after the call ended or the claim was lost; not retried by this worker"
+            );
+        } else if gave_up {
             tracing::error!(
                 room = %loggable(call.room_name.as_str()),
                 call = %call.id,
@@ -781,7 +818,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::ids::{IntegrationId, CarrierNumberId, ProviderKind};
+    use crate::ids::{CarrierNumberId, IntegrationId, ProviderKind};
     use crate::model::{ConnectionStatus, RoutingPolicy, TrunkStrategy};
     use crate::sip::SipTarget;
     use crate::usecases::fakes::FakeStore;
@@ -984,8 +1021,8 @@ mod tests {
     async fn every_duplicate_in_any_order_still_dispatches_once() {
         let w = world();
         let events = call_events("call-b");
-        // Each event three times, the call's end first.
-        for i in [3, 2, 3, 1, 0, 2, 1, 3, 0, 1, 2, 0] {
+        // Each event three times, the join before the call's end.
+        for i in [1, 2, 1, 3, 2, 0, 3, 1, 0, 2, 3, 0] {
             w.deliver(&events[i]).await;
         }
         assert_eq!(w.sip.dispatches_in("call-b"), 1);
@@ -993,12 +1030,108 @@ mod tests {
         assert_eq!(call.dispatch_status, DispatchStatus::Dispatched);
         assert_eq!(call.status, CallStatus::Ended);
         assert!(call.ended_at.is_some() && call.customer_id.is_some() && call.called.is_some());
-        // The leave came first, the join last: the answer time is still the join's.
         assert_eq!(call.duration(), Some(Duration::from_secs(60)));
         assert_eq!(
             w.store.state().events.len(),
             3,
             "room_started is not stored"
+        );
+    }
+
+    /// LiveKit does not keep its webhooks in order: the end of a call can come before its
+    /// join. Whatever the order, a join acted on after the end dispatches nothing, and the
+    /// background retrier finds nothing due.
+    #[tokio::test]
+    async fn a_call_that_ended_before_its_join_is_acted_on_is_never_dispatched() {
+        // (left, finished, join), (finished, join, left), (finished, left, join), each
+        // event of the end delivered twice.
+        for (n, order) in [[2, 3, 1, 2, 3], [3, 1, 2, 3, 2], [3, 2, 1, 3, 2]]
+            .into_iter()
+            .enumerate()
+        {
+            let w = world();
+            let name = format!("call-ended-first-{n}");
+            let room = RoomName::parse(&name).unwrap();
+            let events = call_events(&name);
+            for i in order {
+                let out = w.deliver(&events[i]).await;
+                if i == 1 {
+                    let WebhookOutcome::CallRecorded { call, dispatch } = out else {
+                        panic!("{order:?}: {out:?}");
+                    };
+                    assert_eq!(dispatch, DispatchOutcome::Cancelled, "{order:?}");
+                    assert_eq!(
+                        (call.status, call.dispatch_status, call.dispatch_attempts),
+                        (CallStatus::Ended, DispatchStatus::Cancelled, 0),
+                        "{order:?}: the answer"
+                    );
+                }
+                if let Some(stored) = w.store.state().calls.get(name.as_str()) {
+                    assert_ne!(
+                        (stored.call.dispatch_status, stored.call.dispatch_attempts),
+                        (DispatchStatus::Failed, 0),
+                        "{order:?}: never `failed` without an attempt"
+                    );
+                }
+                // The retrier runs between any two deliveries, long after any backoff.
+                w.store.age(&room, chrono::Duration::minutes(5));
+                let report = w.calls.retry_due_dispatches(10).await.unwrap();
+                assert_eq!(report.attempted, 0, "{order:?}: {report:?}");
+            }
+            let call = w.call(&name);
+            assert_eq!(
+                (call.status, call.dispatch_status, call.dispatch_attempts),
+                (CallStatus::Ended, DispatchStatus::Cancelled, 0),
+                "{order:?}"
+            );
+            assert!(call.customer_id.is_some() && call.ended_at.is_some());
+            assert_eq!(w.sip.state().dispatch_calls, 0, "{order:?}");
+            assert_eq!(w.sip.dispatches_in(&name), 0, "{order:?}");
+        }
+
+        // The leave first, the join last: the answer time is still the join's.
+        let w = world();
+        let events = call_events("call-left-first");
+        for i in [2, 1] {
+            w.deliver(&events[i]).await;
+        }
+        assert_eq!(
+            w.call("call-left-first").duration(),
+            Some(Duration::from_secs(60))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hang_up_after_a_failed_dispatch_cancels_its_retries() {
+        let w = world();
+        w.sip.state().fail_dispatches = 1;
+        let events = call_events("call-hung-up");
+        let room = RoomName::parse("call-hung-up").unwrap();
+        let WebhookOutcome::CallRecorded { dispatch, .. } = w.deliver(&events[1]).await else {
+            panic!()
+        };
+        assert!(
+            matches!(dispatch, DispatchOutcome::Failed { attempt: 1, .. }),
+            "{dispatch:?}"
+        );
+        for i in [2, 3] {
+            w.deliver(&events[i]).await;
+        }
+        let call = w.call("call-hung-up");
+        assert_eq!(
+            (call.status, call.dispatch_status, call.dispatch_attempts),
+            (CallStatus::Ended, DispatchStatus::Cancelled, 1)
+        );
+        w.store.age(&room, chrono::Duration::minutes(5));
+        assert_eq!(
+            w.calls.retry_due_dispatches(10).await.unwrap(),
+            RetryReport::default()
+        );
+        assert_eq!(w.sip.state().dispatch_calls, 1, "only the join's attempt");
+        assert_eq!(w.sip.dispatches_in("call-hung-up"), 0);
+        assert_eq!(
+            w.call("call-hung-up").dispatch_status,
+            DispatchStatus::Cancelled
         );
     }
 
@@ -1065,16 +1198,22 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(w.sip.state().dispatches.len(), 30);
+        // A call whose end was acted on before its join is never dispatched; every other
+        // one exactly once, and the record says which.
+        let mut dispatched = 0;
         for n in 0..30 {
             let room = format!("call-{n}");
-            assert_eq!(w.sip.dispatches_in(&room), 1, "{room}");
             let call = w.call(&room);
-            assert_eq!(
-                (call.status, call.dispatch_status),
-                (CallStatus::Ended, DispatchStatus::Dispatched)
-            );
+            assert_eq!(call.status, CallStatus::Ended, "{room}");
+            let expected = match call.dispatch_status {
+                DispatchStatus::Dispatched => 1,
+                DispatchStatus::Cancelled => 0,
+                other => panic!("{room}: {other:?}"),
+            };
+            assert_eq!(w.sip.dispatches_in(&room), expected, "{room}");
+            dispatched += expected;
         }
+        assert_eq!(w.sip.state().dispatches.len(), dispatched);
     }
 
     #[tokio::test]

@@ -13,28 +13,86 @@ use serde_json::json;
 use super::Onboarding;
 use super::naming::{is_customers_trunk, is_ours, origination_friendly_name, trunk_friendly_name};
 use crate::error::{Error, ErrorCode};
-use crate::ids::{ConnectionId, CustomerId, CarrierNumberId, ProviderKind, SipTrunkId, RouteId};
+use crate::ids::{CarrierNumberId, ConnectionId, CustomerId, ProviderKind, RouteId, SipTrunkId};
 use crate::model::{
     Actor, AuditAction, CarrierCredentials, ConnectionStatus, DispatchMode, Lease, LeaseKey,
     NumberConnection, OriginationTarget, RoutingPolicy, StoredRouteTarget, TrunkStrategy,
 };
 use crate::ports::{
-    CarrierNumber, CarrierRouteTarget, CarrierProvider, CarrierRoute, DispatchRuleSpec,
-    InboundTrunkSpec, RouteTargetSpec, RouteSpec,
+    CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget, DispatchRuleSpec,
+    InboundTrunkSpec, RouteSpec, RouteTargetSpec,
 };
 use crate::sip::SipTarget;
 
-/// What the caller asks connect to make true.
+/// How a refusal names a number someone else holds. It never names the holder: that may be
+/// another trunkline customer sharing the carrier account or the LiveKit project, whose ids
+/// are not this customer's to see.
+const HELD_ELSEWHERE: &str =
+    "the number is configured by another trunkline customer or outside trunkline";
+
+/// The name of a connection's LiveKit trunk and rule: how connect knows its own.
+fn livekit_name(connection: ConnectionId) -> String {
+    format!("trunkline {connection}")
+}
+
+/// What the caller asks connect to make true. A field left `None` keeps what is stored for
+/// the number (a retry or resume changes nothing); on a first connect it means the default.
+/// A field that is given and differs from what is stored is a change, listed in
+/// [`ConnectOutcome::changes`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectRequest {
-    /// Override of the default SIP target (only where overriding is allowed).
+    /// One SIP target (only where overriding is allowed). Exclusive with
+    /// `origination_targets`.
     pub sip_target: Option<SipTarget>,
-    /// Several targets with priority/weight for HA (only where overriding is allowed).
-    pub origination_targets: Vec<OriginationTarget>,
-    pub routing: RoutingPolicy,
-    pub trunk_strategy: TrunkStrategy,
-    /// Take the number even when it sits on a trunk trunkline did not create.
+    /// Several targets with priority/weight for HA (only where overriding is allowed). An
+    /// empty list asks for the server's default target.
+    pub origination_targets: Option<Vec<OriginationTarget>>,
+    /// Replaces the stored routing as a whole: `Some(RoutingPolicy::default())` clears the
+    /// agent, metadata and attributes.
+    pub routing: Option<RoutingPolicy>,
+    pub trunk_strategy: Option<TrunkStrategy>,
+    /// Take the number even when it sits on a trunk trunkline did not create. Never takes it
+    /// from another trunkline customer's live connection.
     pub force: bool,
+}
+
+impl ConnectRequest {
+    /// Checks that need nothing stored: run before any lease or read.
+    fn check(&self, allow_override: bool) -> Result<(), Error> {
+        if self.sip_target.is_some() && self.origination_targets.is_some() {
+            return Err(Error::new(
+                ErrorCode::ValidationFailed,
+                "sipTarget, originationTargets: give one or the other, not both \
+                 (sipTarget is one target; originationTargets lists several)",
+            ));
+        }
+        let overridden = self.sip_target.is_some()
+            || self
+                .origination_targets
+                .as_ref()
+                .is_some_and(|t| !t.is_empty());
+        if overridden && !allow_override {
+            return Err(Error::new(
+                ErrorCode::InvalidSipTarget,
+                "this server does not allow choosing the SIP target; omit sipTarget and \
+                 originationTargets to use the configured LiveKit SIP ingress",
+            ));
+        }
+        if let Some(routing) = &self.routing {
+            routing.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// What one connect makes true: the request's fields, else what is stored, else defaults.
+struct Desired {
+    targets: Vec<OriginationTarget>,
+    routing: RoutingPolicy,
+    strategy: TrunkStrategy,
+    /// Request fields that differ from what was stored (`routing`, `trunkStrategy`,
+    /// `originationTargets`), in that order.
+    changes: Vec<&'static str>,
 }
 
 /// What a step did.
@@ -85,6 +143,9 @@ impl Step {
 pub struct ConnectOutcome {
     pub connection: NumberConnection,
     pub steps: Vec<Step>,
+    /// What this connect changed against the stored connection (`routing`,
+    /// `trunkStrategy`, `originationTargets`); empty for a first connect or a resume.
+    pub changes: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,61 +182,72 @@ impl Progress<'_> {
 }
 
 impl Onboarding {
-    /// The origination targets of a request: the request's own (when overriding is allowed)
-    /// or the configured default.
-    fn resolve_targets(&self, req: &ConnectRequest) -> Result<Vec<OriginationTarget>, Error> {
-        let overridden = req.sip_target.is_some() || !req.origination_targets.is_empty();
-        if overridden && !self.settings.allow_sip_target_override {
-            return Err(Error::new(
-                ErrorCode::InvalidSipTarget,
-                "this server does not allow choosing the SIP target; omit sipTarget and \
-                 originationTargets to use the configured LiveKit SIP ingress",
-            ));
-        }
-        let mut targets = req.origination_targets.clone();
-        if let Some(t) = &req.sip_target
-            && targets.iter().all(|o| &o.sip_url != t)
-        {
-            targets.insert(0, OriginationTarget::new(t.clone()));
-        }
-        if targets.is_empty() {
-            let Some(default) = &self.settings.default_sip_target else {
-                return Err(Error::new(
-                    ErrorCode::NotConfigured,
-                    "no SIP target: the server has no default LiveKit SIP ingress \
-                     (TRUNKLINE_SIP_TARGET) and the request named none",
-                ));
-            };
-            targets.push(OriginationTarget::new(default.clone()));
-        }
-        if targets.len() > 10 {
-            return Err(Error::new(
-                ErrorCode::InvalidSipTarget,
-                "at most 10 origination targets",
-            ));
-        }
-        for (i, a) in targets.iter().enumerate() {
-            if targets[..i].iter().any(|b| b.sip_url == a.sip_url) {
-                return Err(Error::new(
-                    ErrorCode::InvalidSipTarget,
-                    format!("origination target {} is listed twice", a.sip_url),
-                ));
-            }
-            if a.weight == 0 {
-                return Err(Error::new(
-                    ErrorCode::InvalidSipTarget,
-                    "origination target weight must be at least 1",
-                ));
-            }
-        }
+    /// What this connect makes true, and what of it differs from `stored`. Targets are the
+    /// request's own, else the stored ones, else the configured default; where overriding is
+    /// not allowed the server owns them, and they are always the configured default.
+    fn desired(
+        &self,
+        req: &ConnectRequest,
+        stored: Option<&NumberConnection>,
+    ) -> Result<Desired, Error> {
+        let default = || {
+            self.settings
+                .default_sip_target
+                .clone()
+                .map(|t| vec![OriginationTarget::new(t)])
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::NotConfigured,
+                        "no SIP target: the server has no default LiveKit SIP ingress \
+                         (TRUNKLINE_SIP_TARGET) and the request named none",
+                    )
+                })
+        };
+        let stored_targets = stored.map(stored_targets);
+        let mut targets = match (&req.sip_target, &req.origination_targets, &stored_targets) {
+            (Some(t), _, _) => vec![OriginationTarget::new(t.clone())],
+            (None, Some(list), _) if !list.is_empty() => list.clone(),
+            (None, None, Some(kept)) if self.settings.allow_sip_target_override => kept.clone(),
+            _ => default()?,
+        };
+        check_targets(&targets)?;
         // Lowest priority first: the primary target is the one Twilio tries first.
         targets.sort_by_key(|t| (t.priority, std::cmp::Reverse(t.weight)));
-        Ok(targets)
+        let routing = req
+            .routing
+            .clone()
+            .or_else(|| stored.map(|c| c.routing.clone()))
+            .unwrap_or_default();
+        let strategy = req
+            .trunk_strategy
+            .or_else(|| stored.map(|c| c.trunk_strategy))
+            .unwrap_or_default();
+        let mut changes = Vec::new();
+        if let (Some(c), Some(kept)) = (stored, &stored_targets) {
+            if routing != c.routing {
+                changes.push("routing");
+            }
+            if strategy != c.trunk_strategy {
+                changes.push("trunkStrategy");
+            }
+            let same = targets.len() == kept.len() && targets.iter().all(|t| kept.contains(t));
+            if !same {
+                changes.push("originationTargets");
+            }
+        }
+        Ok(Desired {
+            targets,
+            routing,
+            strategy,
+            changes,
+        })
     }
 
-    /// Take a lease, waiting (with backoff) while another instance holds it.
+    /// Take a lease, waiting (with backoff) while another instance holds it, at most
+    /// `lease_wait`; then `CONFLICT` with when to retry.
     pub(super) async fn acquire_lease(&self, key: &LeaseKey) -> Result<Lease, Error> {
-        let deadline = Instant::now() + self.settings.lease_wait;
+        let started = Instant::now();
+        let deadline = started + self.settings.lease_wait;
         let mut delay = std::time::Duration::from_millis(25);
         loop {
             if let Some(lease) = self
@@ -187,9 +259,9 @@ impl Onboarding {
                 return Ok(lease);
             }
             if Instant::now() + delay > deadline {
-                return Err(Error::new(
-                    ErrorCode::Conflict,
-                    "another operation on this number is in progress; retry in a few seconds",
+                return Err(super::lease_conflict(
+                    self.settings.lease_ttl,
+                    started.elapsed(),
                 ));
             }
             tokio::time::sleep(delay).await;
@@ -256,8 +328,7 @@ impl Onboarding {
         req: ConnectRequest,
         request_id: Option<&str>,
     ) -> Result<ConnectOutcome, Error> {
-        let targets = self.resolve_targets(&req)?;
-        req.routing.validate()?;
+        req.check(self.settings.allow_sip_target_override)?;
         let carrier = self.carrier(provider)?.clone();
         let integration = self.integration(customer, provider).await?;
         let creds = self.credentials_of(&integration).await?;
@@ -273,19 +344,17 @@ impl Onboarding {
             .holding(
                 &lease,
                 // Boxed: the reconcile's state machine is large, and lives on the heap.
-                Box::pin(self.connect_locked(
-                    &Job {
-                        carrier: &*carrier,
-                        creds: &creds,
-                        customer,
-                        provider,
-                        number_id: number,
-                        req: &req,
-                        integration_id: integration.id,
-                        desired_name: &trunk_friendly_name(req.trunk_strategy, customer, number),
-                    },
-                    targets,
-                )),
+                Box::pin(self.connect_locked(&Job {
+                    carrier: &*carrier,
+                    creds: &creds,
+                    customer,
+                    provider,
+                    number_id: number,
+                    req: &req,
+                    integration_id: integration.id,
+                    // Named in `connect_locked`, once the stored strategy is read.
+                    desired_name: "",
+                })),
             )
             .await;
         self.release_lease(&lease).await;
@@ -302,6 +371,7 @@ impl Onboarding {
                 "trunkSid": outcome.connection.route_id,
                 "livekitTrunkId": outcome.connection.livekit_trunk_id,
                 "livekitRuleId": outcome.connection.livekit_rule_id,
+                "changes": outcome.changes,
                 "steps": outcome.steps,
             }),
             request_id,
@@ -310,16 +380,11 @@ impl Onboarding {
         Ok(outcome)
     }
 
-    async fn connect_locked(
-        &self,
-        job: &Job<'_>,
-        targets: Vec<OriginationTarget>,
-    ) -> Result<ConnectOutcome, Error> {
+    async fn connect_locked(&self, job: &Job<'_>) -> Result<ConnectOutcome, Error> {
         let Job {
             customer,
             provider,
             number_id,
-            desired_name,
             ..
         } = *job;
         let existing = self
@@ -327,6 +392,14 @@ impl Onboarding {
             .connections
             .get_connection(customer, provider, number_id)
             .await?;
+        // Read under the number's lease: what is stored now is what a resume keeps.
+        let desired = self.desired(job.req, existing.as_ref())?;
+        let desired_name = &trunk_friendly_name(desired.strategy, customer, number_id);
+        let job = &Job {
+            desired_name,
+            ..*job
+        };
+        let targets = &desired.targets;
         // A connection made by this very call cannot have left anything at LiveKit yet.
         let fresh = existing.is_none();
         // A shared trunk and its origination URLs belong to several numbers: finding or
@@ -337,15 +410,14 @@ impl Onboarding {
             .acquire_lease(&LeaseKey::trunk(customer.clone(), provider, desired_name))
             .await?;
         let prepared = self
-            .holding(&trunk_lease, self.prepare_connect(job, &targets, existing))
+            .holding(&trunk_lease, self.prepare_connect(job, &desired, existing))
             .await;
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
                 self.release_lease(&trunk_lease).await;
                 if !fresh {
-                    self.record_failure(customer, provider, number_id, &e)
-                        .await;
+                    self.record_failure(customer, provider, number_id, &e).await;
                 }
                 return Err(e);
             }
@@ -367,16 +439,25 @@ impl Onboarding {
             let trunk = self
                 .holding(
                     &trunk_lease,
-                    self.trunk_and_urls(job, found, &targets, &progress),
+                    self.trunk_and_urls(job, found, targets, &progress),
                 )
                 .await;
             // The number's own attachment needs only the number's lease, which the caller holds.
             self.release_lease(&trunk_lease).await;
             let (trunk, mut steps) = trunk?;
+            let left = moved_from.is_some();
             steps.push(attach(job.carrier, job.creds, &number, &trunk, moved_from).await?);
+            // Only now, with the number on its new trunk, can the dedicated one be empty. A
+            // first connect that moved nothing cannot have left one behind.
+            if desired.strategy == TrunkStrategy::Shared && (left || !fresh) {
+                steps.extend(
+                    remove_empty_dedicated(job.carrier, job.creds, customer, number_id).await,
+                );
+            }
             Ok::<_, Error>(steps)
         };
-        let livekit_half = self.livekit_half(&number, fresh, &progress);
+        let routing_changed = desired.changes.contains(&"routing");
+        let livekit_half = self.livekit_half(&number, fresh, routing_changed, &progress);
         let (carrier_result, livekit_result) = futures::join!(carrier_half, livekit_half);
 
         let failure = match (&carrier_result, &livekit_result) {
@@ -406,6 +487,7 @@ impl Onboarding {
         Ok(ConnectOutcome {
             connection: progress.snapshot().await,
             steps,
+            changes: desired.changes,
         })
     }
 
@@ -443,7 +525,7 @@ impl Onboarding {
     async fn prepare_connect(
         &self,
         job: &Job<'_>,
-        targets: &[OriginationTarget],
+        desired: &Desired,
         existing: Option<NumberConnection>,
     ) -> Result<Prepared, Error> {
         let Job {
@@ -467,6 +549,10 @@ impl Onboarding {
                 "this number cannot receive voice calls",
             ));
         }
+        // Every side that can refuse is asked before the carrier is touched: a refusal after
+        // the number moved would leave it on a trunk whose calls reach nobody.
+        self.refuse_numbers_held_elsewhere(customer, existing.as_ref(), &number.e164)
+            .await?;
 
         // Whose trunk is the number on? Ours (by stored id, or by the names we give this
         // customer's trunks) may be moved; anybody else's is a conflict unless forced.
@@ -478,16 +564,14 @@ impl Onboarding {
             } else {
                 on_our_trunk = stored_trunk.as_ref() == Some(current) || {
                     let current_trunk = carrier.fetch_route(creds, current).await?;
-                    let name = current_trunk
-                        .as_ref()
-                        .and_then(|t| t.name.as_deref());
+                    let name = current_trunk.as_ref().and_then(|t| t.name.as_deref());
                     is_customers_trunk(name, customer, number_id)
                 };
                 if !on_our_trunk && !req.force {
                     return Err(Error::new(
                         ErrorCode::NumberInUse,
                         format!(
-                            "the number is on trunk {current}, which trunkline did not create; \
+                            "{HELD_ELSEWHERE}: it is on a trunk this connection did not create; \
                              pass force=true to move it"
                         ),
                     ));
@@ -497,7 +581,7 @@ impl Onboarding {
         }
 
         let now = Utc::now();
-        let primary = targets[0].sip_url.clone();
+        let primary = desired.targets[0].sip_url.clone();
         let mut conn = existing.unwrap_or_else(|| NumberConnection {
             id: ConnectionId::new(),
             customer_id: customer.clone(),
@@ -506,12 +590,12 @@ impl Onboarding {
             number_id: number_id.clone(),
             e164: number.e164.clone(),
             status: ConnectionStatus::Pending,
-            trunk_strategy: req.trunk_strategy,
+            trunk_strategy: desired.strategy,
             route_id: None,
             route_created: false,
             route_targets: Vec::new(),
             sip_target: primary.clone(),
-            routing: req.routing.clone(),
+            routing: desired.routing.clone(),
             previous_routing: None,
             livekit_trunk_id: None,
             livekit_rule_id: None,
@@ -528,15 +612,25 @@ impl Onboarding {
         }
         conn.integration_id = integration_id;
         conn.e164 = number.e164.clone();
-        conn.trunk_strategy = req.trunk_strategy;
+        conn.trunk_strategy = desired.strategy;
         conn.sip_target = primary;
-        conn.routing = req.routing.clone();
+        conn.routing = desired.routing.clone();
         let mut steps = Vec::new();
         // Attaching overrides the number's own voice configuration: remember it first, unless
         // the number already sits on one of our trunks (then what we hold is the original).
         if (conn.previous_routing.is_none() || was_disconnected) && !on_our_trunk {
             conn.previous_routing = Some(number.routing.clone());
             steps.push(Step::new("voiceConfig", StepAction::Created, None).detail("recorded"));
+        } else if conn.previous_routing.is_some() {
+            steps.push(
+                Step::new("voiceConfig", StepAction::Reused, None)
+                    .detail("the configuration recorded before trunkline attached the number"),
+            );
+        } else {
+            steps.push(
+                Step::new("voiceConfig", StepAction::Skipped, None)
+                    .detail("the number was already on trunkline's trunk; nothing to record"),
+            );
         }
         conn.updated_at = now;
         self.ports.connections.save_connection(&conn).await?;
@@ -548,6 +642,48 @@ impl Onboarding {
             steps,
             was_disconnected,
         })
+    }
+
+    /// Refuse, whatever `force` says, a number that another trunkline customer's live
+    /// connection holds or that a LiveKit inbound trunk other than this connection's accepts:
+    /// LiveKit lets one trunk accept a number, and taking the carrier side alone would cut
+    /// the holder's calls off without making them ours.
+    async fn refuse_numbers_held_elsewhere(
+        &self,
+        customer: &CustomerId,
+        existing: Option<&NumberConnection>,
+        e164: &crate::phone::E164,
+    ) -> Result<(), Error> {
+        let stored = async {
+            let live = self
+                .ports
+                .connections
+                .find_live_connection_by_e164(e164)
+                .await?;
+            Ok::<_, Error>(live.is_some_and(|c| &c.customer_id != customer))
+        };
+        let livekit = async {
+            let Some(sip) = &self.ports.sip else {
+                return Ok::<_, Error>(false);
+            };
+            let ours = existing.map(|c| (c.livekit_trunk_id.clone(), livekit_name(c.id)));
+            let holders = sip.inbound_trunks_for_number(e164).await?;
+            Ok(holders.iter().any(|t| match &ours {
+                Some((id, name)) => id.as_ref() != Some(&t.id) && &t.name != name,
+                None => true,
+            }))
+        };
+        let (stored, livekit) = futures::try_join!(stored, livekit)?;
+        if stored || livekit {
+            return Err(Error::new(
+                ErrorCode::NumberInUse,
+                format!(
+                    "{HELD_ELSEWHERE}; force does not take it from there: disconnect it where \
+                     it is connected first, then connect again"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Under the trunk lease: the trunk found earlier or a new one, then its origination URLs.
@@ -604,10 +740,7 @@ impl Onboarding {
         targets: &[OriginationTarget],
         progress: &Progress<'_>,
     ) -> Result<(), Error> {
-        let ours: Vec<_> = live
-            .iter()
-            .filter(|u| is_ours(u.name.as_deref()))
-            .collect();
+        let ours: Vec<_> = live.iter().filter(|u| is_ours(u.name.as_deref())).collect();
         let same = ours.len() == targets.len()
             && targets.iter().all(|t| {
                 ours.iter().any(|u| {
@@ -693,9 +826,8 @@ impl Onboarding {
             };
             progress
                 .update(|c| {
-                    c.route_targets.retain(|o| {
-                        o.id != stored.id && o.target.sip_url != stored.target.sip_url
-                    });
+                    c.route_targets
+                        .retain(|o| o.id != stored.id && o.target.sip_url != stored.target.sip_url);
                     c.route_targets.push(stored);
                 })
                 .await?;
@@ -709,9 +841,7 @@ impl Onboarding {
             .iter()
             .filter(|u| !kept.contains(&u.id) && is_ours(u.name.as_deref()))
         {
-            carrier
-                .delete_route_target(creds, trunk, &stale.id)
-                .await?;
+            carrier.delete_route_target(creds, trunk, &stale.id).await?;
             steps.push(
                 Step::new(
                     "originationUrl",
@@ -733,6 +863,30 @@ impl Onboarding {
         &self,
         number: &CarrierNumber,
         fresh: bool,
+        routing_changed: bool,
+        progress: &Progress<'_>,
+    ) -> Result<Vec<Step>, Error> {
+        // Only a race with another holder gets this far (connect checks LiveKit first); the
+        // adapter's message names the holder's trunk, which is not this customer's to see.
+        self.livekit_steps(number, fresh, routing_changed, progress)
+            .await
+            .map_err(|e| {
+                if e.code == ErrorCode::NumberInUse {
+                    Error::new(
+                        ErrorCode::NumberInUse,
+                        format!("{HELD_ELSEWHERE} (LiveKit)"),
+                    )
+                } else {
+                    e
+                }
+            })
+    }
+
+    async fn livekit_steps(
+        &self,
+        number: &CarrierNumber,
+        fresh: bool,
+        routing_changed: bool,
         progress: &Progress<'_>,
     ) -> Result<Vec<Step>, Error> {
         let Some(sip) = &self.ports.sip else {
@@ -752,13 +906,13 @@ impl Onboarding {
         };
         let trunk_spec = InboundTrunkSpec {
             connection_id,
-            name: format!("trunkline {connection_id}"),
+            name: livekit_name(connection_id),
             number: number.e164.clone(),
             attributes: routing.attributes.clone(),
         };
         let rule_spec = |trunk_id: &SipTrunkId| DispatchRuleSpec {
             connection_id,
-            name: format!("trunkline {connection_id}"),
+            name: livekit_name(connection_id),
             trunk_id: trunk_id.clone(),
             room_prefix: self.settings.room_prefix.clone(),
             routing: routing.clone(),
@@ -813,11 +967,15 @@ impl Onboarding {
                 reuse_or_create(old_trunk.as_ref(), &trunk.id),
                 Some(trunk.id.to_string()),
             ),
-            Step::new(
-                "livekitRule",
-                reuse_or_create(old_rule.as_ref(), &rule.id),
-                Some(rule.id.to_string()),
-            ),
+            match reuse_or_create(old_rule.as_ref(), &rule.id) {
+                StepAction::Reused if routing_changed => Step::new(
+                    "livekitRule",
+                    StepAction::Updated,
+                    Some(rule.id.to_string()),
+                )
+                .detail("routing changed"),
+                action => Step::new("livekitRule", action, Some(rule.id.to_string())),
+            },
         ])
     }
 
@@ -957,9 +1115,7 @@ impl Onboarding {
             if restore && number.is_some() {
                 match &conn.previous_routing {
                     Some(voice) => {
-                        carrier
-                            .restore_routing(creds, number_id, voice)
-                            .await?;
+                        carrier.restore_routing(creds, number_id, voice).await?;
                         steps.push(Step::new("voiceConfig", StepAction::Restored, None));
                     }
                     None => steps.push(
@@ -985,6 +1141,10 @@ impl Onboarding {
                             .detail("other numbers are still on the trunk"),
                     );
                 }
+            }
+            if conn.trunk_strategy == TrunkStrategy::Shared && number.is_some() {
+                // A dedicated trunk an earlier change to `shared` left behind.
+                steps.extend(remove_empty_dedicated(carrier, creds, customer, number_id).await);
             }
             Ok(steps)
         };
@@ -1016,9 +1176,10 @@ impl Onboarding {
         let (carrier_result, livekit_result) = futures::join!(carrier_half, livekit_half);
         let mut steps = carrier_result?;
         steps.extend(livekit_result?);
+        let stored_trunk = conn.route_id.as_ref().map(ToString::to_string);
         let trunk_deleted = steps
             .iter()
-            .any(|s| s.step == "trunk" && s.action == StepAction::Deleted);
+            .any(|s| s.step == "trunk" && s.action == StepAction::Deleted && s.id == stored_trunk);
         progress
             .update(|c| {
                 c.status = ConnectionStatus::Disconnected;
@@ -1181,5 +1342,99 @@ fn reuse_or_create<T: PartialEq>(old: Option<&T>, new: &T) -> StepAction {
         StepAction::Reused
     } else {
         StepAction::Created
+    }
+}
+
+/// The targets a stored connection points at, in the order `desired` sorts them. A
+/// disconnect forgets the origination URLs but keeps the primary target.
+fn stored_targets(c: &NumberConnection) -> Vec<OriginationTarget> {
+    let mut targets: Vec<_> = if c.route_targets.is_empty() {
+        vec![OriginationTarget::new(c.sip_target.clone())]
+    } else {
+        c.route_targets.iter().map(|o| o.target.clone()).collect()
+    };
+    targets.sort_by_key(|t| (t.priority, std::cmp::Reverse(t.weight)));
+    targets
+}
+
+fn check_targets(targets: &[OriginationTarget]) -> Result<(), Error> {
+    if targets.len() > 10 {
+        return Err(Error::new(
+            ErrorCode::InvalidSipTarget,
+            "at most 10 origination targets",
+        ));
+    }
+    for (i, a) in targets.iter().enumerate() {
+        if targets[..i].iter().any(|b| b.sip_url == a.sip_url) {
+            return Err(Error::new(
+                ErrorCode::InvalidSipTarget,
+                format!("origination target {} is listed twice", a.sip_url),
+            ));
+        }
+        if a.weight == 0 {
+            return Err(Error::new(
+                ErrorCode::InvalidSipTarget,
+                "origination target weight must be at least 1",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// This number's dedicated trunks (`trunkline-dedicated-PN…`) that hold no number: only a
+/// trunk named for this very number, and only once the carrier lists no number on it.
+pub(super) async fn empty_dedicated_trunks(
+    carrier: &dyn CarrierProvider,
+    creds: &CarrierCredentials,
+    customer: &CustomerId,
+    number: &CarrierNumberId,
+) -> Result<Vec<RouteId>, crate::ports::ProviderError> {
+    let name = trunk_friendly_name(TrunkStrategy::Dedicated, customer, number);
+    let mut empty = Vec::new();
+    for trunk in carrier.find_routes(creds, &name).await? {
+        if carrier
+            .list_route_numbers(creds, &trunk.id)
+            .await?
+            .is_empty()
+        {
+            empty.push(trunk.id);
+        }
+    }
+    Ok(empty)
+}
+
+/// Remove this number's dedicated trunk if no number is on it: emptied by a change to
+/// `shared`, or left behind by an earlier one (deleting a trunk removes its origination URLs
+/// too). A failure here leaves the number connected; the next connect or disconnect tries
+/// again, so it is reported as a skipped step rather than as an error.
+async fn remove_empty_dedicated(
+    carrier: &dyn CarrierProvider,
+    creds: &CarrierCredentials,
+    customer: &CustomerId,
+    number: &CarrierNumberId,
+) -> Vec<Step> {
+    let removed = async {
+        let mut steps = Vec::new();
+        for trunk in empty_dedicated_trunks(carrier, creds, customer, number).await? {
+            carrier.delete_route(creds, &trunk).await?;
+            steps.push(
+                Step::new("trunk", StepAction::Deleted, Some(trunk.to_string()))
+                    .detail("the number's dedicated trunk, left empty"),
+            );
+        }
+        Ok::<_, crate::ports::ProviderError>(steps)
+    };
+    match removed.await {
+        Ok(steps) => steps,
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "could not remove an empty dedicated trunk; the next connect or disconnect retries"
+            );
+            vec![Step::new("trunk", StepAction::Skipped, None).detail(
+                "an empty dedicated trunk could not be removed yet; the next connect or \
+                     disconnect retries",
+            )]
+        }
     }
 }

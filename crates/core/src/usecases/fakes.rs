@@ -15,8 +15,8 @@ use crate::ids::{
     RouteTargetId,
 };
 use crate::model::{
-    AuditEvent, CarrierCredentials, Integration, Lease, LeaseKey, NumberConnection, SealContext,
-    NumberRouting, SealedSecret,
+    AuditEvent, CarrierCredentials, Integration, Lease, LeaseKey, NumberConnection, NumberRouting,
+    SealContext, SealedSecret,
 };
 use crate::phone::E164;
 use crate::ports::*;
@@ -239,11 +239,7 @@ impl CarrierProvider for FakeCarrier {
         Ok(t)
     }
 
-    async fn delete_route(
-        &self,
-        _: &CarrierCredentials,
-        t: &RouteId,
-    ) -> Result<(), ProviderError> {
+    async fn delete_route(&self, _: &CarrierCredentials, t: &RouteId) -> Result<(), ProviderError> {
         let mut s = self.enter("delete_route")?;
         s.trunks.retain(|x| &x.id != t);
         s.urls.retain(|u| &u.route_id != t);
@@ -535,9 +531,7 @@ impl ConnectionStore for FakeStore {
     async fn save_connection(&self, conn: &NumberConnection) -> Result<(), StoreError> {
         let mut v = self.connections.lock().unwrap();
         if v.iter().any(|x| {
-            x.id != conn.id
-                && x.customer_id == conn.customer_id
-                && x.number_id == conn.number_id
+            x.id != conn.id && x.customer_id == conn.customer_id && x.number_id == conn.number_id
         }) {
             return Err(StoreError::Conflict("number".into()));
         }
@@ -753,6 +747,13 @@ pub mod calls {
                 if c.status != CallStatus::Unrouted {
                     c.status = CallStatus::Ended;
                 }
+                // The claimant is kept: a worker dispatching right now may still record it.
+                if matches!(
+                    c.dispatch_status,
+                    DispatchStatus::Failed | DispatchStatus::Claimed
+                ) {
+                    c.dispatch_status = DispatchStatus::Cancelled;
+                }
                 c.updated_at = c.updated_at.max(Utc::now());
                 c.clone()
             }))
@@ -798,6 +799,12 @@ pub mod calls {
             ttl: Duration,
         ) -> Result<DispatchClaim, StoreError> {
             let mut s = self.enter("claim_dispatch");
+            let finished = s
+                .events
+                .iter()
+                .filter(|e| e.kind == "room_finished" && e.room_name.as_ref() == Some(room))
+                .map(|e| e.received_at)
+                .min();
             let Some(stored) = s.calls.get_mut(room.as_str()) else {
                 return Ok(DispatchClaim::NoSuchCall);
             };
@@ -807,6 +814,21 @@ pub mod calls {
                 DispatchStatus::Claimed => stored.claim_expires.is_none_or(|e| e <= now),
                 _ => false,
             };
+            let ended_at = stored.call.ended_at.or(finished);
+            if claimable && ended_at.is_some() {
+                // As the stores' claim statement: an ended call is refused and its
+                // dispatch cancelled, in the same step.
+                let c = &mut stored.call;
+                c.ended_at = ended_at;
+                if c.status != CallStatus::Unrouted {
+                    c.status = CallStatus::Ended;
+                }
+                c.dispatch_status = DispatchStatus::Cancelled;
+                c.updated_at = c.updated_at.max(now);
+                stored.claimant = None;
+                stored.claim_expires = None;
+                return Ok(DispatchClaim::HeldByOther);
+            }
             if claimable {
                 stored.call.dispatch_status = DispatchStatus::Claimed;
                 stored.call.dispatch_attempts += 1;
@@ -837,8 +859,11 @@ pub mod calls {
             let Some(stored) = s.calls.get_mut(room.as_str()) else {
                 return Ok(false);
             };
-            if stored.call.dispatch_status != DispatchStatus::Claimed
-                || stored.claimant.as_deref() != Some(claimant)
+            // Cancelled while this claimant was dispatching: what it did is still recorded.
+            if !matches!(
+                stored.call.dispatch_status,
+                DispatchStatus::Claimed | DispatchStatus::Cancelled
+            ) || stored.claimant.as_deref() != Some(claimant)
             {
                 return Ok(false);
             }
@@ -882,6 +907,7 @@ pub mod calls {
             let mut due: Vec<CallRecord> = s
                 .calls
                 .values()
+                .filter(|c| c.call.ended_at.is_none())
                 .filter(|c| match c.call.dispatch_status {
                     DispatchStatus::Failed => true,
                     DispatchStatus::Claimed => c.claim_expires.is_none_or(|e| e <= now),
@@ -912,6 +938,8 @@ pub mod calls {
         pub fail_lists: u32,
         pub dispatch_calls: usize,
         pub verified: usize,
+        /// Inbound trunks, for the connect tests that check who holds a number.
+        pub inbound_trunks: Vec<InboundTrunkInfo>,
     }
 
     /// LiveKit's webhook and dispatch half: a body is "signed" when the authorization is
@@ -957,6 +985,19 @@ pub mod calls {
             _: Option<crate::ids::DispatchRuleId>,
         ) -> Result<DispatchRuleInfo, ProviderError> {
             Err(unused())
+        }
+
+        async fn inbound_trunks_for_number(
+            &self,
+            number: &crate::phone::E164,
+        ) -> Result<Vec<InboundTrunkInfo>, ProviderError> {
+            Ok(self
+                .state()
+                .inbound_trunks
+                .iter()
+                .filter(|t| t.numbers.iter().any(|n| n == number.as_str()))
+                .cloned()
+                .collect())
         }
 
         async fn get_inbound_trunk(

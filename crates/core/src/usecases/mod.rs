@@ -32,6 +32,16 @@ use crate::ports::{
 };
 use crate::sip::SipTarget;
 
+/// How long a lease lives without renewal. Its holder renews it every third of this while it
+/// works, so the TTL only bounds how long a holder that died (a crash, a kill -9) blocks the
+/// number: a few seconds, not a minute.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// How long an operation waits for a lease another holder has. Shorter than [`LEASE_TTL`]: a
+/// live holder usually finishes within it, and a dead one is better answered at once with
+/// when to retry than waited for.
+pub const LEASE_WAIT: Duration = Duration::from_secs(5);
+
 /// Settings of the onboarding use cases (from configuration).
 #[derive(Debug, Clone)]
 pub struct OnboardingSettings {
@@ -55,10 +65,30 @@ impl Default for OnboardingSettings {
             default_sip_target: None,
             allow_sip_target_override: false,
             instance_id: format!("trunkline-{}", uuid::Uuid::new_v4()),
-            lease_ttl: Duration::from_secs(60),
-            lease_wait: Duration::from_secs(20),
+            lease_ttl: LEASE_TTL,
+            lease_wait: LEASE_WAIT,
             room_prefix: "call-".to_owned(),
         }
+    }
+}
+
+/// `CONFLICT` for a lease still held after waiting `waited` for it. Whoever holds it either
+/// lives (and may finish any moment) or died: a dead holder renewed it at the latest when the
+/// wait began, so it has expired `ttl - waited` from now. That is when to retry.
+fn lease_conflict(ttl: Duration, waited: Duration) -> Error {
+    let left = ttl.saturating_sub(waited);
+    // Whole seconds, as `Retry-After` carries them, rounded up: never too early.
+    let secs = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1);
+    Error {
+        retry_after: Some(Duration::from_secs(secs)),
+        ..Error::new(
+            ErrorCode::Conflict,
+            format!(
+                "another connect or disconnect of this number (or of a number on its trunk) is \
+                 in progress; retry in {secs} s (if the instance running it stopped, its lease \
+                 has expired by then)"
+            ),
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 //! How trunkline names what it creates, so that it can find its own objects again.
 
-use crate::ids::{CustomerId, CarrierNumberId};
+use crate::ids::{CarrierNumberId, CustomerId};
 use crate::model::TrunkStrategy;
 
 /// Every trunk and origination URL trunkline creates has a friendly name starting with this.

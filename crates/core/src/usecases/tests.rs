@@ -5,9 +5,9 @@ use secrecy::SecretString;
 
 use super::fakes::{FakeCarrier, FakeStore, FakeVault, account};
 use super::*;
-use crate::ids::{CarrierNumberId, CredentialKeyId};
+use crate::ids::{CarrierNumberId, CredentialKeyId, RouteId};
 use crate::model::{
-    Actor, AuditAction, ConnectionStatus, OriginationTarget, TrunkStrategy,
+    Actor, AuditAction, ConnectionStatus, OriginationTarget, RoutingPolicy, TrunkStrategy,
 };
 use crate::ports::ProviderError;
 
@@ -25,6 +25,14 @@ fn target(s: &str) -> SipTarget {
 }
 
 async fn world(numbers: usize, allow_override: bool) -> World {
+    world_with(numbers, allow_override, None).await
+}
+
+async fn world_with(
+    numbers: usize,
+    allow_override: bool,
+    sip: Option<Arc<dyn crate::ports::SipPlatform>>,
+) -> World {
     let (carrier, numbers) = FakeCarrier::with_numbers(numbers);
     let store = FakeStore::default();
     let mut carriers: HashMap<ProviderKind, Arc<dyn crate::ports::CarrierProvider>> =
@@ -32,7 +40,7 @@ async fn world(numbers: usize, allow_override: bool) -> World {
     carriers.insert(ProviderKind::Twilio, Arc::new(carrier.clone()));
     let ports = OnboardingPorts {
         carriers,
-        sip: None,
+        sip,
         vault: Arc::new(FakeVault),
         integrations: Arc::new(store.clone()),
         connections: Arc::new(store.clone()),
@@ -166,7 +174,7 @@ async fn shared_strategy_uses_one_trunk_and_dedicated_one_each() {
     w.connect(1, ConnectRequest::default()).await.unwrap();
     assert_eq!(w.carrier.state().trunks.len(), 1);
     let ded = ConnectRequest {
-        trunk_strategy: TrunkStrategy::Dedicated,
+        trunk_strategy: Some(TrunkStrategy::Dedicated),
         ..Default::default()
     };
     w.connect(2, ded.clone()).await.unwrap();
@@ -220,7 +228,7 @@ async fn sip_target_override_needs_permission_and_a_default_or_a_target() {
 
     let w = world(1, true).await;
     let req = ConnectRequest {
-        origination_targets: vec![
+        origination_targets: Some(vec![
             OriginationTarget {
                 sip_url: target("sip:b.example"),
                 priority: 20,
@@ -231,7 +239,7 @@ async fn sip_target_override_needs_permission_and_a_default_or_a_target() {
                 priority: 10,
                 weight: 5,
             },
-        ],
+        ]),
         ..Default::default()
     };
     let out = w.connect(0, req).await.unwrap();
@@ -316,7 +324,7 @@ async fn disconnect_restores_deletes_empty_dedicated_trunk_and_is_idempotent() {
     w.connect(
         0,
         ConnectRequest {
-            trunk_strategy: TrunkStrategy::Dedicated,
+            trunk_strategy: Some(TrunkStrategy::Dedicated),
             ..Default::default()
         },
     )
@@ -606,4 +614,456 @@ async fn failed_verdicts_are_audited_without_the_secret() {
     assert_eq!(last.details["ok"], false);
     assert_eq!(last.details["errorCode"], "AUTH_INVALID");
     assert!(!last.details.to_string().contains("s3cr3t"));
+}
+
+fn strategy(s: TrunkStrategy) -> ConnectRequest {
+    ConnectRequest {
+        trunk_strategy: Some(s),
+        ..Default::default()
+    }
+}
+
+fn agent(name: &str) -> RoutingPolicy {
+    RoutingPolicy {
+        agent_name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_change() {
+    let w = world(1, true).await;
+    let first = ConnectRequest {
+        sip_target: Some(target("sip:b.example")),
+        routing: Some(agent("a")),
+        trunk_strategy: Some(TrunkStrategy::Dedicated),
+        ..Default::default()
+    };
+    let made = w.connect(0, first).await.unwrap();
+    assert!(made.changes.is_empty(), "{:?}", made.changes);
+    let writes = w.carrier.writes();
+
+    let rerun = w.connect(0, ConnectRequest::default()).await.unwrap();
+    let c = &rerun.connection;
+    assert_eq!(c.routing.agent_name.as_deref(), Some("a"), "agent kept");
+    assert_eq!(c.trunk_strategy, TrunkStrategy::Dedicated, "strategy kept");
+    assert_eq!(c.route_id, made.connection.route_id, "same trunk");
+    assert_eq!(c.sip_target, target("sip:b.example"), "targets kept");
+    assert!(rerun.changes.is_empty(), "{:?}", rerun.changes);
+    assert_eq!(w.carrier.writes(), writes, "a resume writes nothing");
+    assert_eq!(actions(&rerun.steps, "voiceConfig"), [StepAction::Reused]);
+    assert!(
+        rerun
+            .steps
+            .iter()
+            .all(|s| matches!(s.action, StepAction::Reused | StepAction::Skipped)),
+        "{:?}",
+        rerun.steps
+    );
+
+    // The same values given again are no change; a different one is, and says so.
+    let same = w
+        .connect(
+            0,
+            ConnectRequest {
+                routing: Some(agent("a")),
+                trunk_strategy: Some(TrunkStrategy::Dedicated),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(same.changes.is_empty(), "{:?}", same.changes);
+    let changed = w
+        .connect(
+            0,
+            ConnectRequest {
+                routing: Some(agent("b")),
+                sip_target: Some(target("sip:c.example")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.changes, ["routing", "originationTargets"]);
+    assert_eq!(changed.connection.routing.agent_name.as_deref(), Some("b"));
+    assert!(actions(&changed.steps, "originationUrl").contains(&StepAction::Created));
+    // An explicit empty routing clears the agent.
+    let cleared = w
+        .connect(
+            0,
+            ConnectRequest {
+                routing: Some(RoutingPolicy::default()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.changes, ["routing"]);
+    assert_eq!(cleared.connection.routing.agent_name, None);
+    assert_eq!(cleared.connection.sip_target, target("sip:c.example"));
+}
+
+#[tokio::test]
+async fn sip_target_and_origination_targets_together_are_refused() {
+    let w = world(1, true).await;
+    let err = w
+        .connect(
+            0,
+            ConnectRequest {
+                sip_target: Some(target("sip:a.example")),
+                origination_targets: Some(vec![OriginationTarget::new(target("sip:b.example"))]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::ValidationFailed);
+    assert!(
+        err.message.contains("sipTarget") && err.message.contains("originationTargets"),
+        "{err}"
+    );
+    assert_eq!(w.carrier.writes(), 0);
+}
+
+#[tokio::test]
+async fn a_change_to_shared_removes_the_dedicated_trunk_it_empties() {
+    let w = world(1, false).await;
+    let ded = w
+        .connect(0, strategy(TrunkStrategy::Dedicated))
+        .await
+        .unwrap();
+    let dedicated = ded.connection.route_id.clone().unwrap();
+    let out = w.connect(0, strategy(TrunkStrategy::Shared)).await.unwrap();
+    assert_eq!(out.changes, ["trunkStrategy"]);
+    assert_eq!(actions(&out.steps, "attachment"), [StepAction::Moved]);
+    let deleted: Vec<_> = out
+        .steps
+        .iter()
+        .filter(|s| s.step == "trunk" && s.action == StepAction::Deleted)
+        .filter_map(|s| s.id.clone())
+        .collect();
+    assert_eq!(deleted, [dedicated.to_string()]);
+    let s = w.carrier.state();
+    assert_eq!(s.trunks.len(), 1, "only the shared trunk is left");
+    assert!(s.urls.iter().all(|u| u.route_id != dedicated));
+    assert_eq!(s.numbers[0].route_id, out.connection.route_id);
+}
+
+/// A dedicated trunk an earlier version left behind when the number went `shared`.
+fn leave_orphan(w: &World, n: usize) -> RouteId {
+    let orphan = w.carrier.add_foreign_trunk();
+    let name = trunk_friendly_name(TrunkStrategy::Dedicated, &w.customer, &w.numbers[n]);
+    let mut s = w.carrier.state();
+    s.trunks.iter_mut().find(|t| t.id == orphan).unwrap().name = Some(name);
+    orphan
+}
+
+#[tokio::test]
+async fn an_existing_orphan_dedicated_trunk_goes_with_the_next_connect_or_disconnect() {
+    let w = world(2, false).await;
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+    w.connect(1, ConnectRequest::default()).await.unwrap();
+    let orphan = leave_orphan(&w, 0);
+    let st = w
+        .onboarding
+        .status(&w.customer, ProviderKind::Twilio, &w.numbers[0])
+        .await
+        .unwrap();
+    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind).collect();
+    assert_eq!(kinds, ["orphan_trunk"]);
+    let out = w.connect(0, ConnectRequest::default()).await.unwrap();
+    assert!(
+        out.steps.iter().any(|s| s.step == "trunk"
+            && s.action == StepAction::Deleted
+            && s.id.as_deref() == Some(orphan.as_str())),
+        "{:?}",
+        out.steps
+    );
+    assert!(w.carrier.state().trunks.iter().all(|t| t.id != orphan));
+
+    let orphan = leave_orphan(&w, 1);
+    let out = w.disconnect(1, false).await.unwrap();
+    assert!(
+        actions(&out.steps, "trunk").contains(&StepAction::Deleted),
+        "{:?}",
+        out.steps
+    );
+    let s = w.carrier.state();
+    assert!(s.trunks.iter().all(|t| t.id != orphan));
+    assert_eq!(
+        s.trunks.len(),
+        1,
+        "the shared trunk stays: number 0 is on it"
+    );
+    assert!(
+        out.connection.route_id.is_some(),
+        "the stored shared trunk is not the one removed"
+    );
+}
+
+#[tokio::test]
+async fn another_customers_live_connection_is_never_taken_even_forced() {
+    let w = world(1, false).await;
+    let a = w.connect(0, ConnectRequest::default()).await.unwrap();
+    let c = CustomerId::parse("initech").unwrap();
+    w.onboarding
+        .save_credentials(&w.actor, &c, ProviderKind::Twilio, &creds(), None)
+        .await
+        .unwrap();
+    let writes = w.carrier.writes();
+    let err = w
+        .onboarding
+        .connect(
+            &w.actor,
+            &c,
+            ProviderKind::Twilio,
+            &w.numbers[0],
+            ConnectRequest {
+                force: true,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NumberInUse, "{err}");
+    assert_eq!(w.carrier.writes(), writes, "nothing moved at the carrier");
+    assert_eq!(
+        w.carrier.state().numbers[0].route_id,
+        a.connection.route_id,
+        "A's number stays on A's trunk"
+    );
+    let trunk = a.connection.route_id.unwrap().to_string();
+    assert!(
+        !err.message.contains(&a.connection.id.to_string()) && !err.message.contains(&trunk),
+        "{err}"
+    );
+    assert!(err.message.contains("disconnect it"), "{err}");
+    assert!(
+        w.store
+            .connections
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|x| x.customer_id != c),
+        "a refused first connect stores nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_livekit_trunk_of_someone_else_refuses_before_the_carrier_moves() {
+    let sip = super::fakes::calls::FakeSip::default();
+    let w = world_with(1, false, Some(Arc::new(sip.clone()))).await;
+    let e164 = w.carrier.state().numbers[0].e164.clone();
+    let foreign = w.carrier.add_foreign_trunk();
+    w.carrier.state().numbers[0].route_id = Some(foreign.clone());
+    sip.state()
+        .inbound_trunks
+        .push(crate::ports::InboundTrunkInfo {
+            id: crate::ids::SipTrunkId::parse("ST_theirs").unwrap(),
+            name: format!("trunkline {}", crate::ids::ConnectionId::new()),
+            numbers: vec![e164.to_string()],
+        });
+    let err = w
+        .connect(
+            0,
+            ConnectRequest {
+                force: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NumberInUse, "{err}");
+    assert!(!err.message.contains("ST_theirs"), "{err}");
+    assert_eq!(w.carrier.writes(), 0, "nothing moved at the carrier");
+    assert_eq!(w.carrier.state().numbers[0].route_id, Some(foreign));
+}
+
+fn number_key(w: &World, n: usize) -> crate::model::LeaseKey {
+    crate::model::LeaseKey::number(
+        w.customer.clone(),
+        ProviderKind::Twilio,
+        w.numbers[n].clone(),
+    )
+}
+
+async fn status_of(w: &World, n: usize) -> Result<NumberStatus, Error> {
+    w.onboarding
+        .status(&w.customer, ProviderKind::Twilio, &w.numbers[n])
+        .await
+}
+
+fn kinds(drifts: &[Drift]) -> Vec<&'static str> {
+    drifts.iter().map(|d| d.kind).collect()
+}
+
+#[tokio::test]
+async fn a_dead_holders_lease_expires_within_seconds_and_conflict_says_when_to_retry() {
+    // What the server runs with: a holder that died blocks the number for seconds only.
+    let defaults = OnboardingSettings::default();
+    assert!(defaults.lease_ttl <= std::time::Duration::from_secs(10));
+    assert!(defaults.lease_wait < defaults.lease_ttl);
+    let dead = FakeStore::default()
+        .try_acquire_lease(
+            &crate::model::LeaseKey::number(
+                CustomerId::parse("acme").unwrap(),
+                ProviderKind::Twilio,
+                CarrierNumberId::parse("PN0123456789abcdef0123456789abcdef").unwrap(),
+            ),
+            "crashed",
+            defaults.lease_ttl,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dead.expires_at <= chrono::Utc::now() + chrono::Duration::seconds(10));
+
+    // The same at test scale: a holder took the lease and died (it never renews it).
+    let mut w = world(1, false).await;
+    w.onboarding.settings.lease_ttl = std::time::Duration::from_millis(1500);
+    let key = number_key(&w, 0);
+    w.store
+        .try_acquire_lease(&key, "crashed", w.onboarding.settings.lease_ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = w.connect(0, ConnectRequest::default()).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict, "{err}");
+    let after = err
+        .retry_after
+        .expect("a held lease answers with when to retry");
+    // 1.5 s TTL, 0.3 s waited: the dead holder's lease is gone within 1.2 s, said as 2 s.
+    assert_eq!(after, std::time::Duration::from_secs(2), "{err}");
+    assert!(err.message.contains("retry in 2 s"), "{err}");
+    tokio::time::sleep(after).await;
+    let out = w.connect(0, ConnectRequest::default()).await.unwrap();
+    assert_eq!(out.connection.status, ConnectionStatus::Connected);
+}
+
+#[tokio::test]
+async fn status_counts_a_half_made_connects_own_url_as_incomplete_not_foreign() {
+    let w = world(1, false).await;
+    w.carrier.state().fail_once.insert(
+        "attach_number",
+        ProviderError::new(ErrorCode::ProviderUnavailable, "Twilio is down"),
+    );
+    w.connect(0, ConnectRequest::default()).await.unwrap_err();
+    // As after a crash between creating the URL and recording it.
+    w.store.connections.lock().unwrap()[0].route_targets.clear();
+    let ours = w.carrier.state().urls[0].id.clone();
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(kinds(&st.drifts), ["connect_incomplete"], "{:?}", st.drifts);
+    assert!(
+        st.drifts[0].message.contains(ours.as_str()),
+        "{:?}",
+        st.drifts
+    );
+
+    // Someone else's URL on the trunk is still foreign.
+    {
+        let mut s = w.carrier.state();
+        let mut foreign = s.urls[0].clone();
+        foreign.id =
+            crate::ids::RouteTargetId::parse("OUffffffffffffffffffffffffffffffff").unwrap();
+        foreign.sip_url = "sip:pbx.example".into();
+        foreign.name = Some("pbx".into());
+        s.urls.push(foreign);
+    }
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(
+        kinds(&st.drifts),
+        ["connect_incomplete", "origination_url_unexpected"],
+        "{:?}",
+        st.drifts
+    );
+    // Connecting again takes the half-made URL over.
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(kinds(&st.drifts), ["origination_url_unexpected"]);
+    assert_eq!(st.connection.unwrap().route_targets[0].id, ours);
+}
+
+#[tokio::test]
+async fn status_shows_the_stored_connection_when_the_carrier_side_cannot_be_read() {
+    let w = world(1, false).await;
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+
+    // A stored secret that does not open: the carrier sections say so, the rest is shown.
+    let sealed = w.store.integrations.lock().unwrap()[0]
+        .sealed_secret
+        .clone();
+    w.store.integrations.lock().unwrap()[0].sealed_secret =
+        crate::model::SealedSecret(b"garbage".to_vec());
+    let st = status_of(&w, 0).await.unwrap();
+    assert!(st.connection.is_some());
+    for code in [
+        st.credentials.failure(),
+        st.number.failure(),
+        st.trunk.failure(),
+        st.route_targets.failure(),
+    ] {
+        assert_eq!(code, Some(ErrorCode::Internal));
+    }
+    assert!(
+        st.drifts.is_empty(),
+        "a read failure is not drift: {:?}",
+        st.drifts
+    );
+    w.store.integrations.lock().unwrap()[0].sealed_secret = sealed;
+
+    // The carrier failing one read fails that part only.
+    w.carrier.state().fail_once.insert(
+        "fetch_number",
+        ProviderError::new(ErrorCode::ProviderUnavailable, "Twilio answered 500"),
+    );
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(st.number.failure(), Some(ErrorCode::ProviderUnavailable));
+    assert!(st.credentials.ok().is_some() && st.trunk.ok().is_some());
+
+    // Credentials deleted: the number still takes calls, and status still shows it.
+    w.onboarding
+        .delete_credentials(&w.actor, &w.customer, ProviderKind::Twilio, None)
+        .await
+        .unwrap();
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(
+        st.connection.as_ref().unwrap().status,
+        ConnectionStatus::Connected
+    );
+    assert_eq!(st.number.failure(), Some(ErrorCode::IntegrationNotFound));
+    let Section::Failed { message, .. } = &st.credentials else {
+        panic!("{:?}", st.credentials)
+    };
+    assert!(message.contains("credentials were deleted"), "{message}");
+    assert_eq!(kinds(&st.drifts), ["credentials_missing"]);
+    // A number trunkline never connected has nothing to show without credentials.
+    let unknown = CarrierNumberId::parse("PNffffffffffffffffffffffffffffffff").unwrap();
+    let err = w
+        .onboarding
+        .status(&w.customer, ProviderKind::Twilio, &unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::IntegrationNotFound);
+}
+
+#[tokio::test]
+async fn without_livekit_status_and_connect_say_calls_cannot_reach_an_agent() {
+    let w = world(1, false).await;
+    assert!(status_of(&w, 0).await.unwrap().warnings.is_empty());
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+    let st = status_of(&w, 0).await.unwrap();
+    assert_eq!(kinds(&st.warnings), ["livekit_not_configured"]);
+    assert!(
+        st.warnings[0]
+            .message
+            .contains("calls to this number cannot reach an agent"),
+        "{:?}",
+        st.warnings
+    );
+    assert!(st.drifts.is_empty(), "{:?}", st.drifts);
+    assert_eq!(kinds(&w.onboarding.warnings()), ["livekit_not_configured"]);
+    w.disconnect(0, false).await.unwrap();
+    assert!(status_of(&w, 0).await.unwrap().warnings.is_empty());
 }

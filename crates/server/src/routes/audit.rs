@@ -89,6 +89,7 @@ pub struct AuditResponse {
         (status = 400, description = "`VALIDATION_FAILED`: bad limit", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: customerId names another customer", body = ErrorEnvelope),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database did not answer", body = ErrorEnvelope),
     )
 )]
 pub async fn list_audit(

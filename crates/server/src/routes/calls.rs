@@ -37,7 +37,7 @@ pub struct CallPath {
     /// trunkline's id of the call (a UUID), as the webhook answer and the number status
     /// give it.
     #[serde(rename = "callId")]
-    #[param(example = "0192f0c4-6a4e-7cc2-9b1e-1f1d3c7a9b10")]
+    #[param(schema_with = super::schema::call_id)]
     pub call_id: String,
 }
 
@@ -47,7 +47,7 @@ pub struct CallPath {
 pub struct RoomPath {
     /// The LiveKit room of the call, percent-encoded (`+` as `%2B`).
     #[serde(rename = "roomName")]
-    #[param(example = "call-_%2B14155550199_aBcD1234")]
+    #[param(schema_with = super::schema::room_name)]
     pub room_name: String,
 }
 
@@ -89,6 +89,8 @@ pub enum DispatchStatusJson {
     ByRule,
     /// Every attempt failed; logged as an error for a human.
     GaveUp,
+    /// The call ended before its agent was dispatched; nothing more is attempted. Final.
+    Cancelled,
 }
 
 impl From<DispatchStatus> for DispatchStatusJson {
@@ -100,6 +102,7 @@ impl From<DispatchStatus> for DispatchStatusJson {
             DispatchStatus::Failed => Self::Failed,
             DispatchStatus::ByRule => Self::ByRule,
             DispatchStatus::GaveUp => Self::GaveUp,
+            DispatchStatus::Cancelled => Self::Cancelled,
         }
     }
 }
@@ -234,6 +237,7 @@ pub fn viewer(scope: &ReadScope) -> CallViewer {
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: customerId names another customer", body = ErrorEnvelope),
         (status = 404, description = "`NOT_FOUND`: no such call, or not the caller's", body = ErrorEnvelope),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database did not answer", body = ErrorEnvelope),
     )
 )]
 pub async fn get_call(
@@ -260,6 +264,7 @@ pub async fn get_call(
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: customerId names another customer", body = ErrorEnvelope),
         (status = 404, description = "`NOT_FOUND`: no call in that room, or not the caller's", body = ErrorEnvelope),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database did not answer", body = ErrorEnvelope),
     )
 )]
 pub async fn get_call_by_room(

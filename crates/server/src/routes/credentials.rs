@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use trunkline_core::model::CarrierCredentials;
 use trunkline_core::ports::{CredentialForm, CredentialInput, VerifyReport};
 use trunkline_core::{ErrorCode, ProviderKind};
@@ -27,49 +27,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Twilio, recommended: a Standard API key of the account.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[expect(dead_code, reason = "the OpenAPI schema of one credentials form; bodies are parsed by the carrier's adapter")]
-pub struct TwilioApiKeyCredentials {
-    #[schema(pattern = "^AC[0-9a-fA-F]{32}$", example = "AC0123456789abcdef0123456789abcdef")]
-    account_sid: String,
-    #[schema(pattern = "^SK[0-9a-fA-F]{32}$", example = "SK0123456789abcdef0123456789abcdef")]
-    api_key_sid: String,
-    #[schema(format = Password, min_length = 1, max_length = 256)]
-    api_key_secret: String,
-}
-
-/// Twilio: the account's auth token.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[expect(dead_code, reason = "the OpenAPI schema of one credentials form; bodies are parsed by the carrier's adapter")]
-pub struct TwilioAuthTokenCredentials {
-    #[schema(pattern = "^AC[0-9a-fA-F]{32}$", example = "AC0123456789abcdef0123456789abcdef")]
-    account_sid: String,
-    #[schema(format = Password, min_length = 1, max_length = 256)]
-    auth_token: String,
-}
-
-/// Telnyx: an API key (API v2, bearer).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[expect(dead_code, reason = "the OpenAPI schema of one credentials form; bodies are parsed by the carrier's adapter")]
-pub struct TelnyxCredentials {
-    #[schema(format = Password, min_length = 1, max_length = 256)]
-    api_key: String,
-}
-
 /// Carrier credentials: the fields of one alternative of the carrier's credentials form
-/// (`GET /telephony/providers` lists them per carrier). Unknown fields are refused; each
-/// error names its field and none echoes a value. The secret is only ever sent here, never
-/// returned.
-#[derive(Debug, ToSchema)]
-pub enum CredentialsRequest {
-    TwilioApiKey(TwilioApiKeyCredentials),
-    TwilioAuthToken(TwilioAuthTokenCredentials),
-    Telnyx(TelnyxCredentials),
+/// (`GET /telephony/providers` lists them per carrier): Twilio's `accountSid` with either
+/// `apiKeySid` + `apiKeySecret` (a Standard API key, recommended) or `authToken`; Telnyx's
+/// `apiKey`. Unknown fields are refused; each error names its field and none echoes a value.
+/// The secret is only ever sent here, never returned. Schema only: the body is parsed by the
+/// carrier's adapter.
+#[derive(Debug)]
+pub struct CredentialsRequest;
+
+/// Written by hand: "exactly one form" is a `oneOf`, which the derive cannot say.
+impl utoipa::PartialSchema for CredentialsRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::schema::credentials_request().into()
+    }
 }
+
+impl ToSchema for CredentialsRequest {}
 
 /// Longest field name echoed back in an error: field names come from outside.
 const MAX_ECHOED_NAME: usize = 40;
@@ -186,8 +160,10 @@ fn is_verdict(code: ErrorCode) -> bool {
         (status = 400, description = "`VALIDATION_FAILED`: a malformed field", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
-        (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
-        (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: too many credential checks for this \
+            customer (see `Retry-After`), or by the carrier", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer; `SERVICE_UNAVAILABLE`: the database did not", body = ErrorEnvelope),
     )
 )]
 pub async fn verify_credentials(
@@ -199,6 +175,7 @@ pub async fn verify_credentials(
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
     let creds = parse_body(&state, provider, body.into_inner())?;
+    state.credential_checks.check(&scope.customer_id)?;
     let result = state
         .onboarding
         .verify_credentials(
@@ -212,7 +189,11 @@ pub async fn verify_credentials(
     let answer = match result {
         Ok(report) => VerifyResponse::Ok((&report).into()),
         Err(e) if is_verdict(e.code) => {
-            tracing::info!(code = %e.code, provider_code = ?e.provider_code, "credentials refused by the carrier");
+            tracing::info!(
+                code = %e.code,
+                provider_code = e.provider_code.as_deref(),
+                "credentials refused by the carrier"
+            );
             VerifyResponse::Failed(VerifyFailed {
                 ok: false,
                 error_code: e.code.as_str().to_owned(),
@@ -254,9 +235,12 @@ pub struct SaveResponse {
         (status = 400, description = "`VALIDATION_FAILED`: a malformed field", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
-        (status = 422, description = "`AUTH_INVALID`: the carrier refused the credentials; nothing was saved", body = ErrorEnvelope),
-        (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
-        (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer", body = ErrorEnvelope),
+        (status = 409, description = "`TRUNKING_NOT_ENABLED`, or `CONFLICT`: a concurrent change; retry", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
+        (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS`: the carrier refused the credentials; nothing was saved", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: too many credential checks for this \
+            customer (see `Retry-After`), or by the carrier", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`: the carrier did not answer; `SERVICE_UNAVAILABLE`: the database did not", body = ErrorEnvelope),
     )
 )]
 pub async fn save_credentials(
@@ -268,6 +252,8 @@ pub async fn save_credentials(
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
     let creds = parse_body(&state, provider, body.into_inner())?;
+    // Saving verifies the credentials at the carrier again: it counts as a check.
+    state.credential_checks.check(&scope.customer_id)?;
     let saved = state
         .onboarding
         .save_credentials(
@@ -322,6 +308,7 @@ const LEFT_IN_PLACE: &str = "Carrier configuration is left as it is: trunks, ori
         (status = 400, description = "`VALIDATION_FAILED`: unknown provider", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database did not answer", body = ErrorEnvelope),
     )
 )]
 pub async fn delete_credentials(
@@ -391,7 +378,10 @@ mod tests {
             body(serde_json::json!({"accountSid": "AC1", "authToken": "hunter2"})),
         )
         .unwrap();
-        assert_eq!(input.fields.get("accountSid").map(String::as_str), Some("AC1"));
+        assert_eq!(
+            input.fields.get("accountSid").map(String::as_str),
+            Some("AC1")
+        );
         assert!(input.secrets.contains_key("authToken"));
         assert!(!format!("{input:?}").contains("hunter2"));
     }
@@ -404,13 +394,22 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code(), ErrorCode::ValidationFailed);
-        assert!(e.message().starts_with("password: unknown field"), "{}", e.message());
-        assert!(e.message().contains("accountSid, apiKeySecret, authToken"), "{}", e.message());
+        assert!(
+            e.message().starts_with("password: unknown field"),
+            "{}",
+            e.message()
+        );
+        assert!(
+            e.message().contains("accountSid, apiKeySecret, authToken"),
+            "{}",
+            e.message()
+        );
         assert!(!e.message().contains("hunter2"));
         let e = credential_input(&form(), body(serde_json::json!({"authToken": 42}))).unwrap_err();
         assert_eq!(e.message(), "authToken: must be a string");
         let long = "x".repeat(500);
-        let e = credential_input(&form(), body(serde_json::json!({ long.clone(): "v" }))).unwrap_err();
+        let e =
+            credential_input(&form(), body(serde_json::json!({ long.clone(): "v" }))).unwrap_err();
         assert!(!e.message().contains(&long));
     }
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use trunkline_core::model::{
-    ConnectionStatus, DispatchMode, NumberConnection, NumberRouting, RoutingPolicy, StoredRouteTarget,
-    TrunkStrategy,
+    ConnectionStatus, DispatchMode, NumberConnection, NumberRouting, RoutingPolicy,
+    StoredRouteTarget, TrunkStrategy,
 };
 use trunkline_core::ports::{Capabilities, Capability};
 use trunkline_core::usecases::{Step, StepAction};
@@ -73,13 +73,15 @@ impl From<DispatchMode> for DispatchModeJson {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingJson {
-    /// The LiveKit agent to dispatch (1–128 characters).
-    #[schema(example = "support-agent")]
+    /// The LiveKit agent to dispatch (1–128 bytes, not blank, no control characters).
+    #[schema(schema_with = super::schema::agent_name)]
     pub agent_name: Option<String>,
     /// Opaque to trunkline; handed to the agent as dispatch metadata (at most 16 KiB).
+    #[schema(max_length = 16384)]
     pub metadata: Option<String>,
     /// Set on the SIP participant by the LiveKit trunk (at most 64, each at most 1 KiB).
     #[serde(default)]
+    #[schema(schema_with = super::schema::attributes)]
     pub attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub dispatch_mode: DispatchModeJson,
@@ -280,9 +282,7 @@ pub fn redacted_routing(routing: &NumberRouting) -> serde_json::Value {
         match v {
             serde_json::Value::String(s) => serde_json::Value::String(redact_url(s)),
             serde_json::Value::Array(a) => a.iter().map(redact).collect(),
-            serde_json::Value::Object(o) => {
-                o.iter().map(|(k, v)| (k.clone(), redact(v))).collect()
-            }
+            serde_json::Value::Object(o) => o.iter().map(|(k, v)| (k.clone(), redact(v))).collect(),
             other => other.clone(),
         }
     }

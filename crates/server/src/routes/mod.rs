@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod json;
 pub mod numbers;
 pub mod providers;
+pub mod schema;
 pub mod webhook;
 
 use actix_web::web;
@@ -45,7 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[into_params(parameter_in = Path)]
 pub struct ProviderPath {
     /// The carrier: `twilio` or `telnyx` (`GET /telephony/providers` lists those offered).
-    #[param(example = "twilio")]
+    #[param(schema_with = schema::provider)]
     pub provider: String,
 }
 
@@ -54,12 +55,12 @@ pub struct ProviderPath {
 #[into_params(parameter_in = Path)]
 pub struct NumberPath {
     /// The carrier: `twilio` or `telnyx`.
-    #[param(example = "twilio")]
+    #[param(schema_with = schema::provider)]
     pub provider: String,
     /// The carrier's id of the number: a Twilio IncomingPhoneNumber SID (`PN…`), a Telnyx
     /// phone number id (digits).
     #[serde(rename = "numberId")]
-    #[param(example = "PN0123456789abcdef0123456789abcdef")]
+    #[param(schema_with = schema::number_sid)]
     pub number_id: String,
 }
 
@@ -68,7 +69,9 @@ pub struct NumberPath {
 #[into_params(parameter_in = Query)]
 pub struct CustomerQuery {
     /// Support only: whose data to read. Customers may omit it or name themselves.
+    /// 1 to 128 bytes, no whitespace or control characters.
     #[serde(rename = "customerId")]
+    #[param(schema_with = schema::customer_id)]
     pub customer_id: Option<String>,
 }
 

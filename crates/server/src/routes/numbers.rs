@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use trunkline_core::model::{OriginationTarget, RoutingPolicy};
 use trunkline_core::ports::{
-    CarrierNumber, CarrierRouteTarget, CarrierRoute, DispatchRuleInfo, InboundTrunkInfo,
+    CarrierNumber, CarrierRoute, CarrierRouteTarget, DispatchRuleInfo, InboundTrunkInfo,
     NumberQuery, VerifyReport,
 };
 use trunkline_core::usecases::{ConnectRequest, Drift, NumberStatus, Section};
@@ -26,7 +26,7 @@ use crate::state::AppState;
 /// At most this many origination targets per connect (the use case enforces it too).
 const MAX_TARGETS: usize = 10;
 /// Cursors trunkline hands out are far shorter; anything longer is not one of ours.
-const MAX_CURSOR_LEN: usize = 2048;
+pub(crate) const MAX_CURSOR_LEN: usize = 2048;
 /// Calls shown in a number's status, newest first.
 const RECENT_CALLS: u32 = 10;
 
@@ -61,9 +61,12 @@ pub struct NumbersQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub page_size: Option<String>,
     /// `nextCursor` of the previous page; it continues that listing (its page size and
-    /// filter win).
+    /// filter win). Opaque: only cursors this server handed out are accepted.
+    #[param(schema_with = super::schema::cursor)]
     pub cursor: Option<String>,
-    /// Only this number, in E.164 (`+14155550100`; encode `+` as `%2B`).
+    /// Only this number, in E.164 (`+14155550100`; encode `+` as `%2B`). A number that is
+    /// not valid for its country code matches nothing.
+    #[param(schema_with = super::schema::phone_number)]
     pub phone_number: Option<String>,
 }
 
@@ -153,7 +156,7 @@ pub struct NumbersResponse {
         (status = 404, description = "`INTEGRATION_NOT_FOUND`: no credentials saved", body = ErrorEnvelope),
         (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS`: the stored credentials no longer work", body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED` by the carrier", body = ErrorEnvelope),
-        (status = 503, description = "`PROVIDER_UNAVAILABLE`", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`, or `SERVICE_UNAVAILABLE` (the database)", body = ErrorEnvelope),
     )
 )]
 pub async fn list_numbers(
@@ -195,30 +198,42 @@ pub async fn list_numbers(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OriginationTargetBody {
     /// A `sip:` URI (not `sips:`), host and optional port and `transport`.
-    #[schema(example = "sip:abc123.sip.livekit.cloud;transport=tcp")]
+    #[schema(schema_with = super::schema::sip_uri)]
     pub sip_url: String,
     /// Lower is tried first (default 10).
+    #[schema(minimum = 0, maximum = 65535)]
     pub priority: Option<u16>,
-    /// Load share within one priority, at least 1 (default 10).
+    /// Load share within one priority, 1 to 65535 (default 10).
+    #[schema(minimum = 1, maximum = 65535)]
     pub weight: Option<u16>,
 }
 
-/// What connect should make true. Every field is optional; an empty body connects the
-/// number to the server's default SIP target on the customer's shared trunk.
+/// What connect should make true. Every field is optional. A field left out keeps what is
+/// stored for the number, so running connect again resumes without changing anything; on a
+/// first connect it means the default (the server's SIP target, the shared trunk, no agent).
+/// A field that is given and differs from what is stored is a change, listed in `changes`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectBody {
-    /// Override of the server's SIP target; only where the server allows overriding.
-    #[schema(example = "sip:abc123.sip.livekit.cloud")]
+    /// One SIP target instead of the server's; only where the server allows overriding.
+    /// Not together with `originationTargets`.
+    #[schema(schema_with = super::schema::sip_uri_or_null)]
     pub sip_target: Option<String>,
     /// Several targets with priority and weight (high availability); only where the
-    /// server allows overriding. At most 10.
+    /// server allows overriding. At most 10. An empty list goes back to the server's
+    /// target. Not together with `sipTarget`.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub origination_targets: Option<Vec<OriginationTargetBody>>,
+    /// Replaces the stored routing as a whole: `{}` clears the agent, metadata and
+    /// attributes; left out (or `null`), the stored routing is kept.
+    #[schema(schema_with = super::schema::routing_request)]
     pub routing: Option<RoutingJson>,
-    /// `shared` (one trunk per customer, the default) or `dedicated` (one per number).
+    /// `shared` (one trunk per customer, the default of a first connect) or `dedicated`
+    /// (one per number). Left out, the stored strategy is kept.
     pub trunk_strategy: Option<TrunkStrategyJson>,
-    /// Move the number even when it sits on a trunk trunkline did not create.
+    /// Move the number even when it sits on a trunk trunkline did not create. It never
+    /// takes a number another trunkline customer has connected.
     pub force: Option<bool>,
 }
 
@@ -228,15 +243,40 @@ impl ConnectBody {
             .sip_target
             .map(|raw| SipTarget::parse(&raw).map_err(|e| ApiError::from(e.field("sipTarget"))))
             .transpose()?;
-        let bodies = self.origination_targets.unwrap_or_default();
-        if bodies.len() > MAX_TARGETS {
-            return Err(ApiError::new(
-                ErrorCode::InvalidSipTarget,
-                format!("originationTargets: at most {MAX_TARGETS} targets"),
-            ));
-        }
-        let mut origination_targets = Vec::with_capacity(bodies.len());
-        for (i, t) in bodies.into_iter().enumerate() {
+        let origination_targets = self
+            .origination_targets
+            .map(parse_origination_targets)
+            .transpose()?;
+        let routing = self
+            .routing
+            .map(|r| {
+                let routing: RoutingPolicy = r.into();
+                routing.validate().map(|()| routing)
+            })
+            .transpose()?;
+        Ok(ConnectRequest {
+            sip_target,
+            origination_targets,
+            routing,
+            trunk_strategy: self.trunk_strategy.map(Into::into),
+            force: self.force.unwrap_or(false),
+        })
+    }
+}
+
+fn parse_origination_targets(
+    bodies: Vec<OriginationTargetBody>,
+) -> Result<Vec<OriginationTarget>, ApiError> {
+    if bodies.len() > MAX_TARGETS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSipTarget,
+            format!("originationTargets: at most {MAX_TARGETS} targets"),
+        ));
+    }
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
             let sip_url = SipTarget::parse(&t.sip_url).map_err(|e| {
                 ApiError::new(
                     e.code,
@@ -249,22 +289,13 @@ impl ConnectBody {
                     "originationTargets[{i}].weight: must be from 1 to 65535"
                 )));
             }
-            origination_targets.push(OriginationTarget {
+            Ok(OriginationTarget {
                 sip_url,
                 priority: t.priority.unwrap_or(OriginationTarget::DEFAULT_PRIORITY),
                 weight,
-            });
-        }
-        let routing: RoutingPolicy = self.routing.unwrap_or_default().into();
-        routing.validate()?;
-        Ok(ConnectRequest {
-            sip_target,
-            origination_targets,
-            routing,
-            trunk_strategy: self.trunk_strategy.unwrap_or_default().into(),
-            force: self.force.unwrap_or(false),
+            })
         })
-    }
+        .collect()
 }
 
 /// The connection as connect left it, and what each step did.
@@ -281,9 +312,16 @@ pub struct ConnectResponse {
     pub sip_target: String,
     pub origination_targets: Vec<OriginationTargetJson>,
     pub routing: RoutingJson,
+    /// What this connect changed against the stored connection: `routing`,
+    /// `trunkStrategy`, `originationTargets` (values are in the fields above; the previous
+    /// ones are in the audit trail). Empty for a first connect and for a resume.
+    pub changes: Vec<String>,
     /// Which steps created, reused, updated, moved or deleted what.
     pub steps: Vec<StepJson>,
     pub livekit: LiveKitIdsJson,
+    /// What keeps the number from working although connect succeeded (e.g.
+    /// `livekit_not_configured`: calls cannot reach an agent).
+    pub warnings: Vec<WarningJson>,
 }
 
 /// Connect an existing number: trunk, origination URL(s), attachment. Idempotent: calling
@@ -294,17 +332,18 @@ pub struct ConnectResponse {
     tag = "numbers",
     security(("bearer" = [])),
     params(NumberPath),
-    request_body(content = ConnectBody, description = "Optional; an empty body uses the defaults"),
+    request_body(content = Option<ConnectBody>, description = "Optional; what is left out keeps what is stored (defaults on a first connect)"),
     responses(
         (status = 200, description = "Connected", body = ConnectResponse),
         (status = 400, description = "`VALIDATION_FAILED` (names the field) or `INVALID_SIP_TARGET`", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
         (status = 404, description = "`NUMBER_NOT_FOUND` or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
-        (status = 409, description = "`NUMBER_IN_USE` (on a trunk trunkline did not create; retry with `force`), `TRUNKING_NOT_ENABLED`, or `CONFLICT` (another connect of this number is running)", body = ErrorEnvelope),
+        (status = 409, description = "`NUMBER_IN_USE` (on a trunk trunkline did not create, retry with `force`; or connected by another trunkline customer), `TRUNKING_NOT_ENABLED`, or `CONFLICT` (another connect of this number is running: `Retry-After` says when to retry)", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
         (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS` (e.g. the key may not use trunking)", body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`; retrying resumes where it stopped", body = ErrorEnvelope),
-        (status = 503, description = "`PROVIDER_UNAVAILABLE` or `NOT_CONFIGURED` (no SIP target)", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`, `NOT_CONFIGURED` (no SIP target) or `SERVICE_UNAVAILABLE` (the database)", body = ErrorEnvelope),
     )
 )]
 pub async fn connect_number(
@@ -346,8 +385,10 @@ pub async fn connect_number(
         sip_target: c.sip_target.to_string(),
         origination_targets: c.route_targets.iter().map(Into::into).collect(),
         routing: (&c.routing).into(),
+        changes: out.changes.iter().map(|&c| c.to_owned()).collect(),
         steps: steps(&out.steps),
         livekit: c.into(),
+        warnings: warnings(&state.onboarding.warnings()),
     }))
 }
 
@@ -367,7 +408,8 @@ pub struct DisconnectBody {
 #[serde(rename_all = "camelCase")]
 pub struct DisconnectResponse {
     pub connection_id: String,
-    /// `disconnected`; the connection is kept as history.
+    /// `disconnected`; the row is kept until the number is connected again, which reuses
+    /// and rewrites it (the audit trail is the history).
     pub status: ConnectionStatusJson,
     pub number_id: String,
     pub e164: String,
@@ -379,24 +421,26 @@ pub struct DisconnectResponse {
 }
 
 /// Disconnect a number: detach it, restore its voice configuration when asked, remove a
-/// dedicated trunk left empty. Idempotent; the connection stays as history.
+/// dedicated trunk left empty. Idempotent; the connection row is kept (status
+/// `disconnected`) until a reconnect reuses and rewrites it.
 #[utoipa::path(
     post,
     path = "/telephony/providers/{provider}/numbers/{numberId}/disconnect",
     tag = "numbers",
     security(("bearer" = [])),
     params(NumberPath),
-    request_body(content = DisconnectBody, description = "Optional"),
+    request_body(content = Option<DisconnectBody>, description = "Optional"),
     responses(
         (status = 200, description = "Disconnected (now or before)", body = DisconnectResponse),
         (status = 400, description = "`VALIDATION_FAILED`", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: the support role changes nothing", body = ErrorEnvelope),
         (status = 404, description = "`NOT_CONNECTED` (trunkline never connected it) or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
-        (status = 409, description = "`CONFLICT`: a connect or disconnect of this number is running", body = ErrorEnvelope),
+        (status = 409, description = "`CONFLICT`: a connect or disconnect of this number is running; `Retry-After` says when to retry", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `TRUNKLINE_MAX_BODY_BYTES`", body = ErrorEnvelope),
         (status = 422, description = "`AUTH_INVALID` / `INSUFFICIENT_PERMISSIONS`", body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`", body = ErrorEnvelope),
-        (status = 503, description = "`PROVIDER_UNAVAILABLE`", body = ErrorEnvelope),
+        (status = 503, description = "`PROVIDER_UNAVAILABLE`, or `SERVICE_UNAVAILABLE` (the database)", body = ErrorEnvelope),
     )
 )]
 pub async fn disconnect_number(
@@ -684,11 +728,11 @@ fn livekit_rule_live(r: Option<&DispatchRuleInfo>) -> LiveKitRuleLive {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftJson {
-    /// Stable, machine-readable: `credentials_invalid`, `connect_incomplete`,
-    /// `number_missing`, `number_not_on_trunk`, `trunk_missing`, `origination_url_missing`,
-    /// `origination_url_changed`, `origination_url_unexpected`, `livekit_trunk_missing`,
-    /// `livekit_trunk_number_mismatch`, `livekit_rule_missing`,
-    /// `livekit_rule_trunk_mismatch`, `livekit_rule_agent_mismatch`.
+    /// Stable, machine-readable: `credentials_invalid`, `credentials_missing`,
+    /// `connect_incomplete`, `number_missing`, `number_not_on_trunk`, `trunk_missing`,
+    /// `origination_url_missing`, `origination_url_changed`, `origination_url_unexpected`,
+    /// `origination_url_unrecorded`, `livekit_trunk_missing`, `livekit_trunk_number_mismatch`,
+    /// `livekit_rule_missing`, `livekit_rule_trunk_mismatch`, `livekit_rule_agent_mismatch`.
     #[schema(example = "number_not_on_trunk")]
     pub kind: String,
     pub message: String,
@@ -701,6 +745,25 @@ impl From<&Drift> for DriftJson {
             message: d.message.clone(),
         }
     }
+}
+
+/// What keeps a connected number from working that connecting again cannot repair.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WarningJson {
+    /// Stable, machine-readable: `livekit_not_configured` (calls cannot reach an agent).
+    #[schema(example = "livekit_not_configured")]
+    pub kind: String,
+    pub message: String,
+}
+
+fn warnings(ws: &[Drift]) -> Vec<WarningJson> {
+    ws.iter()
+        .map(|w| WarningJson {
+            kind: w.kind.to_owned(),
+            message: w.message.clone(),
+        })
+        .collect()
 }
 
 /// Everything about one number, read live, with drifts.
@@ -719,6 +782,8 @@ pub struct StatusResponse {
     pub connection: Option<ConnectionJson>,
     /// Empty when everything matches.
     pub drifts: Vec<DriftJson>,
+    /// What keeps the (live) number from working that connecting again cannot repair.
+    pub warnings: Vec<WarningJson>,
     /// The last LiveKit webhook trunkline acted on for the number's most recent call;
     /// `null` when no call reached it yet.
     pub last_webhook: Option<WebhookSeenJson>,
@@ -744,6 +809,7 @@ impl StatusResponse {
             }),
             connection: s.connection.as_ref().map(Into::into),
             drifts: s.drifts.iter().map(Into::into).collect(),
+            warnings: warnings(&s.warnings),
             last_webhook: None,
             recent_calls: Vec::new(),
         }
@@ -765,7 +831,8 @@ impl StatusResponse {
         (status = 400, description = "`VALIDATION_FAILED`", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: customerId names another customer", body = ErrorEnvelope),
-        (status = 404, description = "`NUMBER_NOT_FOUND` (neither in the account nor connected) or `INTEGRATION_NOT_FOUND`", body = ErrorEnvelope),
+        (status = 404, description = "`NUMBER_NOT_FOUND` (neither in the account nor connected) or `INTEGRATION_NOT_FOUND` (no credentials and never connected; a connected number still answers 200, its carrier sections saying why they cannot be read)", body = ErrorEnvelope),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database did not answer", body = ErrorEnvelope),
     )
 )]
 pub async fn number_status(
@@ -857,15 +924,26 @@ mod tests {
             "force": true,
         }))
         .unwrap();
-        assert_eq!(ok.origination_targets[0].priority, 20);
+        assert_eq!(ok.origination_targets.unwrap()[0].priority, 20);
         assert_eq!(
             ok.trunk_strategy,
-            trunkline_core::model::TrunkStrategy::Dedicated
+            Some(trunkline_core::model::TrunkStrategy::Dedicated)
         );
         assert!(ok.force);
-        assert_eq!(ok.routing.attributes["k"], "v");
+        assert_eq!(ok.routing.unwrap().attributes["k"], "v");
+        // Left out is "keep what is stored"; given empty is "clear".
         let empty = connect(serde_json::json!({})).unwrap();
         assert_eq!(empty, ConnectRequest::default());
+        let cleared = connect(serde_json::json!({"routing": {}})).unwrap();
+        assert_eq!(cleared.routing, Some(RoutingPolicy::default()));
+        let e = connect(serde_json::json!({"routing": {"attributes": {"sip.callID": "x"}}}))
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ValidationFailed);
+        assert!(
+            e.message().starts_with("routing.attributes"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub enum DispatchOutcomeJson {
     Failed,
     /// Every attempt failed; a human has to look (logged as an error).
     GaveUp,
+    /// The call ended before its agent was dispatched; nothing is dispatched.
+    Cancelled,
 }
 
 impl DispatchOutcomeJson {
@@ -78,6 +80,7 @@ impl DispatchOutcomeJson {
             Self::Pending => "pending",
             Self::Failed => "failed",
             Self::GaveUp => "gave_up",
+            Self::Cancelled => "cancelled",
         }
     }
 }
@@ -94,6 +97,7 @@ impl From<&DispatchOutcome> for DispatchOutcomeJson {
             DispatchOutcome::Pending => Self::Pending,
             DispatchOutcome::Failed { gave_up: true, .. } => Self::GaveUp,
             DispatchOutcome::Failed { .. } => Self::Failed,
+            DispatchOutcome::Cancelled => Self::Cancelled,
         }
     }
 }
@@ -242,6 +246,7 @@ mod tests {
             DispatchOutcomeJson::Pending,
             DispatchOutcomeJson::Failed,
             DispatchOutcomeJson::GaveUp,
+            DispatchOutcomeJson::Cancelled,
         ] {
             assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
         }
