@@ -324,6 +324,9 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub sip_target: Option<SipTarget>,
     pub allow_sip_target_override: bool,
+    /// The Telnyx adapter's settings (`TRUNKLINE_TELNYX_*`), parsed and validated by the
+    /// adapter itself.
+    pub telnyx: trunkline_telnyx::TelnyxConfig,
     pub twilio_api_base: Url,
     pub twilio_trunking_base: Url,
     /// Longest wait for one Twilio request, connection to last byte.
@@ -515,6 +518,20 @@ impl Config {
             &mut p,
         ));
 
+        // The Telnyx adapter owns its variables: it reports every problem, each by name.
+        let telnyx = trunkline_telnyx::TelnyxConfig::from_lookup(|name| {
+            env.vars
+                .get(name)
+                .and_then(|v| v.to_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|e| {
+            for problem in e.problems {
+                p.push(problem.variable, problem.message);
+            }
+            trunkline_telnyx::TelnyxConfig::telnyx_public()
+        });
+
         match (
             p.0.is_empty(),
             listen,
@@ -544,6 +561,7 @@ impl Config {
                 dispatch,
                 sip_target,
                 allow_sip_target_override,
+                telnyx,
                 twilio_api_base: api,
                 twilio_trunking_base: trunking,
                 twilio_request_timeout,

@@ -18,6 +18,7 @@ use trunkline_core::usecases::{
 use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
 use trunkline_store_sqlite::SqliteStore;
+use trunkline_telnyx::TelnyxCarrier;
 use trunkline_twilio::{TwilioCarrier, TwilioConfig};
 
 use crate::auth::Authenticator;
@@ -220,6 +221,8 @@ pub fn build_carriers(
     let twilio = TwilioCarrier::new(twilio_config(config)?).map_err(|e| e.to_string())?;
     let mut carriers: HashMap<ProviderKind, Arc<dyn CarrierProvider>> = HashMap::new();
     carriers.insert(ProviderKind::Twilio, Arc::new(twilio));
+    let telnyx = TelnyxCarrier::new(config.telnyx.clone()).map_err(|e| e.to_string())?;
+    carriers.insert(ProviderKind::Telnyx, Arc::new(telnyx));
     Ok(carriers)
 }
 
