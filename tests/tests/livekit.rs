@@ -200,7 +200,7 @@ async fn connect_reconnect_disconnect_and_drift(backend: Backend) {
     // --- dispatch mode `rule`: the agent moves into the rule, updated in place.
     let updates = lk.count(LkMethod::UpdateSipDispatchRule);
     let by_rule = acme.connect(pn, &json!({"routing": routing("rule")})).await;
-    assert_eq!(action(by_rule.ok(), "livekitRule"), "reused");
+    assert_eq!(action(by_rule.ok(), "livekitRule"), "updated");
     assert_eq!(lk.count(LkMethod::UpdateSipDispatchRule), updates + 1);
     let rule = lk.rule(&rule_id).expect("the same rule");
     assert_eq!(

@@ -884,9 +884,9 @@ async fn an_optional_body_may_be_null() {
                     .set_payload(body),
             )
             .await;
-            // Past the body: this server has no SIP target, and acme connected nothing.
+            // Past the body: acme saved no credentials and connected nothing.
             if action == "connect" {
-                envelope(s, &h, &b, 503, "NOT_CONFIGURED");
+                envelope(s, &h, &b, 404, "INTEGRATION_NOT_FOUND");
             } else {
                 envelope(s, &h, &b, 404, "NOT_CONNECTED");
             }
