@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod livekit;
+pub mod telnyx;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
