@@ -197,8 +197,8 @@ async fn happy_path(backend: Backend) {
     assert_eq!(s["trunk"]["ok"], true);
     assert_eq!(s["trunk"]["exists"], true);
     assert_eq!(s["trunk"]["routeId"], trunk.as_str());
-    assert_eq!(s["originationUrls"]["items"][0]["id"], urls[0].sid.as_str());
-    assert_eq!(s["originationUrls"]["items"][0]["sipUrl"], SIP_TARGET);
+    assert_eq!(s["routeTargets"]["items"][0]["id"], urls[0].sid.as_str());
+    assert_eq!(s["routeTargets"]["items"][0]["sipUrl"], SIP_TARGET);
     assert!(
         s["livekitTrunk"]["skipped"]
             .as_str()
@@ -208,7 +208,7 @@ async fn happy_path(backend: Backend) {
     assert_eq!(s["connection"]["connectionId"], c["connectionId"]);
     assert_eq!(s["connection"]["status"], "connected");
     assert_eq!(s["connection"]["routing"], routing);
-    assert_eq!(s["connection"]["trunkCreated"], true);
+    assert_eq!(s["connection"]["routeCreated"], true);
     assert_eq!(s["drifts"], json!([]), "{s}");
 
     // --- disconnect: off the trunk, the shared trunk stays, the connection is history.
@@ -837,7 +837,7 @@ async fn status_reports_drift_and_connect_repairs_it(backend: Backend) {
         "{s}"
     );
     // The originationUrls read failed (its trunk is gone); the rest was still read.
-    assert_eq!(s["originationUrls"]["ok"], false, "{s}");
+    assert_eq!(s["routeTargets"]["ok"], false, "{s}");
     assert_eq!(s["credentials"]["ok"], true);
 
     // Connecting again repairs it: a new trunk, URL and attachment; no drift left.
@@ -922,7 +922,7 @@ async fn malformed_input_is_refused_naming_the_field() {
         ),
         (
             Method::POST,
-            "/telephony/providers/telnyx/credentials".to_owned(),
+            "/telephony/providers/plivo/credentials".to_owned(),
             json!({"accountSid": ac, "authToken": "t"}),
             "provider",
         ),
@@ -1543,7 +1543,7 @@ async fn status_shows_each_part_on_its_own(backend: Backend) {
     let acme = Client::new(&server, acme_token.clone(), &transcript);
     let s = acme.status(&pn, "").await;
     let s = s.ok().clone();
-    for part in ["credentials", "number", "trunk", "originationUrls"] {
+    for part in ["credentials", "number", "trunk", "routeTargets"] {
         assert_eq!(s[part]["ok"], false, "{part}: {s}");
         assert_eq!(s[part]["errorCode"], "INTERNAL", "{part}: {s}");
     }
@@ -1566,7 +1566,7 @@ async fn status_shows_each_part_on_its_own(backend: Backend) {
     deleted.ok();
     let s = acme.status(&pn, "").await;
     let s = s.ok().clone();
-    for part in ["credentials", "number", "trunk", "originationUrls"] {
+    for part in ["credentials", "number", "trunk", "routeTargets"] {
         assert_eq!(s[part]["errorCode"], "INTEGRATION_NOT_FOUND", "{part}: {s}");
     }
     let message = s["number"]["message"].as_str().unwrap();

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use trunkline_core::model::{CarrierCredentials, NumberRouting, OriginationTarget};
 use trunkline_core::ports::{
     Capabilities, Capability, CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget,
-    CredentialForm, CredentialInput, NumberPage, NumberQuery, ProviderError, RouteSpec,
+    CredentialForm, CredentialInput, IdFormat, NumberPage, NumberQuery, ProviderError, RouteSpec,
     RouteTargetSpec, VerifyReport,
 };
 use trunkline_core::sip::SipTransport;
@@ -361,6 +361,14 @@ impl CarrierProvider for TelnyxCarrier {
         input: &CredentialInput,
     ) -> Result<CarrierCredentials, ValidationError> {
         credentials::parse(input)
+    }
+
+    fn number_id_format(&self) -> IdFormat {
+        IdFormat {
+            pattern: "^[0-9]{1,20}$",
+            example: "1293384261075731499",
+            description: "A Telnyx phone number id (digits).",
+        }
     }
 
     fn parse_number_id(&self, raw: &str) -> Result<CarrierNumberId, ValidationError> {

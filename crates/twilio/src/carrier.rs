@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use trunkline_core::model::{CarrierCredentials, NumberRouting};
 use trunkline_core::ports::{
     Capabilities, Capability, CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget,
-    CredentialForm, CredentialInput, NumberPage, NumberQuery, ProviderError, RouteSpec,
+    CredentialForm, CredentialInput, IdFormat, NumberPage, NumberQuery, ProviderError, RouteSpec,
     RouteTargetSpec, VerifyReport,
 };
 use trunkline_core::{
@@ -230,6 +230,14 @@ impl CarrierProvider for TwilioCarrier {
     /// Strict: `PN` and 32 hexadecimal characters.
     fn parse_number_id(&self, raw: &str) -> Result<CarrierNumberId, ValidationError> {
         PhoneNumberSid::parse(raw).map(Into::into)
+    }
+
+    fn number_id_format(&self) -> IdFormat {
+        IdFormat {
+            pattern: "^PN[0-9a-fA-F]{32}$",
+            example: "PN0123456789abcdef0123456789abcdef",
+            description: "A Twilio IncomingPhoneNumber SID (`PN…`).",
+        }
     }
 
     /// Probes `IncomingPhoneNumbers.json?PageSize=1` and `Trunks?PageSize=1` concurrently

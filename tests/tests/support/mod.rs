@@ -128,6 +128,16 @@ impl Settings {
                 "TRUNKLINE_ALLOW_SIP_TARGET_OVERRIDE".to_owned(),
                 "true".to_owned(),
             ),
+            // The scenarios verify credentials many times over; the throttle has its own
+            // tests (crates/server/src/http_hardening_tests.rs).
+            (
+                "TRUNKLINE_CREDENTIAL_CHECKS_BURST".to_owned(),
+                "1000".to_owned(),
+            ),
+            (
+                "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE".to_owned(),
+                "10000".to_owned(),
+            ),
             // Short, so the timeout scenarios stay fast; the emulator answers in
             // milliseconds otherwise.
             ("TRUNKLINE_TWILIO_TIMEOUT_MS".to_owned(), "2000".to_owned()),

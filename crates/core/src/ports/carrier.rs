@@ -85,6 +85,15 @@ impl CredentialForm {
     }
 }
 
+/// How a carrier writes one kind of id, for the API document (`/openapi.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdFormat {
+    /// A regular expression every id the adapter accepts matches.
+    pub pattern: &'static str,
+    pub example: &'static str,
+    pub description: &'static str,
+}
+
 /// What a customer entered in a carrier's credentials form, split at the edge into plain
 /// fields and secrets (the form says which is which), so a secret is a `SecretString` from
 /// the moment it is parsed.
@@ -205,6 +214,9 @@ pub trait CarrierProvider: Send + Sync {
     /// # Errors
     /// A [`ValidationError`] saying what the format is.
     fn parse_number_id(&self, raw: &str) -> Result<CarrierNumberId, ValidationError>;
+
+    /// The format of the number ids [`CarrierProvider::parse_number_id`] accepts.
+    fn number_id_format(&self) -> IdFormat;
 
     /// Check the credentials without changing anything and report what they can do.
     ///

@@ -367,8 +367,8 @@ impl Onboarding {
             AuditAction::NumberConnected,
             json!({
                 "connectionId": outcome.connection.id,
-                "phoneNumberSid": number,
-                "trunkSid": outcome.connection.route_id,
+                "numberId": number,
+                "routeId": outcome.connection.route_id,
                 "livekitTrunkId": outcome.connection.livekit_trunk_id,
                 "livekitRuleId": outcome.connection.livekit_rule_id,
                 "changes": outcome.changes,
@@ -1045,8 +1045,8 @@ impl Onboarding {
                 AuditAction::NumberDisconnected,
                 json!({
                     "connectionId": outcome.connection.id,
-                    "phoneNumberSid": number,
-                    "trunkSid": outcome.connection.route_id,
+                    "numberId": number,
+                    "routeId": outcome.connection.route_id,
                     "restoreVoiceConfig": restore_voice_config,
                     "steps": outcome.steps,
                 }),

@@ -44,15 +44,29 @@ pub struct NumbersPage {
 impl Onboarding {
     /// The carriers this instance offers, each with its credentials form, in a stable order.
     pub fn providers(&self) -> Vec<(ProviderKind, CredentialForm)> {
+        self.offered()
+            .map(|(p, c)| (p, c.credential_form()))
+            .collect()
+    }
+
+    /// The carriers this instance offers, each with the format of its number ids.
+    pub fn number_id_formats(&self) -> Vec<(ProviderKind, crate::ports::IdFormat)> {
+        self.offered()
+            .map(|(p, c)| (p, c.number_id_format()))
+            .collect()
+    }
+
+    fn offered(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            ProviderKind,
+            &std::sync::Arc<dyn crate::ports::CarrierProvider>,
+        ),
+    > {
         ProviderKind::ALL
             .into_iter()
-            .filter_map(|p| {
-                self.ports
-                    .carriers
-                    .get(&p)
-                    .map(|c| (p, c.credential_form()))
-            })
-            .collect()
+            .filter_map(|p| self.ports.carriers.get(&p).map(|c| (p, c)))
     }
 
     /// The carrier's credentials form.

@@ -152,6 +152,14 @@ impl CarrierProvider for FakeCarrier {
         })
     }
 
+    fn number_id_format(&self) -> IdFormat {
+        IdFormat {
+            pattern: ".+",
+            example: "PN1",
+            description: "a fake id",
+        }
+    }
+
     fn parse_number_id(&self, raw: &str) -> Result<CarrierNumberId, crate::ValidationError> {
         CarrierNumberId::parse(raw)
     }

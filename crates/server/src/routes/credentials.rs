@@ -57,12 +57,16 @@ pub fn credential_input(
     let mut input = CredentialInput::default();
     for (name, value) in body {
         if !form.fields().any(|f| f.name == name) {
-            let mut known: Vec<&str> = form.fields().map(|f| f.name).collect();
-            known.sort_unstable();
-            known.dedup();
+            let mut known: Vec<&str> = Vec::new();
+            for f in form.fields() {
+                if !known.contains(&f.name) {
+                    known.push(f.name);
+                }
+            }
             let shown: String = name.chars().take(MAX_ECHOED_NAME).collect();
+            let known: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
             return Err(ApiError::validation(format!(
-                "{shown}: unknown field; this carrier's fields are {}",
+                "{shown}: is not a known field; the fields here are {}",
                 known.join(", ")
             )));
         }
@@ -394,15 +398,9 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code(), ErrorCode::ValidationFailed);
-        assert!(
-            e.message().starts_with("password: unknown field"),
-            "{}",
-            e.message()
-        );
-        assert!(
-            e.message().contains("accountSid, apiKeySecret, authToken"),
-            "{}",
-            e.message()
+        assert_eq!(
+            e.message(),
+            r#"password: is not a known field; the fields here are "accountSid", "apiKeySecret", "authToken""#
         );
         assert!(!e.message().contains("hunter2"));
         let e = credential_input(&form(), body(serde_json::json!({"authToken": 42}))).unwrap_err();
