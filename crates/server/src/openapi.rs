@@ -57,10 +57,10 @@ fn specialize(
         return;
     };
     for (method, op) in ops.iter_mut() {
-        if let Some(id) = op.get_mut("operationId") {
-            if let Some(name) = id.as_str() {
-                *id = json!(format!("{name}_{}", provider.as_str()));
-            }
+        if let Some(id) = op.get_mut("operationId")
+            && let Some(name) = id.as_str()
+        {
+            *id = json!(format!("{name}_{}", provider.as_str()));
         }
         if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
             params.retain(|p| p["name"] != "provider");
