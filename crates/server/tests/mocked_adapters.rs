@@ -499,6 +499,50 @@ async fn route_target_failure_keeps_the_route_and_the_retry_reuses_it() {
 }
 
 #[actix_web::test]
+async fn route_gone_at_the_carrier_is_recreated_on_reconnect() {
+    let mut c = reading_carrier();
+    let created = AtomicUsize::new(0);
+    c.expect_create_route().times(2).returning(move |_, spec| {
+        let n = created.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(CarrierRoute {
+            id: RouteId::parse(&format!("TK000{n}")).unwrap(),
+            name: Some(spec.name.clone()),
+        })
+    });
+    // Deleted behind trunkline's back: the stored route reads as absent, its targets as
+    // not found.
+    c.expect_fetch_route().returning(|_, _| Ok(None));
+    c.expect_list_route_targets()
+        .returning(|_, _| Err(ProviderError::new(ErrorCode::NotFound, "no such route")));
+    c.expect_create_route_target()
+        .times(2)
+        .returning(|_, route, spec| Ok(created_target(route, spec)));
+    c.expect_attach_number()
+        .times(2)
+        .returning(|_, _, _| Ok(()));
+    let h = Harness::new(c, None, None).await;
+    let svc = serve_with_credentials(&h).await;
+    let res = call(&svc, h.post(CONNECT, &json!({}))).await;
+    assert_eq!(ok(&res)["routeId"], ROUTE);
+
+    let res = call(&svc, h.post(CONNECT, &json!({}))).await;
+    let body = ok(&res);
+    assert_eq!(body["status"], "connected", "{body}");
+    assert_eq!(body["routeId"], "TK0002", "{body}");
+    let trunk = body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "trunk")
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(trunk["action"], "created", "{body}");
+    let conn = h.connection().await.unwrap();
+    assert_eq!(conn.status, ConnectionStatus::Connected);
+    assert_eq!(conn.route_id.as_ref().map(RouteId::as_str), Some("TK0002"));
+    assert_eq!(conn.route_targets.len(), 1);
+}
+
+#[actix_web::test]
 async fn number_held_at_attach_is_a_409_and_keeps_what_was_created() {
     let mut c = building_carrier();
     c.expect_attach_number().times(1).returning(|_, _, _| {
