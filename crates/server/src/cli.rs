@@ -258,9 +258,10 @@ async fn serve(config: Config) -> Result<(), Failure> {
     let instance = instance_id();
     let livekit_configured = adapters.sip.is_some();
     tracing::info!(
-        twilio_api = %config.twilio_api_base,
-        twilio_trunking = %config.twilio_trunking_base,
-        twilio_timeout = ?config.twilio_request_timeout,
+        twilio_api = %config.twilio.api_base,
+        twilio_trunking = %config.twilio.trunking_base,
+        twilio_timeout = ?config.twilio.request_timeout,
+        telnyx_api = %config.telnyx.api_base,
         instance = %instance,
         "onboarding ready"
     );
@@ -293,8 +294,8 @@ async fn serve(config: Config) -> Result<(), Failure> {
     if dev {
         notes.lines.push(format!(
             "twilio: {} / {}; SIP target: {}",
-            config.twilio_api_base,
-            config.twilio_trunking_base,
+            config.twilio.api_base,
+            config.twilio.trunking_base,
             config.sip_target.as_ref().map_or_else(
                 || "none (set TRUNKLINE_SIP_TARGET)".to_owned(),
                 ToString::to_string

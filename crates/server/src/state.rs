@@ -19,7 +19,7 @@ use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
 use trunkline_store_sqlite::SqliteStore;
 use trunkline_telnyx::TelnyxCarrier;
-use trunkline_twilio::{TwilioCarrier, TwilioConfig};
+use trunkline_twilio::TwilioCarrier;
 
 use crate::auth::Authenticator;
 use crate::config::{Config, DatabaseConfig};
@@ -122,25 +122,6 @@ pub fn credential_checks(config: &Config) -> Arc<Throttle> {
     ))
 }
 
-/// The Twilio adapter's settings from the configuration: its hosts, and the request
-/// timeout and retry budget (short in tests, so timeout scenarios stay fast).
-///
-/// # Errors
-/// The configured bases or timings are refused by the adapter.
-pub fn twilio_config(config: &Config) -> Result<TwilioConfig, String> {
-    let mut twilio = TwilioConfig::with_bases(
-        config.twilio_api_base.as_str(),
-        config.twilio_trunking_base.as_str(),
-    )
-    .map_err(|e| e.to_string())?;
-    twilio.request_timeout = config.twilio_request_timeout;
-    // Connecting is part of the request: it can never be allowed longer than the whole.
-    twilio.connect_timeout = twilio.connect_timeout.min(config.twilio_request_timeout);
-    twilio.retry_budget = config.twilio_retry_budget;
-    twilio.validate().map_err(|e| e.to_string())?;
-    Ok(twilio)
-}
-
 /// This instance's name as a lease holder: unique per process, readable in the database
 /// when support asks who holds a lease.
 pub fn instance_id() -> String {
@@ -218,7 +199,7 @@ impl Adapters {
 pub fn build_carriers(
     config: &Config,
 ) -> Result<HashMap<ProviderKind, Arc<dyn CarrierProvider>>, String> {
-    let twilio = TwilioCarrier::new(twilio_config(config)?).map_err(|e| e.to_string())?;
+    let twilio = TwilioCarrier::new(config.twilio.clone()).map_err(|e| e.to_string())?;
     let mut carriers: HashMap<ProviderKind, Arc<dyn CarrierProvider>> = HashMap::new();
     carriers.insert(ProviderKind::Twilio, Arc::new(twilio));
     let telnyx = TelnyxCarrier::new(config.telnyx.clone()).map_err(|e| e.to_string())?;
