@@ -372,7 +372,10 @@ mod tests {
     }
 
     fn body(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
-        v.as_object().unwrap().clone()
+        match v {
+            serde_json::Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
     }
 
     #[test]
