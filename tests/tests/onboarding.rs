@@ -1629,7 +1629,7 @@ async fn status_counts_a_half_made_connect_as_incomplete(backend: Backend) {
     // LiveKit, both answers say that calls cannot reach an agent.
     let repaired = acme.connect(pn, &Value::Null).await;
     let repaired = repaired.ok().clone();
-    assert_eq!(repaired["originationTargets"][0]["sid"], url.as_str());
+    assert_eq!(repaired["originationTargets"][0]["id"], url.as_str());
     assert_eq!(kinds_of(&repaired["warnings"]), ["livekit_not_configured"]);
     let s = acme.status(pn, "").await;
     let s = s.ok();
