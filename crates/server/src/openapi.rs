@@ -13,14 +13,24 @@ use crate::http::ApiDoc;
 
 /// Longest secret a credentials field accepts (the adapters refuse longer ones too).
 const MAX_SECRET_LEN: usize = 256;
-/// A secret that is not blank: at least one character that is not whitespace.
-const NON_BLANK: &str = r"^[\s\S]*\S[\s\S]*$";
+/// A secret: not blank, no control characters (what the adapters accept).
+const NON_BLANK: &str = crate::routes::schema::NON_BLANK_TEXT_PATTERN;
 
 /// The document of this instance.
 pub fn document(onboarding: &Onboarding) -> Value {
     let Ok(mut doc) = serde_json::to_value(ApiDoc::openapi()) else {
         return Value::Null;
     };
+    // connect refuses `sipTarget` and `originationTargets` together (one target, or several).
+    if let Some(body) = doc.pointer_mut("/components/schemas/ConnectBody") {
+        body["not"] = json!({
+            "required": ["sipTarget", "originationTargets"],
+            "properties": {
+                "sipTarget": {"not": {"type": "null"}},
+                "originationTargets": {"not": {"type": "null"}},
+            },
+        });
+    }
     let forms = onboarding.providers();
     let formats = onboarding.number_id_formats();
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
