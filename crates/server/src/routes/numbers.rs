@@ -201,11 +201,36 @@ pub struct OriginationTargetBody {
     #[schema(schema_with = super::schema::sip_uri)]
     pub sip_url: String,
     /// Lower is tried first (default 10).
+    #[serde(default, deserialize_with = "whole_u16")]
     #[schema(minimum = 0, maximum = 65535)]
     pub priority: Option<u16>,
     /// Load share within one priority, 1 to 65535 (default 10).
+    #[serde(default, deserialize_with = "whole_u16")]
     #[schema(minimum = 1, maximum = 65535)]
     pub weight: Option<u16>,
+}
+
+/// A whole number from 0 to 65535. JSON Schema counts `394.0` as an integer, so it is
+/// accepted as one; `394.5` is not.
+fn whole_u16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        // serde_json writes an integral float as `394.0`.
+        n.to_string()
+            .strip_suffix(".0")
+            .and_then(|w| w.parse::<u64>().ok())
+    });
+    whole
+        .and_then(|v| u16::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::invalid_value(
+                serde::de::Unexpected::Other("a number"),
+                &"a whole number from 0 to 65535",
+            )
+        })
 }
 
 /// What connect should make true. Every field is optional. A field left out keeps what is
@@ -878,6 +903,27 @@ mod tests {
         serde_json::from_value::<ConnectBody>(json)
             .unwrap()
             .into_request()
+    }
+
+    /// JSON Schema counts `394.0` as an integer: the body takes it as one (schemathesis
+    /// found it refused), and still refuses a fraction or a value out of range.
+    #[test]
+    fn integral_numbers_written_as_floats_are_whole_numbers() {
+        let t: OriginationTargetBody = serde_json::from_value(
+            serde_json::json!({"sipUrl": "sip:a.example", "priority": 394.0, "weight": 7}),
+        )
+        .unwrap();
+        assert_eq!((t.priority, t.weight), (Some(394), Some(7)));
+        for bad in [
+            serde_json::json!(394.5),
+            serde_json::json!(70000),
+            serde_json::json!(-1),
+        ] {
+            let r: Result<OriginationTargetBody, _> = serde_json::from_value(
+                serde_json::json!({"sipUrl": "sip:a.example", "priority": bad}),
+            );
+            assert!(r.is_err(), "{bad}");
+        }
     }
 
     #[test]
