@@ -36,7 +36,7 @@ const SIP_PASSWORD: &str = "sip-digest-password-0451";
 /// The e164 of a number the Twilio emulator holds.
 fn e164(
     twilio: &trunkline_testkit::twilio::TwilioEmulator,
-    pn: &trunkline_core::PhoneNumberSid,
+    pn: &trunkline_twilio::PhoneNumberSid,
 ) -> String {
     twilio.number(pn).expect("a seeded number").phone_number
 }
@@ -700,11 +700,11 @@ async fn failed_dispatches_are_retried_until_exactly_one_succeeds(backend: Backe
     assert_eq!(call["called"], number);
     let pn_status = {
         let numbers = acme.numbers("").await;
-        let pn = numbers.ok()["items"][0]["phoneNumberSid"]
+        let pn = numbers.ok()["items"][0]["numberId"]
             .as_str()
             .unwrap()
             .to_owned();
-        acme.status(&trunkline_core::PhoneNumberSid::parse(&pn).unwrap(), "")
+        acme.status(&trunkline_twilio::PhoneNumberSid::parse(&pn).unwrap(), "")
             .await
     };
     let s = pn_status.ok();
@@ -981,11 +981,11 @@ async fn livekit_secrets_and_phone_numbers_stay_out_of_logs() {
     call_by_room(&acme, &played.room).await.ok();
     call_by_room(&support, &unrouted.room).await.ok();
     let numbers = acme.numbers("").await;
-    let pn = numbers.ok()["items"][0]["phoneNumberSid"]
+    let pn = numbers.ok()["items"][0]["numberId"]
         .as_str()
         .unwrap()
         .to_owned();
-    let pn = trunkline_core::PhoneNumberSid::parse(&pn).unwrap();
+    let pn = trunkline_twilio::PhoneNumberSid::parse(&pn).unwrap();
     acme.status(&pn, "").await.ok();
     acme.disconnect(&pn, &Value::Null).await.ok();
 

@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use trunkline_core::model::VoiceConfig;
-use trunkline_core::{ApplicationSid, E164, PhoneNumberSid};
+use trunkline_core::E164;
 use trunkline_testkit::twilio::Route;
+use trunkline_twilio::VoiceConfig;
+use trunkline_twilio::{ApplicationSid, PhoneNumberSid};
 
 use support::{
     Backend, Carrier, Client, SIP_TARGET, Settings, TWILIO, Transcript, action, assert_no_secrets,
@@ -54,7 +55,7 @@ fn sids(items: &Value) -> Vec<String> {
         .as_array()
         .expect("an array")
         .iter()
-        .map(|i| i["phoneNumberSid"].as_str().unwrap().to_owned())
+        .map(|i| i["numberId"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -70,7 +71,7 @@ async fn happy_path(backend: Backend) {
     let v = acme.verify(&carrier.key_body()).await;
     let v = v.ok();
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["accountSid"], carrier.account.sid.as_str());
+    assert_eq!(v["accountId"], carrier.account.sid.as_str());
     assert_eq!(
         v["capabilities"],
         json!({"numbers": "available", "trunking": "available"})
@@ -83,8 +84,8 @@ async fn happy_path(backend: Backend) {
     // --- save (twice: the second replaces and keeps the id).
     let saved = acme.save(&carrier.key_body()).await;
     let saved = saved.ok().clone();
-    assert_eq!(saved["accountSid"], carrier.account.sid.as_str());
-    assert_eq!(saved["apiKeySid"], carrier.key.sid.as_str());
+    assert_eq!(saved["accountId"], carrier.account.sid.as_str());
+    assert_eq!(saved["keyId"], carrier.key.sid.as_str());
     assert_eq!(saved["replaced"], false);
     assert!(saved.get("apiKeySecret").is_none(), "{saved}");
     let again = acme.save(&carrier.key_body()).await;
@@ -105,12 +106,12 @@ async fn happy_path(backend: Backend) {
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2, "{page}");
         for item in items {
-            let sid = PhoneNumberSid::parse(item["phoneNumberSid"].as_str().unwrap()).unwrap();
+            let sid = PhoneNumberSid::parse(item["numberId"].as_str().unwrap()).unwrap();
             let live = emu.number(&sid).expect("a number the emulator holds");
             assert_eq!(item["e164"], live.phone_number.as_str());
             assert_eq!(item["friendlyName"], live.friendly_name.as_str());
             assert_eq!(item["voiceCapable"], true);
-            assert_eq!(item["trunkSid"], Value::Null);
+            assert_eq!(item["routeId"], Value::Null);
             assert_eq!(item["connection"], Value::Null);
             seen.push(sid);
         }
@@ -141,7 +142,7 @@ async fn happy_path(backend: Backend) {
     let c = acme.connect(&pn, &json!({"routing": routing})).await;
     let c = c.ok().clone();
     assert_eq!(c["status"], "connected", "{c}");
-    assert_eq!(c["phoneNumberSid"], pn.as_str());
+    assert_eq!(c["numberId"], pn.as_str());
     assert_eq!(c["e164"], e164.as_str());
     assert_eq!(c["trunkStrategy"], "shared");
     assert_eq!(c["sipTarget"], SIP_TARGET);
@@ -169,7 +170,7 @@ async fn happy_path(backend: Backend) {
     assert!(urls[0].enabled);
     assert_eq!(
         c["originationTargets"],
-        json!([{"sid": urls[0].sid.as_str(), "sipUrl": SIP_TARGET, "priority": 10, "weight": 10}])
+        json!([{"id": urls[0].sid.as_str(), "sipUrl": SIP_TARGET, "priority": 10, "weight": 10}])
     );
     assert_eq!(emu.number(&pn).unwrap().trunk_sid, Some(trunk.clone()));
     assert_eq!(emu.trunk_numbers(&trunk), std::slice::from_ref(&pn));
@@ -179,11 +180,11 @@ async fn happy_path(backend: Backend) {
         .numbers(&format!("phoneNumber={}", e164.replace('+', "%2B")))
         .await;
     let item = &listed.ok()["items"][0];
-    assert_eq!(item["trunkSid"], trunk.as_str());
+    assert_eq!(item["routeId"], trunk.as_str());
     assert_eq!(
         item["connection"],
         json!({"connectionId": c["connectionId"], "status": "connected",
-            "trunkStrategy": "shared", "trunkSid": trunk.as_str()})
+            "trunkStrategy": "shared", "routeId": trunk.as_str()})
     );
 
     // --- status: everything read live agrees with what was stored.
@@ -192,15 +193,12 @@ async fn happy_path(backend: Backend) {
     assert_eq!(s["credentials"]["ok"], true, "{s}");
     assert_eq!(s["credentials"]["capabilities"]["trunking"], "available");
     assert_eq!(s["number"]["ok"], true);
-    assert_eq!(s["number"]["trunkSid"], trunk.as_str());
+    assert_eq!(s["number"]["routeId"], trunk.as_str());
     assert_eq!(s["trunk"]["ok"], true);
     assert_eq!(s["trunk"]["exists"], true);
-    assert_eq!(s["trunk"]["trunkSid"], trunk.as_str());
-    assert_eq!(
-        s["originationUrls"]["items"][0]["sid"],
-        urls[0].sid.as_str()
-    );
-    assert_eq!(s["originationUrls"]["items"][0]["sipUrl"], SIP_TARGET);
+    assert_eq!(s["trunk"]["routeId"], trunk.as_str());
+    assert_eq!(s["routeTargets"]["items"][0]["id"], urls[0].sid.as_str());
+    assert_eq!(s["routeTargets"]["items"][0]["sipUrl"], SIP_TARGET);
     assert!(
         s["livekitTrunk"]["skipped"]
             .as_str()
@@ -210,7 +208,7 @@ async fn happy_path(backend: Backend) {
     assert_eq!(s["connection"]["connectionId"], c["connectionId"]);
     assert_eq!(s["connection"]["status"], "connected");
     assert_eq!(s["connection"]["routing"], routing);
-    assert_eq!(s["connection"]["trunkCreated"], true);
+    assert_eq!(s["connection"]["routeCreated"], true);
     assert_eq!(s["drifts"], json!([]), "{s}");
 
     // --- disconnect: off the trunk, the shared trunk stays, the connection is history.
@@ -230,7 +228,7 @@ async fn happy_path(backend: Backend) {
     assert_eq!(d2.body["steps"], json!([]));
     let s = acme.status(&pn, "").await;
     assert_eq!(s.ok()["connection"]["status"], "disconnected");
-    assert_eq!(s.body["number"]["trunkSid"], Value::Null);
+    assert_eq!(s.body["number"]["routeId"], Value::Null);
     assert_eq!(s.body["drifts"], json!([]), "{}", s.body);
 
     // --- audit: who did what, newest first, with the request ids of the answers.
@@ -250,10 +248,10 @@ async fn happy_path(backend: Backend) {
             "credentials.verified",
         ]
     );
-    assert_eq!(items[1]["details"]["phoneNumberSid"], pn.as_str());
-    assert_eq!(items[1]["details"]["trunkSid"], trunk.as_str());
+    assert_eq!(items[1]["details"]["numberId"], pn.as_str());
+    assert_eq!(items[1]["details"]["routeId"], trunk.as_str());
     assert_eq!(items[1]["actor"]["subject"], "user-of-acme");
-    assert_eq!(items[2]["details"]["apiKeySid"], carrier.key.sid.as_str());
+    assert_eq!(items[2]["details"]["keyId"], carrier.key.sid.as_str());
     for e in &items {
         assert!(
             e["requestId"].as_str().is_some_and(|r| !r.is_empty()),
@@ -340,12 +338,7 @@ async fn connect_is_idempotent_and_strategies_hold(backend: Backend) {
             "{step} was {act} on a repeated connect: {second}"
         );
     }
-    for field in [
-        "connectionId",
-        "trunkSid",
-        "originationTargets",
-        "sipTarget",
-    ] {
+    for field in ["connectionId", "routeId", "originationTargets", "sipTarget"] {
         assert_eq!(first[field], second[field], "{field}");
     }
     let shared = trunk_of(&first);
@@ -614,7 +607,7 @@ async fn disconnect_restores_the_previous_voice_configuration(backend: Backend) 
         assert_eq!(emu.number(n).unwrap().voice.voice_application_sid, None);
     }
     let s = acme.status(&n1, "").await;
-    let previous = &s.ok()["connection"]["previousVoiceConfig"];
+    let previous = &s.ok()["connection"]["previousRouting"];
     assert_eq!(previous["voiceApplicationSid"], app.as_str());
     assert_eq!(
         previous["voiceUrl"], "https://***@ivr.e2e.test/voice/1",
@@ -733,12 +726,12 @@ async fn customers_are_isolated_and_support_only_reads(backend: Backend) {
             .as_array()
             .unwrap()
             .iter()
-            .all(|e| e["details"]["phoneNumberSid"] != pn.as_str()),
+            .all(|e| e["details"]["numberId"] != pn.as_str()),
     );
 
     // Support reads Acme's numbers, status and audit trail...
     let s = support.status(pn, "customerId=acme").await;
-    assert_eq!(s.ok()["connection"]["trunkSid"], a_trunk.as_str());
+    assert_eq!(s.ok()["connection"]["routeId"], a_trunk.as_str());
     let listed = support.numbers("customerId=acme").await;
     assert_eq!(listed.ok()["items"].as_array().unwrap().len(), 2);
     let audit = support.audit("customerId=acme").await;
@@ -832,7 +825,7 @@ async fn status_reports_drift_and_connect_repairs_it(backend: Backend) {
     let s = acme.status(pn, "").await;
     let s = s.ok().clone();
     assert_eq!(s["trunk"], json!({"ok": true, "exists": false}), "{s}");
-    assert_eq!(s["number"]["trunkSid"], Value::Null);
+    assert_eq!(s["number"]["routeId"], Value::Null);
     let kinds: BTreeSet<&str> = s["drifts"]
         .as_array()
         .unwrap()
@@ -844,7 +837,7 @@ async fn status_reports_drift_and_connect_repairs_it(backend: Backend) {
         "{s}"
     );
     // The originationUrls read failed (its trunk is gone); the rest was still read.
-    assert_eq!(s["originationUrls"]["ok"], false, "{s}");
+    assert_eq!(s["routeTargets"]["ok"], false, "{s}");
     assert_eq!(s["credentials"]["ok"], true);
 
     // Connecting again repairs it: a new trunk, URL and attachment; no drift left.
@@ -929,7 +922,7 @@ async fn malformed_input_is_refused_naming_the_field() {
         ),
         (
             Method::POST,
-            "/telephony/providers/telnyx/credentials".to_owned(),
+            "/telephony/providers/plivo/credentials".to_owned(),
             json!({"accountSid": ac, "authToken": "t"}),
             "provider",
         ),
@@ -1550,7 +1543,7 @@ async fn status_shows_each_part_on_its_own(backend: Backend) {
     let acme = Client::new(&server, acme_token.clone(), &transcript);
     let s = acme.status(&pn, "").await;
     let s = s.ok().clone();
-    for part in ["credentials", "number", "trunk", "originationUrls"] {
+    for part in ["credentials", "number", "trunk", "routeTargets"] {
         assert_eq!(s[part]["ok"], false, "{part}: {s}");
         assert_eq!(s[part]["errorCode"], "INTERNAL", "{part}: {s}");
     }
@@ -1573,7 +1566,7 @@ async fn status_shows_each_part_on_its_own(backend: Backend) {
     deleted.ok();
     let s = acme.status(&pn, "").await;
     let s = s.ok().clone();
-    for part in ["credentials", "number", "trunk", "originationUrls"] {
+    for part in ["credentials", "number", "trunk", "routeTargets"] {
         assert_eq!(s[part]["errorCode"], "INTEGRATION_NOT_FOUND", "{part}: {s}");
     }
     let message = s["number"]["message"].as_str().unwrap();
@@ -1636,7 +1629,7 @@ async fn status_counts_a_half_made_connect_as_incomplete(backend: Backend) {
     // LiveKit, both answers say that calls cannot reach an agent.
     let repaired = acme.connect(pn, &Value::Null).await;
     let repaired = repaired.ok().clone();
-    assert_eq!(repaired["originationTargets"][0]["sid"], url.as_str());
+    assert_eq!(repaired["originationTargets"][0]["id"], url.as_str());
     assert_eq!(kinds_of(&repaired["warnings"]), ["livekit_not_configured"]);
     let s = acme.status(pn, "").await;
     let s = s.ok();

@@ -59,7 +59,7 @@ async fn concurrent_connects_do_the_work_once(backend: Backend) {
     let replies = join_all((0..10).map(|i| client(i).connect(&n[0], &body))).await;
     let answers: Vec<&Value> = replies.iter().map(support::Reply::ok).collect();
     for a in &answers {
-        for field in ["connectionId", "trunkSid", "originationTargets", "status"] {
+        for field in ["connectionId", "routeId", "originationTargets", "status"] {
             assert_eq!(a[field], answers[0][field], "{field}: {a}");
         }
     }
@@ -92,9 +92,7 @@ async fn concurrent_connects_do_the_work_once(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| {
-            e["action"] == "number.connected" && e["details"]["phoneNumberSid"] == n[0].as_str()
-        })
+        .filter(|e| e["action"] == "number.connected" && e["details"]["numberId"] == n[0].as_str())
         .count();
     assert_eq!(connected, 10, "every connect is audited");
 

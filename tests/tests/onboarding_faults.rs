@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use trunkline_core::PhoneNumberSid;
 use trunkline_testkit::twilio::{Fault, Route, TwilioEmulator};
+use trunkline_twilio::PhoneNumberSid;
 
 use support::{
     Backend, Carrier, Client, Settings, Transcript, assert_no_secrets, emulator, token, trunk_of,
@@ -80,7 +80,7 @@ async fn prepare(emu: &TwilioEmulator, acme: &Client<'_>, pn: &PhoneNumberSid, b
     emu.clear_faults();
     let s = acme.status(pn, "").await;
     assert_eq!(s.ok()["connection"]["status"], "failed", "{}", s.body);
-    assert!(s.body["connection"]["trunkSid"].is_string(), "{}", s.body);
+    assert!(s.body["connection"]["routeId"].is_string(), "{}", s.body);
 }
 
 async fn faults_at_every_step(

@@ -1,7 +1,9 @@
 //! Identifiers, each parsed once at the edge.
 //!
-//! Twilio SIDs are a two-letter prefix and 32 hexadecimal characters. Our own ids are UUIDs
-//! (v7, so they sort by creation time). LiveKit ids are opaque, prefixed strings.
+//! Our own ids are UUIDs (v7, so they sort by creation time). Carrier ids (a number, a SIP
+//! route, a route target, an account) and LiveKit ids are opaque strings here: the core never
+//! knows a carrier's id format. Each carrier adapter parses its own ids strictly (Twilio's
+//! `PN…` SIDs, Telnyx's numeric ids) before they reach a use case.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,91 +17,6 @@ use crate::error::ValidationError;
 fn trimmed(raw: &str) -> &str {
     raw.trim_matches(|c: char| c.is_whitespace())
 }
-
-macro_rules! twilio_sid {
-    ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// The two-letter prefix every value starts with.
-            pub const PREFIX: &'static str = $prefix;
-
-            /// Parse a SID: the prefix, then exactly 32 hexadecimal characters.
-            pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-                let s = trimmed(raw);
-                let Some(rest) = s.strip_prefix($prefix) else {
-                    return Err(ValidationError::new(concat!(
-                        "must be a ", $what, " starting with '", $prefix, "'"
-                    )));
-                };
-                if rest.len() != 32 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(ValidationError::new(concat!(
-                        "must be a ", $what, ": '", $prefix, "' followed by 32 hexadecimal characters"
-                    )));
-                }
-                Ok(Self(s.to_owned()))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.0)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ValidationError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::parse(s)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::parse(&s).map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-twilio_sid!(
-    /// A Twilio account (`AC…`).
-    AccountSid, "AC", "Twilio Account SID"
-);
-twilio_sid!(
-    /// A Twilio API key (`SK…`). Its secret travels separately as a `SecretString`.
-    ApiKeySid, "SK", "Twilio API Key SID"
-);
-twilio_sid!(
-    /// A Twilio IncomingPhoneNumber (`PN…`): the customer's existing number.
-    PhoneNumberSid, "PN", "Twilio Phone Number SID"
-);
-twilio_sid!(
-    /// A Twilio Elastic SIP trunk (`TK…`).
-    TrunkSid, "TK", "Twilio Trunk SID"
-);
-twilio_sid!(
-    /// A Twilio trunk origination URL (`OU…`).
-    OriginationUrlSid, "OU", "Twilio Origination URL SID"
-);
-twilio_sid!(
-    /// A Twilio voice application (`AP…`), part of a number's voice configuration.
-    ApplicationSid, "AP", "Twilio Application SID"
-);
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -244,6 +161,28 @@ opaque_id!(
     CustomerId, 128, "customer id"
 );
 opaque_id!(
+    /// A number at a carrier, as that carrier's adapter parsed it (Twilio `PN…`, Telnyx a
+    /// numeric id). Opaque to the core.
+    CarrierNumberId, 128, "number id"
+);
+opaque_id!(
+    /// A carrier-side SIP route that sends calls to SIP targets (Twilio: an Elastic SIP
+    /// trunk `TK…`; Telnyx: an FQDN connection). Opaque to the core.
+    RouteId, 128, "route id"
+);
+opaque_id!(
+    /// One SIP target of a route (Twilio: an origination URL `OU…`; Telnyx: an FQDN).
+    RouteTargetId, 128, "route target id"
+);
+opaque_id!(
+    /// The customer's account at the carrier, when the carrier names one (Twilio `AC…`).
+    CarrierAccountId, 128, "account id"
+);
+opaque_id!(
+    /// The public half of a carrier API key, when the carrier has one (Twilio `SK…`).
+    CredentialKeyId, 128, "key id"
+);
+opaque_id!(
     /// A LiveKit SIP inbound trunk (`ST_…`).
     SipTrunkId, 128, "LiveKit SIP trunk id"
 );
@@ -269,23 +208,34 @@ opaque_id!(
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     Twilio,
+    Telnyx,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 1] = [Self::Twilio];
+    pub const ALL: [ProviderKind; 2] = [Self::Twilio, Self::Telnyx];
 
     /// The path and storage form, e.g. `twilio`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Twilio => "twilio",
+            Self::Telnyx => "telnyx",
+        }
+    }
+
+    /// The carrier's name as people write it.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::Twilio => "Twilio",
+            Self::Telnyx => "Telnyx",
         }
     }
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        match trimmed(raw).to_ascii_lowercase().as_str() {
-            "twilio" => Ok(Self::Twilio),
-            _ => Err(ValidationError::new("unknown provider; supported: twilio")),
-        }
+        let raw = trimmed(raw).to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == raw)
+            .ok_or_else(|| ValidationError::new("must be one of \"twilio\", \"telnyx\""))
     }
 }
 
@@ -306,34 +256,6 @@ impl FromStr for ProviderKind {
 mod tests {
     use super::*;
 
-    const HEX32: &str = "0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn twilio_sids_parse_and_trim() {
-        let sid = AccountSid::parse(&format!("  AC{HEX32}\n")).unwrap();
-        assert_eq!(sid.as_str(), format!("AC{HEX32}"));
-        assert!(PhoneNumberSid::parse(&format!("PN{}", HEX32.to_uppercase())).is_ok());
-    }
-
-    #[test]
-    fn twilio_sids_reject_wrong_prefix_length_and_alphabet() {
-        assert!(AccountSid::parse(&format!("SK{HEX32}")).is_err());
-        assert!(AccountSid::parse(&format!("AC{}", &HEX32[1..])).is_err());
-        assert!(AccountSid::parse(&format!("AC{HEX32}0")).is_err());
-        assert!(AccountSid::parse(&format!("AC{}z", &HEX32[1..])).is_err());
-        assert!(AccountSid::parse("").is_err());
-        let err = TrunkSid::parse("TKnope").unwrap_err();
-        assert!(err.reason.contains("32 hexadecimal"), "{err}");
-    }
-
-    #[test]
-    fn sids_deserialize_through_the_parser() {
-        let ok: Result<ApiKeySid, _> = serde_json::from_str(&format!("\"SK{HEX32}\""));
-        assert!(ok.is_ok());
-        let bad: Result<ApiKeySid, _> = serde_json::from_str("\"SK123\"");
-        assert!(bad.is_err());
-    }
-
     #[test]
     fn opaque_ids_reject_empty_long_and_control() {
         assert!(CustomerId::parse("cust_1").is_ok());
@@ -353,7 +275,8 @@ mod tests {
     #[test]
     fn provider_kind_parses_case_insensitively() {
         assert_eq!(ProviderKind::parse("Twilio").unwrap(), ProviderKind::Twilio);
-        assert!(ProviderKind::parse("telnyx").is_err());
+        assert_eq!(ProviderKind::parse("telnyx").unwrap(), ProviderKind::Telnyx);
+        assert!(ProviderKind::parse("plivo").is_err());
         assert_eq!(ProviderKind::Twilio.to_string(), "twilio");
     }
 }

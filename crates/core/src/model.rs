@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
 use crate::ids::{
-    AccountSid, AgentDispatchId, ApiKeySid, ApplicationSid, AuditEventId, CallId, ConnectionId,
-    CustomerId, DispatchRuleId, IntegrationId, OriginationUrlSid, PhoneNumberSid, ProviderKind,
-    RoomName, SipTrunkId, TrunkSid,
+    AgentDispatchId, AuditEventId, CallId, CarrierAccountId, CarrierNumberId, ConnectionId,
+    CredentialKeyId, CustomerId, DispatchRuleId, IntegrationId, ProviderKind, RoomName, RouteId,
+    RouteTargetId, SipTrunkId,
 };
 use crate::phone::E164;
 use crate::sip::SipTarget;
@@ -21,34 +21,18 @@ use crate::sip::SipTarget;
 // Credentials and integrations
 // ---------------------------------------------------------------------------------------
 
-/// How a carrier request authenticates. The secret never leaves this type except inside
-/// the adapter call that needs it; `Debug` prints `[REDACTED]` (secrecy).
-#[derive(Debug, Clone)]
-pub enum CarrierAuth {
-    /// Twilio API key (seed 003's choice): `SK…` plus its secret.
-    ApiKey {
-        key_sid: ApiKeySid,
-        secret: SecretString,
-    },
-    /// The account's auth token.
-    AuthToken { token: SecretString },
-}
-
-/// Everything a carrier adapter needs to act for one customer.
+/// Credentials for one account at one carrier, as that carrier's adapter parsed them from
+/// the customer's input ([`crate::ports::CarrierProvider::parse_credentials`]). The core
+/// treats them as opaque: an account id and a key id it may show back, and one secret it
+/// only hands to the vault and to the adapter. `Debug` prints `[REDACTED]` for the secret.
 #[derive(Debug, Clone)]
 pub struct CarrierCredentials {
-    pub account_sid: AccountSid,
-    pub auth: CarrierAuth,
-}
-
-impl CarrierCredentials {
-    /// The key id, when the credentials are an API key.
-    pub fn api_key_sid(&self) -> Option<&ApiKeySid> {
-        match &self.auth {
-            CarrierAuth::ApiKey { key_sid, .. } => Some(key_sid),
-            CarrierAuth::AuthToken { .. } => None,
-        }
-    }
+    /// The account at the carrier, when the carrier names one (Twilio `AC…`).
+    pub account_id: Option<CarrierAccountId>,
+    /// The public half of an API key, when the carrier has one (Twilio `SK…`).
+    pub key_id: Option<CredentialKeyId>,
+    /// The secret: an API key secret, an auth token, a bearer API key.
+    pub secret: SecretString,
 }
 
 /// A secret sealed by the vault. Opaque bytes; only the vault can open them, and only with
@@ -78,24 +62,16 @@ pub enum IntegrationStatus {
     Disabled,
 }
 
-/// Which kind of secret an integration holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthKind {
-    ApiKey,
-    AuthToken,
-}
-
 /// A customer's stored credentials at one provider (at most one per customer and provider).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Integration {
     pub id: IntegrationId,
     pub customer_id: CustomerId,
     pub provider: ProviderKind,
-    pub account_sid: AccountSid,
-    pub auth_kind: AuthKind,
-    /// Present when `auth_kind` is `ApiKey`.
-    pub api_key_sid: Option<ApiKeySid>,
+    /// See [`CarrierCredentials::account_id`].
+    pub account_id: Option<CarrierAccountId>,
+    /// See [`CarrierCredentials::key_id`].
+    pub key_id: Option<CredentialKeyId>,
     pub sealed_secret: SealedSecret,
     pub status: IntegrationStatus,
     pub created_at: DateTime<Utc>,
@@ -106,20 +82,22 @@ pub struct Integration {
 // Carrier-side values
 // ---------------------------------------------------------------------------------------
 
-/// What a carrier does with a call to a number when it is *not* on a trunk. Recorded before
-/// attaching (attaching silently overrides it) so that disconnect can put it back.
+/// What a number pointed at before trunkline attached it to a route, as its carrier's adapter
+/// recorded it (Twilio: the number's voice URL and application; Telnyx: its previous
+/// connection), so that disconnect can put it back. Opaque to the core: only the adapter that
+/// wrote it reads it. It may hold URLs with embedded credentials, so answers show it redacted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VoiceConfig {
-    pub voice_url: Option<String>,
-    pub voice_method: Option<String>,
-    pub voice_fallback_url: Option<String>,
-    pub voice_fallback_method: Option<String>,
-    pub voice_application_sid: Option<ApplicationSid>,
-    pub status_callback: Option<String>,
+#[serde(transparent)]
+pub struct NumberRouting(pub serde_json::Value);
+
+impl NumberRouting {
+    /// Nothing recorded: the number pointed nowhere.
+    pub fn none() -> Self {
+        Self(serde_json::Value::Null)
+    }
 }
 
-/// One origination target: where the trunk sends inbound calls, with HA priority/weight
+/// One SIP target of a route: where the carrier sends inbound calls, with HA priority/weight
 /// (lower priority is tried first; weight splits load within a priority).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -288,17 +266,19 @@ impl ConnectionStatus {
     }
 }
 
-/// An origination URL trunkline created or adopted on the trunk.
+/// A route target trunkline created or adopted on the route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StoredOriginationUrl {
-    pub sid: OriginationUrlSid,
+pub struct StoredRouteTarget {
+    /// `sid` in rows written before carriers were pluggable.
+    #[serde(alias = "sid")]
+    pub id: RouteTargetId,
     pub target: OriginationTarget,
 }
 
 /// One customer's number wired (or being wired) to LiveKit.
 ///
-/// Unique per (customer, provider, phone_number_sid): reconnecting after a disconnect
+/// Unique per (customer, provider, number_id): reconnecting after a disconnect
 /// reuses the row. Every id is stored as soon as the object exists, so a retry after a
 /// crash reuses it instead of creating another.
 #[derive(Debug, Clone, PartialEq)]
@@ -307,19 +287,20 @@ pub struct NumberConnection {
     pub customer_id: CustomerId,
     pub provider: ProviderKind,
     pub integration_id: IntegrationId,
-    pub phone_number_sid: PhoneNumberSid,
+    pub number_id: CarrierNumberId,
     pub e164: E164,
     pub status: ConnectionStatus,
     pub trunk_strategy: TrunkStrategy,
-    pub trunk_sid: Option<TrunkSid>,
-    /// Whether trunkline created the trunk (only such a trunk may be deleted on disconnect).
-    pub trunk_created: bool,
-    pub origination_urls: Vec<StoredOriginationUrl>,
+    /// The carrier-side SIP route the number is attached to.
+    pub route_id: Option<RouteId>,
+    /// Whether trunkline created the route (only such a route may be deleted on disconnect).
+    pub route_created: bool,
+    pub route_targets: Vec<StoredRouteTarget>,
     /// The primary SIP target (the first origination target).
     pub sip_target: SipTarget,
     pub routing: RoutingPolicy,
-    /// The number's voice configuration before trunkline attached it.
-    pub previous_voice: Option<VoiceConfig>,
+    /// What the number pointed at before trunkline attached it.
+    pub previous_routing: Option<NumberRouting>,
     pub livekit_trunk_id: Option<SipTrunkId>,
     pub livekit_rule_id: Option<DispatchRuleId>,
     /// Last failure, safe to show (error code and message), for status.
@@ -441,7 +422,7 @@ pub enum DispatchClaim {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LeaseResource {
     /// Connect/disconnect of one number.
-    Number(PhoneNumberSid),
+    Number(CarrierNumberId),
     /// Creation of a shared trunk (several numbers' connects may race to create it).
     Trunk(String),
 }
@@ -455,7 +436,11 @@ pub struct LeaseKey {
 }
 
 impl LeaseKey {
-    pub fn number(customer_id: CustomerId, provider: ProviderKind, number: PhoneNumberSid) -> Self {
+    pub fn number(
+        customer_id: CustomerId,
+        provider: ProviderKind,
+        number: CarrierNumberId,
+    ) -> Self {
         Self {
             customer_id,
             provider,
@@ -472,7 +457,7 @@ impl LeaseKey {
     }
 
     /// A single-string form for storage, unambiguous whatever the customer id holds:
-    /// `<len(customer)>:<customer>/<provider>/number:PN…` or `…/trunk:<name>`.
+    /// `<len(customer)>:<customer>/<provider>/number:<number id>` or `…/trunk:<name>`.
     pub fn storage_key(&self) -> String {
         let c = self.customer_id.as_str();
         let r = match &self.resource {
@@ -552,7 +537,7 @@ pub struct AuditEvent {
     pub provider: ProviderKind,
     pub action: AuditAction,
     pub actor: Actor,
-    /// Ids involved (`PN…`, `TK…`, integration id, ...) and outcome.
+    /// Ids involved (number, route, integration, ...) and outcome.
     pub details: serde_json::Value,
     pub request_id: Option<String>,
     pub at: DateTime<Utc>,
@@ -566,11 +551,9 @@ mod tests {
     #[test]
     fn credentials_debug_never_shows_the_secret() {
         let creds = CarrierCredentials {
-            account_sid: AccountSid::parse("AC0123456789abcdef0123456789abcdef").unwrap(),
-            auth: CarrierAuth::ApiKey {
-                key_sid: ApiKeySid::parse("SK0123456789abcdef0123456789abcdef").unwrap(),
-                secret: SecretString::from("super-secret-value"),
-            },
+            account_id: Some(CarrierAccountId::parse("acct-1").unwrap()),
+            key_id: Some(CredentialKeyId::parse("key-1").unwrap()),
+            secret: SecretString::from("super-secret-value"),
         };
         let dbg = format!("{creds:?}");
         assert!(!dbg.contains("super-secret-value"), "{dbg}");

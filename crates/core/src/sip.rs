@@ -61,7 +61,7 @@ impl SipTarget {
         let lower = raw.to_ascii_lowercase();
         if lower.starts_with("sips:") {
             return Err(invalid(
-                "sips: is not supported: Twilio trunk origination dials sip: URIs; \
+                "sips: is not supported: carrier routes dial sip: URIs; \
                  use sip:host;transport=tls for TLS signalling",
             ));
         }

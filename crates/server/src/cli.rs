@@ -16,9 +16,7 @@ use trunkline_vault::{AesGcmVault, KeyRing};
 use crate::auth::{Authenticator, VerifyKey};
 use crate::config::{self, Config, ConfigError, Env};
 use crate::dev::{DEV_AUDIENCE, DEV_CUSTOMER, DEV_ISSUER, DEV_TOKEN_TTL, DevAuthKey, DevRole};
-use crate::state::{
-    AppState, OpenedStore, build_calls, build_livekit, build_onboarding, instance_id,
-};
+use crate::state::{Adapters, AppState, OpenedStore, instance_id};
 use crate::telemetry;
 
 /// Connects phone numbers a customer owns at a carrier to a LiveKit SIP ingress.
@@ -255,16 +253,15 @@ async fn serve(config: Config) -> Result<(), Failure> {
         tracing::info!("TRUNKLINE_MIGRATE_ON_START=false: not migrating");
     }
 
-    let stores = store.into_stores();
-    let livekit = build_livekit(&config).map_err(Failure::config)?;
+    let adapters =
+        Adapters::from_config(&config, store.into_stores(), vault).map_err(Failure::config)?;
     let instance = instance_id();
-    let onboarding = build_onboarding(&config, &stores, vault.clone(), livekit.clone(), &instance)
-        .map_err(Failure::config)?;
-    let calls = Arc::new(build_calls(&config, &stores, livekit.clone(), &instance));
+    let livekit_configured = adapters.sip.is_some();
     tracing::info!(
-        twilio_api = %config.twilio_api_base,
-        twilio_trunking = %config.twilio_trunking_base,
-        twilio_timeout = ?config.twilio_request_timeout,
+        twilio_api = %config.twilio.api_base,
+        twilio_trunking = %config.twilio.trunking_base,
+        twilio_timeout = ?config.twilio.request_timeout,
+        telnyx_api = %config.telnyx.api_base,
         instance = %instance,
         "onboarding ready"
     );
@@ -297,8 +294,8 @@ async fn serve(config: Config) -> Result<(), Failure> {
     if dev {
         notes.lines.push(format!(
             "twilio: {} / {}; SIP target: {}",
-            config.twilio_api_base,
-            config.twilio_trunking_base,
+            config.twilio.api_base,
+            config.twilio.trunking_base,
             config.sip_target.as_ref().map_or_else(
                 || "none (set TRUNKLINE_SIP_TARGET)".to_owned(),
                 ToString::to_string
@@ -314,16 +311,14 @@ async fn serve(config: Config) -> Result<(), Failure> {
                 .to_owned(),
         });
     }
-    let state = AppState {
-        config: config.clone(),
-        stores,
-        vault,
+    let state = AppState::new(
+        config.clone(),
+        adapters,
         auth,
-        metrics: telemetry::metrics_handle(),
-        onboarding: Arc::new(onboarding),
-        calls: calls.clone(),
-        credential_checks: crate::state::credential_checks(&config),
-    };
+        telemetry::metrics_handle(),
+        &instance,
+    );
+    let calls = state.calls.clone();
     let upkeep = state.metrics.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -360,7 +355,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     // Set on the first signal (and when the server stops for any other reason): the
     // dispatch retrier starts no new pass after it.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let retrier = livekit.is_some().then(|| {
+    let retrier = livekit_configured.then(|| {
         actix_web::rt::spawn(retry_dispatches(
             calls,
             config.dispatch.retry_interval,
@@ -629,7 +624,7 @@ mod tests {
         )]);
         let config = Config::from_env(&env).unwrap();
         let stores = OpenedStore::connect(&config).await.unwrap().into_stores();
-        let calls = Arc::new(build_calls(&config, &stores, None, "test"));
+        let calls = Arc::new(crate::state::build_calls(&config, &stores, None, "test"));
         let (lines, _guard) = telemetry::capture::json();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let retrier = retry_dispatches(calls, std::time::Duration::from_millis(5), stop_rx);

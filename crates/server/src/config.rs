@@ -50,10 +50,6 @@ pub const DISPATCH_BACKOFF_MAX_MS: &str = "TRUNKLINE_DISPATCH_BACKOFF_MAX_MS";
 pub const DISPATCH_MAX_ATTEMPTS: &str = "TRUNKLINE_DISPATCH_MAX_ATTEMPTS";
 pub const SIP_TARGET: &str = "TRUNKLINE_SIP_TARGET";
 pub const ALLOW_SIP_TARGET_OVERRIDE: &str = "TRUNKLINE_ALLOW_SIP_TARGET_OVERRIDE";
-pub const TWILIO_API_BASE: &str = "TRUNKLINE_TWILIO_API_BASE";
-pub const TWILIO_TRUNKING_BASE: &str = "TRUNKLINE_TWILIO_TRUNKING_BASE";
-pub const TWILIO_TIMEOUT_MS: &str = "TRUNKLINE_TWILIO_TIMEOUT_MS";
-pub const TWILIO_RETRY_BUDGET_MS: &str = "TRUNKLINE_TWILIO_RETRY_BUDGET_MS";
 pub const CREDENTIAL_CHECKS_PER_MINUTE: &str = "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE";
 pub const CREDENTIAL_CHECKS_BURST: &str = "TRUNKLINE_CREDENTIAL_CHECKS_BURST";
 pub const DATABASE_TIMEOUT_MS: &str = "TRUNKLINE_DATABASE_TIMEOUT_MS";
@@ -74,12 +70,6 @@ pub const DEFAULT_ROLES_CLAIM: &str = "roles";
 pub const DEFAULT_LOG_FILTER: &str = "info";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
-pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
-pub const DEFAULT_TWILIO_TRUNKING_BASE: &str = "https://trunking.twilio.com";
-/// One whole Twilio request (the adapter's production default).
-pub const DEFAULT_TWILIO_TIMEOUT_MS: u64 = 15_000;
-/// How long one adapter call may keep retrying (the adapter's production default).
-pub const DEFAULT_TWILIO_RETRY_BUDGET_MS: u64 = 20_000;
 /// One LiveKit request, connection to last byte (the adapter's default).
 pub const DEFAULT_LIVEKIT_REQUEST_TIMEOUT_SECS: u64 = 10;
 /// LiveKit names each call's room `<prefix>_<caller>_<random>`.
@@ -96,9 +86,6 @@ pub const DEFAULT_DISPATCH_MAX_ATTEMPTS: u32 = 8;
 const MAX_MAX_CONNECTIONS: usize = 1_000;
 const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
 const MAX_SHUTDOWN_TIMEOUT_SECS: u64 = 3_600;
-/// Longer than this, a request would outlive any client waiting for connect to answer.
-const MAX_TWILIO_TIMEOUT_MS: u64 = 120_000;
-const MAX_TWILIO_RETRY_BUDGET_MS: u64 = 300_000;
 const MAX_LIVEKIT_REQUEST_TIMEOUT_SECS: u64 = 120;
 const MAX_ROOM_PREFIX_LEN: usize = 64;
 /// A call waits for its agent: a retry loop slower than this is a misconfiguration.
@@ -166,6 +153,15 @@ impl Env {
         };
         let s = s.trim();
         (!s.is_empty()).then(|| s.to_owned())
+    }
+
+    /// The value for an adapter's own parser. Not UTF-8 becomes replacement characters,
+    /// which no adapter accepts, so the adapter names the variable instead of using its
+    /// default.
+    fn lossy(&self, name: &str) -> Option<String> {
+        self.vars
+            .get(name)
+            .map(|v| v.to_string_lossy().into_owned())
     }
 
     fn is_set(&self, name: &str) -> bool {
@@ -324,13 +320,12 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub sip_target: Option<SipTarget>,
     pub allow_sip_target_override: bool,
-    pub twilio_api_base: Url,
-    pub twilio_trunking_base: Url,
-    /// Longest wait for one Twilio request, connection to last byte.
-    pub twilio_request_timeout: Duration,
-    /// How long one adapter call may keep retrying 429s, 503s and timeouts (0: no retries
-    /// that wait).
-    pub twilio_retry_budget: Duration,
+    /// The Telnyx adapter's settings (`TRUNKLINE_TELNYX_*`), parsed and validated by the
+    /// adapter itself.
+    pub telnyx: trunkline_telnyx::TelnyxConfig,
+    /// The Twilio adapter's settings (`TRUNKLINE_TWILIO_*`), parsed and validated by the
+    /// adapter itself.
+    pub twilio: trunkline_twilio::TwilioConfig,
 }
 
 /// One problem with one variable.
@@ -491,38 +486,24 @@ impl Config {
                 }
             });
         let allow_sip_target_override = parse_bool(env, ALLOW_SIP_TARGET_OVERRIDE, false, &mut p);
-        let twilio_api_base =
-            parse_http_base(env, TWILIO_API_BASE, DEFAULT_TWILIO_API_BASE, &mut p);
-        let twilio_trunking_base = parse_http_base(
-            env,
-            TWILIO_TRUNKING_BASE,
-            DEFAULT_TWILIO_TRUNKING_BASE,
-            &mut p,
-        );
+        // Each carrier adapter owns its variables and reports every problem, each by name.
+        let twilio = trunkline_twilio::TwilioConfig::from_lookup(|name| env.lossy(name))
+            .unwrap_or_else(|e| {
+                for problem in e.problems() {
+                    p.push(problem.variable, problem.message.clone());
+                }
+                trunkline_twilio::TwilioConfig::twilio_public()
+            });
+        let telnyx = trunkline_telnyx::TelnyxConfig::from_lookup(|name| env.lossy(name))
+            .unwrap_or_else(|e| {
+                for problem in e.problems {
+                    p.push(problem.variable, problem.message);
+                }
+                trunkline_telnyx::TelnyxConfig::telnyx_public()
+            });
 
-        let twilio_request_timeout = Duration::from_millis(parse_number(
-            env,
-            TWILIO_TIMEOUT_MS,
-            DEFAULT_TWILIO_TIMEOUT_MS,
-            1..=MAX_TWILIO_TIMEOUT_MS,
-            &mut p,
-        ));
-        let twilio_retry_budget = Duration::from_millis(parse_number(
-            env,
-            TWILIO_RETRY_BUDGET_MS,
-            DEFAULT_TWILIO_RETRY_BUDGET_MS,
-            0..=MAX_TWILIO_RETRY_BUDGET_MS,
-            &mut p,
-        ));
-
-        match (
-            p.0.is_empty(),
-            listen,
-            database,
-            twilio_api_base,
-            twilio_trunking_base,
-        ) {
-            (true, Some(listen), Some(database), Some(api), Some(trunking)) => Ok(Self {
+        match (p.0.is_empty(), listen, database) {
+            (true, Some(listen), Some(database)) => Ok(Self {
                 environment,
                 listen,
                 database,
@@ -544,10 +525,8 @@ impl Config {
                 dispatch,
                 sip_target,
                 allow_sip_target_override,
-                twilio_api_base: api,
-                twilio_trunking_base: trunking,
-                twilio_request_timeout,
-                twilio_retry_budget,
+                telnyx,
+                twilio,
             }),
             _ => Err(ConfigError { problems: p.0 }),
         }
@@ -1004,17 +983,6 @@ fn parse_dispatch(env: &Env, p: &mut Problems) -> DispatchConfig {
     }
 }
 
-fn parse_http_base(env: &Env, name: &'static str, default: &str, p: &mut Problems) -> Option<Url> {
-    let raw = env.get(name, p).unwrap_or_else(|| default.to_owned());
-    match Url::parse(&raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Some(u),
-        _ => {
-            p.push(name, "must be an http:// or https:// URL with a host");
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1055,13 +1023,9 @@ mod tests {
         assert_eq!(c.dispatch.max_attempts, 8);
         assert!(c.sip_target.is_none());
         assert!(!c.allow_sip_target_override);
-        assert_eq!(c.twilio_api_base.as_str(), "https://api.twilio.com/");
-        assert_eq!(
-            c.twilio_trunking_base.as_str(),
-            "https://trunking.twilio.com/"
-        );
-        assert_eq!(c.twilio_request_timeout, Duration::from_secs(15));
-        assert_eq!(c.twilio_retry_budget, Duration::from_secs(20));
+        // The adapters' own defaults (their tests pin the values).
+        assert_eq!(c.twilio, trunkline_twilio::TwilioConfig::default());
+        assert_eq!(c.telnyx, trunkline_telnyx::TelnyxConfig::default());
     }
 
     #[test]
@@ -1111,10 +1075,9 @@ mod tests {
             (DISPATCH_MAX_ATTEMPTS, "3"),
             (SIP_TARGET, "sip:abc.sip.livekit.cloud;transport=tcp"),
             (ALLOW_SIP_TARGET_OVERRIDE, "yes"),
-            (TWILIO_API_BASE, "http://127.0.0.1:1234"),
-            (TWILIO_TRUNKING_BASE, "http://127.0.0.1:1235"),
-            (TWILIO_TIMEOUT_MS, "750"),
-            (TWILIO_RETRY_BUDGET_MS, "0"),
+            (trunkline_twilio::API_BASE_ENV, "http://127.0.0.1:1234"),
+            (trunkline_twilio::TIMEOUT_MS_ENV, "750"),
+            (trunkline_telnyx::RETRY_BUDGET_MS_ENV, "0"),
         ])
         .unwrap();
         assert_eq!(c.environment, Environment::Production);
@@ -1188,10 +1151,10 @@ mod tests {
             "abc.sip.livekit.cloud"
         );
         assert!(c.allow_sip_target_override);
-        assert_eq!(c.twilio_api_base.as_str(), "http://127.0.0.1:1234/");
-        assert_eq!(c.twilio_trunking_base.as_str(), "http://127.0.0.1:1235/");
-        assert_eq!(c.twilio_request_timeout, Duration::from_millis(750));
-        assert_eq!(c.twilio_retry_budget, Duration::ZERO);
+        // The adapters see the server's environment (their tests cover every variable).
+        assert_eq!(c.twilio.api_base.as_str(), "http://127.0.0.1:1234/");
+        assert_eq!(c.twilio.request_timeout, Duration::from_millis(750));
+        assert_eq!(c.telnyx.retry_budget, Duration::ZERO);
         // Nothing secret in Debug output.
         let debug = format!("{c:?}");
         for secret in ["pw@", "k1:AAAA", "s3cret", "sip-pass-w0rd"] {
@@ -1254,13 +1217,6 @@ mod tests {
             (SHUTDOWN_TIMEOUT_SECS, "1e3"),
             (SIP_TARGET, "sips:x.example.com"),
             (ALLOW_SIP_TARGET_OVERRIDE, "2"),
-            (TWILIO_API_BASE, "ftp://x"),
-            (TWILIO_TRUNKING_BASE, "not a url"),
-            (TWILIO_TIMEOUT_MS, "0"),
-            (TWILIO_TIMEOUT_MS, "120001"),
-            (TWILIO_TIMEOUT_MS, "1s"),
-            (TWILIO_RETRY_BUDGET_MS, "-5"),
-            (TWILIO_RETRY_BUDGET_MS, "300001"),
             (AUTH_CUSTOMER_CLAIM, "a b"),
             (AUTH_ROLES_CLAIM, "a\tb"),
         ];
@@ -1370,6 +1326,44 @@ mod tests {
     fn several_problems_are_reported_together_on_one_line() {
         let line = problem(&[(LISTEN, "x"), (LOG_FORMAT, "y")], LISTEN);
         assert!(line.contains(LOG_FORMAT), "{line}");
+    }
+
+    #[test]
+    fn the_adapters_problems_join_the_servers_in_one_report() {
+        let err = parse(&[
+            (LISTEN, "x"),
+            (trunkline_twilio::TIMEOUT_MS_ENV, "0"),
+            (
+                trunkline_twilio::TRUNKING_BASE_ENV,
+                "https://u:hunter2@t.example",
+            ),
+            (trunkline_telnyx::API_BASE_ENV, "ftp://api.telnyx.com"),
+        ])
+        .unwrap_err();
+        for var in [
+            LISTEN,
+            trunkline_twilio::TIMEOUT_MS_ENV,
+            trunkline_twilio::TRUNKING_BASE_ENV,
+            trunkline_telnyx::API_BASE_ENV,
+        ] {
+            assert!(err.names(var), "{err} does not name {var}");
+        }
+        assert_eq!(err.problems.len(), 4, "{err}");
+        let line = err.to_string();
+        assert!(!line.contains('\n') && !line.contains("hunter2"), "{line}");
+    }
+
+    #[test]
+    fn non_utf8_adapter_value_is_named_not_defaulted() {
+        use std::os::unix::ffi::OsStringExt;
+        for var in [
+            trunkline_twilio::API_BASE_ENV,
+            trunkline_telnyx::TIMEOUT_MS_ENV,
+        ] {
+            let env = Env::from_pairs([(var, OsString::from_vec(vec![0xff, 0xfe]))]);
+            let err = Config::from_env(&env).unwrap_err();
+            assert!(err.names(var), "{err}");
+        }
     }
 
     #[test]

@@ -549,8 +549,8 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     tag = "operations",
     responses((status = 200, description = "This document", content_type = "application/json"))
 )]
-async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(crate::openapi::document(&state.onboarding))
 }
 
 #[utoipa::path(
@@ -595,6 +595,7 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         metrics,
         openapi_json,
         me,
+        crate::routes::providers::list_providers,
         crate::routes::credentials::verify_credentials,
         crate::routes::credentials::save_credentials,
         crate::routes::credentials::delete_credentials,

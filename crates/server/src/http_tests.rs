@@ -56,23 +56,17 @@ impl Fixture {
                 .expose_secret()
         ));
         let ring = KeyRing::from_config(&keys, "k1").unwrap();
-        let stores = store.into_stores();
         let vault: Arc<dyn trunkline_core::ports::CredentialVault> =
             Arc::new(AesGcmVault::new(ring));
-        let onboarding =
-            crate::state::build_onboarding(&config, &stores, vault.clone(), None, "test").unwrap();
-        let calls = crate::state::build_calls(&config, &stores, None, "test");
-        let credential_checks = crate::state::credential_checks(&config);
-        let state = AppState {
-            auth: Arc::new(key.authenticator(config.claims.clone())),
-            config: Arc::new(config),
-            stores,
-            vault,
-            metrics: crate::telemetry::metrics_handle(),
-            onboarding: Arc::new(onboarding),
-            calls: Arc::new(calls),
-            credential_checks,
-        };
+        let adapters =
+            crate::state::Adapters::from_config(&config, store.into_stores(), vault).unwrap();
+        let state = AppState::new(
+            Arc::new(config.clone()),
+            adapters,
+            Arc::new(key.authenticator(config.claims.clone())),
+            crate::telemetry::metrics_handle(),
+            "test",
+        );
         Self {
             _dir: dir,
             state,
@@ -530,21 +524,21 @@ async fn openapi_document_describes_the_routes() {
         doc["paths"]["/telephony/me"]["get"]["security"],
         json!([{"bearer": []}])
     );
-    // The management plane: every route, its body and answer schemas, bearer auth.
-    let base = "/telephony/providers/{provider}";
+    // The management plane: every route, its body and answer schemas, bearer auth. Each
+    // carrier's routes are written out (its credentials body is inline, see below).
+    let base = "/telephony/providers/twilio";
+    assert!(
+        doc["paths"]["/telephony/providers/telnyx/numbers"]["get"].is_object(),
+        "{doc}"
+    );
     for (path, method, request, answer) in [
         (
             format!("{base}/credentials:verify"),
             "post",
-            Some("CredentialsRequest"),
+            None,
             "VerifyResponse",
         ),
-        (
-            format!("{base}/credentials"),
-            "post",
-            Some("CredentialsRequest"),
-            "SaveResponse",
-        ),
+        (format!("{base}/credentials"), "post", None, "SaveResponse"),
         (
             format!("{base}/credentials"),
             "delete",
@@ -654,13 +648,7 @@ async fn openapi_document_describes_the_routes() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    for name in [
-        "provider",
-        "pageSize",
-        "cursor",
-        "phoneNumber",
-        "customerId",
-    ] {
+    for name in ["pageSize", "cursor", "phoneNumber", "customerId"] {
         assert!(names.contains(&name), "{name} not in {names:?}");
     }
 }
@@ -774,29 +762,31 @@ async fn openapi_document_states_the_constraints_the_server_enforces() {
     let (s, _, doc) = call(&svc, TestRequest::get().uri("/openapi.json")).await;
     assert_eq!(s, StatusCode::OK);
     let schemas = &doc["components"]["schemas"];
-    let base = "/telephony/providers/{provider}";
+    let base = "/telephony/providers/twilio";
     let connect = &doc["paths"][format!("{base}/numbers/{{numberId}}/connect")]["post"];
 
-    // `provider` is an enum of the carriers offered, in every path that has it.
-    let offered: Vec<&str> = trunkline_core::ProviderKind::ALL
-        .iter()
-        .map(|p| p.as_str())
-        .collect();
+    // Each carrier offered has its own paths, with its own number id format; no path
+    // keeps a `{provider}` parameter that would let a Telnyx id pass as a Twilio one.
     for (path, item) in doc["paths"].as_object().unwrap() {
+        assert!(!path.contains("{provider}"), "{path}");
         for (method, op) in item.as_object().unwrap() {
-            let Some(p) = op["parameters"]
-                .as_array()
-                .and_then(|ps| ps.iter().find(|p| p["name"] == "provider"))
-            else {
-                continue;
-            };
-            assert_eq!(p["schema"]["enum"], json!(offered), "{method} {path}");
+            assert!(
+                op["parameters"]
+                    .as_array()
+                    .is_none_or(|ps| ps.iter().all(|p| p["name"] != "provider")),
+                "{method} {path}"
+            );
         }
     }
-    // The number's id and the customer have the parsers' shapes.
     assert_eq!(
         param(connect, "numberId")["schema"]["pattern"],
         "^PN[0-9a-fA-F]{32}$"
+    );
+    let telnyx_connect =
+        &doc["paths"]["/telephony/providers/telnyx/numbers/{numberId}/connect"]["post"];
+    assert_eq!(
+        param(telnyx_connect, "numberId")["schema"]["pattern"],
+        "^[0-9]{1,20}$"
     );
     let audit = &doc["paths"]["/telephony/audit"]["get"];
     let customer = &param(audit, "customerId")["schema"];
@@ -820,10 +810,18 @@ async fn openapi_document_states_the_constraints_the_server_enforces() {
     );
     assert_eq!(schemas["ConnectBody"]["additionalProperties"], false);
 
-    // Credentials: exactly one of two closed forms.
-    let forms = schemas["CredentialsRequest"]["oneOf"]
+    // Credentials: exactly one of the carrier's closed forms (Twilio: two; Telnyx: one).
+    let body = |path: &str| {
+        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"].clone()
+    };
+    let telnyx = body("/telephony/providers/telnyx/credentials");
+    assert_eq!(telnyx["required"], json!(["apiKey"]), "{telnyx}");
+    assert_eq!(telnyx["additionalProperties"], false);
+    assert_eq!(telnyx["properties"]["apiKey"]["writeOnly"], true);
+    let twilio = body(&format!("{base}/credentials"));
+    let forms = twilio["oneOf"]
         .as_array()
-        .expect("CredentialsRequest is a oneOf");
+        .expect("Twilio's body is a oneOf");
     assert_eq!(forms.len(), 2);
     let mut required: Vec<Value> = forms.iter().map(|f| f["required"].clone()).collect();
     required.sort_by_key(ToString::to_string);

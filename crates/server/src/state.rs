@@ -18,7 +18,8 @@ use trunkline_core::usecases::{
 use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
 use trunkline_store_sqlite::SqliteStore;
-use trunkline_twilio::{TwilioCarrier, TwilioConfig};
+use trunkline_telnyx::TelnyxCarrier;
+use trunkline_twilio::TwilioCarrier;
 
 use crate::auth::Authenticator;
 use crate::config::{Config, DatabaseConfig};
@@ -121,25 +122,6 @@ pub fn credential_checks(config: &Config) -> Arc<Throttle> {
     ))
 }
 
-/// The Twilio adapter's settings from the configuration: its hosts, and the request
-/// timeout and retry budget (short in tests, so timeout scenarios stay fast).
-///
-/// # Errors
-/// The configured bases or timings are refused by the adapter.
-pub fn twilio_config(config: &Config) -> Result<TwilioConfig, String> {
-    let mut twilio = TwilioConfig::with_bases(
-        config.twilio_api_base.as_str(),
-        config.twilio_trunking_base.as_str(),
-    )
-    .map_err(|e| e.to_string())?;
-    twilio.request_timeout = config.twilio_request_timeout;
-    // Connecting is part of the request: it can never be allowed longer than the whole.
-    twilio.connect_timeout = twilio.connect_timeout.min(config.twilio_request_timeout);
-    twilio.retry_budget = config.twilio_retry_budget;
-    twilio.validate().map_err(|e| e.to_string())?;
-    Ok(twilio)
-}
-
 /// This instance's name as a lease holder: unique per process, readable in the database
 /// when support asks who holds a lease.
 pub fn instance_id() -> String {
@@ -169,30 +151,73 @@ pub fn build_livekit(config: &Config) -> Result<Option<Arc<dyn SipPlatform>>, St
     Ok(Some(Arc::new(platform)))
 }
 
-/// Build the management plane from the configuration, the stores, the vault and the
-/// LiveKit adapter (`None`: not configured). The one place adapters are chosen for the
-/// onboarding use cases.
+/// Every adapter behind its port. `trunkline serve` builds them from the configuration
+/// ([`Adapters::from_config`]); integration tests build them from emulators or `mockall`
+/// mocks; [`AppState::new`] turns them into the application either way.
+#[derive(Clone)]
+pub struct Adapters {
+    /// The carriers this instance offers, by provider.
+    pub carriers: HashMap<ProviderKind, Arc<dyn CarrierProvider>>,
+    /// LiveKit; `None` when not configured (connect skips it, webhooks answer NOT_CONFIGURED).
+    pub sip: Option<Arc<dyn SipPlatform>>,
+    pub vault: Arc<dyn CredentialVault>,
+    pub stores: Stores,
+}
+
+impl fmt::Debug for Adapters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Adapters")
+            .field("carriers", &self.carriers.keys().collect::<Vec<_>>())
+            .field("sip", &self.sip.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Adapters {
+    /// The production adapters: every carrier and LiveKit from the configuration.
+    ///
+    /// # Errors
+    /// An adapter refuses its configuration (the message names the variable).
+    pub fn from_config(
+        config: &Config,
+        stores: Stores,
+        vault: Arc<dyn CredentialVault>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            carriers: build_carriers(config)?,
+            sip: build_livekit(config)?,
+            vault,
+            stores,
+        })
+    }
+}
+
+/// The carrier adapters this instance offers, from their configuration.
 ///
 /// # Errors
-/// An adapter cannot be built from the configuration (the message names the variable).
-pub fn build_onboarding(
+/// An adapter refuses its configuration (the message names the variable).
+pub fn build_carriers(
     config: &Config,
-    stores: &Stores,
-    vault: Arc<dyn CredentialVault>,
-    sip: Option<Arc<dyn SipPlatform>>,
-    instance_id: &str,
-) -> Result<Onboarding, String> {
-    let twilio = TwilioCarrier::new(twilio_config(config)?).map_err(|e| e.to_string())?;
+) -> Result<HashMap<ProviderKind, Arc<dyn CarrierProvider>>, String> {
+    let twilio = TwilioCarrier::new(config.twilio.clone()).map_err(|e| e.to_string())?;
     let mut carriers: HashMap<ProviderKind, Arc<dyn CarrierProvider>> = HashMap::new();
     carriers.insert(ProviderKind::Twilio, Arc::new(twilio));
+    let telnyx = TelnyxCarrier::new(config.telnyx.clone()).map_err(|e| e.to_string())?;
+    carriers.insert(ProviderKind::Telnyx, Arc::new(telnyx));
+    Ok(carriers)
+}
+
+/// Build the management plane over the adapters. The one place the onboarding use cases
+/// get their ports.
+pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str) -> Onboarding {
     let ports = OnboardingPorts {
-        carriers,
-        sip,
-        vault,
-        integrations: stores.integrations.clone(),
-        connections: stores.connections.clone(),
-        leases: stores.leases.clone(),
-        audit: stores.audit.clone(),
+        carriers: adapters.carriers.clone(),
+        sip: adapters.sip.clone(),
+        vault: adapters.vault.clone(),
+        integrations: adapters.stores.integrations.clone(),
+        connections: adapters.stores.connections.clone(),
+        leases: adapters.stores.leases.clone(),
+        audit: adapters.stores.audit.clone(),
     };
     let settings = OnboardingSettings {
         default_sip_target: config.sip_target.clone(),
@@ -202,7 +227,7 @@ pub fn build_onboarding(
         lease_wait: trunkline_core::usecases::LEASE_WAIT,
         room_prefix: config.livekit_room_prefix.clone(),
     };
-    Ok(Onboarding::new(ports, settings))
+    Onboarding::new(ports, settings)
 }
 
 /// Build the call use cases (webhooks, dispatch, diagnostics) over the stores and the
@@ -233,6 +258,31 @@ pub fn build_calls(
         sip,
     };
     Calls::new(ports, settings)
+}
+
+impl AppState {
+    /// The application over its adapters: what [`crate::http::app`] serves. `trunkline
+    /// serve`, `trunkline dev` and the integration tests all build it here.
+    pub fn new(
+        config: Arc<Config>,
+        adapters: Adapters,
+        auth: Arc<Authenticator>,
+        metrics: PrometheusHandle,
+        instance_id: &str,
+    ) -> Self {
+        let onboarding = build_onboarding(&config, &adapters, instance_id);
+        let calls = build_calls(&config, &adapters.stores, adapters.sip.clone(), instance_id);
+        Self {
+            stores: adapters.stores,
+            vault: adapters.vault,
+            auth,
+            metrics,
+            onboarding: Arc::new(onboarding),
+            calls: Arc::new(calls),
+            credential_checks: credential_checks(&config),
+            config,
+        }
+    }
 }
 
 impl fmt::Debug for AppState {

@@ -13,19 +13,21 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use tokio::sync::Barrier;
 use trunkline_core::model::{
-    AuthKind, CallStatus, ConnectionStatus, DispatchClaim, DispatchStatus, IntegrationStatus,
-    LeaseKey, LeaseResource, SealedSecret,
+    CallStatus, ConnectionStatus, DispatchClaim, DispatchStatus, IntegrationStatus, LeaseKey,
+    LeaseResource, SealedSecret,
 };
 use trunkline_core::ports::{ClaimRequest, JoinRecorded, Store, StoreError, WebhookEventRecord};
 use trunkline_core::{CallId, ConnectionId, IntegrationId, ProviderKind};
 
 use crate::fixtures::{
     audit_event, bare_call, bare_connection, customer, dispatch_id, e164, full_call,
-    full_connection, integration, lease_key, now_micros, number_sid, room, ts, webhook_event,
+    full_connection, integration, lease_key, now_micros, number_id, room, telnyx_connection,
+    telnyx_integration, ts, webhook_event,
 };
 use crate::harness::MigrateFn;
 
 const TWILIO: ProviderKind = ProviderKind::Twilio;
+const TELNYX: ProviderKind = ProviderKind::Telnyx;
 /// How many tasks race in the concurrent cases.
 const RACERS: usize = 32;
 /// A time-to-live that outlives any case.
@@ -86,14 +88,14 @@ pub async fn integration_get_put_replace_delete(store: Arc<dyn Store>) {
     // Replacing writes every field, the id included.
     let mut second = integration(&cust);
     second.id = IntegrationId::new();
-    second.auth_kind = AuthKind::AuthToken;
-    second.api_key_sid = None;
+    // An auth-token integration: no key id.
+    second.key_id = None;
     second.sealed_secret = SealedSecret((0..=255).collect());
     second.status = IntegrationStatus::Disabled;
     second.created_at = ts(100);
     second.updated_at = ts(101);
     assert_ne!(second.id, first.id);
-    assert_ne!(second.account_sid, first.account_sid);
+    assert_ne!(second.account_id, first.account_id);
     store.put_integration(&second).await.unwrap();
     assert_eq!(
         store.get_integration(&cust, TWILIO).await.unwrap(),
@@ -154,7 +156,7 @@ pub async fn connection_round_trips_every_field(store: Arc<dyn Store>) {
     store.save_connection(&full).await.unwrap();
     assert_eq!(
         store
-            .get_connection(&cust, TWILIO, &full.phone_number_sid)
+            .get_connection(&cust, TWILIO, &full.number_id)
             .await
             .unwrap(),
         Some(full.clone())
@@ -175,7 +177,7 @@ pub async fn connection_round_trips_every_field(store: Arc<dyn Store>) {
     let mut emptied = bare_connection(&cust, full.e164.clone());
     emptied.id = full.id;
     emptied.integration_id = full.integration_id;
-    emptied.phone_number_sid = full.phone_number_sid.clone();
+    emptied.number_id = full.number_id.clone();
     emptied.status = ConnectionStatus::Disconnected;
     emptied.created_at = full.created_at;
     emptied.updated_at = ts(30);
@@ -192,6 +194,102 @@ pub async fn connection_round_trips_every_field(store: Arc<dyn Store>) {
     assert_eq!(
         store.get_connection_by_id(full.id).await.unwrap(),
         Some(refilled)
+    );
+}
+
+/// A second carrier's rows: no account or key id, numeric carrier ids, its own routing
+/// record. They sit beside the same customer's Twilio rows without touching them.
+pub async fn telnyx_integration_and_connection_round_trip(store: Arc<dyn Store>) {
+    let cust = customer("telnyx");
+    let twilio = integration(&cust);
+    let telnyx = telnyx_integration(&cust);
+    store.put_integration(&twilio).await.unwrap();
+    store.put_integration(&telnyx).await.unwrap();
+    assert_eq!(
+        store.get_integration(&cust, TELNYX).await.unwrap(),
+        Some(telnyx.clone())
+    );
+    assert_eq!(
+        store.get_integration(&cust, TWILIO).await.unwrap(),
+        Some(twilio.clone())
+    );
+
+    let conn = telnyx_connection(&cust, &telnyx, e164(15));
+    assert!(conn.number_id.as_str().bytes().all(|b| b.is_ascii_digit()));
+    store.save_connection(&conn).await.unwrap();
+    assert_eq!(
+        store
+            .get_connection(&cust, TELNYX, &conn.number_id)
+            .await
+            .unwrap(),
+        Some(conn.clone())
+    );
+    assert_eq!(
+        store.get_connection_by_id(conn.id).await.unwrap(),
+        Some(conn.clone())
+    );
+    assert_eq!(
+        store.list_connections(&cust, TELNYX).await.unwrap(),
+        vec![conn.clone()]
+    );
+    assert!(
+        store
+            .list_connections(&cust, TWILIO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .find_live_connection_by_e164(&conn.e164)
+            .await
+            .unwrap(),
+        Some(conn.clone())
+    );
+
+    // The provider is part of the number's identity: the same id under Twilio is another row.
+    let mut same_id = bare_connection(&cust, e164(16));
+    same_id.number_id = conn.number_id.clone();
+    same_id.integration_id = twilio.id;
+    store.save_connection(&same_id).await.unwrap();
+    assert_eq!(
+        store
+            .get_connection(&cust, TWILIO, &conn.number_id)
+            .await
+            .unwrap(),
+        Some(same_id)
+    );
+    assert_eq!(
+        store
+            .get_connection(&cust, TELNYX, &conn.number_id)
+            .await
+            .unwrap(),
+        Some(conn.clone())
+    );
+
+    // So is the lease on it.
+    let telnyx_key = LeaseKey::number(cust.clone(), TELNYX, conn.number_id.clone());
+    let twilio_key = LeaseKey::number(cust.clone(), TWILIO, conn.number_id.clone());
+    for key in [&telnyx_key, &twilio_key] {
+        let lease = store
+            .try_acquire_lease(key, "instance-a", LONG)
+            .await
+            .unwrap()
+            .expect("each provider's number lease is free");
+        assert_eq!(&lease.key, key);
+    }
+
+    let mut event = audit_event(&cust, ts(7));
+    event.provider = TELNYX;
+    store.append_audit(&event).await.unwrap();
+    assert_eq!(store.list_audit(&cust, 10).await.unwrap(), vec![event]);
+
+    // Deleting one carrier's credentials leaves the other's.
+    assert!(store.delete_integration(&cust, TELNYX).await.unwrap());
+    assert_eq!(store.get_integration(&cust, TELNYX).await.unwrap(), None);
+    assert_eq!(
+        store.get_integration(&cust, TWILIO).await.unwrap(),
+        Some(twilio)
     );
 }
 
@@ -244,14 +342,14 @@ pub async fn connection_save_updates_by_id_and_lists_oldest_first(store: Arc<dyn
     );
     assert_eq!(
         store
-            .get_connection(&cust, TWILIO, &number_sid())
+            .get_connection(&cust, TWILIO, &number_id())
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .get_connection(&other, TWILIO, &updated.phone_number_sid)
+            .get_connection(&other, TWILIO, &updated.number_id)
             .await
             .unwrap(),
         None
@@ -264,14 +362,14 @@ pub async fn connection_save_conflicts_on_a_second_row_for_the_same_number(store
     store.save_connection(&original).await.unwrap();
 
     let mut duplicate = bare_connection(&cust, e164(30));
-    duplicate.phone_number_sid = original.phone_number_sid.clone();
+    duplicate.number_id = original.number_id.clone();
     assert_ne!(duplicate.id, original.id);
     let err = store.save_connection(&duplicate).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 
     assert_eq!(
         store
-            .get_connection(&cust, TWILIO, &original.phone_number_sid)
+            .get_connection(&cust, TWILIO, &original.number_id)
             .await
             .unwrap(),
         Some(original.clone())
@@ -284,11 +382,11 @@ pub async fn connection_save_conflicts_on_a_second_row_for_the_same_number(store
     // The same number sid under another customer is another row.
     let other = customer("dup2");
     let mut theirs = bare_connection(&other, e164(30));
-    theirs.phone_number_sid = original.phone_number_sid.clone();
+    theirs.number_id = original.number_id.clone();
     store.save_connection(&theirs).await.unwrap();
     assert_eq!(
         store
-            .get_connection(&other, TWILIO, &original.phone_number_sid)
+            .get_connection(&other, TWILIO, &original.number_id)
             .await
             .unwrap(),
         Some(theirs)
@@ -385,7 +483,7 @@ pub async fn lease_acquire_block_renew_release(store: Arc<dyn Store>) {
         unreachable!("lease_key is a number lease")
     };
     for other in [
-        LeaseKey::number(cust.clone(), TWILIO, number_sid()),
+        LeaseKey::number(cust.clone(), TWILIO, number_id()),
         LeaseKey::trunk(cust.clone(), TWILIO, "trunkline-shared"),
         LeaseKey::number(customer("lease-other"), TWILIO, number.clone()),
     ] {

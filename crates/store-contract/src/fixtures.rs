@@ -5,16 +5,15 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use trunkline_core::model::{
-    Actor, AuditAction, AuditEvent, AuthKind, CallRecord, CallStatus, ConnectionStatus,
-    DispatchMode, DispatchStatus, Integration, IntegrationStatus, LeaseKey, NumberConnection,
-    OriginationTarget, RoutingPolicy, SealedSecret, StoredOriginationUrl, TrunkStrategy,
-    VoiceConfig,
+    Actor, AuditAction, AuditEvent, CallRecord, CallStatus, ConnectionStatus, DispatchMode,
+    DispatchStatus, Integration, IntegrationStatus, LeaseKey, NumberConnection, NumberRouting,
+    OriginationTarget, RoutingPolicy, SealedSecret, StoredRouteTarget, TrunkStrategy,
 };
 use trunkline_core::ports::WebhookEventRecord;
 use trunkline_core::{
-    AccountSid, AgentDispatchId, ApiKeySid, ApplicationSid, AuditEventId, CallId, ConnectionId,
-    CustomerId, DispatchRuleId, E164, IntegrationId, OriginationUrlSid, PhoneNumberSid,
-    ProviderKind, RoomName, SipTarget, SipTrunkId, TrunkSid, WebhookEventId,
+    AgentDispatchId, AuditEventId, CallId, CarrierAccountId, CarrierNumberId, ConnectionId,
+    CredentialKeyId, CustomerId, DispatchRuleId, E164, IntegrationId, ProviderKind, RoomName,
+    RouteId, RouteTargetId, SipTarget, SipTrunkId, WebhookEventId,
 };
 use uuid::Uuid;
 
@@ -37,24 +36,39 @@ pub fn customer(tag: &str) -> CustomerId {
     CustomerId::parse(&format!("cust_{tag}_{}", &hex32()[..8])).expect("valid customer id")
 }
 
-pub fn account_sid() -> AccountSid {
-    AccountSid::parse(&format!("AC{}", hex32())).expect("valid")
+// Carrier ids are opaque to the stores; these look like Twilio's (the ids of the Telnyx
+// case are numeric strings) so that the stored values are realistic.
+
+pub fn account_id() -> CarrierAccountId {
+    CarrierAccountId::parse(&format!("AC{}", hex32())).expect("valid")
 }
 
-pub fn api_key_sid() -> ApiKeySid {
-    ApiKeySid::parse(&format!("SK{}", hex32())).expect("valid")
+pub fn key_id() -> CredentialKeyId {
+    CredentialKeyId::parse(&format!("SK{}", hex32())).expect("valid")
 }
 
-pub fn number_sid() -> PhoneNumberSid {
-    PhoneNumberSid::parse(&format!("PN{}", hex32())).expect("valid")
+pub fn number_id() -> CarrierNumberId {
+    CarrierNumberId::parse(&format!("PN{}", hex32())).expect("valid")
 }
 
-pub fn trunk_sid() -> TrunkSid {
-    TrunkSid::parse(&format!("TK{}", hex32())).expect("valid")
+pub fn route_id() -> RouteId {
+    RouteId::parse(&format!("TK{}", hex32())).expect("valid")
 }
 
-pub fn origination_url_sid() -> OriginationUrlSid {
-    OriginationUrlSid::parse(&format!("OU{}", hex32())).expect("valid")
+pub fn route_target_id() -> RouteTargetId {
+    RouteTargetId::parse(&format!("OU{}", hex32())).expect("valid")
+}
+
+/// A random numeric string of `digits` digits, the shape of Telnyx's ids.
+pub fn numeric_id(digits: usize) -> String {
+    let mut out = String::with_capacity(digits);
+    while out.len() < digits {
+        out.push_str(&Uuid::new_v4().as_u128().to_string());
+    }
+    // Never a leading zero, like the ids Telnyx hands out.
+    out.replace_range(..1, "1");
+    out.truncate(digits);
+    out
 }
 
 /// `+1 415 555 01nn`, a valid US number.
@@ -76,7 +90,7 @@ pub fn event_id() -> WebhookEventId {
 
 /// The lease on one (random) number of the customer.
 pub fn lease_key(customer: &CustomerId) -> LeaseKey {
-    LeaseKey::number(customer.clone(), ProviderKind::Twilio, number_sid())
+    LeaseKey::number(customer.clone(), ProviderKind::Twilio, number_id())
 }
 
 /// An API-key integration with a few sealed bytes.
@@ -85,9 +99,8 @@ pub fn integration(customer: &CustomerId) -> Integration {
         id: IntegrationId::new(),
         customer_id: customer.clone(),
         provider: ProviderKind::Twilio,
-        account_sid: account_sid(),
-        auth_kind: AuthKind::ApiKey,
-        api_key_sid: Some(api_key_sid()),
+        account_id: Some(account_id()),
+        key_id: Some(key_id()),
         sealed_secret: SealedSecret(vec![0x01, 0x00, 0xff, 0x7f, 0x80, 0x42, 0x00, 0x13]),
         status: IntegrationStatus::Active,
         created_at: ts(0),
@@ -102,16 +115,16 @@ pub fn bare_connection(customer: &CustomerId, e164: E164) -> NumberConnection {
         customer_id: customer.clone(),
         provider: ProviderKind::Twilio,
         integration_id: IntegrationId::new(),
-        phone_number_sid: number_sid(),
+        number_id: number_id(),
         e164,
         status: ConnectionStatus::Pending,
         trunk_strategy: TrunkStrategy::Shared,
-        trunk_sid: None,
-        trunk_created: false,
-        origination_urls: Vec::new(),
+        route_id: None,
+        route_created: false,
+        route_targets: Vec::new(),
         sip_target: SipTarget::parse("sip:abc123.sip.livekit.cloud").expect("valid"),
         routing: RoutingPolicy::default(),
-        previous_voice: None,
+        previous_routing: None,
         livekit_trunk_id: None,
         livekit_rule_id: None,
         last_error: None,
@@ -138,23 +151,23 @@ pub fn full_connection(customer: &CustomerId, e164: E164) -> NumberConnection {
         customer_id: customer.clone(),
         provider: ProviderKind::Twilio,
         integration_id: IntegrationId::new(),
-        phone_number_sid: number_sid(),
+        number_id: number_id(),
         e164,
         status: ConnectionStatus::Connected,
         trunk_strategy: TrunkStrategy::Dedicated,
-        trunk_sid: Some(trunk_sid()),
-        trunk_created: true,
-        origination_urls: vec![
-            StoredOriginationUrl {
-                sid: origination_url_sid(),
+        route_id: Some(route_id()),
+        route_created: true,
+        route_targets: vec![
+            StoredRouteTarget {
+                id: route_target_id(),
                 target: OriginationTarget {
                     sip_url: primary.clone(),
                     priority: 10,
                     weight: 20,
                 },
             },
-            StoredOriginationUrl {
-                sid: origination_url_sid(),
+            StoredRouteTarget {
+                id: route_target_id(),
                 target: OriginationTarget {
                     sip_url: backup,
                     priority: 20,
@@ -169,16 +182,16 @@ pub fn full_connection(customer: &CustomerId, e164: E164) -> NumberConnection {
             attributes,
             dispatch_mode: DispatchMode::Rule,
         },
-        previous_voice: Some(VoiceConfig {
-            voice_url: Some("https://example.com/voice?x=1&y=2".to_owned()),
-            voice_method: Some("POST".to_owned()),
-            voice_fallback_url: Some("https://example.com/fallback".to_owned()),
-            voice_fallback_method: Some("GET".to_owned()),
-            voice_application_sid: Some(
-                ApplicationSid::parse(&format!("AP{}", hex32())).expect("valid"),
-            ),
-            status_callback: Some("https://example.com/status".to_owned()),
-        }),
+        // What the Twilio adapter records: the number's voice configuration.
+        previous_routing: Some(NumberRouting(serde_json::json!({
+            "voiceUrl": "https://example.com/voice?x=1&y=2",
+            "voiceMethod": "POST",
+            "voiceFallbackUrl": "https://example.com/fallback",
+            "voiceFallbackMethod": "GET",
+            "voiceApplicationSid": format!("AP{}", hex32()),
+            "statusCallback": null,
+            "nested": {"list": [1, 2.5, "three", true], "empty": {}},
+        }))),
         livekit_trunk_id: Some(SipTrunkId::parse("ST_abcDEF123").expect("valid")),
         livekit_rule_id: Some(DispatchRuleId::parse("SDR_xyz789").expect("valid")),
         last_error: Some("PROVIDER_UNAVAILABLE: carrier timed out".to_owned()),
@@ -186,6 +199,61 @@ pub fn full_connection(customer: &CustomerId, e164: E164) -> NumberConnection {
         updated_at: ts(21),
         connected_at: Some(ts(22)),
         disconnected_at: Some(ts(23)),
+    }
+}
+
+/// A Telnyx integration: a bearer API key only, so neither an account id nor a key id.
+pub fn telnyx_integration(customer: &CustomerId) -> Integration {
+    Integration {
+        id: IntegrationId::new(),
+        customer_id: customer.clone(),
+        provider: ProviderKind::Telnyx,
+        account_id: None,
+        key_id: None,
+        sealed_secret: SealedSecret(vec![0x02, 0xfe, 0x00, 0x10]),
+        status: IntegrationStatus::Active,
+        created_at: ts(5),
+        updated_at: ts(6),
+    }
+}
+
+/// A Telnyx connection: numeric ids for the number, the FQDN connection (the route) and
+/// its FQDNs (the targets), and the previous connection id as the routing to restore.
+pub fn telnyx_connection(
+    customer: &CustomerId,
+    integration: &Integration,
+    e164: E164,
+) -> NumberConnection {
+    let primary = SipTarget::parse("sip:abc123.sip.livekit.cloud;transport=tcp").expect("valid");
+    let opaque = |raw: String| RouteTargetId::parse(&raw).expect("valid");
+    NumberConnection {
+        provider: ProviderKind::Telnyx,
+        integration_id: integration.id,
+        number_id: CarrierNumberId::parse(&numeric_id(19)).expect("valid"),
+        status: ConnectionStatus::Connected,
+        route_id: Some(RouteId::parse(&numeric_id(19)).expect("valid")),
+        route_created: true,
+        route_targets: vec![
+            StoredRouteTarget {
+                id: opaque(numeric_id(19)),
+                target: OriginationTarget::new(primary.clone()),
+            },
+            StoredRouteTarget {
+                id: opaque(numeric_id(18)),
+                target: OriginationTarget {
+                    sip_url: SipTarget::parse("sip:backup.example.net:5061;transport=tls")
+                        .expect("valid"),
+                    priority: 20,
+                    weight: 1,
+                },
+            },
+        ],
+        sip_target: primary,
+        previous_routing: Some(NumberRouting(
+            serde_json::json!({ "connectionId": numeric_id(19) }),
+        )),
+        connected_at: Some(ts(12)),
+        ..bare_connection(customer, e164)
     }
 }
 

@@ -21,10 +21,14 @@
 //! migrates it, runs the case, and then runs the factory's teardown even when the case fails.
 //! The calling crate needs `tokio` (with the `macros` and `rt-multi-thread` features) as a
 //! dependency.
+//!
+//! [`upgrade`] holds what the stores' upgrade tests share: rows as the last Twilio-only
+//! release wrote them, and the assertions that the migrated store reads them back.
 
 pub mod cases;
 pub mod fixtures;
 mod harness;
+pub mod upgrade;
 
 pub use harness::{BoxFuture, Harness, MigrateFn};
 
@@ -40,6 +44,7 @@ macro_rules! contract_tests {
             integration_get_put_replace_delete,
             integrations_are_isolated_between_customers,
             connection_round_trips_every_field,
+            telnyx_integration_and_connection_round_trip,
             connection_save_updates_by_id_and_lists_oldest_first,
             connection_save_conflicts_on_a_second_row_for_the_same_number,
             connection_find_live_by_e164,

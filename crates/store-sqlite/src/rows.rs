@@ -12,9 +12,9 @@ use trunkline_core::model::{
 };
 use trunkline_core::ports::{StoreError, WebhookEventRecord};
 use trunkline_core::{
-    AccountSid, AgentDispatchId, ApiKeySid, AuditEventId, CallId, ConnectionId, CustomerId,
-    DispatchRuleId, E164, IntegrationId, PhoneNumberSid, ProviderKind, RoomName, SipTarget,
-    SipTrunkId, TrunkSid, WebhookEventId,
+    AgentDispatchId, AuditEventId, CallId, CarrierAccountId, CarrierNumberId, ConnectionId,
+    CredentialKeyId, CustomerId, DispatchRuleId, E164, IntegrationId, ProviderKind, RoomName,
+    RouteId, SipTarget, SipTrunkId, WebhookEventId,
 };
 use uuid::Uuid;
 
@@ -57,9 +57,8 @@ pub(crate) struct IntegrationRow {
     pub id: String,
     pub customer_id: String,
     pub provider: String,
-    pub account_sid: String,
-    pub auth_kind: String,
-    pub api_key_sid: Option<String>,
+    pub account_id: Option<String>,
+    pub key_id: Option<String>,
     pub sealed_secret: Vec<u8>,
     pub status: String,
     pub created_at: i64,
@@ -72,9 +71,8 @@ impl IntegrationRow {
             id: uuid_text(i.id.as_uuid()),
             customer_id: i.customer_id.as_str().to_owned(),
             provider: i.provider.as_str().to_owned(),
-            account_sid: i.account_sid.as_str().to_owned(),
-            auth_kind: codec::auth_kind_str(i.auth_kind).to_owned(),
-            api_key_sid: i.api_key_sid.as_ref().map(|k| k.as_str().to_owned()),
+            account_id: i.account_id.as_ref().map(|a| a.as_str().to_owned()),
+            key_id: i.key_id.as_ref().map(|k| k.as_str().to_owned()),
             sealed_secret: i.sealed_secret.0.clone(),
             status: codec::integration_status_str(i.status).to_owned(),
             created_at: micros(i.created_at),
@@ -91,16 +89,15 @@ impl IntegrationRow {
                 CustomerId::parse,
             )?,
             provider: parse("integrations.provider", &self.provider, ProviderKind::parse)?,
-            account_sid: parse(
-                "integrations.account_sid",
-                &self.account_sid,
-                AccountSid::parse,
+            account_id: parse_opt(
+                "integrations.account_id",
+                self.account_id.as_deref(),
+                CarrierAccountId::parse,
             )?,
-            auth_kind: codec::parse_auth_kind(&self.auth_kind)?,
-            api_key_sid: parse_opt(
-                "integrations.api_key_sid",
-                self.api_key_sid.as_deref(),
-                ApiKeySid::parse,
+            key_id: parse_opt(
+                "integrations.key_id",
+                self.key_id.as_deref(),
+                CredentialKeyId::parse,
             )?,
             sealed_secret: SealedSecret(self.sealed_secret),
             status: codec::parse_integration_status(&self.status)?,
@@ -121,16 +118,16 @@ pub(crate) struct ConnectionRow {
     pub customer_id: String,
     pub provider: String,
     pub integration_id: String,
-    pub phone_number_sid: String,
+    pub number_id: String,
     pub e164: String,
     pub status: String,
     pub trunk_strategy: String,
-    pub trunk_sid: Option<String>,
-    pub trunk_created: bool,
-    pub origination_urls: String,
+    pub route_id: Option<String>,
+    pub route_created: bool,
+    pub route_targets: String,
     pub sip_target: String,
     pub routing: String,
-    pub previous_voice: Option<String>,
+    pub previous_routing: Option<String>,
     pub livekit_trunk_id: Option<String>,
     pub livekit_rule_id: Option<String>,
     pub last_error: Option<String>,
@@ -147,22 +144,19 @@ impl ConnectionRow {
             customer_id: c.customer_id.as_str().to_owned(),
             provider: c.provider.as_str().to_owned(),
             integration_id: uuid_text(c.integration_id.as_uuid()),
-            phone_number_sid: c.phone_number_sid.as_str().to_owned(),
+            number_id: c.number_id.as_str().to_owned(),
             e164: c.e164.as_str().to_owned(),
             status: c.status.as_str().to_owned(),
             trunk_strategy: c.trunk_strategy.as_str().to_owned(),
-            trunk_sid: c.trunk_sid.as_ref().map(|t| t.as_str().to_owned()),
-            trunk_created: c.trunk_created,
-            origination_urls: json_text(
-                "number_connections.origination_urls",
-                &c.origination_urls,
-            )?,
+            route_id: c.route_id.as_ref().map(|r| r.as_str().to_owned()),
+            route_created: c.route_created,
+            route_targets: json_text("number_connections.route_targets", &c.route_targets)?,
             sip_target: c.sip_target.to_string(),
             routing: json_text("number_connections.routing", &c.routing)?,
-            previous_voice: c
-                .previous_voice
+            previous_routing: c
+                .previous_routing
                 .as_ref()
-                .map(|v| json_text("number_connections.previous_voice", v))
+                .map(|v| json_text("number_connections.previous_routing", v))
                 .transpose()?,
             livekit_trunk_id: c.livekit_trunk_id.as_ref().map(|t| t.as_str().to_owned()),
             livekit_rule_id: c.livekit_rule_id.as_ref().map(|r| r.as_str().to_owned()),
@@ -191,34 +185,31 @@ impl ConnectionRow {
                 "number_connections.integration_id",
                 &self.integration_id,
             )?),
-            phone_number_sid: parse(
-                "number_connections.phone_number_sid",
-                &self.phone_number_sid,
-                PhoneNumberSid::parse,
+            number_id: parse(
+                "number_connections.number_id",
+                &self.number_id,
+                CarrierNumberId::parse,
             )?,
             e164: parse("number_connections.e164", &self.e164, E164::parse)?,
             status: codec::parse_connection_status(&self.status)?,
             trunk_strategy: codec::parse_trunk_strategy(&self.trunk_strategy)?,
-            trunk_sid: parse_opt(
-                "number_connections.trunk_sid",
-                self.trunk_sid.as_deref(),
-                TrunkSid::parse,
+            route_id: parse_opt(
+                "number_connections.route_id",
+                self.route_id.as_deref(),
+                RouteId::parse,
             )?,
-            trunk_created: self.trunk_created,
-            origination_urls: from_json_text(
-                "number_connections.origination_urls",
-                &self.origination_urls,
-            )?,
+            route_created: self.route_created,
+            route_targets: from_json_text("number_connections.route_targets", &self.route_targets)?,
             sip_target: parse(
                 "number_connections.sip_target",
                 &self.sip_target,
                 SipTarget::parse,
             )?,
             routing: from_json_text("number_connections.routing", &self.routing)?,
-            previous_voice: self
-                .previous_voice
+            previous_routing: self
+                .previous_routing
                 .as_deref()
-                .map(|v| from_json_text("number_connections.previous_voice", v))
+                .map(|v| from_json_text("number_connections.previous_routing", v))
                 .transpose()?,
             livekit_trunk_id: parse_opt(
                 "number_connections.livekit_trunk_id",

@@ -26,7 +26,8 @@ use trunkline_core::ports::{
     StoreError, StoreHealth, WebhookEventRecord,
 };
 use trunkline_core::{
-    AgentDispatchId, CallId, ConnectionId, CustomerId, E164, PhoneNumberSid, ProviderKind, RoomName,
+    AgentDispatchId, CallId, CarrierNumberId, ConnectionId, CustomerId, E164, ProviderKind,
+    RoomName,
 };
 use uuid::Uuid;
 
@@ -296,9 +297,8 @@ impl IntegrationStore for SqliteStore {
             .do_update()
             .set((
                 integrations::id.eq(excluded(integrations::id)),
-                integrations::account_sid.eq(excluded(integrations::account_sid)),
-                integrations::auth_kind.eq(excluded(integrations::auth_kind)),
-                integrations::api_key_sid.eq(excluded(integrations::api_key_sid)),
+                integrations::account_id.eq(excluded(integrations::account_id)),
+                integrations::key_id.eq(excluded(integrations::key_id)),
                 integrations::sealed_secret.eq(excluded(integrations::sealed_secret)),
                 integrations::status.eq(excluded(integrations::status)),
                 integrations::created_at.eq(excluded(integrations::created_at)),
@@ -334,13 +334,13 @@ impl ConnectionStore for SqliteStore {
         &self,
         customer: &CustomerId,
         provider: ProviderKind,
-        number: &PhoneNumberSid,
+        number: &CarrierNumberId,
     ) -> Result<Option<NumberConnection>, StoreError> {
         let mut conn = self.conn().await?;
         number_connections::table
             .filter(number_connections::customer_id.eq(customer.as_str()))
             .filter(number_connections::provider.eq(provider.as_str()))
-            .filter(number_connections::phone_number_sid.eq(number.as_str()))
+            .filter(number_connections::number_id.eq(number.as_str()))
             .select(ConnectionRow::as_select())
             .first(&mut conn)
             .await

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
 
 pub mod livekit;
+pub mod telnyx;
 pub mod twilio;

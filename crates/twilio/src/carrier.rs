@@ -2,18 +2,24 @@
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
-use trunkline_core::model::{CarrierAuth, CarrierCredentials, VoiceConfig};
+use trunkline_core::model::{CarrierCredentials, NumberRouting};
 use trunkline_core::ports::{
-    Capabilities, Capability, CarrierNumber, CarrierOriginationUrl, CarrierProvider, CarrierTrunk,
-    NumberPage, NumberQuery, OriginationUrlSpec, ProviderError, TrunkSpec, VerifyReport,
+    Capabilities, Capability, CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget,
+    CredentialForm, CredentialInput, IdFormat, NumberPage, NumberQuery, ProviderError, RouteSpec,
+    RouteTargetSpec, VerifyReport,
 };
-use trunkline_core::{ErrorCode, OriginationUrlSid, PhoneNumberSid, ProviderKind, TrunkSid};
+use trunkline_core::{
+    CarrierNumberId, ErrorCode, ProviderKind, RouteId, RouteTargetId, ValidationError,
+};
 
 use crate::client::{Call, Client};
 use crate::config::{TwilioConfig, TwilioConfigError};
+use crate::credentials::{self, Auth};
 use crate::cursor;
 use crate::error::{Resource, TransportFailure, transport};
 use crate::ops::TwilioOperation as Op;
+use crate::sid::{OriginationUrlSid, PhoneNumberSid, TrunkSid};
+use crate::voice::VoiceConfig;
 use crate::wire::{
     AccountJson, IncomingNumberJson, MetaJson, NumberListJson, OriginationUrlJson,
     OriginationUrlListJson, TrunkJson, TrunkListJson, TrunkNumberJson, TrunkNumberListJson,
@@ -46,7 +52,7 @@ impl TwilioCarrier {
     /// Every item of a Trunking v1 list, following `meta.next_page_url`.
     async fn list_all<L, T>(
         &self,
-        creds: &CarrierCredentials,
+        auth: &Auth<'_>,
         op: Op,
         resource: Resource,
         ids: &[&str],
@@ -63,7 +69,7 @@ impl TwilioCarrier {
         for _ in 0..MAX_PAGES {
             let mut call = Call::new(op, resource, ids);
             call.query = std::mem::take(&mut query);
-            let (items, meta) = split(self.client.json::<L>(creds, &call).await?);
+            let (items, meta) = split(self.client.json::<L>(auth, &call).await?);
             all.extend(items);
             let Some(next) = meta.next_page_url.filter(|u| !u.is_empty()) else {
                 return Ok(all);
@@ -77,9 +83,9 @@ impl TwilioCarrier {
         Err(transport(TransportFailure::BadResponse))
     }
 
-    async fn probe(&self, creds: &CarrierCredentials, call: Call<'_>) -> Result<(), ProviderError> {
+    async fn probe(&self, auth: &Auth<'_>, call: Call<'_>) -> Result<(), ProviderError> {
         self.client
-            .json::<serde_json::Value>(creds, &call)
+            .json::<serde_json::Value>(auth, &call)
             .await
             .map(drop)
     }
@@ -87,19 +93,33 @@ impl TwilioCarrier {
     /// The account's friendly name, only with the auth token: a Standard API key cannot
     /// read `/Accounts/{sid}` and the failed attempt would show as a 20003 in the customer's
     /// Twilio debugger.
-    async fn account_name(&self, creds: &CarrierCredentials) -> Option<String> {
-        if !matches!(creds.auth, CarrierAuth::AuthToken { .. }) {
+    async fn account_name(&self, auth: &Auth<'_>) -> Option<String> {
+        if !auth.is_auth_token() {
             return None;
         }
-        let ids = [creds.account_sid.as_str()];
+        let ids = [auth.account.as_str()];
         let call = Call::new(Op::FetchAccount, Resource::Account, &ids);
-        match self.client.json::<AccountJson>(creds, &call).await {
+        match self.client.json::<AccountJson>(auth, &call).await {
             Ok(a) => a.friendly_name,
             Err(e) => {
                 tracing::debug!(code = %e.code, "account name not readable; verify goes on");
                 None
             }
         }
+    }
+}
+
+impl TwilioCarrier {
+    async fn fetch_number_sid(
+        &self,
+        auth: &Auth<'_>,
+        number: &PhoneNumberSid,
+    ) -> Result<CarrierNumber, ProviderError> {
+        let ids = [auth.account.as_str(), number.as_str()];
+        let call = Call::new(Op::FetchIncomingPhoneNumber, Resource::Number, &ids);
+        let json: IncomingNumberJson = self.client.json(auth, &call).await?;
+        json.into_carrier()
+            .ok_or_else(|| unreadable("phone number"))
     }
 }
 
@@ -139,12 +159,43 @@ fn truncate_name(name: &str) -> String {
     name.chars().take(MAX_FRIENDLY_NAME).collect()
 }
 
-fn origination_form<'a>(call: Call<'a>, spec: &OriginationUrlSpec) -> Call<'a> {
+fn origination_form<'a>(call: Call<'a>, spec: &RouteTargetSpec) -> Call<'a> {
     call.form("Weight", spec.target.weight.to_string())
         .form("Priority", spec.target.priority.to_string())
         .form("Enabled", if spec.enabled { "true" } else { "false" })
-        .form("FriendlyName", truncate_name(&spec.friendly_name))
+        .form("FriendlyName", truncate_name(&spec.name))
         .form("SipUrl", spec.target.sip_url.to_string())
+}
+
+// Ids from the core are opaque; each is parsed into its SID again before it reaches a URL.
+// The messages say what the format is and never quote the value.
+
+/// A number id that is not a `PN…` SID: `VALIDATION_FAILED` (it cannot be a Twilio number).
+fn number_sid(id: &CarrierNumberId) -> Result<PhoneNumberSid, ProviderError> {
+    PhoneNumberSid::try_from(id).map_err(|e| foreign_id(&e.field("numberId")))
+}
+
+/// A route id that is not a `TK…` SID names no Twilio trunk: `NOT_FOUND`.
+fn trunk_sid(id: &RouteId) -> Result<TrunkSid, ProviderError> {
+    TrunkSid::try_from(id).map_err(|e| not_found(&e.field("routeId")))
+}
+
+/// A target id that is not an `OU…` SID names no origination URL: `NOT_FOUND`.
+fn origination_url_sid(id: &RouteTargetId) -> Result<OriginationUrlSid, ProviderError> {
+    OriginationUrlSid::try_from(id).map_err(|e| not_found(&e.field("routeTargetId")))
+}
+
+fn foreign_id(e: &ValidationError) -> ProviderError {
+    tracing::warn!(field = ?e.field, "an id of another format reached the Twilio adapter");
+    ProviderError::new(ErrorCode::ValidationFailed, e.to_string())
+}
+
+fn not_found(e: &ValidationError) -> ProviderError {
+    tracing::warn!(field = ?e.field, "an id of another format reached the Twilio adapter");
+    ProviderError::new(
+        ErrorCode::NotFound,
+        format!("no such object at Twilio: {e}"),
+    )
 }
 
 fn unreadable(what: &str) -> ProviderError {
@@ -165,23 +216,48 @@ impl CarrierProvider for TwilioCarrier {
         ProviderKind::Twilio
     }
 
+    fn credential_form(&self) -> CredentialForm {
+        credentials::form()
+    }
+
+    fn parse_credentials(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<CarrierCredentials, ValidationError> {
+        credentials::parse(input)
+    }
+
+    /// Strict: `PN` and 32 hexadecimal characters.
+    fn parse_number_id(&self, raw: &str) -> Result<CarrierNumberId, ValidationError> {
+        PhoneNumberSid::parse(raw).map(Into::into)
+    }
+
+    fn number_id_format(&self) -> IdFormat {
+        IdFormat {
+            pattern: "^PN[0-9a-fA-F]{32}$",
+            example: "PN0123456789abcdef0123456789abcdef",
+            description: "A Twilio IncomingPhoneNumber SID (`PN…`).",
+        }
+    }
+
     /// Probes `IncomingPhoneNumbers.json?PageSize=1` and `Trunks?PageSize=1` concurrently
     /// (plus the account's name when the credentials are the auth token). The numbers probe
     /// decides whether the credentials are valid *for this account*; once it has, a 20003 on
     /// the trunking probe means "not allowed to use trunking", not "bad credentials".
     async fn verify(&self, creds: &CarrierCredentials) -> Result<VerifyReport, ProviderError> {
-        let account = [creds.account_sid.as_str()];
+        let auth = Auth::of(creds)?;
+        let account = [auth.account.as_str()];
         let numbers = self.probe(
-            creds,
+            &auth,
             Call::new(Op::ListIncomingPhoneNumber, Resource::Numbers, &account)
                 .query("PageSize", "1"),
         );
         let trunks = self.probe(
-            creds,
+            &auth,
             Call::new(Op::ListTrunk, Resource::Trunks, &[]).query("PageSize", "1"),
         );
         let (numbers, trunks, friendly_name) =
-            tokio::join!(numbers, trunks, self.account_name(creds));
+            tokio::join!(numbers, trunks, self.account_name(&auth));
         let (numbers, trunks) = (probe_result(numbers), probe_result(trunks));
         // Only the numbers probe names the account in its path; Trunking v1 acts on whatever
         // account the key belongs to. A 20003 there means these credentials do not belong to
@@ -203,13 +279,13 @@ impl CarrierProvider for TwilioCarrier {
             trunking: capability(trunks),
         };
         tracing::info!(
-            account = %creds.account_sid,
+            account = %auth.account,
             numbers = ?capabilities.numbers,
             trunking = ?capabilities.trunking,
             "twilio credentials verified"
         );
         Ok(VerifyReport {
-            account_sid: creds.account_sid.clone(),
+            account_id: Some(auth.account.clone().into()),
             friendly_name,
             capabilities,
         })
@@ -226,21 +302,22 @@ impl CarrierProvider for TwilioCarrier {
                 format!("pageSize: must be 1 to {}", NumberQuery::MAX_PAGE_SIZE),
             ));
         }
-        let account = [creds.account_sid.as_str()];
+        let auth = Auth::of(creds)?;
+        let account = [auth.account.as_str()];
         let mut call = Call::new(Op::ListIncomingPhoneNumber, Resource::Numbers, &account);
         // A cursor continues the listing it came from: its filter and page size win.
         if let Some(c) = &query.cursor {
-            call.query = cursor::decode(c, &creds.account_sid)?;
+            call.query = cursor::decode(c, &auth.account)?;
         } else {
             if let Some(e164) = &query.e164 {
                 call = call.query("PhoneNumber", e164.as_str());
             }
             call = call.query("PageSize", query.page_size.to_string());
         }
-        let page: NumberListJson = self.client.json(creds, &call).await?;
+        let page: NumberListJson = self.client.json(&auth, &call).await?;
         let next_cursor = match page.next_page_uri.filter(|u| !u.is_empty()) {
             None => None,
-            Some(link) => Some(cursor::encode(&link, &creds.account_sid).ok_or_else(|| {
+            Some(link) => Some(cursor::encode(&link, &auth.account).ok_or_else(|| {
                 tracing::warn!("unexpected next_page_uri from Twilio");
                 transport(TransportFailure::BadResponse)
             })?),
@@ -254,26 +331,26 @@ impl CarrierProvider for TwilioCarrier {
         Ok(NumberPage { items, next_cursor })
     }
 
+    /// The number's trunk is its route; its own voice configuration is its routing record.
     async fn fetch_number(
         &self,
         creds: &CarrierCredentials,
-        number: &PhoneNumberSid,
+        number: &CarrierNumberId,
     ) -> Result<CarrierNumber, ProviderError> {
-        let ids = [creds.account_sid.as_str(), number.as_str()];
-        let call = Call::new(Op::FetchIncomingPhoneNumber, Resource::Number, &ids);
-        let json: IncomingNumberJson = self.client.json(creds, &call).await?;
-        json.into_carrier()
-            .ok_or_else(|| unreadable("phone number"))
+        let number = number_sid(number)?;
+        self.fetch_number_sid(&Auth::of(creds)?, &number).await
     }
 
-    async fn find_trunks(
+    /// Trunks whose friendly name is exactly `name`.
+    async fn find_routes(
         &self,
         creds: &CarrierCredentials,
-        friendly_name: &str,
-    ) -> Result<Vec<CarrierTrunk>, ProviderError> {
+        name: &str,
+    ) -> Result<Vec<CarrierRoute>, ProviderError> {
+        let auth = Auth::of(creds)?;
         let trunks: Vec<TrunkJson> = self
             .list_all(
-                creds,
+                &auth,
                 Op::ListTrunk,
                 Resource::Trunks,
                 &[],
@@ -282,19 +359,25 @@ impl CarrierProvider for TwilioCarrier {
             .await?;
         Ok(trunks
             .into_iter()
-            .filter(|t| t.friendly_name.as_deref() == Some(friendly_name))
+            .filter(|t| t.friendly_name.as_deref() == Some(name))
             .filter_map(TrunkJson::into_carrier)
             .collect())
     }
 
-    async fn fetch_trunk(
+    async fn fetch_route(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-    ) -> Result<Option<CarrierTrunk>, ProviderError> {
+        route: &RouteId,
+    ) -> Result<Option<CarrierRoute>, ProviderError> {
+        // Not a trunk SID: no such trunk can exist, which is what `None` says.
+        let Ok(trunk) = TrunkSid::try_from(route) else {
+            tracing::warn!("a route id of another format reached the Twilio adapter");
+            return Ok(None);
+        };
+        let auth = Auth::of(creds)?;
         let ids = [trunk.as_str()];
         let call = Call::new(Op::FetchTrunk, Resource::Trunk, &ids);
-        match self.client.json::<TrunkJson>(creds, &call).await {
+        match self.client.json::<TrunkJson>(&auth, &call).await {
             Ok(t) => t
                 .into_carrier()
                 .map(Some)
@@ -304,34 +387,39 @@ impl CarrierProvider for TwilioCarrier {
         }
     }
 
-    async fn create_trunk(
+    /// An Elastic SIP trunk named `spec.name`. Twilio trunks need nothing else for LiveKit:
+    /// Twilio sends `+E.164` numbers, and the transport is in each origination URL.
+    async fn create_route(
         &self,
         creds: &CarrierCredentials,
-        spec: &TrunkSpec,
-    ) -> Result<CarrierTrunk, ProviderError> {
+        spec: &RouteSpec,
+    ) -> Result<CarrierRoute, ProviderError> {
         // Truncating would make the trunk unfindable by its name: refuse instead.
-        if spec.friendly_name.chars().count() > MAX_FRIENDLY_NAME || spec.friendly_name.is_empty() {
+        if spec.name.chars().count() > MAX_FRIENDLY_NAME || spec.name.is_empty() {
             return Err(ProviderError::new(
                 ErrorCode::ValidationFailed,
                 format!("trunk friendly name must be 1 to {MAX_FRIENDLY_NAME} characters"),
             ));
         }
+        let auth = Auth::of(creds)?;
         let call = Call::new(Op::CreateTrunk, Resource::Trunks, &[])
-            .form("FriendlyName", spec.friendly_name.clone());
-        let trunk: TrunkJson = self.client.json(creds, &call).await?;
+            .form("FriendlyName", spec.name.clone());
+        let trunk: TrunkJson = self.client.json(&auth, &call).await?;
         let trunk = trunk.into_carrier().ok_or_else(|| unreadable("trunk"))?;
-        tracing::info!(trunk = %trunk.sid, "twilio trunk created");
+        tracing::info!(trunk = %trunk.id, "twilio trunk created");
         Ok(trunk)
     }
 
-    async fn delete_trunk(
+    async fn delete_route(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
+        route: &RouteId,
     ) -> Result<(), ProviderError> {
+        let trunk = trunk_sid(route)?;
+        let auth = Auth::of(creds)?;
         let ids = [trunk.as_str()];
         let call = Call::new(Op::DeleteTrunk, Resource::Trunk, &ids);
-        match self.client.empty(creds, &call).await {
+        match self.client.empty(&auth, &call).await {
             Ok(()) => {
                 tracing::info!(trunk = %trunk, "twilio trunk deleted");
                 Ok(())
@@ -341,15 +429,18 @@ impl CarrierProvider for TwilioCarrier {
         }
     }
 
-    async fn list_origination_urls(
+    /// The trunk's origination URLs.
+    async fn list_route_targets(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-    ) -> Result<Vec<CarrierOriginationUrl>, ProviderError> {
+        route: &RouteId,
+    ) -> Result<Vec<CarrierRouteTarget>, ProviderError> {
+        let trunk = trunk_sid(route)?;
+        let auth = Auth::of(creds)?;
         let ids = [trunk.as_str()];
         let urls: Vec<OriginationUrlJson> = self
             .list_all(
-                creds,
+                &auth,
                 Op::ListOriginationUrl,
                 Resource::Trunk,
                 &ids,
@@ -358,69 +449,79 @@ impl CarrierProvider for TwilioCarrier {
             .await?;
         Ok(urls
             .into_iter()
-            .filter_map(|o| o.into_carrier(trunk))
+            .filter_map(|o| o.into_carrier(&trunk))
             .collect())
     }
 
-    async fn create_origination_url(
+    async fn create_route_target(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-        spec: &OriginationUrlSpec,
-    ) -> Result<CarrierOriginationUrl, ProviderError> {
+        route: &RouteId,
+        spec: &RouteTargetSpec,
+    ) -> Result<CarrierRouteTarget, ProviderError> {
+        let trunk = trunk_sid(route)?;
+        let auth = Auth::of(creds)?;
         let ids = [trunk.as_str()];
         let call = origination_form(
             Call::new(Op::CreateOriginationUrl, Resource::Trunk, &ids),
             spec,
         );
-        let json: OriginationUrlJson = self.client.json(creds, &call).await?;
+        let json: OriginationUrlJson = self.client.json(&auth, &call).await?;
         let url = json
-            .into_carrier(trunk)
+            .into_carrier(&trunk)
             .ok_or_else(|| unreadable("origination URL"))?;
-        tracing::info!(trunk = %trunk, origination_url = %url.sid, "twilio origination URL created");
+        tracing::info!(trunk = %trunk, origination_url = %url.id, "twilio origination URL created");
         Ok(url)
     }
 
-    async fn update_origination_url(
+    async fn update_route_target(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-        url: &OriginationUrlSid,
-        spec: &OriginationUrlSpec,
-    ) -> Result<CarrierOriginationUrl, ProviderError> {
+        route: &RouteId,
+        target: &RouteTargetId,
+        spec: &RouteTargetSpec,
+    ) -> Result<CarrierRouteTarget, ProviderError> {
+        let trunk = trunk_sid(route)?;
+        let url = origination_url_sid(target)?;
+        let auth = Auth::of(creds)?;
         let ids = [trunk.as_str(), url.as_str()];
         let call = origination_form(
             Call::new(Op::UpdateOriginationUrl, Resource::OriginationUrl, &ids),
             spec,
         );
-        let json: OriginationUrlJson = self.client.json(creds, &call).await?;
-        json.into_carrier(trunk)
+        let json: OriginationUrlJson = self.client.json(&auth, &call).await?;
+        json.into_carrier(&trunk)
             .ok_or_else(|| unreadable("origination URL"))
     }
 
-    async fn delete_origination_url(
+    async fn delete_route_target(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-        url: &OriginationUrlSid,
+        route: &RouteId,
+        target: &RouteTargetId,
     ) -> Result<(), ProviderError> {
+        let trunk = trunk_sid(route)?;
+        let url = origination_url_sid(target)?;
+        let auth = Auth::of(creds)?;
         let ids = [trunk.as_str(), url.as_str()];
         let call = Call::new(Op::DeleteOriginationUrl, Resource::OriginationUrl, &ids);
-        match self.client.empty(creds, &call).await {
+        match self.client.empty(&auth, &call).await {
             Err(e) if is_code(&e, ErrorCode::NotFound) => Ok(()),
             other => other,
         }
     }
 
-    async fn list_trunk_numbers(
+    async fn list_route_numbers(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-    ) -> Result<Vec<PhoneNumberSid>, ProviderError> {
+        route: &RouteId,
+    ) -> Result<Vec<CarrierNumberId>, ProviderError> {
+        let trunk = trunk_sid(route)?;
+        let auth = Auth::of(creds)?;
         let ids = [trunk.as_str()];
         let numbers: Vec<TrunkNumberJson> = self
             .list_all(
-                creds,
+                &auth,
                 Op::ListPhoneNumber,
                 Resource::Trunk,
                 &ids,
@@ -430,6 +531,7 @@ impl CarrierProvider for TwilioCarrier {
         Ok(numbers
             .into_iter()
             .filter_map(|n| PhoneNumberSid::parse(n.sid.as_deref().unwrap_or_default()).ok())
+            .map(Into::into)
             .collect())
     }
 
@@ -439,13 +541,16 @@ impl CarrierProvider for TwilioCarrier {
     async fn attach_number(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-        number: &PhoneNumberSid,
+        route: &RouteId,
+        number: &CarrierNumberId,
     ) -> Result<(), ProviderError> {
+        let number = number_sid(number)?;
+        let trunk = trunk_sid(route)?;
+        let auth = Auth::of(creds)?;
         let ids = [trunk.as_str()];
         let call = Call::new(Op::CreatePhoneNumber, Resource::TrunkNumber, &ids)
             .form("PhoneNumberSid", number.as_str());
-        let Err(refused) = self.client.json::<serde_json::Value>(creds, &call).await else {
+        let Err(refused) = self.client.json::<serde_json::Value>(&auth, &call).await else {
             tracing::info!(trunk = %trunk, number = %number, "number attached to trunk");
             return Ok(());
         };
@@ -455,9 +560,9 @@ impl CarrierProvider for TwilioCarrier {
         ) {
             return Err(refused);
         }
-        let current = self.fetch_number(creds, number).await?;
-        match current.trunk_sid {
-            Some(t) if t == *trunk => Ok(()),
+        let current = self.fetch_number_sid(&auth, &number).await?;
+        match current.route_id {
+            Some(t) if t == *route => Ok(()),
             Some(other) => {
                 tracing::info!(number = %number, trunk = %other, "number is on another trunk");
                 let mut in_use = ProviderError::new(
@@ -474,12 +579,15 @@ impl CarrierProvider for TwilioCarrier {
     async fn detach_number(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-        number: &PhoneNumberSid,
+        route: &RouteId,
+        number: &CarrierNumberId,
     ) -> Result<(), ProviderError> {
+        let number = number_sid(number)?;
+        let trunk = trunk_sid(route)?;
+        let auth = Auth::of(creds)?;
         let ids = [trunk.as_str(), number.as_str()];
         let call = Call::new(Op::DeletePhoneNumber, Resource::TrunkNumber, &ids);
-        match self.client.empty(creds, &call).await {
+        match self.client.empty(&auth, &call).await {
             Ok(()) => {
                 tracing::info!(trunk = %trunk, number = %number, "number detached from trunk");
                 Ok(())
@@ -489,21 +597,25 @@ impl CarrierProvider for TwilioCarrier {
         }
     }
 
-    /// Sends all six fields: `""` clears a URL or the application; a method Twilio cannot
-    /// leave unset goes back to Twilio's default `POST`. Setting a voice application makes
-    /// Twilio drop the number's trunk, so this belongs after `detach_number`.
-    async fn update_voice_config(
+    /// The record is a [`VoiceConfig`]; all six fields are sent: `""` clears a URL or the
+    /// application; a method Twilio cannot leave unset goes back to Twilio's default `POST`.
+    /// Setting a voice application makes Twilio drop the number's trunk, so this belongs
+    /// after `detach_number`.
+    async fn restore_routing(
         &self,
         creds: &CarrierCredentials,
-        number: &PhoneNumberSid,
-        voice: &VoiceConfig,
+        number: &CarrierNumberId,
+        routing: &NumberRouting,
     ) -> Result<(), ProviderError> {
+        let number = number_sid(number)?;
+        let voice = VoiceConfig::from_routing(routing)?;
+        let auth = Auth::of(creds)?;
         let method = |m: &Option<String>| {
             m.as_deref()
                 .map_or_else(|| "POST".to_owned(), str::to_ascii_uppercase)
         };
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        let ids = [creds.account_sid.as_str(), number.as_str()];
+        let ids = [auth.account.as_str(), number.as_str()];
         let call = Call::new(Op::UpdateIncomingPhoneNumber, Resource::Number, &ids)
             .form("VoiceUrl", text(&voice.voice_url))
             .form("VoiceMethod", method(&voice.voice_method))
@@ -519,7 +631,7 @@ impl CarrierProvider for TwilioCarrier {
             )
             .form("StatusCallback", text(&voice.status_callback));
         self.client
-            .json::<serde_json::Value>(creds, &call)
+            .json::<serde_json::Value>(&auth, &call)
             .await
             .map(drop)?;
         tracing::info!(number = %number, "number voice configuration restored");

@@ -7,11 +7,11 @@ use reqwest::header::{ACCEPT, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
-use trunkline_core::model::{CarrierAuth, CarrierCredentials};
 use trunkline_core::ports::ProviderError;
 use url::Url;
 
 use crate::config::{TwilioConfig, TwilioConfigError};
+use crate::credentials::Auth;
 use crate::error::{Resource, TransportFailure, TwilioErrorBody, classify, transport};
 use crate::ops::{Idempotency, TwilioHost, TwilioOperation};
 
@@ -165,10 +165,10 @@ impl Client {
     /// bounds, and decode a 2xx JSON answer.
     pub async fn json<T: DeserializeOwned>(
         &self,
-        creds: &CarrierCredentials,
+        auth: &Auth<'_>,
         call: &Call<'_>,
     ) -> Result<T, ProviderError> {
-        let body = self.send(creds, call).await?;
+        let body = self.send(auth, call).await?;
         serde_json::from_slice(&body).map_err(|e| {
             tracing::warn!(op = %call.op, error = %e, "unreadable answer from Twilio");
             transport(TransportFailure::BadResponse)
@@ -176,19 +176,11 @@ impl Client {
     }
 
     /// Send a call whose answer has no body we need (deletes).
-    pub async fn empty(
-        &self,
-        creds: &CarrierCredentials,
-        call: &Call<'_>,
-    ) -> Result<(), ProviderError> {
-        self.send(creds, call).await.map(drop)
+    pub async fn empty(&self, auth: &Auth<'_>, call: &Call<'_>) -> Result<(), ProviderError> {
+        self.send(auth, call).await.map(drop)
     }
 
-    async fn send(
-        &self,
-        creds: &CarrierCredentials,
-        call: &Call<'_>,
-    ) -> Result<Vec<u8>, ProviderError> {
+    async fn send(&self, auth: &Auth<'_>, call: &Call<'_>) -> Result<Vec<u8>, ProviderError> {
         let info = call.op.info();
         let url = self.url(info.host, &call.op.path(call.ids));
         let mut backoff = ExponentialBuilder::default()
@@ -203,7 +195,7 @@ impl Client {
         loop {
             attempt += 1;
             let sent = Instant::now();
-            let failure = match self.attempt(creds, call, &url).await {
+            let failure = match self.attempt(auth, call, &url).await {
                 Ok(body) => {
                     tracing::debug!(
                         op = %call.op,
@@ -246,21 +238,17 @@ impl Client {
 
     async fn attempt(
         &self,
-        creds: &CarrierCredentials,
+        auth: &Auth<'_>,
         call: &Call<'_>,
         url: &Url,
     ) -> Result<Vec<u8>, Failure> {
         let info = call.op.info();
         let method = Method::from_bytes(info.method.as_bytes()).unwrap_or(Method::GET);
-        let (user, secret) = match &creds.auth {
-            CarrierAuth::ApiKey { key_sid, secret } => (key_sid.as_str(), secret),
-            CarrierAuth::AuthToken { token } => (creds.account_sid.as_str(), token),
-        };
         // reqwest marks the Authorization header sensitive: it never shows in Debug output.
         let mut request = self
             .http
             .request(method.clone(), url.clone())
-            .basic_auth(user, Some(secret.expose_secret()))
+            .basic_auth(auth.user(), Some(auth.secret.expose_secret()))
             .header(ACCEPT, "application/json");
         if !call.query.is_empty() {
             request = request.query(&call.query);

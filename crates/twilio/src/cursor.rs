@@ -10,10 +10,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use trunkline_core::ports::ProviderError;
-use trunkline_core::{AccountSid, E164, ErrorCode};
+use trunkline_core::{E164, ErrorCode};
 
 use crate::config::TwilioConfig;
 use crate::ops::TwilioOperation;
+use crate::sid::AccountSid;
 
 const PREFIX: &str = "n1.";
 /// Twilio's links are ~200 characters; anything far longer is not ours.

@@ -3,12 +3,21 @@
 mod carrier;
 mod client;
 mod config;
+mod credentials;
 mod cursor;
 mod error;
 mod ops;
+mod sid;
+mod voice;
 mod wire;
 
 pub use carrier::{MAX_FRIENDLY_NAME, TwilioCarrier};
 pub use client::USER_AGENT;
-pub use config::{API_BASE_ENV, TRUNKING_BASE_ENV, TwilioConfig, TwilioConfigError};
+pub use config::{
+    API_BASE_ENV, ConfigProblem, RETRY_BUDGET_MS_ENV, TIMEOUT_MS_ENV, TRUNKING_BASE_ENV,
+    TwilioConfig, TwilioConfigError,
+};
+pub use credentials::MAX_SECRET_LEN;
 pub use ops::{Idempotency, OperationInfo, TwilioHost, TwilioOperation};
+pub use sid::{AccountSid, ApiKeySid, ApplicationSid, OriginationUrlSid, PhoneNumberSid, TrunkSid};
+pub use voice::VoiceConfig;

@@ -3,10 +3,12 @@
 //! are never deserialized.
 
 use serde::Deserialize;
-use trunkline_core::model::VoiceConfig;
+use trunkline_core::E164;
 use trunkline_core::phone::mask_phone;
-use trunkline_core::ports::{CarrierNumber, CarrierOriginationUrl, CarrierTrunk};
-use trunkline_core::{ApplicationSid, E164, OriginationUrlSid, PhoneNumberSid, TrunkSid};
+use trunkline_core::ports::{CarrierNumber, CarrierRoute, CarrierRouteTarget};
+
+use crate::sid::{ApplicationSid, OriginationUrlSid, PhoneNumberSid, TrunkSid};
+use crate::voice::VoiceConfig;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct AccountJson {
@@ -48,7 +50,6 @@ pub(crate) struct MetaJson {
 pub(crate) struct TrunkJson {
     pub sid: Option<String>,
     pub friendly_name: Option<String>,
-    pub domain_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,7 +93,8 @@ fn set(v: Option<String>) -> Option<String> {
 
 impl IncomingNumberJson {
     /// `None` (logged, masked) when Twilio's data does not parse: a number trunkline
-    /// cannot address is left out rather than shown wrong.
+    /// cannot address is left out rather than shown wrong. The number's trunk is its route;
+    /// its own voice configuration is its routing record.
     pub fn into_carrier(self) -> Option<CarrierNumber> {
         let sid = PhoneNumberSid::parse(self.sid.as_deref().unwrap_or_default()).ok()?;
         let raw = self.phone_number.unwrap_or_default();
@@ -115,43 +117,52 @@ impl IncomingNumberJson {
             e164,
             friendly_name: set(self.friendly_name),
             voice_capable: self.capabilities.unwrap_or_default().voice.unwrap_or(false),
-            trunk_sid: set(self.trunk_sid).and_then(|t| TrunkSid::parse(&t).ok()),
-            voice: VoiceConfig {
+            route_id: set(self.trunk_sid)
+                .and_then(|t| TrunkSid::parse(&t).ok())
+                .map(Into::into),
+            routing: VoiceConfig {
                 voice_url: set(self.voice_url),
                 voice_method: set(self.voice_method),
                 voice_fallback_url: set(self.voice_fallback_url),
                 voice_fallback_method: set(self.voice_fallback_method),
                 voice_application_sid,
                 status_callback: set(self.status_callback),
-            },
-            sid,
+            }
+            .to_routing(),
+            id: sid.into(),
         })
     }
 }
 
 impl TrunkJson {
-    pub fn into_carrier(self) -> Option<CarrierTrunk> {
-        Some(CarrierTrunk {
-            sid: TrunkSid::parse(self.sid.as_deref().unwrap_or_default()).ok()?,
-            friendly_name: self.friendly_name,
-            domain_name: set(self.domain_name),
+    /// A trunk is a route; its friendly name is the route's name.
+    pub fn into_carrier(self) -> Option<CarrierRoute> {
+        Some(CarrierRoute {
+            id: TrunkSid::parse(self.sid.as_deref().unwrap_or_default())
+                .ok()?
+                .into(),
+            name: self.friendly_name,
         })
     }
 }
 
 impl OriginationUrlJson {
-    pub fn into_carrier(self, trunk: &TrunkSid) -> Option<CarrierOriginationUrl> {
+    /// An origination URL is a route target; its friendly name is the target's name.
+    pub fn into_carrier(self, trunk: &TrunkSid) -> Option<CarrierRouteTarget> {
         let clamp = |v: Option<i64>| u16::try_from(v.unwrap_or(0).max(0)).unwrap_or(u16::MAX);
-        Some(CarrierOriginationUrl {
-            sid: OriginationUrlSid::parse(self.sid.as_deref().unwrap_or_default()).ok()?,
-            trunk_sid: set(self.trunk_sid)
+        Some(CarrierRouteTarget {
+            id: OriginationUrlSid::parse(self.sid.as_deref().unwrap_or_default())
+                .ok()?
+                .into(),
+            route_id: set(self.trunk_sid)
                 .and_then(|t| TrunkSid::parse(&t).ok())
-                .unwrap_or_else(|| trunk.clone()),
+                .unwrap_or_else(|| trunk.clone())
+                .into(),
             sip_url: self.sip_url.unwrap_or_default(),
             priority: clamp(self.priority),
             weight: clamp(self.weight),
             enabled: self.enabled.unwrap_or(false),
-            friendly_name: set(self.friendly_name),
+            name: set(self.friendly_name),
         })
     }
 }
@@ -174,10 +185,10 @@ mod tests {
             h = "a".repeat(32)
         ))
         .unwrap();
-        assert_eq!(n.trunk_sid, None);
+        assert_eq!(n.route_id, None);
         assert_eq!(n.friendly_name, None);
         assert_eq!(
-            n.voice,
+            VoiceConfig::from_routing(&n.routing).unwrap(),
             VoiceConfig {
                 voice_method: Some("POST".into()),
                 ..VoiceConfig::default()
@@ -209,6 +220,6 @@ mod tests {
         .unwrap();
         let o = o.into_carrier(&tk).unwrap();
         assert_eq!((o.priority, o.weight), (u16::MAX, 0));
-        assert_eq!(o.trunk_sid, tk);
+        assert_eq!(o.route_id, tk.into());
     }
 }

@@ -7,12 +7,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use trunkline_core::model::{OriginationTarget, VoiceConfig};
-use trunkline_core::ports::{CarrierProvider, NumberQuery, OriginationUrlSpec, TrunkSpec};
-use trunkline_core::{ApplicationSid, SipTarget};
+use trunkline_core::SipTarget;
+use trunkline_core::model::OriginationTarget;
+use trunkline_core::ports::{CarrierProvider, NumberQuery, RouteSpec, RouteTargetSpec};
 use trunkline_testkit::twilio::spec::TwilioSpecs;
 use trunkline_testkit::twilio::{Host, Params, RecordedRequest};
-use trunkline_twilio::{TwilioHost, TwilioOperation};
+use trunkline_twilio::{ApplicationSid, TwilioHost, TwilioOperation, VoiceConfig};
 
 use common::World;
 
@@ -181,11 +181,11 @@ fn the_checker_catches_what_it_should() {
     assert!(specs.trunking.find("GET", "/v1/Nope").is_none());
 }
 
-fn origination(sip: &str) -> OriginationUrlSpec {
-    OriginationUrlSpec {
+fn origination(sip: &str) -> RouteTargetSpec {
+    RouteTargetSpec {
         target: OriginationTarget::new(SipTarget::parse(sip).unwrap()),
         enabled: true,
-        friendly_name: "trunkline".into(),
+        name: "trunkline".into(),
     }
 }
 
@@ -219,13 +219,15 @@ async fn exercise_everything(w: &World) {
     )
     .await
     .unwrap();
-    c.fetch_number(&creds, &numbers[0].sid).await.unwrap();
+    c.fetch_number(&creds, &numbers[0].sid.clone().into())
+        .await
+        .unwrap();
 
     let trunk = c
-        .create_trunk(
+        .create_route(
             &creds,
-            &TrunkSpec {
-                friendly_name: "trunkline-conformance".into(),
+            &RouteSpec {
+                name: "trunkline-conformance".into(),
             },
         )
         .await
@@ -233,52 +235,54 @@ async fn exercise_everything(w: &World) {
     for i in 0..3 {
         w.emu.add_trunk(&w.account.sid, Some(&format!("other {i}")));
     }
-    c.find_trunks(&creds, "trunkline-conformance")
+    c.find_routes(&creds, "trunkline-conformance")
         .await
         .unwrap();
-    c.fetch_trunk(&creds, &trunk.sid).await.unwrap();
+    c.fetch_route(&creds, &trunk.id).await.unwrap();
 
     let ou = c
-        .create_origination_url(&creds, &trunk.sid, &origination("sip:a.example.com"))
+        .create_route_target(&creds, &trunk.id, &origination("sip:a.example.com"))
         .await
         .unwrap();
     for i in 0..3 {
-        c.create_origination_url(
+        c.create_route_target(
             &creds,
-            &trunk.sid,
+            &trunk.id,
             &origination(&format!("sip:b{i}.example.com")),
         )
         .await
         .unwrap();
     }
-    c.list_origination_urls(&creds, &trunk.sid).await.unwrap();
-    c.update_origination_url(
+    c.list_route_targets(&creds, &trunk.id).await.unwrap();
+    c.update_route_target(
         &creds,
-        &trunk.sid,
-        &ou.sid,
+        &trunk.id,
+        &ou.id,
         &origination("sip:c.example.com:5070"),
     )
     .await
     .unwrap();
-    c.delete_origination_url(&creds, &trunk.sid, &ou.sid)
+    c.delete_route_target(&creds, &trunk.id, &ou.id)
         .await
         .unwrap();
 
     for n in &numbers[..3] {
-        c.attach_number(&creds, &trunk.sid, &n.sid).await.unwrap();
+        c.attach_number(&creds, &trunk.id, &n.sid.clone().into())
+            .await
+            .unwrap();
     }
     // Already attached: the refusal and the re-read.
-    c.attach_number(&creds, &trunk.sid, &numbers[0].sid)
+    c.attach_number(&creds, &trunk.id, &numbers[0].sid.clone().into())
         .await
         .unwrap();
-    c.list_trunk_numbers(&creds, &trunk.sid).await.unwrap();
-    c.detach_number(&creds, &trunk.sid, &numbers[0].sid)
+    c.list_route_numbers(&creds, &trunk.id).await.unwrap();
+    c.detach_number(&creds, &trunk.id, &numbers[0].sid.clone().into())
         .await
         .unwrap();
     let app = ApplicationSid::parse(&format!("AP{}", "a".repeat(32))).unwrap();
-    c.update_voice_config(
+    c.restore_routing(
         &creds,
-        &numbers[0].sid,
+        &numbers[0].sid.clone().into(),
         &VoiceConfig {
             voice_url: Some("https://example.com/voice".into()),
             voice_method: Some("GET".into()),
@@ -286,14 +290,17 @@ async fn exercise_everything(w: &World) {
             voice_fallback_method: None,
             voice_application_sid: Some(app),
             status_callback: None,
-        },
+        }
+        .to_routing(),
     )
     .await
     .unwrap();
     for n in &numbers[1..3] {
-        c.detach_number(&creds, &trunk.sid, &n.sid).await.unwrap();
+        c.detach_number(&creds, &trunk.id, &n.sid.clone().into())
+            .await
+            .unwrap();
     }
-    c.delete_trunk(&creds, &trunk.sid).await.unwrap();
+    c.delete_route(&creds, &trunk.id).await.unwrap();
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod livekit;
+pub mod telnyx;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,11 +15,11 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use trunkline_core::{PhoneNumberSid, TrunkSid};
 use trunkline_e2e::{ServerOptions, TestDatabase, TestServer};
 use trunkline_testkit::twilio::{
     EmulatorOptions, TestAccount, TestApiKey, TrunkView, TwilioEmulator,
 };
+use trunkline_twilio::{PhoneNumberSid, TrunkSid};
 
 pub const ISSUER: &str = "https://idp.e2e.test/";
 pub const AUDIENCE: &str = "trunkline-e2e";
@@ -455,7 +456,7 @@ pub fn trunkline_trunks(emu: &TwilioEmulator, carrier: &Carrier) -> Vec<TrunkVie
 /// The trunk a connect answer names, parsed.
 #[track_caller]
 pub fn trunk_of(answer: &Value) -> TrunkSid {
-    TrunkSid::parse(answer["trunkSid"].as_str().expect("a trunkSid")).expect("a TK sid")
+    TrunkSid::parse(answer["routeId"].as_str().expect("a trunkSid")).expect("a TK sid")
 }
 
 /// The steps of a connect/disconnect answer as `(step, action)` pairs.

@@ -1,9 +1,13 @@
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::errors::ProviderError;
-use crate::ids::{AccountSid, OriginationUrlSid, PhoneNumberSid, ProviderKind, TrunkSid};
-use crate::model::{CarrierCredentials, OriginationTarget, VoiceConfig};
+use crate::error::ValidationError;
+use crate::ids::{CarrierAccountId, CarrierNumberId, ProviderKind, RouteId, RouteTargetId};
+use crate::model::{CarrierCredentials, NumberRouting, OriginationTarget};
 use crate::phone::E164;
 
 /// Whether the credentials may use one product of the carrier.
@@ -21,37 +25,103 @@ pub enum Capability {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Capabilities {
-    /// Read incoming phone numbers.
+    /// Read the account's phone numbers.
     pub numbers: Capability,
-    /// Manage Elastic SIP trunks.
+    /// Manage SIP routes (Twilio: Elastic SIP trunks; Telnyx: FQDN connections).
     pub trunking: Capability,
 }
 
 /// The result of a successful verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
-    pub account_sid: AccountSid,
+    /// The account the credentials act for, when the carrier names one.
+    pub account_id: Option<CarrierAccountId>,
     pub friendly_name: Option<String>,
     pub capabilities: Capabilities,
+}
+
+/// One field of a carrier's credentials form, so that a UI need not hard-code any carrier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialField {
+    /// The JSON field name of the credentials body (`accountSid`, `apiKey`, ...).
+    pub name: &'static str,
+    /// What to show next to the input.
+    pub label: &'static str,
+    /// A secret: sealed at rest, never shown back, masked in a form.
+    pub secret: bool,
+    /// A regular expression the value must match, when the carrier's format is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub example: Option<&'static str>,
+}
+
+/// A carrier's credentials form: one or more alternative sets of fields, every field of the
+/// chosen set required (Twilio: account SID + API key SID + secret, or account SID + auth token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialForm {
+    pub alternatives: Vec<CredentialAlternative>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialAlternative {
+    /// A short name for the alternative (`apiKey`, `authToken`).
+    pub name: &'static str,
+    pub fields: Vec<CredentialField>,
+}
+
+impl CredentialForm {
+    /// Every field name any alternative uses, and whether it is secret.
+    pub fn fields(&self) -> impl Iterator<Item = &CredentialField> {
+        self.alternatives.iter().flat_map(|a| a.fields.iter())
+    }
+
+    /// Whether `name` is a secret field of this form.
+    pub fn is_secret(&self, name: &str) -> bool {
+        self.fields().any(|f| f.name == name && f.secret)
+    }
+}
+
+/// How a carrier writes one kind of id, for the API document (`/openapi.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdFormat {
+    /// A regular expression every id the adapter accepts matches.
+    pub pattern: &'static str,
+    pub example: &'static str,
+    pub description: &'static str,
+}
+
+/// What a customer entered in a carrier's credentials form, split at the edge into plain
+/// fields and secrets (the form says which is which), so a secret is a `SecretString` from
+/// the moment it is parsed.
+#[derive(Debug, Default)]
+pub struct CredentialInput {
+    pub fields: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretString>,
 }
 
 /// A number as the carrier holds it right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarrierNumber {
-    pub sid: PhoneNumberSid,
+    pub id: CarrierNumberId,
     pub e164: E164,
     pub friendly_name: Option<String>,
     pub voice_capable: bool,
-    /// The trunk the number is attached to, if any.
-    pub trunk_sid: Option<TrunkSid>,
-    /// The number's own voice configuration (ignored by the carrier while on a trunk).
-    pub voice: VoiceConfig,
+    /// The SIP route the number is attached to, if any.
+    pub route_id: Option<RouteId>,
+    /// What the number points at now besides a route, as the adapter records it: what
+    /// disconnect restores (see [`CarrierProvider::restore_routing`]).
+    pub routing: NumberRouting,
 }
 
 /// One page request. `cursor` is what a previous [`NumberPage::next_cursor`] returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberQuery {
-    /// 1 to [`NumberQuery::MAX_PAGE_SIZE`].
+    /// 1 to [`NumberQuery::MAX_PAGE_SIZE`]; an adapter whose carrier pages smaller fetches
+    /// what it can and says so through the cursor.
     pub page_size: u32,
     pub cursor: Option<String>,
     /// Only this number (exact match).
@@ -70,54 +140,83 @@ pub struct NumberPage {
     pub next_cursor: Option<String>,
 }
 
-/// A trunk as the carrier holds it.
+/// A carrier-side SIP route as the carrier holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CarrierTrunk {
-    pub sid: TrunkSid,
-    pub friendly_name: Option<String>,
-    pub domain_name: Option<String>,
+pub struct CarrierRoute {
+    pub id: RouteId,
+    /// How trunkline finds its own routes again.
+    pub name: Option<String>,
 }
 
-/// What to create. `friendly_name` is how trunkline finds its own trunks again.
+/// What route to create. `name` is how trunkline finds its own routes again.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrunkSpec {
-    pub friendly_name: String,
+pub struct RouteSpec {
+    pub name: String,
 }
 
-/// An origination URL as the carrier holds it. `sip_url` is kept raw: a URL someone else
-/// configured need not parse as one of our [`crate::SipTarget`]s.
+/// A SIP target of a route as the carrier holds it. `sip_url` is kept raw (a `sip:` URI the
+/// adapter rebuilt from the carrier's fields): a target someone else configured need not
+/// parse as one of our [`crate::SipTarget`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CarrierOriginationUrl {
-    pub sid: OriginationUrlSid,
-    pub trunk_sid: TrunkSid,
+pub struct CarrierRouteTarget {
+    pub id: RouteTargetId,
+    pub route_id: RouteId,
     pub sip_url: String,
+    /// Lower is tried first. A carrier with failover order only maps it to that order.
     pub priority: u16,
+    /// Load share within one priority; carriers without weights report the default.
     pub weight: u16,
     pub enabled: bool,
-    pub friendly_name: Option<String>,
+    pub name: Option<String>,
 }
 
-/// What an origination URL should be.
+/// What a route target should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginationUrlSpec {
+pub struct RouteTargetSpec {
     pub target: OriginationTarget,
     pub enabled: bool,
-    /// At most 64 characters (Twilio's limit); adapters truncate longer names.
-    pub friendly_name: String,
+    /// At most 64 characters; adapters truncate longer names.
+    pub name: String,
 }
 
-/// A carrier (Twilio now; others later): primitive, idempotent-where-possible operations.
+/// A carrier: primitive, idempotent-where-possible operations shaped around what bringing
+/// your own number needs from any carrier (numbers, one number's live routing, a SIP route
+/// with SIP targets, attaching a number to it), not around one carrier's objects.
 ///
 /// The connect *algorithm* lives in the core; an adapter only maps these calls to its API.
-/// Every method takes the customer's credentials, because one adapter serves every customer.
+/// Carrier ids are opaque to the core: the adapter parses what reaches it from outside
+/// ([`CarrierProvider::parse_number_id`]) and produces every other id itself. Every method
+/// takes the customer's credentials, because one adapter serves every customer.
 /// Errors are classified [`ProviderError`]s: `AUTH_INVALID`, `INSUFFICIENT_PERMISSIONS`,
 /// `TRUNKING_NOT_ENABLED`, `RATE_LIMITED` (after the adapter's own bounded retries),
-/// `PROVIDER_UNAVAILABLE` (5xx, timeouts, connection failures), and the not-found codes
-/// named per method.
+/// `PROVIDER_UNAVAILABLE` (5xx, timeouts, connection failures), `VALIDATION_FAILED` (the
+/// carrier refused a value; the message names it), and the not-found codes named per method.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait CarrierProvider: Send + Sync {
     fn kind(&self) -> ProviderKind;
+
+    /// The fields of this carrier's credentials body.
+    fn credential_form(&self) -> CredentialForm;
+
+    /// Parse what the customer entered into credentials, checking every field's format.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the field (its JSON name) for a missing or malformed
+    /// value, or for a mix of two alternatives. It never echoes a secret.
+    fn parse_credentials(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<CarrierCredentials, ValidationError>;
+
+    /// Parse a number id from outside (a path parameter) in this carrier's format.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] saying what the format is.
+    fn parse_number_id(&self, raw: &str) -> Result<CarrierNumberId, ValidationError>;
+
+    /// The format of the number ids [`CarrierProvider::parse_number_id`] accepts.
+    fn number_id_format(&self) -> IdFormat;
 
     /// Check the credentials without changing anything and report what they can do.
     ///
@@ -126,7 +225,7 @@ pub trait CarrierProvider: Send + Sync {
     /// not an error: it is reported in [`Capabilities`].
     async fn verify(&self, creds: &CarrierCredentials) -> Result<VerifyReport, ProviderError>;
 
-    /// One page of the account's incoming numbers.
+    /// One page of the account's numbers.
     ///
     /// # Errors
     /// `VALIDATION_FAILED` for a cursor this adapter did not produce.
@@ -136,120 +235,126 @@ pub trait CarrierProvider: Send + Sync {
         query: &NumberQuery,
     ) -> Result<NumberPage, ProviderError>;
 
-    /// The number's live state: trunk and voice configuration.
+    /// The number's live state: its route and what else it points at.
     ///
     /// # Errors
     /// `NUMBER_NOT_FOUND` when the account does not own it.
     async fn fetch_number(
         &self,
         creds: &CarrierCredentials,
-        number: &PhoneNumberSid,
+        number: &CarrierNumberId,
     ) -> Result<CarrierNumber, ProviderError>;
 
-    /// Trunks whose friendly name is exactly `friendly_name` (all pages).
-    async fn find_trunks(
+    /// Routes whose name is exactly `name` (all pages).
+    async fn find_routes(
         &self,
         creds: &CarrierCredentials,
-        friendly_name: &str,
-    ) -> Result<Vec<CarrierTrunk>, ProviderError>;
+        name: &str,
+    ) -> Result<Vec<CarrierRoute>, ProviderError>;
 
-    /// One trunk; `Ok(None)` when it does not exist (deleted behind our back).
-    async fn fetch_trunk(
+    /// One route; `Ok(None)` when it does not exist (deleted behind our back).
+    async fn fetch_route(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-    ) -> Result<Option<CarrierTrunk>, ProviderError>;
+        route: &RouteId,
+    ) -> Result<Option<CarrierRoute>, ProviderError>;
 
-    /// Create a trunk. Not idempotent and not retried blindly: callers look for an
-    /// existing trunk first ([`CarrierProvider::find_trunks`]) and re-read after a failure.
-    async fn create_trunk(
+    /// Create a route configured for LiveKit (for Telnyx: `+E.164` number formats and TCP).
+    /// Not idempotent and not retried blindly: callers look for an existing route first
+    /// ([`CarrierProvider::find_routes`]) and re-read after a failure.
+    async fn create_route(
         &self,
         creds: &CarrierCredentials,
-        spec: &TrunkSpec,
-    ) -> Result<CarrierTrunk, ProviderError>;
+        spec: &RouteSpec,
+    ) -> Result<CarrierRoute, ProviderError>;
 
-    /// Delete a trunk. Absent already is success. Only for trunks trunkline created and
-    /// emptied; never used to "fix" a trunk.
-    async fn delete_trunk(
+    /// Delete a route. Absent already is success. Only for routes trunkline created and
+    /// emptied; never used to "fix" a route.
+    async fn delete_route(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
+        route: &RouteId,
     ) -> Result<(), ProviderError>;
 
-    /// All origination URLs of a trunk.
+    /// All SIP targets of a route.
     ///
     /// # Errors
-    /// `NOT_FOUND` when the trunk does not exist.
-    async fn list_origination_urls(
+    /// `NOT_FOUND` when the route does not exist.
+    async fn list_route_targets(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-    ) -> Result<Vec<CarrierOriginationUrl>, ProviderError>;
+        route: &RouteId,
+    ) -> Result<Vec<CarrierRouteTarget>, ProviderError>;
 
-    /// Create an origination URL. Not idempotent (see `create_trunk`).
-    async fn create_origination_url(
+    /// Create a SIP target on a route. Not idempotent (see `create_route`).
+    ///
+    /// # Errors
+    /// `INVALID_SIP_TARGET` when the carrier cannot express the target.
+    async fn create_route_target(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-        spec: &OriginationUrlSpec,
-    ) -> Result<CarrierOriginationUrl, ProviderError>;
+        route: &RouteId,
+        spec: &RouteTargetSpec,
+    ) -> Result<CarrierRouteTarget, ProviderError>;
 
-    /// Make an existing origination URL match `spec`. Idempotent.
+    /// Make an existing SIP target match `spec`. Idempotent.
     ///
     /// # Errors
     /// `NOT_FOUND` when it does not exist.
-    async fn update_origination_url(
+    async fn update_route_target(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-        url: &OriginationUrlSid,
-        spec: &OriginationUrlSpec,
-    ) -> Result<CarrierOriginationUrl, ProviderError>;
+        route: &RouteId,
+        target: &RouteTargetId,
+        spec: &RouteTargetSpec,
+    ) -> Result<CarrierRouteTarget, ProviderError>;
 
-    /// Delete an origination URL. Absent already is success.
-    async fn delete_origination_url(
+    /// Delete a SIP target. Absent already is success.
+    async fn delete_route_target(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-        url: &OriginationUrlSid,
+        route: &RouteId,
+        target: &RouteTargetId,
     ) -> Result<(), ProviderError>;
 
-    /// The numbers attached to a trunk (all pages).
-    async fn list_trunk_numbers(
+    /// The numbers attached to a route (all pages).
+    async fn list_route_numbers(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-    ) -> Result<Vec<PhoneNumberSid>, ProviderError>;
+        route: &RouteId,
+    ) -> Result<Vec<CarrierNumberId>, ProviderError>;
 
-    /// Attach a number to a trunk. Already attached to this trunk is success.
+    /// Attach a number to a route. Already attached to this route is success. On a carrier
+    /// where a number has one route only, this moves it: callers read the number first and
+    /// decide (see [`CarrierNumber::route_id`]).
     ///
     /// # Errors
     /// `NUMBER_NOT_FOUND`; `NUMBER_IN_USE` when the carrier refuses because the number is
-    /// on another trunk (callers check [`CarrierNumber::trunk_sid`] first).
+    /// on another route.
     async fn attach_number(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-        number: &PhoneNumberSid,
+        route: &RouteId,
+        number: &CarrierNumberId,
     ) -> Result<(), ProviderError>;
 
-    /// Detach a number from a trunk. Not attached (or trunk gone) is success.
+    /// Detach a number from a route. Not attached (or route gone) is success.
     async fn detach_number(
         &self,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
-        number: &PhoneNumberSid,
+        route: &RouteId,
+        number: &CarrierNumberId,
     ) -> Result<(), ProviderError>;
 
-    /// Set the number's own voice configuration (used to restore it on disconnect). Fields
-    /// that are `None` are cleared. Idempotent.
+    /// Put back what the number pointed at, as [`CarrierNumber::routing`] recorded it
+    /// before trunkline attached it (used on disconnect, after detaching). Idempotent.
     ///
     /// # Errors
-    /// `NUMBER_NOT_FOUND`.
-    async fn update_voice_config(
+    /// `NUMBER_NOT_FOUND`; `VALIDATION_FAILED` for a record another adapter wrote.
+    async fn restore_routing(
         &self,
         creds: &CarrierCredentials,
-        number: &PhoneNumberSid,
-        voice: &VoiceConfig,
+        number: &CarrierNumberId,
+        routing: &NumberRouting,
     ) -> Result<(), ProviderError>;
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::errors::StoreError;
 use crate::ids::{
-    AgentDispatchId, CallId, ConnectionId, CustomerId, PhoneNumberSid, ProviderKind, RoomName,
+    AgentDispatchId, CallId, CarrierNumberId, ConnectionId, CustomerId, ProviderKind, RoomName,
     WebhookEventId,
 };
 use crate::model::{
@@ -44,7 +44,7 @@ pub trait ConnectionStore: Send + Sync {
         &self,
         customer: &CustomerId,
         provider: ProviderKind,
-        number: &PhoneNumberSid,
+        number: &CarrierNumberId,
     ) -> Result<Option<NumberConnection>, StoreError>;
 
     async fn get_connection_by_id(

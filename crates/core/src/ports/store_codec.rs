@@ -11,8 +11,7 @@ use std::time::Duration;
 use super::errors::StoreError;
 use crate::error::ValidationError;
 use crate::model::{
-    AuditAction, AuthKind, CallStatus, ConnectionStatus, DispatchStatus, IntegrationStatus,
-    TrunkStrategy,
+    AuditAction, CallStatus, ConnectionStatus, DispatchStatus, IntegrationStatus, TrunkStrategy,
 };
 
 /// Longest lease or claim time-to-live the stores accept; longer values are clamped so that
@@ -68,22 +67,6 @@ fn one_of<T: Copy>(
         .copied()
         .find(|v| name(*v) == raw)
         .ok_or_else(|| corrupt(column, "unknown value"))
-}
-
-pub fn auth_kind_str(kind: AuthKind) -> &'static str {
-    match kind {
-        AuthKind::ApiKey => "api_key",
-        AuthKind::AuthToken => "auth_token",
-    }
-}
-
-pub fn parse_auth_kind(raw: &str) -> Result<AuthKind, StoreError> {
-    one_of(
-        "integrations.auth_kind",
-        raw,
-        &[AuthKind::ApiKey, AuthKind::AuthToken],
-        auth_kind_str,
-    )
 }
 
 pub fn integration_status_str(status: IntegrationStatus) -> &'static str {
@@ -166,9 +149,6 @@ mod tests {
 
     #[test]
     fn every_enum_name_parses_back() {
-        for k in [AuthKind::ApiKey, AuthKind::AuthToken] {
-            assert_eq!(parse_auth_kind(auth_kind_str(k)).unwrap(), k);
-        }
         for s in [IntegrationStatus::Active, IntegrationStatus::Disabled] {
             assert_eq!(
                 parse_integration_status(integration_status_str(s)).unwrap(),
@@ -188,10 +168,6 @@ mod tests {
             // The stored names are the domain's serde names, so JSON and SQL agree.
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
-        assert_eq!(
-            serde_json::to_value(AuthKind::AuthToken).unwrap(),
-            auth_kind_str(AuthKind::AuthToken)
-        );
     }
 
     #[test]

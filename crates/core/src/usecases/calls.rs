@@ -818,7 +818,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::ids::{IntegrationId, PhoneNumberSid, ProviderKind};
+    use crate::ids::{CarrierNumberId, IntegrationId, ProviderKind};
     use crate::model::{ConnectionStatus, RoutingPolicy, TrunkStrategy};
     use crate::sip::SipTarget;
     use crate::usecases::fakes::FakeStore;
@@ -859,16 +859,16 @@ mod tests {
                     customer_id: CustomerId::parse("acme").unwrap(),
                     provider: ProviderKind::Twilio,
                     integration_id: IntegrationId::new(),
-                    phone_number_sid: PhoneNumberSid::parse(&format!("PN{:032x}", 1)).unwrap(),
+                    number_id: CarrierNumberId::parse(&format!("PN{:032x}", 1)).unwrap(),
                     e164: E164::parse(CALLED).unwrap(),
                     status: ConnectionStatus::Connected,
                     trunk_strategy: TrunkStrategy::Shared,
-                    trunk_sid: None,
-                    trunk_created: false,
-                    origination_urls: Vec::new(),
+                    route_id: None,
+                    route_created: false,
+                    route_targets: Vec::new(),
                     sip_target: SipTarget::parse("sip:lk.example").unwrap(),
                     routing,
-                    previous_voice: None,
+                    previous_routing: None,
                     livekit_trunk_id: None,
                     livekit_rule_id: None,
                     last_error: None,

@@ -13,14 +13,14 @@ use serde_json::json;
 use super::Onboarding;
 use super::naming::{is_customers_trunk, is_ours, origination_friendly_name, trunk_friendly_name};
 use crate::error::{Error, ErrorCode};
-use crate::ids::{ConnectionId, CustomerId, PhoneNumberSid, ProviderKind, SipTrunkId, TrunkSid};
+use crate::ids::{CarrierNumberId, ConnectionId, CustomerId, ProviderKind, RouteId, SipTrunkId};
 use crate::model::{
     Actor, AuditAction, CarrierCredentials, ConnectionStatus, DispatchMode, Lease, LeaseKey,
-    NumberConnection, OriginationTarget, RoutingPolicy, StoredOriginationUrl, TrunkStrategy,
+    NumberConnection, OriginationTarget, RoutingPolicy, StoredRouteTarget, TrunkStrategy,
 };
 use crate::ports::{
-    CarrierNumber, CarrierOriginationUrl, CarrierProvider, CarrierTrunk, DispatchRuleSpec,
-    InboundTrunkSpec, OriginationUrlSpec, TrunkSpec,
+    CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget, DispatchRuleSpec,
+    InboundTrunkSpec, RouteSpec, RouteTargetSpec,
 };
 use crate::sip::SipTarget;
 
@@ -324,7 +324,7 @@ impl Onboarding {
         actor: &Actor,
         customer: &CustomerId,
         provider: ProviderKind,
-        number: &PhoneNumberSid,
+        number: &CarrierNumberId,
         req: ConnectRequest,
         request_id: Option<&str>,
     ) -> Result<ConnectOutcome, Error> {
@@ -349,7 +349,7 @@ impl Onboarding {
                     creds: &creds,
                     customer,
                     provider,
-                    number_sid: number,
+                    number_id: number,
                     req: &req,
                     integration_id: integration.id,
                     // Named in `connect_locked`, once the stored strategy is read.
@@ -367,8 +367,8 @@ impl Onboarding {
             AuditAction::NumberConnected,
             json!({
                 "connectionId": outcome.connection.id,
-                "phoneNumberSid": number,
-                "trunkSid": outcome.connection.trunk_sid,
+                "numberId": number,
+                "routeId": outcome.connection.route_id,
                 "livekitTrunkId": outcome.connection.livekit_trunk_id,
                 "livekitRuleId": outcome.connection.livekit_rule_id,
                 "changes": outcome.changes,
@@ -384,17 +384,17 @@ impl Onboarding {
         let Job {
             customer,
             provider,
-            number_sid,
+            number_id,
             ..
         } = *job;
         let existing = self
             .ports
             .connections
-            .get_connection(customer, provider, number_sid)
+            .get_connection(customer, provider, number_id)
             .await?;
         // Read under the number's lease: what is stored now is what a resume keeps.
         let desired = self.desired(job.req, existing.as_ref())?;
-        let desired_name = &trunk_friendly_name(desired.strategy, customer, number_sid);
+        let desired_name = &trunk_friendly_name(desired.strategy, customer, number_id);
         let job = &Job {
             desired_name,
             ..*job
@@ -417,8 +417,7 @@ impl Onboarding {
             Err(e) => {
                 self.release_lease(&trunk_lease).await;
                 if !fresh {
-                    self.record_failure(customer, provider, number_sid, &e)
-                        .await;
+                    self.record_failure(customer, provider, number_id, &e).await;
                 }
                 return Err(e);
             }
@@ -452,7 +451,7 @@ impl Onboarding {
             // first connect that moved nothing cannot have left one behind.
             if desired.strategy == TrunkStrategy::Shared && (left || !fresh) {
                 steps.extend(
-                    remove_empty_dedicated(job.carrier, job.creds, customer, number_sid).await,
+                    remove_empty_dedicated(job.carrier, job.creds, customer, number_id).await,
                 );
             }
             Ok::<_, Error>(steps)
@@ -499,14 +498,14 @@ impl Onboarding {
         &self,
         customer: &CustomerId,
         provider: ProviderKind,
-        number_sid: &PhoneNumberSid,
+        number_id: &CarrierNumberId,
         error: &Error,
     ) {
         let recorded = async {
             if let Some(mut conn) = self
                 .ports
                 .connections
-                .get_connection(customer, provider, number_sid)
+                .get_connection(customer, provider, number_id)
                 .await?
             {
                 conn.status = ConnectionStatus::Failed;
@@ -534,14 +533,14 @@ impl Onboarding {
             creds,
             customer,
             provider,
-            number_sid,
+            number_id,
             req,
             integration_id,
             desired_name,
         } = *job;
-        let stored_trunk = existing.as_ref().and_then(|c| c.trunk_sid.clone());
+        let stored_trunk = existing.as_ref().and_then(|c| c.route_id.clone());
         let (number, found) = futures::try_join!(
-            async { Ok::<_, Error>(carrier.fetch_number(creds, number_sid).await?) },
+            async { Ok::<_, Error>(carrier.fetch_number(creds, number_id).await?) },
             find_trunk(carrier, creds, desired_name, stored_trunk.as_ref()),
         )?;
         if !number.voice_capable {
@@ -557,18 +556,16 @@ impl Onboarding {
 
         // Whose trunk is the number on? Ours (by stored id, or by the names we give this
         // customer's trunks) may be moved; anybody else's is a conflict unless forced.
-        let mut moved_from: Option<TrunkSid> = None;
+        let mut moved_from: Option<RouteId> = None;
         let mut on_our_trunk = false;
-        if let Some(current) = &number.trunk_sid {
-            if found.as_ref().map(|f| &f.trunk.sid) == Some(current) {
+        if let Some(current) = &number.route_id {
+            if found.as_ref().map(|f| &f.trunk.id) == Some(current) {
                 on_our_trunk = true;
             } else {
                 on_our_trunk = stored_trunk.as_ref() == Some(current) || {
-                    let current_trunk = carrier.fetch_trunk(creds, current).await?;
-                    let name = current_trunk
-                        .as_ref()
-                        .and_then(|t| t.friendly_name.as_deref());
-                    is_customers_trunk(name, customer, number_sid)
+                    let current_trunk = carrier.fetch_route(creds, current).await?;
+                    let name = current_trunk.as_ref().and_then(|t| t.name.as_deref());
+                    is_customers_trunk(name, customer, number_id)
                 };
                 if !on_our_trunk && !req.force {
                     return Err(Error::new(
@@ -590,16 +587,16 @@ impl Onboarding {
             customer_id: customer.clone(),
             provider,
             integration_id,
-            phone_number_sid: number_sid.clone(),
+            number_id: number_id.clone(),
             e164: number.e164.clone(),
             status: ConnectionStatus::Pending,
             trunk_strategy: desired.strategy,
-            trunk_sid: None,
-            trunk_created: false,
-            origination_urls: Vec::new(),
+            route_id: None,
+            route_created: false,
+            route_targets: Vec::new(),
             sip_target: primary.clone(),
             routing: desired.routing.clone(),
-            previous_voice: None,
+            previous_routing: None,
             livekit_trunk_id: None,
             livekit_rule_id: None,
             last_error: None,
@@ -621,10 +618,10 @@ impl Onboarding {
         let mut steps = Vec::new();
         // Attaching overrides the number's own voice configuration: remember it first, unless
         // the number already sits on one of our trunks (then what we hold is the original).
-        if (conn.previous_voice.is_none() || was_disconnected) && !on_our_trunk {
-            conn.previous_voice = Some(number.voice.clone());
+        if (conn.previous_routing.is_none() || was_disconnected) && !on_our_trunk {
+            conn.previous_routing = Some(number.routing.clone());
             steps.push(Step::new("voiceConfig", StepAction::Created, None).detail("recorded"));
-        } else if conn.previous_voice.is_some() {
+        } else if conn.previous_routing.is_some() {
             steps.push(
                 Step::new("voiceConfig", StepAction::Reused, None)
                     .detail("the configuration recorded before trunkline attached the number"),
@@ -696,7 +693,7 @@ impl Onboarding {
         found: Option<FoundTrunk>,
         targets: &[OriginationTarget],
         progress: &Progress<'_>,
-    ) -> Result<(TrunkSid, Vec<Step>), Error> {
+    ) -> Result<(RouteId, Vec<Step>), Error> {
         let Job {
             carrier,
             creds,
@@ -707,29 +704,29 @@ impl Onboarding {
         } = *job;
         let (trunk, live, step) = match found {
             Some(FoundTrunk { trunk, urls }) => {
-                let step = Step::new("trunk", StepAction::Reused, Some(trunk.sid.to_string()));
+                let step = Step::new("trunk", StepAction::Reused, Some(trunk.id.to_string()));
                 (trunk, urls, step)
             }
             None => create_trunk(carrier, creds, desired_name).await?,
         };
         progress
             .update(|c| {
-                c.trunk_created = is_ours(trunk.friendly_name.as_deref());
-                c.trunk_sid = Some(trunk.sid.clone());
+                c.route_created = is_ours(trunk.name.as_deref());
+                c.route_id = Some(trunk.id.clone());
             })
             .await?;
         let mut steps = vec![step];
         if !job.req.force {
             self.guard_shared_trunk_targets(
-                customer, provider, &trunk.sid, &live, targets, progress,
+                customer, provider, &trunk.id, &live, targets, progress,
             )
             .await?;
         }
         steps.extend(
-            self.ensure_origination_urls(carrier, creds, &trunk.sid, targets, live, progress)
+            self.ensure_origination_urls(carrier, creds, &trunk.id, targets, live, progress)
                 .await?,
         );
-        Ok((trunk.sid, steps))
+        Ok((trunk.id, steps))
     }
 
     /// Origination URLs belong to the trunk, not to a number: on a trunk other live numbers
@@ -738,15 +735,12 @@ impl Onboarding {
         &self,
         customer: &CustomerId,
         provider: ProviderKind,
-        trunk: &TrunkSid,
-        live: &[CarrierOriginationUrl],
+        trunk: &RouteId,
+        live: &[CarrierRouteTarget],
         targets: &[OriginationTarget],
         progress: &Progress<'_>,
     ) -> Result<(), Error> {
-        let ours: Vec<_> = live
-            .iter()
-            .filter(|u| is_ours(u.friendly_name.as_deref()))
-            .collect();
+        let ours: Vec<_> = live.iter().filter(|u| is_ours(u.name.as_deref())).collect();
         let same = ours.len() == targets.len()
             && targets.iter().all(|t| {
                 ours.iter().any(|u| {
@@ -768,7 +762,7 @@ impl Onboarding {
             .into_iter()
             .filter(|c| {
                 c.id != this
-                    && c.trunk_sid.as_ref() == Some(trunk)
+                    && c.route_id.as_ref() == Some(trunk)
                     && c.status != ConnectionStatus::Disconnected
             })
             .count();
@@ -793,18 +787,18 @@ impl Onboarding {
         &self,
         carrier: &dyn CarrierProvider,
         creds: &CarrierCredentials,
-        trunk: &TrunkSid,
+        trunk: &RouteId,
         targets: &[OriginationTarget],
-        live: Vec<CarrierOriginationUrl>,
+        live: Vec<CarrierRouteTarget>,
         progress: &Progress<'_>,
     ) -> Result<Vec<Step>, Error> {
         let mut steps = Vec::new();
         let mut kept = Vec::new();
         for target in targets {
-            let spec = OriginationUrlSpec {
+            let spec = RouteTargetSpec {
                 target: target.clone(),
                 enabled: true,
-                friendly_name: origination_friendly_name(target.priority, target.weight),
+                name: origination_friendly_name(target.priority, target.weight),
             };
             let same_url = live.iter().find(|u| {
                 SipTarget::parse(&u.sip_url).is_ok_and(|parsed| parsed == target.sip_url)
@@ -813,29 +807,28 @@ impl Onboarding {
                 Some(u)
                     if u.priority == target.priority && u.weight == target.weight && u.enabled =>
                 {
-                    (u.sid.clone(), StepAction::Reused)
+                    (u.id.clone(), StepAction::Reused)
                 }
                 Some(u) => {
                     let updated = carrier
-                        .update_origination_url(creds, trunk, &u.sid, &spec)
+                        .update_route_target(creds, trunk, &u.id, &spec)
                         .await?;
-                    (updated.sid, StepAction::Updated)
+                    (updated.id, StepAction::Updated)
                 }
                 None => {
-                    let created = carrier.create_origination_url(creds, trunk, &spec).await?;
-                    (created.sid, StepAction::Created)
+                    let created = carrier.create_route_target(creds, trunk, &spec).await?;
+                    (created.id, StepAction::Created)
                 }
             };
-            let stored = StoredOriginationUrl {
-                sid: sid.clone(),
+            let stored = StoredRouteTarget {
+                id: sid.clone(),
                 target: target.clone(),
             };
             progress
                 .update(|c| {
-                    c.origination_urls.retain(|o| {
-                        o.sid != stored.sid && o.target.sip_url != stored.target.sip_url
-                    });
-                    c.origination_urls.push(stored);
+                    c.route_targets
+                        .retain(|o| o.id != stored.id && o.target.sip_url != stored.target.sip_url);
+                    c.route_targets.push(stored);
                 })
                 .await?;
             steps.push(
@@ -846,22 +839,20 @@ impl Onboarding {
         }
         for stale in live
             .iter()
-            .filter(|u| !kept.contains(&u.sid) && is_ours(u.friendly_name.as_deref()))
+            .filter(|u| !kept.contains(&u.id) && is_ours(u.name.as_deref()))
         {
-            carrier
-                .delete_origination_url(creds, trunk, &stale.sid)
-                .await?;
+            carrier.delete_route_target(creds, trunk, &stale.id).await?;
             steps.push(
                 Step::new(
                     "originationUrl",
                     StepAction::Deleted,
-                    Some(stale.sid.to_string()),
+                    Some(stale.id.to_string()),
                 )
                 .detail(stale.sip_url.clone()),
             );
         }
         progress
-            .update(|c| c.origination_urls.retain(|o| kept.contains(&o.sid)))
+            .update(|c| c.route_targets.retain(|o| kept.contains(&o.id)))
             .await?;
         Ok(steps)
     }
@@ -996,7 +987,7 @@ impl Onboarding {
         actor: &Actor,
         customer: &CustomerId,
         provider: ProviderKind,
-        number: &PhoneNumberSid,
+        number: &CarrierNumberId,
         restore_voice_config: bool,
         request_id: Option<&str>,
     ) -> Result<DisconnectOutcome, Error> {
@@ -1054,8 +1045,8 @@ impl Onboarding {
                 AuditAction::NumberDisconnected,
                 json!({
                     "connectionId": outcome.connection.id,
-                    "phoneNumberSid": number,
-                    "trunkSid": outcome.connection.trunk_sid,
+                    "numberId": number,
+                    "routeId": outcome.connection.route_id,
                     "restoreVoiceConfig": restore_voice_config,
                     "steps": outcome.steps,
                 }),
@@ -1072,14 +1063,14 @@ impl Onboarding {
         creds: &CarrierCredentials,
         customer: &CustomerId,
         provider: ProviderKind,
-        number_sid: &PhoneNumberSid,
+        number_id: &CarrierNumberId,
         restore: bool,
     ) -> Result<DisconnectOutcome, Error> {
         // Re-read under the lease: a concurrent disconnect may have finished meanwhile.
         let Some(conn) = self
             .ports
             .connections
-            .get_connection(customer, provider, number_sid)
+            .get_connection(customer, provider, number_id)
             .await?
         else {
             return Err(Error::new(
@@ -1100,15 +1091,15 @@ impl Onboarding {
         };
         let carrier_half = async {
             let mut steps = Vec::new();
-            let number = match carrier.fetch_number(creds, number_sid).await {
+            let number = match carrier.fetch_number(creds, number_id).await {
                 Ok(n) => Some(n),
                 // Released or ported away: nothing left to detach or restore.
                 Err(e) if e.code == ErrorCode::NumberNotFound => None,
                 Err(e) => return Err(Error::from(e)),
             };
-            if let (Some(n), Some(trunk)) = (&number, &conn.trunk_sid) {
-                if n.trunk_sid.as_ref() == Some(trunk) {
-                    carrier.detach_number(creds, trunk, number_sid).await?;
+            if let (Some(n), Some(trunk)) = (&number, &conn.route_id) {
+                if n.route_id.as_ref() == Some(trunk) {
+                    carrier.detach_number(creds, trunk, number_id).await?;
                     steps.push(Step::new(
                         "attachment",
                         StepAction::Deleted,
@@ -1122,11 +1113,9 @@ impl Onboarding {
                 }
             }
             if restore && number.is_some() {
-                match &conn.previous_voice {
+                match &conn.previous_routing {
                     Some(voice) => {
-                        carrier
-                            .update_voice_config(creds, number_sid, voice)
-                            .await?;
+                        carrier.restore_routing(creds, number_id, voice).await?;
                         steps.push(Step::new("voiceConfig", StepAction::Restored, None));
                     }
                     None => steps.push(
@@ -1136,11 +1125,11 @@ impl Onboarding {
                 }
             }
             if let (TrunkStrategy::Dedicated, true, Some(trunk)) =
-                (conn.trunk_strategy, conn.trunk_created, &conn.trunk_sid)
-                && carrier.fetch_trunk(creds, trunk).await?.is_some()
+                (conn.trunk_strategy, conn.route_created, &conn.route_id)
+                && carrier.fetch_route(creds, trunk).await?.is_some()
             {
-                if carrier.list_trunk_numbers(creds, trunk).await?.is_empty() {
-                    carrier.delete_trunk(creds, trunk).await?;
+                if carrier.list_route_numbers(creds, trunk).await?.is_empty() {
+                    carrier.delete_route(creds, trunk).await?;
                     steps.push(Step::new(
                         "trunk",
                         StepAction::Deleted,
@@ -1155,7 +1144,7 @@ impl Onboarding {
             }
             if conn.trunk_strategy == TrunkStrategy::Shared && number.is_some() {
                 // A dedicated trunk an earlier change to `shared` left behind.
-                steps.extend(remove_empty_dedicated(carrier, creds, customer, number_sid).await);
+                steps.extend(remove_empty_dedicated(carrier, creds, customer, number_id).await);
             }
             Ok(steps)
         };
@@ -1187,7 +1176,7 @@ impl Onboarding {
         let (carrier_result, livekit_result) = futures::join!(carrier_half, livekit_half);
         let mut steps = carrier_result?;
         steps.extend(livekit_result?);
-        let stored_trunk = conn.trunk_sid.as_ref().map(ToString::to_string);
+        let stored_trunk = conn.route_id.as_ref().map(ToString::to_string);
         let trunk_deleted = steps
             .iter()
             .any(|s| s.step == "trunk" && s.action == StepAction::Deleted && s.id == stored_trunk);
@@ -1196,10 +1185,10 @@ impl Onboarding {
                 c.status = ConnectionStatus::Disconnected;
                 c.disconnected_at = Some(Utc::now());
                 c.last_error = None;
-                c.origination_urls.clear();
+                c.route_targets.clear();
                 if trunk_deleted {
-                    c.trunk_sid = None;
-                    c.trunk_created = false;
+                    c.route_id = None;
+                    c.route_created = false;
                 }
             })
             .await?;
@@ -1218,7 +1207,7 @@ struct Job<'a> {
     creds: &'a CarrierCredentials,
     customer: &'a CustomerId,
     provider: ProviderKind,
-    number_sid: &'a PhoneNumberSid,
+    number_id: &'a CarrierNumberId,
     req: &'a ConnectRequest,
     integration_id: crate::ids::IntegrationId,
     /// The name of the trunk the number goes on (see `naming`).
@@ -1227,8 +1216,8 @@ struct Job<'a> {
 
 /// A trunk connect found before writing anything, with its origination URLs.
 struct FoundTrunk {
-    trunk: CarrierTrunk,
-    urls: Vec<CarrierOriginationUrl>,
+    trunk: CarrierRoute,
+    urls: Vec<CarrierRouteTarget>,
 }
 
 /// What connect read and checked before its first write to a carrier.
@@ -1237,7 +1226,7 @@ struct Prepared {
     /// The trunk the number should go on, when it exists already.
     found: Option<FoundTrunk>,
     /// Our trunk (or, forced, someone else's) the number leaves.
-    moved_from: Option<TrunkSid>,
+    moved_from: Option<RouteId>,
     conn: NumberConnection,
     steps: Vec<Step>,
     was_disconnected: bool,
@@ -1250,16 +1239,16 @@ async fn find_trunk(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
     desired_name: &str,
-    stored: Option<&TrunkSid>,
+    stored: Option<&RouteId>,
 ) -> Result<Option<FoundTrunk>, Error> {
     if let Some(sid) = stored {
         let (trunk, urls) = futures::join!(
-            carrier.fetch_trunk(creds, sid),
-            carrier.list_origination_urls(creds, sid)
+            carrier.fetch_route(creds, sid),
+            carrier.list_route_targets(creds, sid)
         );
         // The URLs only count if the trunk is still there (a deleted one lists as not found).
         if let Some(trunk) = trunk?
-            && trunk.friendly_name.as_deref() == Some(desired_name)
+            && trunk.name.as_deref() == Some(desired_name)
         {
             return Ok(Some(FoundTrunk { trunk, urls: urls? }));
         }
@@ -1267,7 +1256,7 @@ async fn find_trunk(
     let Some(trunk) = find_one(carrier, creds, desired_name).await? else {
         return Ok(None);
     };
-    let urls = carrier.list_origination_urls(creds, &trunk.sid).await?;
+    let urls = carrier.list_route_targets(creds, &trunk.id).await?;
     Ok(Some(FoundTrunk { trunk, urls }))
 }
 
@@ -1277,25 +1266,25 @@ async fn create_trunk(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
     desired_name: &str,
-) -> Result<(CarrierTrunk, Vec<CarrierOriginationUrl>, Step), Error> {
-    let spec = TrunkSpec {
-        friendly_name: desired_name.to_owned(),
+) -> Result<(CarrierRoute, Vec<CarrierRouteTarget>, Step), Error> {
+    let spec = RouteSpec {
+        name: desired_name.to_owned(),
     };
-    let trunk = match carrier.create_trunk(creds, &spec).await {
+    let trunk = match carrier.create_route(creds, &spec).await {
         Ok(t) => t,
         // A create is never retried blindly: the request may have succeeded with its answer
         // lost, so look again before giving up.
         Err(e) if e.is_transient() => match find_one(carrier, creds, desired_name).await {
             Ok(Some(t)) => {
-                let urls = carrier.list_origination_urls(creds, &t.sid).await?;
-                let step = Step::new("trunk", StepAction::Created, Some(t.sid.to_string()));
+                let urls = carrier.list_route_targets(creds, &t.id).await?;
+                let step = Step::new("trunk", StepAction::Created, Some(t.id.to_string()));
                 return Ok((t, urls, step));
             }
             _ => return Err(e.into()),
         },
         Err(e) => return Err(e.into()),
     };
-    let step = Step::new("trunk", StepAction::Created, Some(trunk.sid.to_string()));
+    let step = Step::new("trunk", StepAction::Created, Some(trunk.id.to_string()));
     Ok((trunk, Vec::new(), step))
 }
 
@@ -1305,10 +1294,10 @@ async fn attach(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
     number: &CarrierNumber,
-    trunk: &TrunkSid,
-    moved_from: Option<TrunkSid>,
+    trunk: &RouteId,
+    moved_from: Option<RouteId>,
 ) -> Result<Step, Error> {
-    if number.trunk_sid.as_ref() == Some(trunk) {
+    if number.route_id.as_ref() == Some(trunk) {
         return Ok(Step::new(
             "attachment",
             StepAction::Reused,
@@ -1316,9 +1305,9 @@ async fn attach(
         ));
     }
     if let Some(old) = &moved_from {
-        carrier.detach_number(creds, old, &number.sid).await?;
+        carrier.detach_number(creds, old, &number.id).await?;
     }
-    carrier.attach_number(creds, trunk, &number.sid).await?;
+    carrier.attach_number(creds, trunk, &number.id).await?;
     let action = if moved_from.is_some() {
         StepAction::Moved
     } else {
@@ -1335,10 +1324,10 @@ async fn find_one(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
     name: &str,
-) -> Result<Option<CarrierTrunk>, Error> {
-    let mut found = carrier.find_trunks(creds, name).await?;
+) -> Result<Option<CarrierRoute>, Error> {
+    let mut found = carrier.find_routes(creds, name).await?;
     // Deterministic choice if a race ever produced two: every instance picks the same one.
-    found.sort_by(|a, b| a.sid.cmp(&b.sid));
+    found.sort_by(|a, b| a.id.cmp(&b.id));
     if found.len() > 1 {
         tracing::warn!(
             count = found.len(),
@@ -1359,13 +1348,10 @@ fn reuse_or_create<T: PartialEq>(old: Option<&T>, new: &T) -> StepAction {
 /// The targets a stored connection points at, in the order `desired` sorts them. A
 /// disconnect forgets the origination URLs but keeps the primary target.
 fn stored_targets(c: &NumberConnection) -> Vec<OriginationTarget> {
-    let mut targets: Vec<_> = if c.origination_urls.is_empty() {
+    let mut targets: Vec<_> = if c.route_targets.is_empty() {
         vec![OriginationTarget::new(c.sip_target.clone())]
     } else {
-        c.origination_urls
-            .iter()
-            .map(|o| o.target.clone())
-            .collect()
+        c.route_targets.iter().map(|o| o.target.clone()).collect()
     };
     targets.sort_by_key(|t| (t.priority, std::cmp::Reverse(t.weight)));
     targets
@@ -1401,17 +1387,17 @@ pub(super) async fn empty_dedicated_trunks(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
     customer: &CustomerId,
-    number: &PhoneNumberSid,
-) -> Result<Vec<TrunkSid>, crate::ports::ProviderError> {
+    number: &CarrierNumberId,
+) -> Result<Vec<RouteId>, crate::ports::ProviderError> {
     let name = trunk_friendly_name(TrunkStrategy::Dedicated, customer, number);
     let mut empty = Vec::new();
-    for trunk in carrier.find_trunks(creds, &name).await? {
+    for trunk in carrier.find_routes(creds, &name).await? {
         if carrier
-            .list_trunk_numbers(creds, &trunk.sid)
+            .list_route_numbers(creds, &trunk.id)
             .await?
             .is_empty()
         {
-            empty.push(trunk.sid);
+            empty.push(trunk.id);
         }
     }
     Ok(empty)
@@ -1425,12 +1411,12 @@ async fn remove_empty_dedicated(
     carrier: &dyn CarrierProvider,
     creds: &CarrierCredentials,
     customer: &CustomerId,
-    number: &PhoneNumberSid,
+    number: &CarrierNumberId,
 ) -> Vec<Step> {
     let removed = async {
         let mut steps = Vec::new();
         for trunk in empty_dedicated_trunks(carrier, creds, customer, number).await? {
-            carrier.delete_trunk(creds, &trunk).await?;
+            carrier.delete_route(creds, &trunk).await?;
             steps.push(
                 Step::new("trunk", StepAction::Deleted, Some(trunk.to_string()))
                     .detail("the number's dedicated trunk, left empty"),

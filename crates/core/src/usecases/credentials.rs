@@ -7,19 +7,21 @@ use serde_json::json;
 
 use super::Onboarding;
 use crate::error::Error;
-use crate::ids::{AccountSid, ApiKeySid, AuditEventId, CustomerId, IntegrationId, ProviderKind};
-use crate::model::{
-    Actor, AuditAction, AuditEvent, AuthKind, CarrierAuth, CarrierCredentials, Integration,
-    IntegrationStatus, NumberConnection, SealContext,
+use crate::ids::{
+    AuditEventId, CarrierAccountId, CredentialKeyId, CustomerId, IntegrationId, ProviderKind,
 };
-use crate::ports::{CarrierNumber, NumberQuery, VerifyReport};
+use crate::model::{
+    Actor, AuditAction, AuditEvent, CarrierCredentials, Integration, IntegrationStatus,
+    NumberConnection, SealContext,
+};
+use crate::ports::{CarrierNumber, CredentialForm, CredentialInput, NumberQuery, VerifyReport};
 
 /// What `save` answers: never the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedIntegration {
     pub integration_id: IntegrationId,
-    pub account_sid: AccountSid,
-    pub api_key_sid: Option<ApiKeySid>,
+    pub account_id: Option<CarrierAccountId>,
+    pub key_id: Option<CredentialKeyId>,
     pub report: VerifyReport,
     /// Whether an earlier integration was replaced.
     pub replaced: bool,
@@ -40,6 +42,69 @@ pub struct NumbersPage {
 }
 
 impl Onboarding {
+    /// The carriers this instance offers, each with its credentials form, in a stable order.
+    pub fn providers(&self) -> Vec<(ProviderKind, CredentialForm)> {
+        self.offered()
+            .map(|(p, c)| (p, c.credential_form()))
+            .collect()
+    }
+
+    /// The carriers this instance offers, each with the format of its number ids.
+    pub fn number_id_formats(&self) -> Vec<(ProviderKind, crate::ports::IdFormat)> {
+        self.offered()
+            .map(|(p, c)| (p, c.number_id_format()))
+            .collect()
+    }
+
+    fn offered(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            ProviderKind,
+            &std::sync::Arc<dyn crate::ports::CarrierProvider>,
+        ),
+    > {
+        ProviderKind::ALL
+            .into_iter()
+            .filter_map(|p| self.ports.carriers.get(&p).map(|c| (p, c)))
+    }
+
+    /// The carrier's credentials form.
+    ///
+    /// # Errors
+    /// `NOT_CONFIGURED` for a carrier this instance does not offer.
+    pub fn credential_form(&self, provider: ProviderKind) -> Result<CredentialForm, Error> {
+        Ok(self.carrier(provider)?.credential_form())
+    }
+
+    /// Parse a credentials body with the carrier's own rules.
+    ///
+    /// # Errors
+    /// `NOT_CONFIGURED` for a carrier this instance does not offer; `VALIDATION_FAILED`
+    /// naming the field.
+    pub fn parse_credentials(
+        &self,
+        provider: ProviderKind,
+        input: &CredentialInput,
+    ) -> Result<CarrierCredentials, Error> {
+        Ok(self.carrier(provider)?.parse_credentials(input)?)
+    }
+
+    /// Parse a number id from a path in the carrier's own format.
+    ///
+    /// # Errors
+    /// As [`Onboarding::parse_credentials`]; the validation error names `numberId`.
+    pub fn parse_number_id(
+        &self,
+        provider: ProviderKind,
+        raw: &str,
+    ) -> Result<crate::ids::CarrierNumberId, Error> {
+        Ok(self
+            .carrier(provider)?
+            .parse_number_id(raw)
+            .map_err(|e| e.field("numberId"))?)
+    }
+
     pub(super) async fn audit(
         &self,
         customer: &CustomerId,
@@ -81,15 +146,15 @@ impl Onboarding {
         let details = match &result {
             Ok(report) => json!({
                 "ok": true,
-                "accountSid": report.account_sid,
-                "apiKeySid": creds.api_key_sid(),
+                "accountId": report.account_id,
+                "keyId": creds.key_id,
                 "capabilities": report.capabilities,
             }),
             Err(e) if !e.is_transient() => json!({
                 "ok": false,
                 "errorCode": e.code,
-                "accountSid": creds.account_sid,
-                "apiKeySid": creds.api_key_sid(),
+                "accountId": creds.account_id,
+                "keyId": creds.key_id,
             }),
             Err(_) => serde_json::Value::Null,
         };
@@ -130,18 +195,13 @@ impl Onboarding {
             integration_id: id,
             provider,
         };
-        let (auth_kind, api_key_sid, secret) = match &creds.auth {
-            CarrierAuth::ApiKey { key_sid, secret } => (AuthKind::ApiKey, Some(key_sid), secret),
-            CarrierAuth::AuthToken { token } => (AuthKind::AuthToken, None, token),
-        };
-        let sealed_secret = self.ports.vault.seal(secret, &ctx).await?;
+        let sealed_secret = self.ports.vault.seal(&creds.secret, &ctx).await?;
         let integration = Integration {
             id,
             customer_id: customer.clone(),
             provider,
-            account_sid: creds.account_sid.clone(),
-            auth_kind,
-            api_key_sid: api_key_sid.cloned(),
+            account_id: creds.account_id.clone(),
+            key_id: creds.key_id.clone(),
             sealed_secret,
             status: IntegrationStatus::Active,
             created_at: existing.as_ref().map_or(now, |i| i.created_at),
@@ -158,8 +218,8 @@ impl Onboarding {
             AuditAction::CredentialsSaved,
             json!({
                 "integrationId": id,
-                "accountSid": creds.account_sid,
-                "apiKeySid": creds.api_key_sid(),
+                "accountId": creds.account_id,
+                "keyId": creds.key_id,
                 "replaced": existing.is_some(),
             }),
             request_id,
@@ -167,8 +227,8 @@ impl Onboarding {
         .await?;
         Ok(SavedIntegration {
             integration_id: id,
-            account_sid: creds.account_sid.clone(),
-            api_key_sid: api_key_sid.cloned(),
+            account_id: creds.account_id.clone(),
+            key_id: creds.key_id.clone(),
             report,
             replaced: existing.is_some(),
         })
@@ -218,13 +278,13 @@ impl Onboarding {
             .list_connections(customer, provider)
             .await?
             .into_iter()
-            .map(|c| (c.phone_number_sid.clone(), c))
+            .map(|c| (c.number_id.clone(), c))
             .collect();
         let items = page
             .items
             .into_iter()
             .map(|number| {
-                let connection = ours.remove(&number.sid);
+                let connection = ours.remove(&number.id);
                 NumberListItem { number, connection }
             })
             .collect();

@@ -11,11 +11,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ErrorCode;
 use crate::ids::{
-    AccountSid, ConnectionId, CustomerId, OriginationUrlSid, PhoneNumberSid, ProviderKind, TrunkSid,
+    CarrierAccountId, CarrierNumberId, ConnectionId, CustomerId, ProviderKind, RouteId,
+    RouteTargetId,
 };
 use crate::model::{
-    AuditEvent, CarrierCredentials, Integration, Lease, LeaseKey, NumberConnection, SealContext,
-    SealedSecret, VoiceConfig,
+    AuditEvent, CarrierCredentials, Integration, Lease, LeaseKey, NumberConnection, NumberRouting,
+    SealContext, SealedSecret,
 };
 use crate::phone::E164;
 use crate::ports::*;
@@ -27,8 +28,8 @@ fn hex32(n: usize) -> String {
 #[derive(Debug, Default)]
 pub struct CarrierState {
     pub numbers: Vec<CarrierNumber>,
-    pub trunks: Vec<CarrierTrunk>,
-    pub urls: Vec<CarrierOriginationUrl>,
+    pub trunks: Vec<CarrierRoute>,
+    pub urls: Vec<CarrierRouteTarget>,
     pub next: usize,
     /// Calls by method name.
     pub calls: HashMap<&'static str, usize>,
@@ -42,24 +43,23 @@ pub struct CarrierState {
 pub struct FakeCarrier(pub Arc<Mutex<CarrierState>>);
 
 impl FakeCarrier {
-    pub fn with_numbers(n: usize) -> (Self, Vec<PhoneNumberSid>) {
+    pub fn with_numbers(n: usize) -> (Self, Vec<CarrierNumberId>) {
         let fake = Self::default();
         let mut sids = Vec::new();
         {
             let mut s = fake.0.lock().unwrap();
             for i in 0..n {
-                let sid = PhoneNumberSid::parse(&format!("PN{}", hex32(i + 1))).unwrap();
+                let sid = CarrierNumberId::parse(&format!("PN{}", hex32(i + 1))).unwrap();
                 s.numbers.push(CarrierNumber {
-                    sid: sid.clone(),
+                    id: sid.clone(),
                     e164: E164::parse(&format!("+1415555{:04}", 100 + i)).unwrap(),
                     friendly_name: None,
                     voice_capable: true,
-                    trunk_sid: None,
-                    voice: VoiceConfig {
-                        voice_url: Some(format!("https://old.example/{i}")),
-                        voice_method: Some("POST".into()),
-                        ..VoiceConfig::default()
-                    },
+                    route_id: None,
+                    routing: NumberRouting(serde_json::json!({
+                        "voiceUrl": format!("https://old.example/{i}"),
+                        "voiceMethod": "POST",
+                    })),
                 });
                 sids.push(sid);
             }
@@ -67,14 +67,13 @@ impl FakeCarrier {
         (fake, sids)
     }
 
-    pub fn add_foreign_trunk(&self) -> TrunkSid {
+    pub fn add_foreign_trunk(&self) -> RouteId {
         let mut s = self.0.lock().unwrap();
         s.next += 1;
-        let sid = TrunkSid::parse(&format!("TK{}", hex32(9000 + s.next))).unwrap();
-        s.trunks.push(CarrierTrunk {
-            sid: sid.clone(),
-            friendly_name: Some("pbx".into()),
-            domain_name: None,
+        let sid = RouteId::parse(&format!("TK{}", hex32(9000 + s.next))).unwrap();
+        s.trunks.push(CarrierRoute {
+            id: sid.clone(),
+            name: Some("pbx".into()),
         });
         sid
     }
@@ -86,14 +85,14 @@ impl FakeCarrier {
     pub fn writes(&self) -> usize {
         let s = self.state();
         [
-            "create_trunk",
-            "delete_trunk",
-            "create_origination_url",
-            "update_origination_url",
-            "delete_origination_url",
+            "create_route",
+            "delete_route",
+            "create_route_target",
+            "update_route_target",
+            "delete_route_target",
             "attach_number",
             "detach_number",
-            "update_voice_config",
+            "restore_routing",
         ]
         .iter()
         .map(|m| s.calls.get(m).copied().unwrap_or(0))
@@ -123,10 +122,52 @@ impl CarrierProvider for FakeCarrier {
         ProviderKind::Twilio
     }
 
+    fn credential_form(&self) -> CredentialForm {
+        CredentialForm {
+            alternatives: vec![CredentialAlternative {
+                name: "apiKey",
+                fields: vec![CredentialField {
+                    name: "apiKey",
+                    label: "API key",
+                    secret: true,
+                    pattern: None,
+                    example: None,
+                }],
+            }],
+        }
+    }
+
+    fn parse_credentials(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<CarrierCredentials, crate::ValidationError> {
+        let secret = input
+            .secrets
+            .get("apiKey")
+            .ok_or_else(|| crate::ValidationError::new("is required").field("apiKey"))?;
+        Ok(CarrierCredentials {
+            account_id: Some(account()),
+            key_id: None,
+            secret: secret.clone(),
+        })
+    }
+
+    fn number_id_format(&self) -> IdFormat {
+        IdFormat {
+            pattern: ".+",
+            example: "PN1",
+            description: "a fake id",
+        }
+    }
+
+    fn parse_number_id(&self, raw: &str) -> Result<CarrierNumberId, crate::ValidationError> {
+        CarrierNumberId::parse(raw)
+    }
+
     async fn verify(&self, creds: &CarrierCredentials) -> Result<VerifyReport, ProviderError> {
         let _s = self.enter("verify")?;
         Ok(VerifyReport {
-            account_sid: creds.account_sid.clone(),
+            account_id: creds.account_id.clone(),
             friendly_name: Some("Test".into()),
             capabilities: Capabilities {
                 numbers: Capability::Available,
@@ -155,49 +196,48 @@ impl CarrierProvider for FakeCarrier {
     async fn fetch_number(
         &self,
         _: &CarrierCredentials,
-        n: &PhoneNumberSid,
+        n: &CarrierNumberId,
     ) -> Result<CarrierNumber, ProviderError> {
         let s = self.enter("fetch_number")?;
         s.numbers
             .iter()
-            .find(|x| &x.sid == n)
+            .find(|x| &x.id == n)
             .cloned()
             .ok_or_else(not_found)
     }
 
-    async fn find_trunks(
+    async fn find_routes(
         &self,
         _: &CarrierCredentials,
         name: &str,
-    ) -> Result<Vec<CarrierTrunk>, ProviderError> {
-        let s = self.enter("find_trunks")?;
+    ) -> Result<Vec<CarrierRoute>, ProviderError> {
+        let s = self.enter("find_routes")?;
         Ok(s.trunks
             .iter()
-            .filter(|t| t.friendly_name.as_deref() == Some(name))
+            .filter(|t| t.name.as_deref() == Some(name))
             .cloned()
             .collect())
     }
 
-    async fn fetch_trunk(
+    async fn fetch_route(
         &self,
         _: &CarrierCredentials,
-        t: &TrunkSid,
-    ) -> Result<Option<CarrierTrunk>, ProviderError> {
-        let s = self.enter("fetch_trunk")?;
-        Ok(s.trunks.iter().find(|x| &x.sid == t).cloned())
+        t: &RouteId,
+    ) -> Result<Option<CarrierRoute>, ProviderError> {
+        let s = self.enter("fetch_route")?;
+        Ok(s.trunks.iter().find(|x| &x.id == t).cloned())
     }
 
-    async fn create_trunk(
+    async fn create_route(
         &self,
         _: &CarrierCredentials,
-        spec: &TrunkSpec,
-    ) -> Result<CarrierTrunk, ProviderError> {
-        let mut s = self.enter("create_trunk")?;
+        spec: &RouteSpec,
+    ) -> Result<CarrierRoute, ProviderError> {
+        let mut s = self.enter("create_route")?;
         s.next += 1;
-        let t = CarrierTrunk {
-            sid: TrunkSid::parse(&format!("TK{}", hex32(s.next))).unwrap(),
-            friendly_name: Some(spec.friendly_name.clone()),
-            domain_name: None,
+        let t = CarrierRoute {
+            id: RouteId::parse(&format!("TK{}", hex32(s.next))).unwrap(),
+            name: Some(spec.name.clone()),
         };
         s.trunks.push(t.clone());
         if s.lose_create_answer {
@@ -207,68 +247,64 @@ impl CarrierProvider for FakeCarrier {
         Ok(t)
     }
 
-    async fn delete_trunk(
-        &self,
-        _: &CarrierCredentials,
-        t: &TrunkSid,
-    ) -> Result<(), ProviderError> {
-        let mut s = self.enter("delete_trunk")?;
-        s.trunks.retain(|x| &x.sid != t);
-        s.urls.retain(|u| &u.trunk_sid != t);
+    async fn delete_route(&self, _: &CarrierCredentials, t: &RouteId) -> Result<(), ProviderError> {
+        let mut s = self.enter("delete_route")?;
+        s.trunks.retain(|x| &x.id != t);
+        s.urls.retain(|u| &u.route_id != t);
         for n in &mut s.numbers {
-            if n.trunk_sid.as_ref() == Some(t) {
-                n.trunk_sid = None;
+            if n.route_id.as_ref() == Some(t) {
+                n.route_id = None;
             }
         }
         Ok(())
     }
 
-    async fn list_origination_urls(
+    async fn list_route_targets(
         &self,
         _: &CarrierCredentials,
-        t: &TrunkSid,
-    ) -> Result<Vec<CarrierOriginationUrl>, ProviderError> {
-        let s = self.enter("list_origination_urls")?;
+        t: &RouteId,
+    ) -> Result<Vec<CarrierRouteTarget>, ProviderError> {
+        let s = self.enter("list_route_targets")?;
         Ok(s.urls
             .iter()
-            .filter(|u| &u.trunk_sid == t)
+            .filter(|u| &u.route_id == t)
             .cloned()
             .collect())
     }
 
-    async fn create_origination_url(
+    async fn create_route_target(
         &self,
         _: &CarrierCredentials,
-        t: &TrunkSid,
-        spec: &OriginationUrlSpec,
-    ) -> Result<CarrierOriginationUrl, ProviderError> {
-        let mut s = self.enter("create_origination_url")?;
+        t: &RouteId,
+        spec: &RouteTargetSpec,
+    ) -> Result<CarrierRouteTarget, ProviderError> {
+        let mut s = self.enter("create_route_target")?;
         s.next += 1;
-        let u = CarrierOriginationUrl {
-            sid: OriginationUrlSid::parse(&format!("OU{}", hex32(s.next))).unwrap(),
-            trunk_sid: t.clone(),
+        let u = CarrierRouteTarget {
+            id: RouteTargetId::parse(&format!("OU{}", hex32(s.next))).unwrap(),
+            route_id: t.clone(),
             sip_url: spec.target.sip_url.to_string(),
             priority: spec.target.priority,
             weight: spec.target.weight,
             enabled: spec.enabled,
-            friendly_name: Some(spec.friendly_name.clone()),
+            name: Some(spec.name.clone()),
         };
         s.urls.push(u.clone());
         Ok(u)
     }
 
-    async fn update_origination_url(
+    async fn update_route_target(
         &self,
         _: &CarrierCredentials,
-        _: &TrunkSid,
-        sid: &OriginationUrlSid,
-        spec: &OriginationUrlSpec,
-    ) -> Result<CarrierOriginationUrl, ProviderError> {
-        let mut s = self.enter("update_origination_url")?;
+        _: &RouteId,
+        sid: &RouteTargetId,
+        spec: &RouteTargetSpec,
+    ) -> Result<CarrierRouteTarget, ProviderError> {
+        let mut s = self.enter("update_route_target")?;
         let u = s
             .urls
             .iter_mut()
-            .find(|u| &u.sid == sid)
+            .find(|u| &u.id == sid)
             .ok_or_else(|| ProviderError::new(ErrorCode::NotFound, "no url"))?;
         u.sip_url = spec.target.sip_url.to_string();
         u.priority = spec.target.priority;
@@ -277,51 +313,50 @@ impl CarrierProvider for FakeCarrier {
         Ok(u.clone())
     }
 
-    async fn delete_origination_url(
+    async fn delete_route_target(
         &self,
         _: &CarrierCredentials,
-        _: &TrunkSid,
-        sid: &OriginationUrlSid,
+        _: &RouteId,
+        sid: &RouteTargetId,
     ) -> Result<(), ProviderError> {
-        let mut s = self.enter("delete_origination_url")?;
-        s.urls.retain(|u| &u.sid != sid);
+        let mut s = self.enter("delete_route_target")?;
+        s.urls.retain(|u| &u.id != sid);
         Ok(())
     }
 
-    async fn list_trunk_numbers(
+    async fn list_route_numbers(
         &self,
         _: &CarrierCredentials,
-        t: &TrunkSid,
-    ) -> Result<Vec<PhoneNumberSid>, ProviderError> {
-        let s = self.enter("list_trunk_numbers")?;
+        t: &RouteId,
+    ) -> Result<Vec<CarrierNumberId>, ProviderError> {
+        let s = self.enter("list_route_numbers")?;
         Ok(s.numbers
             .iter()
-            .filter(|n| n.trunk_sid.as_ref() == Some(t))
-            .map(|n| n.sid.clone())
+            .filter(|n| n.route_id.as_ref() == Some(t))
+            .map(|n| n.id.clone())
             .collect())
     }
 
     async fn attach_number(
         &self,
         _: &CarrierCredentials,
-        t: &TrunkSid,
-        n: &PhoneNumberSid,
+        t: &RouteId,
+        n: &CarrierNumberId,
     ) -> Result<(), ProviderError> {
         let mut s = self.enter("attach_number")?;
         let num = s
             .numbers
             .iter_mut()
-            .find(|x| &x.sid == n)
+            .find(|x| &x.id == n)
             .ok_or_else(not_found)?;
-        match &num.trunk_sid {
+        match &num.route_id {
             Some(cur) if cur == t => Ok(()),
             Some(_) => Err(ProviderError::new(
                 ErrorCode::NumberInUse,
                 "on another trunk",
             )),
             None => {
-                num.trunk_sid = Some(t.clone());
-                num.voice.voice_application_sid = None;
+                num.route_id = Some(t.clone());
                 Ok(())
             }
         }
@@ -330,33 +365,33 @@ impl CarrierProvider for FakeCarrier {
     async fn detach_number(
         &self,
         _: &CarrierCredentials,
-        t: &TrunkSid,
-        n: &PhoneNumberSid,
+        t: &RouteId,
+        n: &CarrierNumberId,
     ) -> Result<(), ProviderError> {
         let mut s = self.enter("detach_number")?;
         if let Some(num) = s
             .numbers
             .iter_mut()
-            .find(|x| &x.sid == n && x.trunk_sid.as_ref() == Some(t))
+            .find(|x| &x.id == n && x.route_id.as_ref() == Some(t))
         {
-            num.trunk_sid = None;
+            num.route_id = None;
         }
         Ok(())
     }
 
-    async fn update_voice_config(
+    async fn restore_routing(
         &self,
         _: &CarrierCredentials,
-        n: &PhoneNumberSid,
-        v: &VoiceConfig,
+        n: &CarrierNumberId,
+        v: &NumberRouting,
     ) -> Result<(), ProviderError> {
-        let mut s = self.enter("update_voice_config")?;
+        let mut s = self.enter("restore_routing")?;
         let num = s
             .numbers
             .iter_mut()
-            .find(|x| &x.sid == n)
+            .find(|x| &x.id == n)
             .ok_or_else(not_found)?;
-        num.voice = v.clone();
+        num.routing = v.clone();
         Ok(())
     }
 }
@@ -453,14 +488,14 @@ impl ConnectionStore for FakeStore {
         &self,
         c: &CustomerId,
         p: ProviderKind,
-        n: &PhoneNumberSid,
+        n: &CarrierNumberId,
     ) -> Result<Option<NumberConnection>, StoreError> {
         Ok(self
             .connections
             .lock()
             .unwrap()
             .iter()
-            .find(|x| &x.customer_id == c && x.provider == p && &x.phone_number_sid == n)
+            .find(|x| &x.customer_id == c && x.provider == p && &x.number_id == n)
             .cloned())
     }
     async fn get_connection_by_id(
@@ -504,9 +539,7 @@ impl ConnectionStore for FakeStore {
     async fn save_connection(&self, conn: &NumberConnection) -> Result<(), StoreError> {
         let mut v = self.connections.lock().unwrap();
         if v.iter().any(|x| {
-            x.id != conn.id
-                && x.customer_id == conn.customer_id
-                && x.phone_number_sid == conn.phone_number_sid
+            x.id != conn.id && x.customer_id == conn.customer_id && x.number_id == conn.number_id
         }) {
             return Err(StoreError::Conflict("number".into()));
         }
@@ -581,8 +614,8 @@ impl AuditLog for FakeStore {
     }
 }
 
-pub fn account() -> AccountSid {
-    AccountSid::parse(&format!("AC{}", hex32(77))).unwrap()
+pub fn account() -> CarrierAccountId {
+    CarrierAccountId::parse(&format!("AC{}", hex32(77))).unwrap()
 }
 
 /// Calls: an in-memory CallStore with the SQL stores' semantics, and a LiveKit stand-in.

@@ -25,7 +25,7 @@ pub use status::{Drift, NumberStatus, Section};
 
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CustomerId, ProviderKind};
-use crate::model::{AuthKind, CarrierAuth, CarrierCredentials, Integration, SealContext};
+use crate::model::{CarrierCredentials, Integration, SealContext};
 use crate::ports::{
     AuditLog, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore, LeaseStore,
     SipPlatform,
@@ -182,19 +182,10 @@ impl Onboarding {
             .vault
             .open(&integration.sealed_secret, &ctx)
             .await?;
-        let auth = match (integration.auth_kind, &integration.api_key_sid) {
-            (AuthKind::ApiKey, Some(key_sid)) => CarrierAuth::ApiKey {
-                key_sid: key_sid.clone(),
-                secret,
-            },
-            (AuthKind::ApiKey, None) => {
-                return Err(Error::internal("stored API-key integration has no key sid"));
-            }
-            (AuthKind::AuthToken, _) => CarrierAuth::AuthToken { token: secret },
-        };
         Ok(CarrierCredentials {
-            account_sid: integration.account_sid.clone(),
-            auth,
+            account_id: integration.account_id.clone(),
+            key_id: integration.key_id.clone(),
+            secret,
         })
     }
 }

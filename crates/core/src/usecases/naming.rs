@@ -1,6 +1,6 @@
 //! How trunkline names what it creates, so that it can find its own objects again.
 
-use crate::ids::{CustomerId, PhoneNumberSid};
+use crate::ids::{CarrierNumberId, CustomerId};
 use crate::model::TrunkStrategy;
 
 /// Every trunk and origination URL trunkline creates has a friendly name starting with this.
@@ -18,7 +18,7 @@ const MAX_NAME: usize = 64;
 pub fn trunk_friendly_name(
     strategy: TrunkStrategy,
     customer: &CustomerId,
-    number: &PhoneNumberSid,
+    number: &CarrierNumberId,
 ) -> String {
     match strategy {
         TrunkStrategy::Dedicated => format!("{TRUNKLINE_NAME_PREFIX}-dedicated-{number}"),
@@ -59,7 +59,7 @@ pub fn is_ours(friendly_name: Option<&str>) -> bool {
 pub fn is_customers_trunk(
     friendly_name: Option<&str>,
     customer: &CustomerId,
-    number: &PhoneNumberSid,
+    number: &CarrierNumberId,
 ) -> bool {
     friendly_name.is_some_and(|n| {
         n == trunk_friendly_name(TrunkStrategy::Shared, customer, number)
@@ -81,8 +81,8 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    fn pn() -> PhoneNumberSid {
-        PhoneNumberSid::parse("PN0123456789abcdef0123456789abcdef").unwrap()
+    fn pn() -> CarrierNumberId {
+        CarrierNumberId::parse("PN0123456789abcdef0123456789abcdef").unwrap()
     }
 
     #[test]

@@ -7,12 +7,12 @@ use serde::Serialize;
 use super::Onboarding;
 use super::naming::is_ours;
 use crate::error::{Error, ErrorCode};
-use crate::ids::{CustomerId, IntegrationId, PhoneNumberSid, ProviderKind};
+use crate::ids::{CarrierNumberId, CustomerId, IntegrationId, ProviderKind};
 use crate::model::{
     CarrierCredentials, ConnectionStatus, DispatchMode, NumberConnection, TrunkStrategy,
 };
 use crate::ports::{
-    CarrierNumber, CarrierOriginationUrl, CarrierProvider, CarrierTrunk, DispatchRuleInfo,
+    CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget, DispatchRuleInfo,
     InboundTrunkInfo, ProviderError, VerifyReport,
 };
 use crate::sip::SipTarget;
@@ -87,8 +87,8 @@ pub struct NumberStatus {
     pub credentials: Section<VerifyReport>,
     pub number: Section<CarrierNumber>,
     /// The trunk trunkline stored for the number.
-    pub trunk: Section<Option<CarrierTrunk>>,
-    pub origination_urls: Section<Vec<CarrierOriginationUrl>>,
+    pub trunk: Section<Option<CarrierRoute>>,
+    pub route_targets: Section<Vec<CarrierRouteTarget>>,
     pub livekit_trunk: Section<Option<InboundTrunkInfo>>,
     pub livekit_rule: Section<Option<DispatchRuleInfo>>,
     /// trunkline's own record (routing policy, ids); never secrets.
@@ -174,7 +174,7 @@ impl Onboarding {
         &self,
         customer: &CustomerId,
         provider: ProviderKind,
-        number: &PhoneNumberSid,
+        number: &CarrierNumberId,
     ) -> Result<NumberStatus, Error> {
         let connection = self
             .ports
@@ -189,7 +189,7 @@ impl Onboarding {
             (Err(e), None) => return Err(e),
             (access, _) => access,
         };
-        let trunk_sid = connection.as_ref().and_then(|c| c.trunk_sid.clone());
+        let route_id = connection.as_ref().and_then(|c| c.route_id.clone());
 
         let carrier_reads = async {
             let (carrier, creds) = match &access {
@@ -205,11 +205,11 @@ impl Onboarding {
             };
             let (credentials, live_number) =
                 futures::join!(carrier.verify(creds), carrier.fetch_number(creds, number));
-            let (trunk, urls) = match &trunk_sid {
+            let (trunk, urls) = match &route_id {
                 Some(t) => {
                     let (trunk, urls) = futures::join!(
-                        carrier.fetch_trunk(creds, t),
-                        carrier.list_origination_urls(creds, t)
+                        carrier.fetch_route(creds, t),
+                        carrier.list_route_targets(creds, t)
                     );
                     (Section::from_result(trunk), Section::from_result(urls))
                 }
@@ -265,7 +265,7 @@ impl Onboarding {
             }
         };
         let (
-            (credentials, live_number, trunk, origination_urls),
+            (credentials, live_number, trunk, route_targets),
             (livekit_trunk, livekit_rule),
             orphans,
         ) = futures::join!(carrier_reads, livekit_reads, orphans);
@@ -288,7 +288,7 @@ impl Onboarding {
             credentials,
             number: live_number,
             trunk,
-            origination_urls,
+            route_targets,
             livekit_trunk,
             livekit_rule,
             connection,
@@ -320,7 +320,7 @@ fn log_failed_parts(s: &NumberStatus) {
         ("credentials", s.credentials.failure()),
         ("number", s.number.failure()),
         ("trunk", s.trunk.failure()),
-        ("originationUrls", s.origination_urls.failure()),
+        ("originationUrls", s.route_targets.failure()),
         ("livekitTrunk", s.livekit_trunk.failure()),
         ("livekitRule", s.livekit_rule.failure()),
     ];
@@ -369,24 +369,24 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
     }
     // URLs on the trunk this connection did not record: trunkline's own (by name) belong to a
     // connect that did not finish, anything else was added by someone else.
-    let unrecorded: Vec<&CarrierOriginationUrl> = s
-        .origination_urls
+    let unrecorded: Vec<&CarrierRouteTarget> = s
+        .route_targets
         .ok()
         .map(|urls| {
             urls.iter()
-                .filter(|u| conn.origination_urls.iter().all(|o| o.sid != u.sid))
+                .filter(|u| conn.route_targets.iter().all(|o| o.id != u.id))
                 .collect()
         })
         .unwrap_or_default();
     let (ours, foreign): (Vec<_>, Vec<_>) = unrecorded
         .into_iter()
-        .partition(|u| is_ours(u.friendly_name.as_deref()));
+        .partition(|u| is_ours(u.name.as_deref()));
     let incomplete =
         conn.status == ConnectionStatus::Failed || conn.status == ConnectionStatus::Pending;
     // A connect that stopped before attaching left the number on no trunk: that is the
     // unfinished connect too, not a move behind trunkline's back.
     let not_attached_yet = incomplete
-        && matches!(&s.number, Section::Ok(n) if n.trunk_sid.is_none() && conn.trunk_sid.is_some());
+        && matches!(&s.number, Section::Ok(n) if n.route_id.is_none() && conn.route_id.is_some());
     if incomplete {
         let made = if ours.is_empty() {
             String::new()
@@ -429,15 +429,15 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                 "the carrier no longer has this number",
             ));
         }
-        Section::Ok(n) if n.trunk_sid != conn.trunk_sid && !not_attached_yet => {
+        Section::Ok(n) if n.route_id != conn.route_id && !not_attached_yet => {
             out.push(Drift::new(
                 "number_not_on_trunk",
                 format!(
                     "the number is on {} but trunkline attached it to {}",
-                    n.trunk_sid
+                    n.route_id
                         .as_ref()
                         .map_or("no trunk".to_owned(), ToString::to_string),
-                    conn.trunk_sid
+                    conn.route_id
                         .as_ref()
                         .map_or("no trunk".to_owned(), ToString::to_string),
                 ),
@@ -451,14 +451,14 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
             "the trunk trunkline created no longer exists",
         ));
     }
-    if let Section::Ok(urls) = &s.origination_urls {
-        for stored in &conn.origination_urls {
-            match urls.iter().find(|u| u.sid == stored.sid) {
+    if let Section::Ok(urls) = &s.route_targets {
+        for stored in &conn.route_targets {
+            match urls.iter().find(|u| u.id == stored.id) {
                 None => out.push(Drift::new(
                     "origination_url_missing",
                     format!(
                         "origination URL {} ({}) is gone",
-                        stored.sid, stored.target.sip_url
+                        stored.id, stored.target.sip_url
                     ),
                 )),
                 Some(u) => {
@@ -474,7 +474,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                             format!(
                                 "origination URL {} is {} (priority {}, weight {}, enabled {}) \
                                  but trunkline set {} (priority {}, weight {})",
-                                u.sid,
+                                u.id,
                                 u.sip_url,
                                 u.priority,
                                 u.weight,
@@ -493,7 +493,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                 "origination_url_unexpected",
                 format!(
                     "the trunk also sends calls to {} ({}), which trunkline did not set",
-                    extra.sip_url, extra.sid
+                    extra.sip_url, extra.id
                 ),
             ));
         }
@@ -546,9 +546,9 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
     out
 }
 
-fn list_urls(urls: &[&CarrierOriginationUrl]) -> String {
+fn list_urls(urls: &[&CarrierRouteTarget]) -> String {
     urls.iter()
-        .map(|u| format!("{} ({})", u.sid, u.sip_url))
+        .map(|u| format!("{} ({})", u.id, u.sip_url))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -5,10 +5,9 @@ use secrecy::SecretString;
 
 use super::fakes::{FakeCarrier, FakeStore, FakeVault, account};
 use super::*;
-use crate::ids::{ApiKeySid, PhoneNumberSid, TrunkSid};
+use crate::ids::{CarrierNumberId, CredentialKeyId, RouteId};
 use crate::model::{
-    Actor, AuditAction, CarrierAuth, ConnectionStatus, OriginationTarget, RoutingPolicy,
-    TrunkStrategy,
+    Actor, AuditAction, ConnectionStatus, OriginationTarget, RoutingPolicy, TrunkStrategy,
 };
 use crate::ports::ProviderError;
 
@@ -16,7 +15,7 @@ struct World {
     onboarding: Onboarding,
     carrier: FakeCarrier,
     store: FakeStore,
-    numbers: Vec<PhoneNumberSid>,
+    numbers: Vec<CarrierNumberId>,
     customer: CustomerId,
     actor: Actor,
 }
@@ -74,11 +73,9 @@ async fn world_with(
 
 fn creds() -> CarrierCredentials {
     CarrierCredentials {
-        account_sid: account(),
-        auth: CarrierAuth::ApiKey {
-            key_sid: ApiKeySid::parse("SK0123456789abcdef0123456789abcdef").unwrap(),
-            secret: SecretString::from("s3cr3t-value"),
-        },
+        account_id: Some(account()),
+        key_id: Some(CredentialKeyId::parse("SK0123456789abcdef0123456789abcdef").unwrap()),
+        secret: SecretString::from("s3cr3t-value"),
     }
 }
 
@@ -129,14 +126,14 @@ async fn cold_connect_creates_everything_and_reconnect_writes_nothing() {
     );
     assert_eq!(actions(&first.steps, "attachment"), [StepAction::Created]);
     assert_eq!(first.connection.status, ConnectionStatus::Connected);
-    let prev = first.connection.previous_voice.clone().unwrap();
-    assert_eq!(prev.voice_url.as_deref(), Some("https://old.example/0"));
+    let prev = first.connection.previous_routing.clone().unwrap();
+    assert_eq!(prev.0["voiceUrl"], "https://old.example/0");
     {
         let s = w.carrier.state();
         assert_eq!(s.trunks.len(), 1);
         assert_eq!(s.urls.len(), 1);
         assert_eq!(s.urls[0].sip_url, "sip:ingress.example");
-        assert_eq!(s.numbers[0].trunk_sid.as_ref(), Some(&s.trunks[0].sid));
+        assert_eq!(s.numbers[0].route_id.as_ref(), Some(&s.trunks[0].id));
     }
     let writes = w.carrier.writes();
     let second = w.connect(0, ConnectRequest::default()).await.unwrap();
@@ -146,7 +143,7 @@ async fn cold_connect_creates_everything_and_reconnect_writes_nothing() {
         "a warm reconnect must not write"
     );
     assert_eq!(second.connection.id, first.connection.id);
-    assert_eq!(second.connection.trunk_sid, first.connection.trunk_sid);
+    assert_eq!(second.connection.route_id, first.connection.route_id);
     assert!(
         second
             .steps
@@ -184,7 +181,7 @@ async fn shared_strategy_uses_one_trunk_and_dedicated_one_each() {
     w.connect(3, ded).await.unwrap();
     let s = w.carrier.state();
     assert_eq!(s.trunks.len(), 3);
-    let trunk_of = |i: usize| s.numbers[i].trunk_sid.clone().unwrap();
+    let trunk_of = |i: usize| s.numbers[i].route_id.clone().unwrap();
     assert_eq!(trunk_of(0), trunk_of(1));
     assert_ne!(trunk_of(2), trunk_of(3));
 }
@@ -193,7 +190,7 @@ async fn shared_strategy_uses_one_trunk_and_dedicated_one_each() {
 async fn foreign_trunk_is_a_conflict_unless_forced() {
     let w = world(1, false).await;
     let foreign = w.carrier.add_foreign_trunk();
-    w.carrier.state().numbers[0].trunk_sid = Some(foreign.clone());
+    w.carrier.state().numbers[0].route_id = Some(foreign.clone());
     let err = w.connect(0, ConnectRequest::default()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NumberInUse);
     assert_eq!(
@@ -213,8 +210,8 @@ async fn foreign_trunk_is_a_conflict_unless_forced() {
         .unwrap();
     assert_eq!(actions(&out.steps, "attachment"), [StepAction::Moved]);
     let s = w.carrier.state();
-    assert_ne!(s.numbers[0].trunk_sid.as_ref(), Some(&foreign));
-    assert_eq!(s.numbers[0].trunk_sid, out.connection.trunk_sid);
+    assert_ne!(s.numbers[0].route_id.as_ref(), Some(&foreign));
+    assert_eq!(s.numbers[0].route_id, out.connection.route_id);
 }
 
 #[tokio::test]
@@ -274,14 +271,14 @@ async fn sip_target_override_needs_permission_and_a_default_or_a_target() {
 async fn failure_midway_keeps_created_ids_and_a_retry_completes_without_duplicates() {
     let w = world(1, false).await;
     w.carrier.state().fail_once.insert(
-        "create_origination_url",
+        "create_route_target",
         ProviderError::new(ErrorCode::RateLimited, "slow down"),
     );
     let err = w.connect(0, ConnectRequest::default()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::RateLimited);
     let stored = w.store.connections.lock().unwrap()[0].clone();
     assert_eq!(stored.status, ConnectionStatus::Failed);
-    assert!(stored.trunk_sid.is_some(), "the created trunk id is kept");
+    assert!(stored.route_id.is_some(), "the created trunk id is kept");
     assert!(
         stored
             .last_error
@@ -292,7 +289,7 @@ async fn failure_midway_keeps_created_ids_and_a_retry_completes_without_duplicat
 
     let out = w.connect(0, ConnectRequest::default()).await.unwrap();
     assert_eq!(actions(&out.steps, "trunk"), [StepAction::Reused]);
-    assert_eq!(out.connection.trunk_sid, stored.trunk_sid);
+    assert_eq!(out.connection.route_id, stored.route_id);
     let s = w.carrier.state();
     assert_eq!((s.trunks.len(), s.urls.len()), (1, 1));
 }
@@ -333,7 +330,7 @@ async fn disconnect_restores_deletes_empty_dedicated_trunk_and_is_idempotent() {
     )
     .await
     .unwrap();
-    w.carrier.state().numbers[0].voice.voice_url = Some("https://changed.example".into());
+    w.carrier.state().numbers[0].routing.0["voiceUrl"] = "https://changed.example".into();
     let out = w.disconnect(0, true).await.unwrap();
     assert!(!out.already_disconnected);
     assert_eq!(out.connection.status, ConnectionStatus::Disconnected);
@@ -341,11 +338,8 @@ async fn disconnect_restores_deletes_empty_dedicated_trunk_and_is_idempotent() {
     {
         let s = w.carrier.state();
         assert!(s.trunks.is_empty());
-        assert_eq!(s.numbers[0].trunk_sid, None);
-        assert_eq!(
-            s.numbers[0].voice.voice_url.as_deref(),
-            Some("https://old.example/0")
-        );
+        assert_eq!(s.numbers[0].route_id, None);
+        assert_eq!(s.numbers[0].routing.0["voiceUrl"], "https://old.example/0");
     }
     let again = w.disconnect(0, true).await.unwrap();
     assert!(again.already_disconnected);
@@ -364,8 +358,8 @@ async fn shared_trunk_survives_disconnect() {
     w.disconnect(0, false).await.unwrap();
     let s = w.carrier.state();
     assert_eq!(s.trunks.len(), 1);
-    assert_eq!(s.numbers[0].trunk_sid, None);
-    assert!(s.numbers[1].trunk_sid.is_some());
+    assert_eq!(s.numbers[0].route_id, None);
+    assert!(s.numbers[1].route_id.is_some());
 }
 
 #[tokio::test]
@@ -390,7 +384,7 @@ async fn status_reports_drift_after_changes_behind_our_back() {
     assert!(kinds.is_empty(), "{kinds:?}");
     {
         let mut s = w.carrier.state();
-        s.numbers[0].trunk_sid = None;
+        s.numbers[0].route_id = None;
         s.urls[0].priority = 99;
     }
     let st = w
@@ -460,7 +454,7 @@ async fn credentials_are_sealed_bound_and_replace_keeps_the_id() {
 #[tokio::test]
 async fn status_of_a_number_neither_held_nor_connected_is_number_not_found() {
     let w = world(1, false).await;
-    let unknown = PhoneNumberSid::parse("PNffffffffffffffffffffffffffffffff").unwrap();
+    let unknown = CarrierNumberId::parse("PNffffffffffffffffffffffffffffffff").unwrap();
     let err = w
         .onboarding
         .status(&w.customer, ProviderKind::Twilio, &unknown)
@@ -589,14 +583,14 @@ async fn another_customers_trunkline_trunk_counts_as_foreign() {
     let theirs = w.carrier.add_foreign_trunk();
     {
         let mut s = w.carrier.state();
-        let t = s.trunks.iter_mut().find(|t| t.sid == theirs).unwrap();
-        t.friendly_name = Some(name);
-        s.numbers[0].trunk_sid = Some(theirs.clone());
+        let t = s.trunks.iter_mut().find(|t| t.id == theirs).unwrap();
+        t.name = Some(name);
+        s.numbers[0].route_id = Some(theirs.clone());
     }
     let err = w.connect(0, ConnectRequest::default()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NumberInUse);
     assert_eq!(
-        w.carrier.state().numbers[0].trunk_sid.as_ref(),
+        w.carrier.state().numbers[0].route_id.as_ref(),
         Some(&theirs)
     );
 }
@@ -653,7 +647,7 @@ async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_ch
     let c = &rerun.connection;
     assert_eq!(c.routing.agent_name.as_deref(), Some("a"), "agent kept");
     assert_eq!(c.trunk_strategy, TrunkStrategy::Dedicated, "strategy kept");
-    assert_eq!(c.trunk_sid, made.connection.trunk_sid, "same trunk");
+    assert_eq!(c.route_id, made.connection.route_id, "same trunk");
     assert_eq!(c.sip_target, target("sip:b.example"), "targets kept");
     assert!(rerun.changes.is_empty(), "{:?}", rerun.changes);
     assert_eq!(w.carrier.writes(), writes, "a resume writes nothing");
@@ -739,7 +733,7 @@ async fn a_change_to_shared_removes_the_dedicated_trunk_it_empties() {
         .connect(0, strategy(TrunkStrategy::Dedicated))
         .await
         .unwrap();
-    let dedicated = ded.connection.trunk_sid.clone().unwrap();
+    let dedicated = ded.connection.route_id.clone().unwrap();
     let out = w.connect(0, strategy(TrunkStrategy::Shared)).await.unwrap();
     assert_eq!(out.changes, ["trunkStrategy"]);
     assert_eq!(actions(&out.steps, "attachment"), [StepAction::Moved]);
@@ -752,20 +746,16 @@ async fn a_change_to_shared_removes_the_dedicated_trunk_it_empties() {
     assert_eq!(deleted, [dedicated.to_string()]);
     let s = w.carrier.state();
     assert_eq!(s.trunks.len(), 1, "only the shared trunk is left");
-    assert!(s.urls.iter().all(|u| u.trunk_sid != dedicated));
-    assert_eq!(s.numbers[0].trunk_sid, out.connection.trunk_sid);
+    assert!(s.urls.iter().all(|u| u.route_id != dedicated));
+    assert_eq!(s.numbers[0].route_id, out.connection.route_id);
 }
 
 /// A dedicated trunk an earlier version left behind when the number went `shared`.
-fn leave_orphan(w: &World, n: usize) -> TrunkSid {
+fn leave_orphan(w: &World, n: usize) -> RouteId {
     let orphan = w.carrier.add_foreign_trunk();
     let name = trunk_friendly_name(TrunkStrategy::Dedicated, &w.customer, &w.numbers[n]);
     let mut s = w.carrier.state();
-    s.trunks
-        .iter_mut()
-        .find(|t| t.sid == orphan)
-        .unwrap()
-        .friendly_name = Some(name);
+    s.trunks.iter_mut().find(|t| t.id == orphan).unwrap().name = Some(name);
     orphan
 }
 
@@ -790,7 +780,7 @@ async fn an_existing_orphan_dedicated_trunk_goes_with_the_next_connect_or_discon
         "{:?}",
         out.steps
     );
-    assert!(w.carrier.state().trunks.iter().all(|t| t.sid != orphan));
+    assert!(w.carrier.state().trunks.iter().all(|t| t.id != orphan));
 
     let orphan = leave_orphan(&w, 1);
     let out = w.disconnect(1, false).await.unwrap();
@@ -800,14 +790,14 @@ async fn an_existing_orphan_dedicated_trunk_goes_with_the_next_connect_or_discon
         out.steps
     );
     let s = w.carrier.state();
-    assert!(s.trunks.iter().all(|t| t.sid != orphan));
+    assert!(s.trunks.iter().all(|t| t.id != orphan));
     assert_eq!(
         s.trunks.len(),
         1,
         "the shared trunk stays: number 0 is on it"
     );
     assert!(
-        out.connection.trunk_sid.is_some(),
+        out.connection.route_id.is_some(),
         "the stored shared trunk is not the one removed"
     );
 }
@@ -840,11 +830,11 @@ async fn another_customers_live_connection_is_never_taken_even_forced() {
     assert_eq!(err.code, ErrorCode::NumberInUse, "{err}");
     assert_eq!(w.carrier.writes(), writes, "nothing moved at the carrier");
     assert_eq!(
-        w.carrier.state().numbers[0].trunk_sid,
-        a.connection.trunk_sid,
+        w.carrier.state().numbers[0].route_id,
+        a.connection.route_id,
         "A's number stays on A's trunk"
     );
-    let trunk = a.connection.trunk_sid.unwrap().to_string();
+    let trunk = a.connection.route_id.unwrap().to_string();
     assert!(
         !err.message.contains(&a.connection.id.to_string()) && !err.message.contains(&trunk),
         "{err}"
@@ -867,7 +857,7 @@ async fn a_livekit_trunk_of_someone_else_refuses_before_the_carrier_moves() {
     let w = world_with(1, false, Some(Arc::new(sip.clone()))).await;
     let e164 = w.carrier.state().numbers[0].e164.clone();
     let foreign = w.carrier.add_foreign_trunk();
-    w.carrier.state().numbers[0].trunk_sid = Some(foreign.clone());
+    w.carrier.state().numbers[0].route_id = Some(foreign.clone());
     sip.state()
         .inbound_trunks
         .push(crate::ports::InboundTrunkInfo {
@@ -888,7 +878,7 @@ async fn a_livekit_trunk_of_someone_else_refuses_before_the_carrier_moves() {
     assert_eq!(err.code, ErrorCode::NumberInUse, "{err}");
     assert!(!err.message.contains("ST_theirs"), "{err}");
     assert_eq!(w.carrier.writes(), 0, "nothing moved at the carrier");
-    assert_eq!(w.carrier.state().numbers[0].trunk_sid, Some(foreign));
+    assert_eq!(w.carrier.state().numbers[0].route_id, Some(foreign));
 }
 
 fn number_key(w: &World, n: usize) -> crate::model::LeaseKey {
@@ -920,7 +910,7 @@ async fn a_dead_holders_lease_expires_within_seconds_and_conflict_says_when_to_r
             &crate::model::LeaseKey::number(
                 CustomerId::parse("acme").unwrap(),
                 ProviderKind::Twilio,
-                PhoneNumberSid::parse("PN0123456789abcdef0123456789abcdef").unwrap(),
+                CarrierNumberId::parse("PN0123456789abcdef0123456789abcdef").unwrap(),
             ),
             "crashed",
             defaults.lease_ttl,
@@ -961,10 +951,8 @@ async fn status_counts_a_half_made_connects_own_url_as_incomplete_not_foreign() 
     );
     w.connect(0, ConnectRequest::default()).await.unwrap_err();
     // As after a crash between creating the URL and recording it.
-    w.store.connections.lock().unwrap()[0]
-        .origination_urls
-        .clear();
-    let ours = w.carrier.state().urls[0].sid.clone();
+    w.store.connections.lock().unwrap()[0].route_targets.clear();
+    let ours = w.carrier.state().urls[0].id.clone();
     let st = status_of(&w, 0).await.unwrap();
     assert_eq!(kinds(&st.drifts), ["connect_incomplete"], "{:?}", st.drifts);
     assert!(
@@ -977,10 +965,10 @@ async fn status_counts_a_half_made_connects_own_url_as_incomplete_not_foreign() 
     {
         let mut s = w.carrier.state();
         let mut foreign = s.urls[0].clone();
-        foreign.sid =
-            crate::ids::OriginationUrlSid::parse("OUffffffffffffffffffffffffffffffff").unwrap();
+        foreign.id =
+            crate::ids::RouteTargetId::parse("OUffffffffffffffffffffffffffffffff").unwrap();
         foreign.sip_url = "sip:pbx.example".into();
-        foreign.friendly_name = Some("pbx".into());
+        foreign.name = Some("pbx".into());
         s.urls.push(foreign);
     }
     let st = status_of(&w, 0).await.unwrap();
@@ -994,7 +982,7 @@ async fn status_counts_a_half_made_connects_own_url_as_incomplete_not_foreign() 
     w.connect(0, ConnectRequest::default()).await.unwrap();
     let st = status_of(&w, 0).await.unwrap();
     assert_eq!(kinds(&st.drifts), ["origination_url_unexpected"]);
-    assert_eq!(st.connection.unwrap().origination_urls[0].sid, ours);
+    assert_eq!(st.connection.unwrap().route_targets[0].id, ours);
 }
 
 #[tokio::test]
@@ -1014,7 +1002,7 @@ async fn status_shows_the_stored_connection_when_the_carrier_side_cannot_be_read
         st.credentials.failure(),
         st.number.failure(),
         st.trunk.failure(),
-        st.origination_urls.failure(),
+        st.route_targets.failure(),
     ] {
         assert_eq!(code, Some(ErrorCode::Internal));
     }
@@ -1051,7 +1039,7 @@ async fn status_shows_the_stored_connection_when_the_carrier_side_cannot_be_read
     assert!(message.contains("credentials were deleted"), "{message}");
     assert_eq!(kinds(&st.drifts), ["credentials_missing"]);
     // A number trunkline never connected has nothing to show without credentials.
-    let unknown = PhoneNumberSid::parse("PNffffffffffffffffffffffffffffffff").unwrap();
+    let unknown = CarrierNumberId::parse("PNffffffffffffffffffffffffffffffff").unwrap();
     let err = w
         .onboarding
         .status(&w.customer, ProviderKind::Twilio, &unknown)

@@ -1,11 +1,11 @@
 //! `POST …/credentials:verify`, `POST …/credentials`, `DELETE …/credentials`.
 
 use actix_web::{HttpResponse, web};
-use secrecy::{ExposeSecret as _, SecretString};
-use serde::{Deserialize, Serialize};
-use trunkline_core::model::{CarrierAuth, CarrierCredentials};
-use trunkline_core::ports::VerifyReport;
-use trunkline_core::{AccountSid, ApiKeySid, ErrorCode};
+use secrecy::SecretString;
+use serde::Serialize;
+use trunkline_core::model::CarrierCredentials;
+use trunkline_core::ports::{CredentialForm, CredentialInput, VerifyReport};
+use trunkline_core::{ErrorCode, ProviderKind};
 use utoipa::ToSchema;
 
 use super::json::CapabilitiesJson;
@@ -18,9 +18,6 @@ use crate::state::AppState;
 const VERIFY: &str = "/telephony/providers/{provider}/credentials:verify";
 const CREDENTIALS: &str = "/telephony/providers/{provider}/credentials";
 
-/// Longest secret accepted. Twilio's are 32 characters; this only stops abuse.
-pub(crate) const MAX_SECRET_LEN: usize = 256;
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(VERIFY).route(web::post().to(verify_credentials)))
         .service(
@@ -30,17 +27,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Carrier credentials: `accountSid` with either `apiKeySid` + `apiKeySecret` (a Twilio
-/// Standard API key, recommended) or `authToken` (the account's auth token). Exactly one
-/// form; unknown fields are refused. The secret is only ever sent here, never returned.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CredentialsRequest {
-    pub account_sid: String,
-    pub api_key_sid: Option<String>,
-    pub api_key_secret: Option<SecretString>,
-    pub auth_token: Option<SecretString>,
-}
+/// Carrier credentials: the fields of one alternative of the carrier's credentials form
+/// (`GET /telephony/providers` lists them per carrier): Twilio's `accountSid` with either
+/// `apiKeySid` + `apiKeySecret` (a Standard API key, recommended) or `authToken`; Telnyx's
+/// `apiKey`. Unknown fields are refused; each error names its field and none echoes a value.
+/// The secret is only ever sent here, never returned. Schema only: the body is parsed by the
+/// carrier's adapter.
+#[derive(Debug)]
+pub struct CredentialsRequest;
 
 /// Written by hand: "exactly one form" is a `oneOf`, which the derive cannot say.
 impl utoipa::PartialSchema for CredentialsRequest {
@@ -51,61 +45,51 @@ impl utoipa::PartialSchema for CredentialsRequest {
 
 impl ToSchema for CredentialsRequest {}
 
-fn secret(value: SecretString, field: &'static str) -> Result<SecretString, ApiError> {
-    let s = value.expose_secret();
-    if s.trim().is_empty() {
-        return Err(ApiError::validation(format!("{field}: must not be empty")));
+/// Longest field name echoed back in an error: field names come from outside.
+const MAX_ECHOED_NAME: usize = 40;
+
+/// Split a credentials body into plain fields and secrets by the carrier's form, so that a
+/// secret is a `SecretString` from here on. The carrier's adapter then checks the values.
+pub fn credential_input(
+    form: &CredentialForm,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<CredentialInput, ApiError> {
+    let mut input = CredentialInput::default();
+    for (name, value) in body {
+        if !form.fields().any(|f| f.name == name) {
+            let mut known: Vec<&str> = Vec::new();
+            for f in form.fields() {
+                if !known.contains(&f.name) {
+                    known.push(f.name);
+                }
+            }
+            let shown: String = name.chars().take(MAX_ECHOED_NAME).collect();
+            let known: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
+            return Err(ApiError::validation(format!(
+                "{shown}: is not a known field; the fields here are {}",
+                known.join(", ")
+            )));
+        }
+        let serde_json::Value::String(value) = value else {
+            return Err(ApiError::validation(format!("{name}: must be a string")));
+        };
+        if form.is_secret(&name) {
+            input.secrets.insert(name, SecretString::from(value));
+        } else {
+            input.fields.insert(name, value);
+        }
     }
-    if s.len() > MAX_SECRET_LEN {
-        return Err(ApiError::validation(format!(
-            "{field}: must be at most {MAX_SECRET_LEN} characters"
-        )));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(ApiError::validation(format!(
-            "{field}: must not contain control characters"
-        )));
-    }
-    Ok(value)
+    Ok(input)
 }
 
-impl CredentialsRequest {
-    /// Parse into domain credentials; every error names its field and none echoes a value.
-    pub fn into_credentials(self) -> Result<CarrierCredentials, ApiError> {
-        let account_sid = AccountSid::parse(&self.account_sid)
-            .map_err(|e| ApiError::from(e.field("accountSid")))?;
-        let auth = match (self.api_key_sid, self.api_key_secret, self.auth_token) {
-            (Some(sid), Some(key_secret), None) => CarrierAuth::ApiKey {
-                key_sid: ApiKeySid::parse(&sid)
-                    .map_err(|e| ApiError::from(e.field("apiKeySid")))?,
-                secret: secret(key_secret, "apiKeySecret")?,
-            },
-            (None, None, Some(token)) => CarrierAuth::AuthToken {
-                token: secret(token, "authToken")?,
-            },
-            (None, None, None) => {
-                return Err(ApiError::validation(
-                    "apiKeySid: is required, with apiKeySecret (or give authToken instead)",
-                ));
-            }
-            (Some(_), None, None) => {
-                return Err(ApiError::validation(
-                    "apiKeySecret: is required with apiKeySid",
-                ));
-            }
-            (None, Some(_), None) => {
-                return Err(ApiError::validation(
-                    "apiKeySid: is required with apiKeySecret",
-                ));
-            }
-            (_, _, Some(_)) => {
-                return Err(ApiError::validation(
-                    "authToken: give either apiKeySid and apiKeySecret, or authToken, not both",
-                ));
-            }
-        };
-        Ok(CarrierCredentials { account_sid, auth })
-    }
+fn parse_body(
+    state: &AppState,
+    provider: ProviderKind,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<CarrierCredentials, ApiError> {
+    let form = state.onboarding.credential_form(provider)?;
+    let input = credential_input(&form, body)?;
+    Ok(state.onboarding.parse_credentials(provider, &input)?)
 }
 
 /// The credentials work. A missing capability (a key without trunking permission, an
@@ -115,7 +99,9 @@ impl CredentialsRequest {
 pub struct VerifyOk {
     /// Always `true`.
     pub ok: bool,
-    pub account_sid: String,
+    /// The account the credentials act for, when the carrier names one (Twilio `AC…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     /// The account's name, when the credentials may read it (an auth token can; a
     /// Standard API key cannot).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,7 +133,7 @@ impl From<&VerifyReport> for VerifyOk {
     fn from(r: &VerifyReport) -> Self {
         Self {
             ok: true,
-            account_sid: r.account_sid.to_string(),
+            account_id: r.account_id.as_ref().map(ToString::to_string),
             friendly_name: r.friendly_name.clone(),
             capabilities: (&r.capabilities).into(),
         }
@@ -189,10 +175,10 @@ pub async fn verify_credentials(
     path: web::Path<ProviderPath>,
     request_id: RequestId,
     state: web::Data<AppState>,
-    body: ApiJson<CredentialsRequest>,
+    body: ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
-    let creds = body.into_inner().into_credentials()?;
+    let creds = parse_body(&state, provider, body.into_inner())?;
     state.credential_checks.check(&scope.customer_id)?;
     let result = state
         .onboarding
@@ -228,10 +214,13 @@ pub async fn verify_credentials(
 #[serde(rename_all = "camelCase")]
 pub struct SaveResponse {
     pub integration_id: String,
-    pub account_sid: String,
-    /// The API key's SID; absent when an auth token was saved.
+    /// The account at the carrier, when the carrier names one (Twilio `AC…`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_key_sid: Option<String>,
+    pub account_id: Option<String>,
+    /// The API key's public id, when the carrier has one (Twilio `SK…`); absent for an
+    /// auth token or a bearer key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     pub capabilities: CapabilitiesJson,
     /// Whether earlier credentials were replaced (the integration keeps its id).
     pub replaced: bool,
@@ -263,10 +252,10 @@ pub async fn save_credentials(
     path: web::Path<ProviderPath>,
     request_id: RequestId,
     state: web::Data<AppState>,
-    body: ApiJson<CredentialsRequest>,
+    body: ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
-    let creds = body.into_inner().into_credentials()?;
+    let creds = parse_body(&state, provider, body.into_inner())?;
     // Saving verifies the credentials at the carrier again: it counts as a check.
     state.credential_checks.check(&scope.customer_id)?;
     let saved = state
@@ -281,14 +270,14 @@ pub async fn save_credentials(
         .await?;
     tracing::info!(
         integration = %saved.integration_id,
-        account = %saved.account_sid,
+        account = saved.account_id.as_ref().map_or("none", |a| a.as_str()),
         replaced = saved.replaced,
         "credentials saved"
     );
     Ok(HttpResponse::Ok().json(SaveResponse {
         integration_id: saved.integration_id.to_string(),
-        account_sid: saved.account_sid.to_string(),
-        api_key_sid: saved.api_key_sid.as_ref().map(ToString::to_string),
+        account_id: saved.account_id.as_ref().map(ToString::to_string),
+        key_id: saved.key_id.as_ref().map(ToString::to_string),
         capabilities: (&saved.report.capabilities).into(),
         replaced: saved.replaced,
     }))
@@ -356,83 +345,72 @@ pub async fn delete_credentials(
 
 #[cfg(test)]
 mod tests {
+    use trunkline_core::ports::{CredentialAlternative, CredentialField};
+
     use super::*;
 
-    fn req(json: serde_json::Value) -> Result<CarrierCredentials, ApiError> {
-        serde_json::from_value::<CredentialsRequest>(json)
-            .unwrap()
-            .into_credentials()
+    fn form() -> CredentialForm {
+        let field = |name, secret| CredentialField {
+            name,
+            label: name,
+            secret,
+            pattern: None,
+            example: None,
+        };
+        CredentialForm {
+            alternatives: vec![
+                CredentialAlternative {
+                    name: "apiKey",
+                    fields: vec![field("accountSid", false), field("apiKeySecret", true)],
+                },
+                CredentialAlternative {
+                    name: "authToken",
+                    fields: vec![field("accountSid", false), field("authToken", true)],
+                },
+            ],
+        }
     }
 
-    const AC: &str = "AC0123456789abcdef0123456789abcdef";
-    const SK: &str = "SK0123456789abcdef0123456789abcdef";
-
-    #[track_caller]
-    fn refused(json: serde_json::Value, field: &str) {
-        let e = req(json).unwrap_err();
-        assert_eq!(e.code(), ErrorCode::ValidationFailed);
-        assert!(
-            e.message().starts_with(field),
-            "{} does not name {field}",
-            e.message()
-        );
-        assert!(!e.message().contains("hunter2"), "{}", e.message());
+    fn body(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        match v {
+            serde_json::Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
     }
 
     #[test]
-    fn exactly_one_form_and_fields_are_named() {
-        let key =
-            req(serde_json::json!({"accountSid": AC, "apiKeySid": SK, "apiKeySecret": "hunter2"}))
-                .unwrap();
+    fn secrets_are_split_from_plain_fields_by_the_form() {
+        let input = credential_input(
+            &form(),
+            body(serde_json::json!({"accountSid": "AC1", "authToken": "hunter2"})),
+        )
+        .unwrap();
         assert_eq!(
-            key.api_key_sid().map(ToString::to_string).as_deref(),
-            Some(SK)
+            input.fields.get("accountSid").map(String::as_str),
+            Some("AC1")
         );
-        let token = req(serde_json::json!({"accountSid": AC, "authToken": "hunter2"})).unwrap();
-        assert!(token.api_key_sid().is_none());
-        assert!(!format!("{key:?}{token:?}").contains("hunter2"));
-
-        refused(
-            serde_json::json!({"accountSid": "AC1", "authToken": "hunter2"}),
-            "accountSid",
-        );
-        refused(
-            serde_json::json!({"accountSid": AC, "apiKeySid": "SKx", "apiKeySecret": "hunter2"}),
-            "apiKeySid",
-        );
-        refused(
-            serde_json::json!({"accountSid": AC, "apiKeySid": SK}),
-            "apiKeySecret",
-        );
-        refused(
-            serde_json::json!({"accountSid": AC, "apiKeySecret": "hunter2"}),
-            "apiKeySid",
-        );
-        refused(serde_json::json!({"accountSid": AC}), "apiKeySid");
-        refused(
-            serde_json::json!({"accountSid": AC, "apiKeySid": SK, "apiKeySecret": "hunter2", "authToken": "hunter2"}),
-            "authToken",
-        );
-        refused(
-            serde_json::json!({"accountSid": AC, "apiKeySid": SK, "apiKeySecret": "  "}),
-            "apiKeySecret",
-        );
-        refused(
-            serde_json::json!({"accountSid": AC, "authToken": "x".repeat(300)}),
-            "authToken",
-        );
-        refused(
-            serde_json::json!({"accountSid": AC, "authToken": "a\nb"}),
-            "authToken",
-        );
+        assert!(input.secrets.contains_key("authToken"));
+        assert!(!format!("{input:?}").contains("hunter2"));
     }
 
     #[test]
-    fn unknown_fields_are_refused() {
-        let e = serde_json::from_value::<CredentialsRequest>(
-            serde_json::json!({"accountSid": AC, "authToken": "t", "password": "p"}),
+    fn unknown_and_non_string_fields_are_refused_by_name_without_values() {
+        let e = credential_input(
+            &form(),
+            body(serde_json::json!({"accountSid": "AC1", "password": "hunter2"})),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("unknown field"), "{e}");
+        assert_eq!(e.code(), ErrorCode::ValidationFailed);
+        assert_eq!(
+            e.message(),
+            r#"password: is not a known field; the fields here are "accountSid", "apiKeySecret", "authToken""#
+        );
+        assert!(!e.message().contains("hunter2"));
+        let e = credential_input(&form(), body(serde_json::json!({"authToken": 42}))).unwrap_err();
+        assert_eq!(e.message(), "authToken: must be a string");
+        let long = "x".repeat(500);
+        let e =
+            credential_input(&form(), body(serde_json::json!({ long.clone(): "v" }))).unwrap_err();
+        assert!(!e.message().contains(&long));
     }
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use trunkline_core::model::{
-    ConnectionStatus, DispatchMode, NumberConnection, RoutingPolicy, StoredOriginationUrl,
-    TrunkStrategy, VoiceConfig,
+    ConnectionStatus, DispatchMode, NumberConnection, NumberRouting, RoutingPolicy,
+    StoredRouteTarget, TrunkStrategy,
 };
 use trunkline_core::ports::{Capabilities, Capability};
 use trunkline_core::usecases::{Step, StepAction};
@@ -133,12 +133,13 @@ impl From<ConnectionStatus> for ConnectionStatusJson {
     }
 }
 
-/// An origination URL trunkline set on the trunk.
+/// A SIP target trunkline set on the carrier route (Twilio: an origination URL; Telnyx: an
+/// FQDN of the connection).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OriginationTargetJson {
-    /// The carrier's id (`OU…`).
-    pub sid: String,
+    /// The carrier's id of the target (Twilio `OU…`, Telnyx a numeric id).
+    pub id: String,
     #[schema(example = "sip:abc123.sip.livekit.cloud")]
     pub sip_url: String,
     /// Lower is tried first.
@@ -147,10 +148,10 @@ pub struct OriginationTargetJson {
     pub weight: u16,
 }
 
-impl From<&StoredOriginationUrl> for OriginationTargetJson {
-    fn from(o: &StoredOriginationUrl) -> Self {
+impl From<&StoredRouteTarget> for OriginationTargetJson {
+    fn from(o: &StoredRouteTarget) -> Self {
         Self {
-            sid: o.sid.to_string(),
+            id: o.id.to_string(),
             sip_url: o.target.sip_url.to_string(),
             priority: o.target.priority,
             weight: o.target.weight,
@@ -273,30 +274,19 @@ impl From<&Capabilities> for CapabilitiesJson {
     }
 }
 
-/// A number's own voice configuration (what the carrier does with calls when the number
-/// is on no trunk). URLs lose any embedded user name or password.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct VoiceConfigJson {
-    pub voice_url: Option<String>,
-    pub voice_method: Option<String>,
-    pub voice_fallback_url: Option<String>,
-    pub voice_fallback_method: Option<String>,
-    pub voice_application_sid: Option<String>,
-    pub status_callback: Option<String>,
-}
-
-impl From<&VoiceConfig> for VoiceConfigJson {
-    fn from(v: &VoiceConfig) -> Self {
-        Self {
-            voice_url: v.voice_url.as_deref().map(redact_url),
-            voice_method: v.voice_method.clone(),
-            voice_fallback_url: v.voice_fallback_url.as_deref().map(redact_url),
-            voice_fallback_method: v.voice_fallback_method.clone(),
-            voice_application_sid: v.voice_application_sid.as_ref().map(ToString::to_string),
-            status_callback: v.status_callback.as_deref().map(redact_url),
+/// What a number pointed at before trunkline attached it, as its carrier's adapter recorded
+/// it (Twilio: `voiceUrl`, `voiceMethod`, `voiceApplicationSid`, …; Telnyx: `connectionId`),
+/// with any credentials embedded in URLs replaced by `***`.
+pub fn redacted_routing(routing: &NumberRouting) -> serde_json::Value {
+    fn redact(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::String(s) => serde_json::Value::String(redact_url(s)),
+            serde_json::Value::Array(a) => a.iter().map(redact).collect(),
+            serde_json::Value::Object(o) => o.iter().map(|(k, v)| (k.clone(), redact(v))).collect(),
+            other => other.clone(),
         }
     }
+    redact(&routing.0)
 }
 
 /// Replace a URL's user name and password (webhook URLs sometimes embed Basic-auth
@@ -318,20 +308,23 @@ pub fn redact_url(raw: &str) -> String {
 pub struct ConnectionJson {
     pub connection_id: String,
     pub status: ConnectionStatusJson,
-    pub phone_number_sid: String,
+    pub number_id: String,
     #[schema(example = "+14155550100")]
     pub e164: String,
     pub trunk_strategy: TrunkStrategyJson,
-    pub trunk_sid: Option<String>,
+    pub route_id: Option<String>,
     /// Whether trunkline created the trunk (only such a dedicated trunk is removed on
     /// disconnect).
-    pub trunk_created: bool,
+    pub route_created: bool,
     /// The primary SIP target.
     pub sip_target: String,
     pub origination_targets: Vec<OriginationTargetJson>,
     pub routing: RoutingJson,
     /// What the number did before trunkline attached it; disconnect can restore it.
-    pub previous_voice_config: Option<VoiceConfigJson>,
+    /// What the number pointed at before trunkline attached it (the carrier's own record,
+    /// URL credentials redacted); disconnect can restore it.
+    #[schema(value_type = Option<Object>)]
+    pub previous_routing: Option<serde_json::Value>,
     pub livekit: LiveKitIdsJson,
     /// Why the last connect failed, when it did.
     pub last_error: Option<String>,
@@ -346,15 +339,15 @@ impl From<&NumberConnection> for ConnectionJson {
         Self {
             connection_id: c.id.to_string(),
             status: c.status.into(),
-            phone_number_sid: c.phone_number_sid.to_string(),
+            number_id: c.number_id.to_string(),
             e164: c.e164.to_string(),
             trunk_strategy: c.trunk_strategy.into(),
-            trunk_sid: c.trunk_sid.as_ref().map(ToString::to_string),
-            trunk_created: c.trunk_created,
+            route_id: c.route_id.as_ref().map(ToString::to_string),
+            route_created: c.route_created,
             sip_target: c.sip_target.to_string(),
-            origination_targets: c.origination_urls.iter().map(Into::into).collect(),
+            origination_targets: c.route_targets.iter().map(Into::into).collect(),
             routing: (&c.routing).into(),
-            previous_voice_config: c.previous_voice.as_ref().map(Into::into),
+            previous_routing: c.previous_routing.as_ref().map(redacted_routing),
             livekit: c.into(),
             last_error: c.last_error.clone(),
             created_at: c.created_at,
@@ -372,7 +365,7 @@ pub struct ConnectionSummaryJson {
     pub connection_id: String,
     pub status: ConnectionStatusJson,
     pub trunk_strategy: TrunkStrategyJson,
-    pub trunk_sid: Option<String>,
+    pub route_id: Option<String>,
 }
 
 impl From<&NumberConnection> for ConnectionSummaryJson {
@@ -381,7 +374,7 @@ impl From<&NumberConnection> for ConnectionSummaryJson {
             connection_id: c.id.to_string(),
             status: c.status.into(),
             trunk_strategy: c.trunk_strategy.into(),
-            trunk_sid: c.trunk_sid.as_ref().map(ToString::to_string),
+            route_id: c.route_id.as_ref().map(ToString::to_string),
         }
     }
 }

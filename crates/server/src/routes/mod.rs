@@ -15,13 +15,14 @@ pub mod calls;
 pub mod credentials;
 pub mod json;
 pub mod numbers;
+pub mod providers;
 pub mod schema;
 pub mod webhook;
 
 use actix_web::web;
 use serde::Deserialize;
 use trunkline_core::model::Actor;
-use trunkline_core::{PhoneNumberSid, ProviderKind};
+use trunkline_core::{CarrierNumberId, ProviderKind};
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // turn: LiveKit's webhook is by far the busiest route, so it is tried first
     // (docs/benchmarks.md measured the router at a fifth of a webhook's CPU otherwise).
     webhook::configure(cfg);
+    providers::configure(cfg);
     credentials::configure(cfg);
     numbers::configure(cfg);
     audit::configure(cfg);
@@ -43,7 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ProviderPath {
-    /// The carrier; `twilio` is the only one today.
+    /// The carrier: `twilio` or `telnyx` (`GET /telephony/providers` lists those offered).
     #[param(schema_with = schema::provider)]
     pub provider: String,
 }
@@ -52,10 +54,11 @@ pub struct ProviderPath {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct NumberPath {
-    /// The carrier; `twilio` is the only one today.
+    /// The carrier: `twilio` or `telnyx`.
     #[param(schema_with = schema::provider)]
     pub provider: String,
-    /// The carrier's id of the number: a Twilio IncomingPhoneNumber SID (`PN…`).
+    /// The carrier's id of the number: a Twilio IncomingPhoneNumber SID (`PN…`), a Telnyx
+    /// phone number id (digits).
     #[serde(rename = "numberId")]
     #[param(schema_with = schema::number_sid)]
     pub number_id: String,
@@ -76,8 +79,13 @@ pub(crate) fn provider(raw: &str) -> Result<ProviderKind, ApiError> {
     ProviderKind::parse(raw).map_err(|e| ApiError::from(e.field("provider")))
 }
 
-pub(crate) fn number_sid(raw: &str) -> Result<PhoneNumberSid, ApiError> {
-    PhoneNumberSid::parse(raw).map_err(|e| ApiError::from(e.field("numberId")))
+/// The number id of a path, in the carrier's own format (the carrier's adapter decides).
+pub(crate) fn number_id(
+    state: &crate::state::AppState,
+    provider: ProviderKind,
+    raw: &str,
+) -> Result<CarrierNumberId, ApiError> {
+    Ok(state.onboarding.parse_number_id(provider, raw)?)
 }
 
 /// Who acts, for the audit trail: the token's subject and its role.

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use trunkline_core::model::{OriginationTarget, RoutingPolicy};
 use trunkline_core::ports::{
-    CarrierNumber, CarrierOriginationUrl, CarrierTrunk, DispatchRuleInfo, InboundTrunkInfo,
+    CarrierNumber, CarrierRoute, CarrierRouteTarget, DispatchRuleInfo, InboundTrunkInfo,
     NumberQuery, VerifyReport,
 };
 use trunkline_core::usecases::{ConnectRequest, Drift, NumberStatus, Section};
@@ -15,9 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::calls::{CallJson, WebhookSeenJson, viewer};
 use super::json::{
     CapabilitiesJson, ConnectionJson, ConnectionStatusJson, ConnectionSummaryJson, LiveKitIdsJson,
-    OriginationTargetJson, RoutingJson, StepJson, TrunkStrategyJson, VoiceConfigJson, steps,
+    OriginationTargetJson, RoutingJson, StepJson, TrunkStrategyJson, redacted_routing, steps,
 };
-use super::{CustomerQuery, NumberPath, ProviderPath, actor, number_sid, provider};
+use super::{CustomerQuery, NumberPath, ProviderPath, actor, number_id, provider};
 use crate::auth::{ReadScope, WriteScope};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::{OptionalApiJson, RequestId};
@@ -121,13 +121,13 @@ impl NumbersQuery {
 #[serde(rename_all = "camelCase")]
 pub struct NumberItemJson {
     #[schema(example = "PN0123456789abcdef0123456789abcdef")]
-    pub phone_number_sid: String,
+    pub number_id: String,
     #[schema(example = "+14155550100")]
     pub e164: String,
     pub friendly_name: Option<String>,
     pub voice_capable: bool,
     /// The trunk the number is on at the carrier, whoever attached it.
-    pub trunk_sid: Option<String>,
+    pub route_id: Option<String>,
     /// trunkline's connection of the number (any status, `disconnected` included), or
     /// `null` when trunkline never connected it.
     pub connection: Option<ConnectionSummaryJson>,
@@ -175,11 +175,11 @@ pub async fn list_numbers(
         .items
         .iter()
         .map(|item| NumberItemJson {
-            phone_number_sid: item.number.sid.to_string(),
+            number_id: item.number.id.to_string(),
             e164: item.number.e164.to_string(),
             friendly_name: item.number.friendly_name.clone(),
             voice_capable: item.number.voice_capable,
-            trunk_sid: item.number.trunk_sid.as_ref().map(ToString::to_string),
+            route_id: item.number.route_id.as_ref().map(ToString::to_string),
             connection: item.connection.as_ref().map(Into::into),
         })
         .collect();
@@ -201,11 +201,36 @@ pub struct OriginationTargetBody {
     #[schema(schema_with = super::schema::sip_uri)]
     pub sip_url: String,
     /// Lower is tried first (default 10).
+    #[serde(default, deserialize_with = "whole_u16")]
     #[schema(minimum = 0, maximum = 65535)]
     pub priority: Option<u16>,
     /// Load share within one priority, 1 to 65535 (default 10).
+    #[serde(default, deserialize_with = "whole_u16")]
     #[schema(minimum = 1, maximum = 65535)]
     pub weight: Option<u16>,
+}
+
+/// A whole number from 0 to 65535. JSON Schema counts `394.0` as an integer, so it is
+/// accepted as one; `394.5` is not.
+fn whole_u16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        // serde_json writes an integral float as `394.0`.
+        n.to_string()
+            .strip_suffix(".0")
+            .and_then(|w| w.parse::<u64>().ok())
+    });
+    whole
+        .and_then(|v| u16::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::invalid_value(
+                serde::de::Unexpected::Other("a number"),
+                &"a whole number from 0 to 65535",
+            )
+        })
 }
 
 /// What connect should make true. Every field is optional. A field left out keeps what is
@@ -304,9 +329,9 @@ fn parse_origination_targets(
 pub struct ConnectResponse {
     pub connection_id: String,
     pub status: ConnectionStatusJson,
-    pub phone_number_sid: String,
+    pub number_id: String,
     pub e164: String,
-    pub trunk_sid: Option<String>,
+    pub route_id: Option<String>,
     pub trunk_strategy: TrunkStrategyJson,
     /// The primary SIP target (lowest priority).
     pub sip_target: String,
@@ -354,7 +379,7 @@ pub async fn connect_number(
     body: OptionalApiJson<ConnectBody>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
-    let number = number_sid(&path.number_id)?;
+    let number = number_id(&state, provider, &path.number_id)?;
     let req = body.into_inner().into_request()?;
     let out = state
         .onboarding
@@ -370,20 +395,20 @@ pub async fn connect_number(
     let c = &out.connection;
     tracing::info!(
         connection = %c.id,
-        number = %c.phone_number_sid,
+        number = %c.number_id,
         e164 = %c.e164.masked(),
-        trunk = %c.trunk_sid.as_ref().map_or_else(|| "none".to_owned(), ToString::to_string),
+        trunk = %c.route_id.as_ref().map_or_else(|| "none".to_owned(), ToString::to_string),
         "number connected"
     );
     Ok(HttpResponse::Ok().json(ConnectResponse {
         connection_id: c.id.to_string(),
         status: c.status.into(),
-        phone_number_sid: c.phone_number_sid.to_string(),
+        number_id: c.number_id.to_string(),
         e164: c.e164.to_string(),
-        trunk_sid: c.trunk_sid.as_ref().map(ToString::to_string),
+        route_id: c.route_id.as_ref().map(ToString::to_string),
         trunk_strategy: c.trunk_strategy.into(),
         sip_target: c.sip_target.to_string(),
-        origination_targets: c.origination_urls.iter().map(Into::into).collect(),
+        origination_targets: c.route_targets.iter().map(Into::into).collect(),
         routing: (&c.routing).into(),
         changes: out.changes.iter().map(|&c| c.to_owned()).collect(),
         steps: steps(&out.steps),
@@ -411,10 +436,10 @@ pub struct DisconnectResponse {
     /// `disconnected`; the row is kept until the number is connected again, which reuses
     /// and rewrites it (the audit trail is the history).
     pub status: ConnectionStatusJson,
-    pub phone_number_sid: String,
+    pub number_id: String,
     pub e164: String,
     /// The trunk trunkline used, unless it was a dedicated trunk that was removed.
-    pub trunk_sid: Option<String>,
+    pub route_id: Option<String>,
     /// The number was already disconnected; nothing was changed.
     pub already_disconnected: bool,
     pub steps: Vec<StepJson>,
@@ -451,7 +476,7 @@ pub async fn disconnect_number(
     body: OptionalApiJson<DisconnectBody>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
-    let number = number_sid(&path.number_id)?;
+    let number = number_id(&state, provider, &path.number_id)?;
     let restore = body.into_inner().restore_voice_config.unwrap_or(false);
     let out = state
         .onboarding
@@ -467,7 +492,7 @@ pub async fn disconnect_number(
     let c = &out.connection;
     tracing::info!(
         connection = %c.id,
-        number = %c.phone_number_sid,
+        number = %c.number_id,
         e164 = %c.e164.masked(),
         already = out.already_disconnected,
         "number disconnected"
@@ -475,9 +500,9 @@ pub async fn disconnect_number(
     Ok(HttpResponse::Ok().json(DisconnectResponse {
         connection_id: c.id.to_string(),
         status: c.status.into(),
-        phone_number_sid: c.phone_number_sid.to_string(),
+        number_id: c.number_id.to_string(),
         e164: c.e164.to_string(),
-        trunk_sid: c.trunk_sid.as_ref().map(ToString::to_string),
+        route_id: c.route_id.as_ref().map(ToString::to_string),
         already_disconnected: out.already_disconnected,
         steps: steps(&out.steps),
     }))
@@ -536,7 +561,8 @@ macro_rules! section {
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsStatus {
     pub ok: bool,
-    pub account_sid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub friendly_name: Option<String>,
     pub capabilities: CapabilitiesJson,
@@ -551,7 +577,7 @@ section!(
 fn credentials_status(r: &VerifyReport) -> CredentialsStatus {
     CredentialsStatus {
         ok: true,
-        account_sid: r.account_sid.to_string(),
+        account_id: r.account_id.as_ref().map(ToString::to_string),
         friendly_name: r.friendly_name.clone(),
         capabilities: (&r.capabilities).into(),
     }
@@ -561,14 +587,16 @@ fn credentials_status(r: &VerifyReport) -> CredentialsStatus {
 #[serde(rename_all = "camelCase")]
 pub struct NumberLive {
     pub ok: bool,
-    pub phone_number_sid: String,
+    pub number_id: String,
     pub e164: String,
     pub friendly_name: Option<String>,
     pub voice_capable: bool,
-    /// The trunk the number is on, as the carrier sees it.
-    pub trunk_sid: Option<String>,
-    /// The number's own voice configuration (ignored while it is on a trunk).
-    pub voice_config: VoiceConfigJson,
+    /// The route (Twilio trunk, Telnyx connection) the number is on, as the carrier sees it.
+    pub route_id: Option<String>,
+    /// What else the number points at, as the carrier's adapter records it (Twilio: its own
+    /// voice configuration, ignored while on a trunk); URL credentials redacted.
+    #[schema(value_type = Object)]
+    pub routing: serde_json::Value,
 }
 
 section!(
@@ -580,12 +608,12 @@ section!(
 fn number_live(n: &CarrierNumber) -> NumberLive {
     NumberLive {
         ok: true,
-        phone_number_sid: n.sid.to_string(),
+        number_id: n.id.to_string(),
         e164: n.e164.to_string(),
         friendly_name: n.friendly_name.clone(),
         voice_capable: n.voice_capable,
-        trunk_sid: n.trunk_sid.as_ref().map(ToString::to_string),
-        voice_config: (&n.voice).into(),
+        route_id: n.route_id.as_ref().map(ToString::to_string),
+        routing: redacted_routing(&n.routing),
     }
 }
 
@@ -596,11 +624,9 @@ pub struct TrunkLive {
     /// `false` when the stored trunk no longer exists at the carrier.
     pub exists: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trunk_sid: Option<String>,
+    pub route_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub friendly_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain_name: Option<String>,
+    pub name: Option<String>,
 }
 
 section!(
@@ -609,13 +635,12 @@ section!(
     TrunkLive
 );
 
-fn trunk_live(t: Option<&CarrierTrunk>) -> TrunkLive {
+fn trunk_live(t: Option<&CarrierRoute>) -> TrunkLive {
     TrunkLive {
         ok: true,
         exists: t.is_some(),
-        trunk_sid: t.map(|t| t.sid.to_string()),
-        friendly_name: t.and_then(|t| t.friendly_name.clone()),
-        domain_name: t.and_then(|t| t.domain_name.clone()),
+        route_id: t.map(|t| t.id.to_string()),
+        name: t.and_then(|t| t.name.clone()),
     }
 }
 
@@ -623,12 +648,12 @@ fn trunk_live(t: Option<&CarrierTrunk>) -> TrunkLive {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveOriginationUrlJson {
-    pub sid: String,
+    pub id: String,
     pub sip_url: String,
     pub priority: u16,
     pub weight: u16,
     pub enabled: bool,
-    pub friendly_name: Option<String>,
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -644,18 +669,18 @@ section!(
     OriginationUrlsLive
 );
 
-fn origination_urls_live(urls: &[CarrierOriginationUrl]) -> OriginationUrlsLive {
+fn origination_urls_live(urls: &[CarrierRouteTarget]) -> OriginationUrlsLive {
     OriginationUrlsLive {
         ok: true,
         items: urls
             .iter()
             .map(|u| LiveOriginationUrlJson {
-                sid: u.sid.to_string(),
+                id: u.id.to_string(),
                 sip_url: u.sip_url.clone(),
                 priority: u.priority,
                 weight: u.weight,
                 enabled: u.enabled,
-                friendly_name: u.friendly_name.clone(),
+                name: u.name.clone(),
             })
             .collect(),
     }
@@ -770,11 +795,11 @@ fn warnings(ws: &[Drift]) -> Vec<WarningJson> {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusResponse {
-    pub phone_number_sid: String,
+    pub number_id: String,
     pub credentials: CredentialsSection,
     pub number: NumberSection,
     pub trunk: TrunkSection,
-    pub origination_urls: OriginationUrlsSection,
+    pub route_targets: OriginationUrlsSection,
     pub livekit_trunk: LiveKitTrunkSection,
     pub livekit_rule: LiveKitRuleSection,
     /// trunkline's own record (ids, targets, routing policy); `null` when it never
@@ -792,13 +817,13 @@ pub struct StatusResponse {
 }
 
 impl StatusResponse {
-    fn new(number: &trunkline_core::PhoneNumberSid, s: &NumberStatus) -> Self {
+    fn new(number: &trunkline_core::CarrierNumberId, s: &NumberStatus) -> Self {
         Self {
-            phone_number_sid: number.to_string(),
+            number_id: number.to_string(),
             credentials: CredentialsSection::from_section(&s.credentials, credentials_status),
             number: NumberSection::from_section(&s.number, number_live),
             trunk: TrunkSection::from_section(&s.trunk, |t| trunk_live(t.as_ref())),
-            origination_urls: OriginationUrlsSection::from_section(&s.origination_urls, |u| {
+            route_targets: OriginationUrlsSection::from_section(&s.route_targets, |u| {
                 origination_urls_live(u)
             }),
             livekit_trunk: LiveKitTrunkSection::from_section(&s.livekit_trunk, |t| {
@@ -841,7 +866,7 @@ pub async fn number_status(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
-    let number = number_sid(&path.number_id)?;
+    let number = number_id(&state, provider, &path.number_id)?;
     let status = state
         .onboarding
         .status(&scope.customer_id, provider, &number)
@@ -878,6 +903,27 @@ mod tests {
         serde_json::from_value::<ConnectBody>(json)
             .unwrap()
             .into_request()
+    }
+
+    /// JSON Schema counts `394.0` as an integer: the body takes it as one (schemathesis
+    /// found it refused), and still refuses a fraction or a value out of range.
+    #[test]
+    fn integral_numbers_written_as_floats_are_whole_numbers() {
+        let t: OriginationTargetBody = serde_json::from_value(
+            serde_json::json!({"sipUrl": "sip:a.example", "priority": 394.0, "weight": 7}),
+        )
+        .unwrap();
+        assert_eq!((t.priority, t.weight), (Some(394), Some(7)));
+        for bad in [
+            serde_json::json!(394.5),
+            serde_json::json!(70000),
+            serde_json::json!(-1),
+        ] {
+            let r: Result<OriginationTargetBody, _> = serde_json::from_value(
+                serde_json::json!({"sipUrl": "sip:a.example", "priority": bad}),
+            );
+            assert!(r.is_err(), "{bad}");
+        }
     }
 
     #[test]

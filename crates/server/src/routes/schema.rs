@@ -81,7 +81,9 @@ fn string() -> ObjectBuilder {
 /// The `{provider}` path parameter: one of the carriers trunkline offers.
 pub fn provider() -> Schema {
     string()
-        .description(Some("The carrier; `twilio` is the only one today."))
+        .description(Some(
+            "The carrier: one of those `GET /telephony/providers` lists.",
+        ))
         .enum_values(Some(ProviderKind::ALL.map(ProviderKind::as_str)))
         .examples(["twilio"])
         .into()
@@ -120,7 +122,7 @@ pub fn attributes() -> Schema {
 pub fn number_sid() -> Schema {
     string()
         .description(Some(
-            "The carrier's id of the number: a Twilio IncomingPhoneNumber SID (`PN…`).",
+            "The carrier's id of the number, in the carrier's own format (each carrier's paths say which).",
         ))
         .pattern(Some(NUMBER_SID_PATTERN))
         .examples(["PN0123456789abcdef0123456789abcdef"])
@@ -213,7 +215,7 @@ fn secret(description: &str) -> ObjectBuilder {
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
         .pattern(Some(NON_BLANK_TEXT_PATTERN))
         .min_length(Some(1))
-        .max_length(Some(crate::routes::credentials::MAX_SECRET_LEN))
+        .max_length(Some(256))
         .write_only(Some(true))
         .description(Some(description))
 }

@@ -21,7 +21,7 @@
 
 mod faults;
 mod routes;
-mod server;
+pub(crate) mod server;
 pub mod spec;
 mod state;
 
@@ -33,9 +33,10 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use chrono::Utc;
 use secrecy::SecretString;
-use trunkline_core::model::{CarrierAuth, CarrierCredentials, VoiceConfig};
-use trunkline_core::{
-    AccountSid, ApiKeySid, ApplicationSid, E164, OriginationUrlSid, PhoneNumberSid, TrunkSid,
+use trunkline_core::E164;
+use trunkline_core::model::CarrierCredentials;
+use trunkline_twilio::{
+    AccountSid, ApiKeySid, ApplicationSid, OriginationUrlSid, PhoneNumberSid, TrunkSid, VoiceConfig,
 };
 
 pub use faults::{Fault, RecordedRequest};
@@ -107,10 +108,9 @@ impl TestAccount {
     /// Account SID + auth token credentials.
     pub fn auth_token_credentials(&self) -> CarrierCredentials {
         CarrierCredentials {
-            account_sid: self.sid.clone(),
-            auth: CarrierAuth::AuthToken {
-                token: SecretString::from(self.auth_token.clone()),
-            },
+            account_id: Some(self.sid.clone().into()),
+            key_id: None,
+            secret: SecretString::from(self.auth_token.clone()),
         }
     }
 }
@@ -128,11 +128,9 @@ impl TestApiKey {
     /// Account SID + API key credentials (seed 003's choice).
     pub fn credentials(&self) -> CarrierCredentials {
         CarrierCredentials {
-            account_sid: self.account_sid.clone(),
-            auth: CarrierAuth::ApiKey {
-                key_sid: self.sid.clone(),
-                secret: SecretString::from(self.secret.clone()),
-            },
+            account_id: Some(self.account_sid.clone().into()),
+            key_id: Some(self.sid.clone().into()),
+            secret: SecretString::from(self.secret.clone()),
         }
     }
 }

@@ -58,15 +58,16 @@ impl std::fmt::Debug for Spec {
     }
 }
 
-struct Template {
-    path: String,
-    regex: Regex,
-    names: Vec<String>,
-    literal_len: usize,
+/// A compiled path template (`/fqdns/{id}`); the Telnyx checker uses it too.
+pub(crate) struct Template {
+    pub path: String,
+    pub regex: Regex,
+    pub names: Vec<String>,
+    pub literal_len: usize,
 }
 
 impl Template {
-    fn compile(path: &str) -> Result<Self, String> {
+    pub(crate) fn compile(path: &str) -> Result<Self, String> {
         let mut pattern = String::from("^");
         let mut names = Vec::new();
         let mut literal_len = 0;
@@ -435,7 +436,7 @@ impl<'a> Operation<'a> {
     }
 }
 
-fn check_bounds(schema: &Value, n: i64) -> Result<(), String> {
+pub(crate) fn check_bounds(schema: &Value, n: i64) -> Result<(), String> {
     if let Some(min) = schema.get("minimum").and_then(Value::as_i64)
         && n < min
     {
@@ -449,7 +450,7 @@ fn check_bounds(schema: &Value, n: i64) -> Result<(), String> {
     Ok(())
 }
 
-fn check_string(schema: &Value, s: &str) -> Result<(), String> {
+pub(crate) fn check_string(schema: &Value, s: &str) -> Result<(), String> {
     if let Some(values) = schema.get("enum").and_then(Value::as_array)
         && !values.iter().any(|v| v.as_str() == Some(s))
     {

@@ -5,11 +5,11 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use trunkline_core::model::VoiceConfig;
-use trunkline_core::{ApplicationSid, E164};
+use trunkline_core::E164;
 use trunkline_testkit::twilio::{
     EmulatorOptions, Fault, Host, KeyPermissions, Route, RouteSelector, TwilioEmulator,
 };
+use trunkline_twilio::{ApplicationSid, VoiceConfig};
 
 use crate::http::{client, send, send_with};
 
@@ -329,7 +329,7 @@ async fn deleting_a_trunk_releases_numbers_drops_urls_and_reserves_its_domain() 
     .await;
     assert_eq!(r.status, 201);
     let tk = r.body["sid"].as_str().unwrap().to_owned();
-    let tk_sid = trunkline_core::TrunkSid::parse(&tk).unwrap();
+    let tk_sid = trunkline_twilio::TrunkSid::parse(&tk).unwrap();
     let pn = emu.seed_numbers(&a.sid, 1).remove(0).sid;
     emu.attach_number(&tk_sid, &pn);
     emu.add_origination_url(&tk_sid, "sip:a.example.com", 10, 10)

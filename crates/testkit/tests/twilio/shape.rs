@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use trunkline_core::model::VoiceConfig;
-use trunkline_core::{ApplicationSid, E164};
+use trunkline_core::E164;
 use trunkline_testkit::twilio::spec::TwilioSpecs;
 use trunkline_testkit::twilio::{Fault, Host, Route, RouteSelector, TwilioEmulator};
+use trunkline_twilio::{ApplicationSid, VoiceConfig};
 
 use crate::http::{Reply, send};
 

@@ -5,18 +5,20 @@ use std::time::Duration;
 
 use trunkline_core::ErrorCode;
 use trunkline_core::model::OriginationTarget;
-use trunkline_core::ports::{CarrierProvider, NumberQuery, OriginationUrlSpec, TrunkSpec};
-use trunkline_core::{OriginationUrlSid, PhoneNumberSid, SipTarget};
+use trunkline_core::ports::{CarrierProvider, NumberQuery, RouteSpec, RouteTargetSpec};
+use trunkline_core::{CarrierNumberId, RouteId, RouteTargetId, SipTarget};
 use trunkline_testkit::twilio::{Fault, Host, KeyPermissions, Route};
-use trunkline_twilio::{TwilioCarrier, TwilioConfig};
+use trunkline_twilio::{
+    OriginationUrlSid, PhoneNumberSid, TwilioCarrier, TwilioConfig, VoiceConfig,
+};
 
 use crate::common::{World, carrier_with};
 
-fn spec() -> OriginationUrlSpec {
-    OriginationUrlSpec {
+fn spec() -> RouteTargetSpec {
+    RouteTargetSpec {
         target: OriginationTarget::new(SipTarget::parse("sip:a.example.com").unwrap()),
         enabled: true,
-        friendly_name: "x".into(),
+        name: "x".into(),
     }
 }
 
@@ -40,9 +42,13 @@ async fn bad_credentials_are_auth_invalid_on_both_hosts() {
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::AuthInvalid);
-    let e = w.carrier.find_trunks(&creds, "t").await.unwrap_err();
+    let e = w.carrier.find_routes(&creds, "t").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::AuthInvalid);
-    let e = w.carrier.fetch_trunk(&creds, &tk).await.unwrap_err();
+    let e = w
+        .carrier
+        .fetch_route(&creds, &RouteId::from(&tk))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::AuthInvalid);
     assert_eq!(e.provider_code.as_deref(), Some("20003"));
     // Not retried: a wrong secret stays wrong.
@@ -55,12 +61,7 @@ async fn a_key_without_permission_is_insufficient_permissions() {
     let restricted = w.emu.add_api_key(&w.account.sid, false);
     let e = w
         .carrier
-        .create_trunk(
-            &restricted.credentials(),
-            &TrunkSpec {
-                friendly_name: "t".into(),
-            },
-        )
+        .create_route(&restricted.credentials(), &RouteSpec { name: "t".into() })
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::InsufficientPermissions);
@@ -77,7 +78,7 @@ async fn a_key_without_permission_is_insufficient_permissions() {
     let pn = w.emu.seed_numbers(&w.account.sid, 1).remove(0).sid;
     let e = w
         .carrier
-        .fetch_number(&no_numbers.credentials(), &pn)
+        .fetch_number(&no_numbers.credentials(), &CarrierNumberId::from(&pn))
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::InsufficientPermissions);
@@ -90,18 +91,16 @@ async fn an_account_without_trunking_is_trunking_not_enabled() {
     let key = w.emu.add_api_key(&plain.sid, true);
     let e = w
         .carrier
-        .find_trunks(&key.credentials(), "t")
+        .find_routes(&key.credentials(), "t")
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::TrunkingNotEnabled);
     assert_eq!(e.provider_code.as_deref(), Some("20403"));
     let e = w
         .carrier
-        .create_trunk(
+        .create_route(
             &plain.auth_token_credentials(),
-            &TrunkSpec {
-                friendly_name: "t".into(),
-            },
+            &RouteSpec { name: "t".into() },
         )
         .await
         .unwrap_err();
@@ -129,7 +128,7 @@ async fn not_found_is_per_resource() {
     let missing_pn = PhoneNumberSid::parse(&format!("PN{}", "1".repeat(32))).unwrap();
     let e = w
         .carrier
-        .fetch_number(&w.creds(), &missing_pn)
+        .fetch_number(&w.creds(), &CarrierNumberId::from(&missing_pn))
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NumberNotFound);
@@ -138,7 +137,12 @@ async fn not_found_is_per_resource() {
     let missing_ou = OriginationUrlSid::parse(&format!("OU{}", "1".repeat(32))).unwrap();
     let e = w
         .carrier
-        .update_origination_url(&w.creds(), &tk, &missing_ou, &spec())
+        .update_route_target(
+            &w.creds(),
+            &RouteId::from(&tk),
+            &RouteTargetId::from(&missing_ou),
+            &spec(),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
@@ -146,15 +150,28 @@ async fn not_found_is_per_resource() {
     w.emu.remove_trunk(&tk);
     let e = w
         .carrier
-        .list_origination_urls(&w.creds(), &tk)
+        .list_route_targets(&w.creds(), &RouteId::from(&tk))
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
     // Where the port says absent is fine, it is.
-    assert_eq!(w.carrier.fetch_trunk(&w.creds(), &tk).await.unwrap(), None);
-    w.carrier.delete_trunk(&w.creds(), &tk).await.unwrap();
+    assert_eq!(
+        w.carrier
+            .fetch_route(&w.creds(), &RouteId::from(&tk))
+            .await
+            .unwrap(),
+        None
+    );
     w.carrier
-        .delete_origination_url(&w.creds(), &tk, &missing_ou)
+        .delete_route(&w.creds(), &RouteId::from(&tk))
+        .await
+        .unwrap();
+    w.carrier
+        .delete_route_target(
+            &w.creds(),
+            &RouteId::from(&tk),
+            &RouteTargetId::from(&missing_ou),
+        )
         .await
         .unwrap();
 }
@@ -169,7 +186,7 @@ async fn rate_limits_end_as_rate_limited_with_twilios_code() {
             retry_after: Duration::ZERO,
         },
     );
-    let e = w.carrier.find_trunks(&w.creds(), "t").await.unwrap_err();
+    let e = w.carrier.find_routes(&w.creds(), "t").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::RateLimited);
     assert_eq!(e.provider_code.as_deref(), Some("20429"));
     assert_eq!(e.retry_after, Some(Duration::ZERO));
@@ -184,7 +201,11 @@ async fn server_errors_are_provider_unavailable() {
         Route::FetchIncomingPhoneNumber,
         Fault::ServerError { count: 1 },
     );
-    let e = w.carrier.fetch_number(&w.creds(), &pn).await.unwrap_err();
+    let e = w
+        .carrier
+        .fetch_number(&w.creds(), &CarrierNumberId::from(&pn))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::ProviderUnavailable);
     assert_eq!(e.provider_code.as_deref(), Some("20500"));
     assert!(e.is_transient());
@@ -198,7 +219,7 @@ async fn server_errors_are_provider_unavailable() {
             retry_after: None,
         },
     );
-    let e = w.carrier.find_trunks(&w.creds(), "t").await.unwrap_err();
+    let e = w.carrier.find_routes(&w.creds(), "t").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::ProviderUnavailable);
     assert_eq!(e.provider_code.as_deref(), Some("20503"));
 }
@@ -213,7 +234,11 @@ async fn timeouts_are_provider_unavailable() {
     w.emu
         .inject(Route::FetchIncomingPhoneNumber, Fault::Hang { count: 10 });
     let started = std::time::Instant::now();
-    let e = w.carrier.fetch_number(&w.creds(), &pn).await.unwrap_err();
+    let e = w
+        .carrier
+        .fetch_number(&w.creds(), &CarrierNumberId::from(&pn))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::ProviderUnavailable);
     assert_eq!(e.provider_code, None);
     assert_eq!(
@@ -256,13 +281,14 @@ async fn a_request_twilio_rejects_is_validation_failed_with_its_code() {
     // A stored voice URL is raw text; Twilio refuses one that is not a URL.
     let e = w
         .carrier
-        .update_voice_config(
+        .restore_routing(
             &w.creds(),
-            &pn,
-            &trunkline_core::model::VoiceConfig {
+            &CarrierNumberId::from(&pn),
+            &VoiceConfig {
                 voice_url: Some("not a url".into()),
-                ..Default::default()
-            },
+                ..VoiceConfig::default()
+            }
+            .to_routing(),
         )
         .await
         .unwrap_err();

@@ -2,15 +2,13 @@
 
 use std::collections::BTreeSet;
 
-use trunkline_core::model::{OriginationTarget, VoiceConfig};
-use trunkline_core::ports::{
-    Capability, CarrierProvider, NumberQuery, OriginationUrlSpec, TrunkSpec,
-};
-use trunkline_core::{ApplicationSid, E164, ErrorCode, PhoneNumberSid, SipTarget};
+use trunkline_core::model::{CarrierCredentials, NumberRouting, OriginationTarget};
+use trunkline_core::ports::{Capability, CarrierProvider, NumberQuery, RouteSpec, RouteTargetSpec};
+use trunkline_core::{CarrierNumberId, E164, ErrorCode, RouteId, RouteTargetId, SipTarget};
 use trunkline_testkit::twilio::{KeyPermissions, Route, TwilioEmulator};
-use trunkline_twilio::TwilioCarrier;
+use trunkline_twilio::{ApplicationSid, PhoneNumberSid, TwilioCarrier, VoiceConfig};
 
-use crate::common::{World, carrier_with, config};
+use crate::common::{World, carrier_with, config, number_id, route_id, trunk_sid, voice_of};
 
 fn query(page_size: u32) -> NumberQuery {
     NumberQuery {
@@ -20,15 +18,15 @@ fn query(page_size: u32) -> NumberQuery {
     }
 }
 
-fn origination(sip: &str, priority: u16, weight: u16, name: &str) -> OriginationUrlSpec {
-    OriginationUrlSpec {
+fn origination(sip: &str, priority: u16, weight: u16, name: &str) -> RouteTargetSpec {
+    RouteTargetSpec {
         target: OriginationTarget {
             sip_url: SipTarget::parse(sip).unwrap(),
             priority,
             weight,
         },
         enabled: true,
-        friendly_name: name.to_owned(),
+        name: name.to_owned(),
     }
 }
 
@@ -36,7 +34,7 @@ fn origination(sip: &str, priority: u16, weight: u16, name: &str) -> Origination
 async fn verify_reports_capabilities_per_kind_of_credentials() {
     let w = World::new();
     let report = w.carrier.verify(&w.creds()).await.unwrap();
-    assert_eq!(report.account_sid, w.account.sid);
+    assert_eq!(report.account_id, Some(w.account.sid.clone().into()));
     assert_eq!(report.capabilities.numbers, Capability::Available);
     assert_eq!(report.capabilities.trunking, Capability::Available);
     // A Standard key cannot read /Accounts: verify must not even try.
@@ -112,7 +110,7 @@ async fn list_numbers_pages_through_more_than_three_pages() {
         let page = w.carrier.list_numbers(&w.creds(), &q).await.unwrap();
         pages += 1;
         assert!(page.items.len() <= 5);
-        seen.extend(page.items.into_iter().map(|n| (n.sid, n.e164)));
+        seen.extend(page.items.into_iter().map(|n| (n.id, n.e164)));
         match page.next_cursor {
             Some(c) => {
                 assert!(
@@ -129,7 +127,7 @@ async fn list_numbers_pages_through_more_than_three_pages() {
     assert_eq!(w.emu.count(Route::ListIncomingPhoneNumber), 5);
     let expected: BTreeSet<_> = seeded
         .iter()
-        .map(|n| (n.sid.clone(), n.e164.clone()))
+        .map(|n| (number_id(&n.sid), n.e164.clone()))
         .collect();
     let got: BTreeSet<_> = seen.iter().cloned().collect();
     assert_eq!(got.len(), seen.len(), "a number came twice");
@@ -179,7 +177,7 @@ async fn list_numbers_filters_by_number_and_checks_its_input() {
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);
-    assert_eq!(page.items[0].sid, wanted.sid);
+    assert_eq!(page.items[0].id, number_id(&wanted.sid));
     assert!(page.items[0].voice_capable);
     assert_eq!(page.next_cursor, None);
 
@@ -261,20 +259,28 @@ async fn fetch_number_reads_live_trunk_and_voice_configuration() {
     };
     let e164 = E164::parse("+14155550123").unwrap();
     let pn = w.emu.add_number(&w.account.sid, &e164, &voice);
-    let n = w.carrier.fetch_number(&w.creds(), &pn).await.unwrap();
-    assert_eq!(n.sid, pn);
+    let n = w
+        .carrier
+        .fetch_number(&w.creds(), &number_id(&pn))
+        .await
+        .unwrap();
+    assert_eq!(n.id, number_id(&pn));
     assert_eq!(n.e164, e164);
     assert_eq!(n.friendly_name.as_deref(), Some("(415) 555-0123"));
-    assert_eq!(n.trunk_sid, None);
-    assert_eq!(n.voice, voice);
+    assert_eq!(n.route_id, None);
+    assert_eq!(voice_of(&n), voice);
 
     // Someone attaches it in the console: Twilio drops the voice application.
     let tk = w.emu.add_trunk(&w.account.sid, Some("theirs"));
     assert!(w.emu.attach_number(&tk, &pn));
-    let n = w.carrier.fetch_number(&w.creds(), &pn).await.unwrap();
-    assert_eq!(n.trunk_sid, Some(tk));
-    assert_eq!(n.voice.voice_application_sid, None);
-    assert_eq!(n.voice.voice_url, voice.voice_url);
+    let n = w
+        .carrier
+        .fetch_number(&w.creds(), &number_id(&pn))
+        .await
+        .unwrap();
+    assert_eq!(n.route_id, Some(route_id(&tk)));
+    assert_eq!(voice_of(&n).voice_application_sid, None);
+    assert_eq!(voice_of(&n).voice_url, voice.voice_url);
 }
 
 #[tokio::test]
@@ -284,7 +290,11 @@ async fn fetch_number_not_owned_is_number_not_found() {
     let theirs = w.emu.seed_numbers(&other.sid, 1).remove(0);
     let unknown = PhoneNumberSid::parse(&format!("PN{}", "0".repeat(32))).unwrap();
     for pn in [theirs.sid, unknown] {
-        let e = w.carrier.fetch_number(&w.creds(), &pn).await.unwrap_err();
+        let e = w
+            .carrier
+            .fetch_number(&w.creds(), &number_id(&pn))
+            .await
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::NumberNotFound, "{pn}");
         assert_eq!(e.provider_code.as_deref(), Some("20404"));
     }
@@ -296,16 +306,11 @@ async fn trunks_are_created_found_by_exact_name_across_pages_and_fetched() {
     let name = "trunkline-shared-cust_1";
     let created = w
         .carrier
-        .create_trunk(
-            &w.creds(),
-            &TrunkSpec {
-                friendly_name: name.into(),
-            },
-        )
+        .create_route(&w.creds(), &RouteSpec { name: name.into() })
         .await
         .unwrap();
-    assert_eq!(created.friendly_name.as_deref(), Some(name));
-    let stored = w.emu.trunk(&created.sid).unwrap();
+    assert_eq!(created.name.as_deref(), Some(name));
+    let stored = w.emu.trunk(&trunk_sid(&created.id)).unwrap();
     assert_eq!(stored.friendly_name.as_deref(), Some(name));
     assert_eq!(stored.account_sid, w.account.sid);
 
@@ -326,13 +331,13 @@ async fn trunks_are_created_found_by_exact_name_across_pages_and_fetched() {
     w.emu.add_trunk(&other.sid, Some(name));
 
     w.emu.reset_requests();
-    let found = w.carrier.find_trunks(&w.creds(), name).await.unwrap();
-    let sids: BTreeSet<_> = found.iter().map(|t| t.sid.clone()).collect();
-    assert_eq!(sids, BTreeSet::from([created.sid.clone(), twin]));
+    let found = w.carrier.find_routes(&w.creds(), name).await.unwrap();
+    let ids: BTreeSet<_> = found.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(ids, BTreeSet::from([created.id.clone(), route_id(&twin)]));
     assert_eq!(w.emu.count(Route::ListTrunk), 4, "7 trunks in pages of 2");
     assert!(
         w.carrier
-            .find_trunks(&w.creds(), "nobody")
+            .find_routes(&w.creds(), "nobody")
             .await
             .unwrap()
             .is_empty()
@@ -340,14 +345,14 @@ async fn trunks_are_created_found_by_exact_name_across_pages_and_fetched() {
 
     let fetched = w
         .carrier
-        .fetch_trunk(&w.creds(), &created.sid)
+        .fetch_route(&w.creds(), &created.id)
         .await
         .unwrap();
     assert_eq!(fetched, Some(created.clone()));
-    assert!(w.emu.remove_trunk(&created.sid));
+    assert!(w.emu.remove_trunk(&trunk_sid(&created.id)));
     assert_eq!(
         w.carrier
-            .fetch_trunk(&w.creds(), &created.sid)
+            .fetch_route(&w.creds(), &created.id)
             .await
             .unwrap(),
         None
@@ -360,12 +365,7 @@ async fn create_trunk_refuses_names_it_could_not_find_again() {
     for name in [String::new(), "x".repeat(65)] {
         let e = w
             .carrier
-            .create_trunk(
-                &w.creds(),
-                &TrunkSpec {
-                    friendly_name: name,
-                },
-            )
+            .create_route(&w.creds(), &RouteSpec { name })
             .await
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::ValidationFailed);
@@ -374,24 +374,25 @@ async fn create_trunk_refuses_names_it_could_not_find_again() {
     let ok = "é".repeat(64);
     let t = w
         .carrier
-        .create_trunk(
-            &w.creds(),
-            &TrunkSpec {
-                friendly_name: ok.clone(),
-            },
-        )
+        .create_route(&w.creds(), &RouteSpec { name: ok.clone() })
         .await
         .unwrap();
-    assert_eq!(t.friendly_name, Some(ok));
+    assert_eq!(t.name, Some(ok));
 }
 
 #[tokio::test]
 async fn delete_trunk_is_idempotent() {
     let w = World::new();
     let tk = w.emu.add_trunk(&w.account.sid, Some("to delete"));
-    w.carrier.delete_trunk(&w.creds(), &tk).await.unwrap();
+    w.carrier
+        .delete_route(&w.creds(), &route_id(&tk))
+        .await
+        .unwrap();
     assert!(w.emu.trunk(&tk).is_none());
-    w.carrier.delete_trunk(&w.creds(), &tk).await.unwrap();
+    w.carrier
+        .delete_route(&w.creds(), &route_id(&tk))
+        .await
+        .unwrap();
     assert_eq!(w.emu.count(Route::DeleteTrunk), 2);
 }
 
@@ -408,10 +409,10 @@ async fn origination_urls_are_created_listed_updated_and_deleted() {
     );
     let created = w
         .carrier
-        .create_origination_url(&w.creds(), &tk, &spec)
+        .create_route_target(&w.creds(), &route_id(&tk), &spec)
         .await
         .unwrap();
-    assert_eq!(created.trunk_sid, tk);
+    assert_eq!(created.route_id, route_id(&tk));
     assert_eq!(
         created.sip_url,
         "sip:abc123.sip.livekit.cloud;transport=tcp"
@@ -437,7 +438,7 @@ async fn origination_urls_are_created_listed_updated_and_deleted() {
     w.emu.reset_requests();
     let listed = w
         .carrier
-        .list_origination_urls(&w.creds(), &tk)
+        .list_route_targets(&w.creds(), &route_id(&tk))
         .await
         .unwrap();
     assert_eq!(listed.len(), 5);
@@ -452,36 +453,36 @@ async fn origination_urls_are_created_listed_updated_and_deleted() {
     changed.enabled = false;
     let updated = w
         .carrier
-        .update_origination_url(&w.creds(), &tk, &created.sid, &changed)
+        .update_route_target(&w.creds(), &route_id(&tk), &created.id, &changed)
         .await
         .unwrap();
-    assert_eq!(updated.sid, created.sid);
+    assert_eq!(updated.id, created.id);
     assert_eq!(updated.sip_url, "sip:10.0.0.5:5070");
     assert_eq!(
         (updated.priority, updated.weight, updated.enabled),
         (1, 99, false)
     );
-    assert_eq!(updated.friendly_name.as_deref(), Some("trunkline primary"));
+    assert_eq!(updated.name.as_deref(), Some("trunkline primary"));
     // Idempotent: the same update again changes nothing.
     let again = w
         .carrier
-        .update_origination_url(&w.creds(), &tk, &created.sid, &changed)
+        .update_route_target(&w.creds(), &route_id(&tk), &created.id, &changed)
         .await
         .unwrap();
     assert_eq!(again, updated);
 
     w.carrier
-        .delete_origination_url(&w.creds(), &tk, &created.sid)
+        .delete_route_target(&w.creds(), &route_id(&tk), &created.id)
         .await
         .unwrap();
     assert_eq!(w.emu.origination_urls(&tk).len(), 4);
     w.carrier
-        .delete_origination_url(&w.creds(), &tk, &created.sid)
+        .delete_route_target(&w.creds(), &route_id(&tk), &created.id)
         .await
         .unwrap();
     let e = w
         .carrier
-        .update_origination_url(&w.creds(), &tk, &created.sid, &changed)
+        .update_route_target(&w.creds(), &route_id(&tk), &created.id, &changed)
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
@@ -494,15 +495,15 @@ async fn origination_urls_of_a_missing_trunk_are_not_found() {
     w.emu.remove_trunk(&tk);
     let e = w
         .carrier
-        .list_origination_urls(&w.creds(), &tk)
+        .list_route_targets(&w.creds(), &route_id(&tk))
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
     let e = w
         .carrier
-        .create_origination_url(
+        .create_route_target(
             &w.creds(),
-            &tk,
+            &route_id(&tk),
             &origination("sip:a.example.com", 10, 10, "x"),
         )
         .await
@@ -510,7 +511,7 @@ async fn origination_urls_of_a_missing_trunk_are_not_found() {
     assert_eq!(e.code, ErrorCode::NotFound);
     let e = w
         .carrier
-        .list_trunk_numbers(&w.creds(), &tk)
+        .list_route_numbers(&w.creds(), &route_id(&tk))
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
@@ -531,14 +532,20 @@ async fn attach_sets_the_trunk_clears_the_application_and_is_idempotent() {
         &voice,
     );
     let tk = w.emu.add_trunk(&w.account.sid, Some("ours"));
-    w.carrier.attach_number(&w.creds(), &tk, &pn).await.unwrap();
+    w.carrier
+        .attach_number(&w.creds(), &route_id(&tk), &number_id(&pn))
+        .await
+        .unwrap();
     let n = w.emu.number(&pn).unwrap();
     assert_eq!(n.trunk_sid.as_ref(), Some(&tk));
     assert_eq!(n.voice.voice_application_sid, None);
     assert_eq!(n.voice.voice_url, voice.voice_url);
 
     // Twilio refuses the second attach; the adapter sees it is already there.
-    w.carrier.attach_number(&w.creds(), &tk, &pn).await.unwrap();
+    w.carrier
+        .attach_number(&w.creds(), &route_id(&tk), &number_id(&pn))
+        .await
+        .unwrap();
     assert_eq!(w.emu.count(Route::CreatePhoneNumber), 2);
     assert_eq!(w.emu.trunk_numbers(&tk), vec![pn.clone()]);
 }
@@ -552,7 +559,7 @@ async fn attach_refuses_a_number_on_another_trunk_and_unknown_ids() {
     w.emu.attach_number(&theirs, &pn);
     let e = w
         .carrier
-        .attach_number(&w.creds(), &ours, &pn)
+        .attach_number(&w.creds(), &route_id(&ours), &number_id(&pn))
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NumberInUse);
@@ -566,7 +573,7 @@ async fn attach_refuses_a_number_on_another_trunk_and_unknown_ids() {
     let unknown = PhoneNumberSid::parse(&format!("PN{}", "0".repeat(32))).unwrap();
     let e = w
         .carrier
-        .attach_number(&w.creds(), &ours, &unknown)
+        .attach_number(&w.creds(), &route_id(&ours), &number_id(&unknown))
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NumberNotFound);
@@ -575,7 +582,7 @@ async fn attach_refuses_a_number_on_another_trunk_and_unknown_ids() {
     w.emu.remove_trunk(&ours);
     let e = w
         .carrier
-        .attach_number(&w.creds(), &ours, &free)
+        .attach_number(&w.creds(), &route_id(&ours), &number_id(&free))
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
@@ -588,31 +595,37 @@ async fn trunk_numbers_are_listed_across_pages_and_detached_idempotently() {
     let numbers = w.emu.seed_numbers(&w.account.sid, 7);
     for n in &numbers[..5] {
         w.carrier
-            .attach_number(&w.creds(), &tk, &n.sid)
+            .attach_number(&w.creds(), &route_id(&tk), &number_id(&n.sid))
             .await
             .unwrap();
     }
     w.emu.reset_requests();
     let listed: BTreeSet<_> = w
         .carrier
-        .list_trunk_numbers(&w.creds(), &tk)
+        .list_route_numbers(&w.creds(), &route_id(&tk))
         .await
         .unwrap()
         .into_iter()
         .collect();
-    let expected: BTreeSet<_> = numbers[..5].iter().map(|n| n.sid.clone()).collect();
+    let expected: BTreeSet<_> = numbers[..5].iter().map(|n| number_id(&n.sid)).collect();
     assert_eq!(listed, expected);
     assert_eq!(w.emu.count(Route::ListPhoneNumber), 3);
 
     let pn = &numbers[0].sid;
-    w.carrier.detach_number(&w.creds(), &tk, pn).await.unwrap();
+    w.carrier
+        .detach_number(&w.creds(), &route_id(&tk), &number_id(pn))
+        .await
+        .unwrap();
     assert_eq!(w.emu.number(pn).unwrap().trunk_sid, None);
-    w.carrier.detach_number(&w.creds(), &tk, pn).await.unwrap();
+    w.carrier
+        .detach_number(&w.creds(), &route_id(&tk), &number_id(pn))
+        .await
+        .unwrap();
     // Not attached to this trunk (only to another): nothing happens to it.
     let other = w.emu.add_trunk(&w.account.sid, Some("other"));
     w.emu.attach_number(&other, &numbers[5].sid);
     w.carrier
-        .detach_number(&w.creds(), &tk, &numbers[5].sid)
+        .detach_number(&w.creds(), &route_id(&tk), &number_id(&numbers[5].sid))
         .await
         .unwrap();
     assert_eq!(
@@ -622,7 +635,7 @@ async fn trunk_numbers_are_listed_across_pages_and_detached_idempotently() {
     // Trunk gone: success too.
     w.emu.remove_trunk(&tk);
     w.carrier
-        .detach_number(&w.creds(), &tk, &numbers[1].sid)
+        .detach_number(&w.creds(), &route_id(&tk), &number_id(&numbers[1].sid))
         .await
         .unwrap();
 }
@@ -644,21 +657,30 @@ async fn previous_voice_configuration_is_restored_after_detach() {
         &E164::parse("+14155550155").unwrap(),
         &before,
     );
-    let recorded = w.carrier.fetch_number(&w.creds(), &pn).await.unwrap().voice;
-    assert_eq!(recorded, before);
+    let recorded = w
+        .carrier
+        .fetch_number(&w.creds(), &number_id(&pn))
+        .await
+        .unwrap()
+        .routing;
+    assert_eq!(VoiceConfig::from_routing(&recorded).unwrap(), before);
 
     let tk = w.emu.add_trunk(&w.account.sid, Some("t"));
-    w.carrier.attach_number(&w.creds(), &tk, &pn).await.unwrap();
+    w.carrier
+        .attach_number(&w.creds(), &route_id(&tk), &number_id(&pn))
+        .await
+        .unwrap();
     // Meanwhile someone points the number somewhere else.
     let w_voice_url = Some("https://example.com/changed".to_owned());
     w.carrier
-        .update_voice_config(
+        .restore_routing(
             &w.creds(),
-            &pn,
+            &number_id(&pn),
             &VoiceConfig {
                 voice_url: w_voice_url.clone(),
                 ..VoiceConfig::default()
-            },
+            }
+            .to_routing(),
         )
         .await
         .unwrap();
@@ -676,26 +698,170 @@ async fn previous_voice_configuration_is_restored_after_detach() {
         "clearing the application keeps the trunk"
     );
 
-    w.carrier.detach_number(&w.creds(), &tk, &pn).await.unwrap();
     w.carrier
-        .update_voice_config(&w.creds(), &pn, &recorded)
+        .detach_number(&w.creds(), &route_id(&tk), &number_id(&pn))
+        .await
+        .unwrap();
+    w.carrier
+        .restore_routing(&w.creds(), &number_id(&pn), &recorded)
         .await
         .unwrap();
     let n = w.emu.number(&pn).unwrap();
     assert_eq!(n.voice, before);
     assert_eq!(n.trunk_sid, None);
     assert_eq!(
-        w.carrier.fetch_number(&w.creds(), &pn).await.unwrap().voice,
+        voice_of(
+            &w.carrier
+                .fetch_number(&w.creds(), &number_id(&pn))
+                .await
+                .unwrap()
+        ),
         before
     );
 
     let unknown = PhoneNumberSid::parse(&format!("PN{}", "0".repeat(32))).unwrap();
     let e = w
         .carrier
-        .update_voice_config(&w.creds(), &unknown, &before)
+        .restore_routing(&w.creds(), &number_id(&unknown), &before.to_routing())
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NumberNotFound);
+}
+
+#[tokio::test]
+async fn a_record_stored_by_the_previous_release_restores_identically() {
+    let w = World::new();
+    let pn = w.emu.seed_numbers(&w.account.sid, 1).remove(0).sid;
+    // `previous_voice` as the release before pluggable carriers wrote it.
+    let stored = serde_json::json!({
+        "voiceUrl": "https://example.com/answer",
+        "voiceMethod": "GET",
+        "voiceFallbackUrl": "https://example.com/fallback",
+        "voiceFallbackMethod": null,
+        "voiceApplicationSid": null,
+        "statusCallback": "https://example.com/status",
+    });
+    w.carrier
+        .restore_routing(&w.creds(), &number_id(&pn), &NumberRouting(stored.clone()))
+        .await
+        .unwrap();
+    let read = w
+        .carrier
+        .fetch_number(&w.creds(), &number_id(&pn))
+        .await
+        .unwrap();
+    let mut expected: VoiceConfig = serde_json::from_value(stored).unwrap();
+    // Twilio answers its default for a method it cannot leave unset.
+    expected.voice_fallback_method = Some("POST".into());
+    assert_eq!(voice_of(&read), expected);
+    assert_eq!(read.routing, expected.to_routing());
+
+    // Nothing recorded: everything is cleared.
+    w.carrier
+        .restore_routing(&w.creds(), &number_id(&pn), &NumberRouting::none())
+        .await
+        .unwrap();
+    let n = w.emu.number(&pn).unwrap();
+    assert_eq!(n.voice.voice_url, None);
+    assert_eq!(n.voice.status_callback, None);
+}
+
+#[tokio::test]
+async fn ids_records_and_credentials_of_another_carrier_are_refused_without_a_request() {
+    let w = World::new();
+    let creds = w.creds();
+    let c = &w.carrier;
+    let pn = number_id(&w.emu.seed_numbers(&w.account.sid, 1).remove(0).sid);
+    let tk = route_id(&w.emu.add_trunk(&w.account.sid, Some("t")));
+    // Telnyx ids are numeric strings; a SID of the wrong kind is no better.
+    let number = CarrierNumberId::parse("1293384261075731499").unwrap();
+    let route = RouteId::parse("1494404757140276705").unwrap();
+    let as_route = RouteId::parse(pn.as_str()).unwrap();
+    let target = RouteTargetId::parse("fqdn-42").unwrap();
+    let spec = origination("sip:a.example.com", 10, 10, "x");
+    w.emu.reset_requests();
+
+    let code = |r: Result<(), trunkline_core::ports::ProviderError>| r.unwrap_err().code;
+    assert_eq!(
+        code(c.fetch_number(&creds, &number).await.map(drop)),
+        ErrorCode::ValidationFailed
+    );
+    assert_eq!(
+        code(c.attach_number(&creds, &tk, &number).await),
+        ErrorCode::ValidationFailed
+    );
+    assert_eq!(
+        code(c.detach_number(&creds, &tk, &number).await),
+        ErrorCode::ValidationFailed
+    );
+    for r in [&route, &as_route] {
+        assert_eq!(c.fetch_route(&creds, r).await.unwrap(), None);
+        assert_eq!(code(c.delete_route(&creds, r).await), ErrorCode::NotFound);
+        assert_eq!(
+            code(c.list_route_targets(&creds, r).await.map(drop)),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            code(c.create_route_target(&creds, r, &spec).await.map(drop)),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            code(c.list_route_numbers(&creds, r).await.map(drop)),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            code(c.attach_number(&creds, r, &pn).await),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            code(c.detach_number(&creds, r, &pn).await),
+            ErrorCode::NotFound
+        );
+    }
+    let e = c
+        .update_route_target(&creds, &tk, &target, &spec)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+    assert!(!e.message.contains("fqdn-42"), "{e:?}");
+    assert_eq!(
+        code(c.delete_route_target(&creds, &tk, &target).await),
+        ErrorCode::NotFound
+    );
+
+    let telnyx_record = NumberRouting(serde_json::json!({"connectionId": "1494404757140276705"}));
+    let e = c
+        .restore_routing(&creds, &pn, &telnyx_record)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::ValidationFailed);
+    assert!(!e.message.contains("1494404757140276705"), "{e:?}");
+    assert_eq!(
+        code(
+            c.restore_routing(&creds, &number, &NumberRouting::none())
+                .await
+        ),
+        ErrorCode::ValidationFailed
+    );
+
+    let foreign = CarrierCredentials {
+        account_id: None,
+        key_id: None,
+        secret: w.key.secret.clone().into(),
+    };
+    assert_eq!(
+        c.verify(&foreign).await.unwrap_err().code,
+        ErrorCode::AuthInvalid
+    );
+    assert_eq!(
+        code(c.fetch_number(&foreign, &pn).await.map(drop)),
+        ErrorCode::AuthInvalid
+    );
+    assert_eq!(w.emu.requests().len(), 0, "a foreign value reached Twilio");
+
+    assert_eq!(c.parse_number_id(&format!(" {pn} ")).unwrap(), pn);
+    assert!(c.parse_number_id("1293384261075731499").is_err());
+    assert!(c.parse_number_id(tk.as_str()).is_err());
 }
 
 #[tokio::test]

@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use trunkline_core::ErrorCode;
-use trunkline_core::ports::{CarrierProvider, NumberQuery, TrunkSpec};
+use trunkline_core::ports::{CarrierProvider, NumberQuery, RouteSpec};
 use trunkline_testkit::twilio::{Fault, Route};
 
-use crate::common::World;
+use crate::common::{World, number_id};
 
 fn page() -> NumberQuery {
     NumberQuery {
@@ -73,7 +73,7 @@ async fn retry_after_is_honoured() {
         },
     );
     let started = Instant::now();
-    w.carrier.find_trunks(&w.creds(), "t").await.unwrap();
+    w.carrier.find_routes(&w.creds(), "t").await.unwrap();
     let waited = started.elapsed();
     assert!(waited >= Duration::from_secs(1), "did not wait: {waited:?}");
     assert!(waited < Duration::from_secs(3), "{waited:?}");
@@ -91,7 +91,7 @@ async fn a_retry_after_beyond_the_budget_is_handed_back_at_once() {
         },
     );
     let started = Instant::now();
-    let e = w.carrier.find_trunks(&w.creds(), "t").await.unwrap_err();
+    let e = w.carrier.find_routes(&w.creds(), "t").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::RateLimited);
     assert_eq!(e.retry_after, Some(Duration::from_secs(30)));
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -108,7 +108,7 @@ async fn a_503_is_retried_for_reads_but_not_for_creates() {
             retry_after: None,
         },
     );
-    w.carrier.find_trunks(&w.creds(), "t").await.unwrap();
+    w.carrier.find_routes(&w.creds(), "t").await.unwrap();
     assert_eq!(w.emu.count(Route::ListTrunk), 2);
 
     w.emu.inject(
@@ -120,12 +120,7 @@ async fn a_503_is_retried_for_reads_but_not_for_creates() {
     );
     let e = w
         .carrier
-        .create_trunk(
-            &w.creds(),
-            &TrunkSpec {
-                friendly_name: "t".into(),
-            },
-        )
+        .create_route(&w.creds(), &RouteSpec { name: "t".into() })
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::ProviderUnavailable);
@@ -144,12 +139,7 @@ async fn a_create_is_retried_after_a_429_because_twilio_did_nothing() {
         },
     );
     w.carrier
-        .create_trunk(
-            &w.creds(),
-            &TrunkSpec {
-                friendly_name: "t".into(),
-            },
-        )
+        .create_route(&w.creds(), &RouteSpec { name: "t".into() })
         .await
         .unwrap();
     assert_eq!(w.emu.count(Route::CreateTrunk), 2);
@@ -159,22 +149,17 @@ async fn a_create_is_retried_after_a_429_because_twilio_did_nothing() {
 #[tokio::test]
 async fn a_timed_out_read_is_retried_but_a_timed_out_create_is_not() {
     let w = World::with(|c| c.request_timeout = Duration::from_millis(300));
-    let pn = w.emu.seed_numbers(&w.account.sid, 1).remove(0).sid;
+    let pn = number_id(&w.emu.seed_numbers(&w.account.sid, 1).remove(0).sid);
     w.emu
         .inject(Route::FetchIncomingPhoneNumber, Fault::Hang { count: 1 });
     let n = w.carrier.fetch_number(&w.creds(), &pn).await.unwrap();
-    assert_eq!(n.sid, pn);
+    assert_eq!(n.id, pn);
     assert_eq!(w.emu.count(Route::FetchIncomingPhoneNumber), 2);
 
     w.emu.inject(Route::CreateTrunk, Fault::Hang { count: 1 });
     let e = w
         .carrier
-        .create_trunk(
-            &w.creds(),
-            &TrunkSpec {
-                friendly_name: "t".into(),
-            },
-        )
+        .create_route(&w.creds(), &RouteSpec { name: "t".into() })
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::ProviderUnavailable);
@@ -187,7 +172,7 @@ async fn latency_under_the_timeout_is_only_slower() {
     w.emu
         .inject(Route::ListTrunk, Fault::Latency(Duration::from_millis(200)));
     let started = Instant::now();
-    w.carrier.find_trunks(&w.creds(), "t").await.unwrap();
+    w.carrier.find_routes(&w.creds(), "t").await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(w.emu.count(Route::ListTrunk), 1);
 }

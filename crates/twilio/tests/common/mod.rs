@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use trunkline_core::model::CarrierCredentials;
+use trunkline_core::ports::CarrierNumber;
+use trunkline_core::{CarrierNumberId, RouteId};
 use trunkline_testkit::twilio::{TestAccount, TestApiKey, TwilioEmulator};
-use trunkline_twilio::{TwilioCarrier, TwilioConfig};
+use trunkline_twilio::{PhoneNumberSid, TrunkSid, TwilioCarrier, TwilioConfig, VoiceConfig};
 
 pub fn init() {
     // reqwest's rustls needs a process-wide provider once another crate enables ring.
@@ -61,4 +63,24 @@ impl World {
     pub fn creds(&self) -> CarrierCredentials {
         self.key.credentials()
     }
+}
+
+/// The core's id of a number the emulator made.
+pub fn number_id(sid: &PhoneNumberSid) -> CarrierNumberId {
+    sid.into()
+}
+
+/// The core's id of a trunk the emulator made.
+pub fn route_id(sid: &TrunkSid) -> RouteId {
+    sid.into()
+}
+
+/// The trunk behind a route the adapter returned, to inspect it in the emulator.
+pub fn trunk_sid(id: &RouteId) -> TrunkSid {
+    TrunkSid::try_from(id).unwrap()
+}
+
+/// A number's routing record read as the voice configuration it is.
+pub fn voice_of(n: &CarrierNumber) -> VoiceConfig {
+    VoiceConfig::from_routing(&n.routing).unwrap()
 }

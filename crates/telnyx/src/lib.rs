@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+
+mod api;
+mod carrier;
+mod client;
+mod config;
+mod credentials;
+mod cursor;
+mod error;
+mod model;
+mod ops;
+mod wire;
+
+pub use api::TelnyxClient;
+pub use carrier::{DEFAULT_SIP_PORT, TelnyxCarrier};
+pub use client::USER_AGENT;
+pub use config::{
+    API_BASE_ENV, ConfigProblem, RETRY_BUDGET_MS_ENV, TIMEOUT_MS_ENV, TelnyxConfig,
+    TelnyxConfigError,
+};
+pub use credentials::{API_KEY_FIELD, MAX_API_KEY_LEN};
+pub use model::{
+    ANI_NUMBER_FORMAT, Balance, Capability, ConnectionId, DNIS_NUMBER_FORMAT, DnsRecordType,
+    FailoverPlan, Fqdn, FqdnConnection, FqdnId, FqdnSpec, MAX_FAILOVER, NewConnection, NumberId,
+    NumberPage, NumberQuery, RoutingMethod, TelnyxNumber, Transport, Verification,
+};
+pub use ops::{Idempotency, OperationInfo, TelnyxOperation};
