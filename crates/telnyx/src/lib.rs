@@ -9,6 +9,8 @@ mod cursor;
 mod error;
 mod model;
 mod ops;
+#[cfg(test)]
+mod properties;
 mod wire;
 
 pub use api::TelnyxClient;

@@ -7,6 +7,8 @@ mod credentials;
 mod cursor;
 mod error;
 mod ops;
+#[cfg(test)]
+mod properties;
 mod sid;
 mod voice;
 mod wire;

@@ -1,0 +1,104 @@
+//! Properties of the parsers that take outside input: they never panic, accept exactly
+//! what their contract says, and a parsed value's string form parses back to itself.
+
+use proptest::prelude::*;
+use trunkline_core::ids::{
+    AgentDispatchId, CarrierAccountId, CarrierNumberId, CredentialKeyId, CustomerId,
+    DispatchRuleId, RoomName, RouteId, RouteTargetId, SipTrunkId, WebhookEventId,
+};
+use trunkline_core::{E164, SipTarget};
+
+/// Strings people paste as phone numbers: a `+`, digits and the separators the parser skips.
+fn phone_like() -> impl Strategy<Value = String> {
+    "\\+?[0-9 ().\\-/\u{a0}\u{2010}]{6,24}"
+}
+
+/// SIP URIs shaped like the ones customers give, valid or not.
+fn sip_like() -> impl Strategy<Value = String> {
+    "(sip|SIP|sips):[a-z0-9.\\-\\[\\]:]{0,40}(:[0-9]{1,6})?(;transport=(udp|tcp|tls|TLS|sctp))?"
+}
+
+/// Opaque-id candidates: optional surrounding whitespace, then printable ASCII with the
+/// occasional space, control or non-ASCII character, long enough to cross every `MAX_LEN`.
+fn id_like() -> impl Strategy<Value = String> {
+    "[ \t\n]{0,2}([!-~]|[ \u{0}\u{7f}\u{85}é]){0,270}[ \t\n]{0,2}"
+}
+
+/// Clean printable ids of `max - 2` to `max + 2` bytes, with optional surrounding whitespace:
+/// where an off-by-one in the length check would hide.
+fn id_near(max: usize) -> impl Strategy<Value = String> {
+    (
+        "[ \t\n]{0,2}",
+        prop::collection::vec(proptest::char::range('!', '~'), max - 2..=max + 2),
+        "[ \t\n]{0,2}",
+    )
+        .prop_map(|(head, body, tail)| format!("{head}{}{tail}", String::from_iter(body)))
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig::with_cases(256)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn e164_round_trips_and_is_idempotent(raw in prop_oneof![phone_like(), any::<String>()]) {
+        if let Ok(number) = E164::parse(&raw) {
+            let again = E164::parse(&number.to_string());
+            prop_assert_eq!(again.as_ref().ok(), Some(&number));
+            prop_assert_eq!(number.as_str(), number.to_string());
+        }
+    }
+
+    #[test]
+    fn sip_target_round_trips_through_display(raw in prop_oneof![sip_like(), any::<String>()]) {
+        if let Ok(target) = SipTarget::parse(&raw) {
+            prop_assert_eq!(SipTarget::parse(&target.to_string()).ok(), Some(target));
+        }
+    }
+}
+
+/// What the opaque ids promise: after trimming surrounding whitespace, 1 to `max` bytes
+/// with no whitespace or control characters.
+fn opaque_ok(raw: &str, max: usize) -> Option<&str> {
+    let s = raw.trim_matches(char::is_whitespace);
+    (!s.is_empty() && s.len() <= max && !s.chars().any(|c| c.is_whitespace() || c.is_control()))
+        .then_some(s)
+}
+
+macro_rules! opaque_id_properties {
+    ($($test:ident: $id:ident),* $(,)?) => {
+        proptest! {
+            #![proptest_config(config())]
+            $(
+                #[test]
+                fn $test(raw in prop_oneof![id_like(), id_near($id::MAX_LEN), any::<String>()]) {
+                    let parsed = $id::parse(&raw);
+                    match opaque_ok(&raw, $id::MAX_LEN) {
+                        Some(expected) => {
+                            let id = parsed.expect("a valid opaque id is accepted");
+                            prop_assert_eq!(id.as_str(), expected);
+                            prop_assert_eq!($id::parse(&id.to_string()).ok(), Some(id));
+                        }
+                        None => prop_assert!(parsed.is_err(), "accepted {:?}", raw),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+opaque_id_properties!(
+    customer_id_accepts_exactly_its_contract: CustomerId,
+    carrier_number_id_accepts_exactly_its_contract: CarrierNumberId,
+    route_id_accepts_exactly_its_contract: RouteId,
+    route_target_id_accepts_exactly_its_contract: RouteTargetId,
+    carrier_account_id_accepts_exactly_its_contract: CarrierAccountId,
+    credential_key_id_accepts_exactly_its_contract: CredentialKeyId,
+    sip_trunk_id_accepts_exactly_its_contract: SipTrunkId,
+    dispatch_rule_id_accepts_exactly_its_contract: DispatchRuleId,
+    agent_dispatch_id_accepts_exactly_its_contract: AgentDispatchId,
+    room_name_accepts_exactly_its_contract: RoomName,
+    webhook_event_id_accepts_exactly_its_contract: WebhookEventId,
+);
