@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use trunkline_bench::machine::{Machine, say, write_raw};
 use trunkline_bench::scenarios::connect::{self, ConnectOptions};
 use trunkline_bench::scenarios::footprint::{self, FootprintOptions};
+use trunkline_bench::scenarios::reconcile::{self, ReconcileOptions};
 use trunkline_bench::scenarios::webhooks::{self, Deployment, WebhookOptions};
 use trunkline_bench::setup;
 
@@ -62,6 +63,8 @@ enum Command {
     Connect(ConnectArgs),
     /// Start-up time to ready and idle memory.
     Footprint(FootprintArgs),
+    /// Drift reconciler throughput and CPU with emulated upstream latency.
+    Reconcile(ReconcileArgs),
     /// Everything, in order: footprint, connect, webhooks (with ceilings).
     All {
         #[command(flatten)]
@@ -109,6 +112,19 @@ struct ConnectArgs {
     /// Cold connect / warm reconnect / disconnect cycles per backend.
     #[arg(long, default_value_t = 5)]
     iterations: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ReconcileArgs {
+    /// Latency injected on every upstream call, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    latency_ms: u64,
+    /// Connections checked per run.
+    #[arg(long, default_value_t = 300)]
+    connections: usize,
+    /// Customers (Twilio accounts) they are spread over.
+    #[arg(long, default_value_t = 10)]
+    integrations: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -204,6 +220,25 @@ async fn connect(ctx: &Context, args: &ConnectArgs) -> anyhow::Result<String> {
     Ok(connect::markdown(&results))
 }
 
+async fn reconcile(ctx: &Context, args: &ReconcileArgs) -> anyhow::Result<String> {
+    let opts = ReconcileOptions {
+        bin: ctx.bin.clone(),
+        latency: Duration::from_millis(args.latency_ms),
+        connections: if ctx.quick { 40 } else { args.connections },
+        integrations: args.integrations,
+        // The default rate (300/min), then the ceiling with the default bounds in flight.
+        settings: vec![(300, 8, 2), (60_000, 8, 2)],
+    };
+    let results = reconcile::run(&opts, ctx.work.path()).await?;
+    let settings = json!({
+        "latency_ms": args.latency_ms,
+        "connections": opts.connections,
+        "integrations": args.integrations,
+    });
+    ctx.save("reconcile", &settings, &results)?;
+    Ok(reconcile::markdown(&results))
+}
+
 async fn footprint(ctx: &Context, args: &FootprintArgs) -> anyhow::Result<String> {
     let opts = FootprintOptions {
         bin: ctx.bin.clone(),
@@ -268,6 +303,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ceilings(a) => tables.push(("Ceilings", webhooks(&ctx, a, true).await?)),
         Command::Connect(a) => tables.push(("Connect critical path", connect(&ctx, a).await?)),
         Command::Footprint(a) => tables.push(("Footprint", footprint(&ctx, a).await?)),
+        Command::Reconcile(a) => tables.push(("Drift reconciler", reconcile(&ctx, a).await?)),
         Command::All {
             webhooks: w,
             connect: c,

@@ -49,6 +49,10 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// Unexpected failure on our side; details are in the logs under the request id.
     Internal,
+    /// Number search, purchase and release are off (`TRUNKLINE_ALLOW_NUMBER_PURCHASE`).
+    PurchaseNotEnabled,
+    /// Release refused: trunkline did not buy this number (or released it already).
+    NotPurchased,
 }
 
 impl ErrorCode {
@@ -75,11 +79,13 @@ impl ErrorCode {
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
+            Self::PurchaseNotEnabled => "PURCHASE_NOT_ENABLED",
+            Self::NotPurchased => "NOT_PURCHASED",
         }
     }
 
     /// Every code, for exhaustive table tests and documentation.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::AuthInvalid,
         Self::InsufficientPermissions,
         Self::NumberNotFound,
@@ -100,6 +106,8 @@ impl ErrorCode {
         Self::MethodNotAllowed,
         Self::ServiceUnavailable,
         Self::Internal,
+        Self::PurchaseNotEnabled,
+        Self::NotPurchased,
     ];
 }
 

@@ -425,6 +425,9 @@ pub enum LeaseResource {
     Number(CarrierNumberId),
     /// Creation of a shared trunk (several numbers' connects may race to create it).
     Trunk(String),
+    /// Work of which one instance runs at a time, whoever the customer (the drift
+    /// reconciler). The key's customer and provider are not part of its storage key.
+    Singleton(&'static str),
 }
 
 /// The key of a lease: a resource of one customer at one provider.
@@ -448,6 +451,15 @@ impl LeaseKey {
         }
     }
 
+    /// The lease of work one instance of the whole fleet runs at a time.
+    pub fn singleton(name: &'static str) -> Self {
+        Self {
+            customer_id: CustomerId::parse("trunkline").unwrap_or_else(|_| unreachable!()),
+            provider: ProviderKind::Twilio,
+            resource: LeaseResource::Singleton(name),
+        }
+    }
+
     pub fn trunk(customer_id: CustomerId, provider: ProviderKind, friendly_name: &str) -> Self {
         Self {
             customer_id,
@@ -459,10 +471,14 @@ impl LeaseKey {
     /// A single-string form for storage, unambiguous whatever the customer id holds:
     /// `<len(customer)>:<customer>/<provider>/number:<number id>` or `…/trunk:<name>`.
     pub fn storage_key(&self) -> String {
+        if let LeaseResource::Singleton(name) = &self.resource {
+            return format!("singleton:{name}");
+        }
         let c = self.customer_id.as_str();
         let r = match &self.resource {
             LeaseResource::Number(n) => format!("number:{n}"),
             LeaseResource::Trunk(t) => format!("trunk:{t}"),
+            LeaseResource::Singleton(_) => unreachable!("handled above"),
         };
         format!("{}:{c}/{}/{r}", c.len(), self.provider)
     }
@@ -495,6 +511,16 @@ pub enum AuditAction {
     NumberConnected,
     #[serde(rename = "number.disconnected")]
     NumberDisconnected,
+    #[serde(rename = "number.purchased")]
+    NumberPurchased,
+    #[serde(rename = "number.released")]
+    NumberReleased,
+    #[serde(rename = "connection.drift_detected")]
+    DriftDetected,
+    #[serde(rename = "connection.drift_cleared")]
+    DriftCleared,
+    #[serde(rename = "integration.settings_updated")]
+    SettingsUpdated,
 }
 
 impl AuditAction {
@@ -505,6 +531,11 @@ impl AuditAction {
             Self::CredentialsDeleted => "credentials.deleted",
             Self::NumberConnected => "number.connected",
             Self::NumberDisconnected => "number.disconnected",
+            Self::NumberPurchased => "number.purchased",
+            Self::NumberReleased => "number.released",
+            Self::DriftDetected => "connection.drift_detected",
+            Self::DriftCleared => "connection.drift_cleared",
+            Self::SettingsUpdated => "integration.settings_updated",
         }
     }
 
@@ -515,6 +546,11 @@ impl AuditAction {
             Self::CredentialsDeleted,
             Self::NumberConnected,
             Self::NumberDisconnected,
+            Self::NumberPurchased,
+            Self::NumberReleased,
+            Self::DriftDetected,
+            Self::DriftCleared,
+            Self::SettingsUpdated,
         ]
         .into_iter()
         .find(|a| a.as_str() == raw)
@@ -541,6 +577,57 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
     pub request_id: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Fleet: reconciler checks, purchased numbers, per-integration settings
+// ---------------------------------------------------------------------------------------
+
+/// One drift as the reconciler recorded it (`kind` from the status use case's closed set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedDrift {
+    pub kind: String,
+    pub message: String,
+}
+
+/// What the drift reconciler last found for a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionCheck {
+    pub connection_id: ConnectionId,
+    pub checked_at: DateTime<Utc>,
+    /// Empty when both sides match what trunkline stored.
+    pub drifts: Vec<RecordedDrift>,
+    /// Since when the connection has drifted without a clean check in between.
+    pub drift_since: Option<DateTime<Utc>>,
+    /// Parts that could not be read (error codes), which are not drift.
+    #[serde(default)]
+    pub unreadable: Vec<String>,
+    /// When auto-repair last reconnected the number.
+    #[serde(default)]
+    pub repaired_at: Option<DateTime<Utc>>,
+}
+
+/// A number trunkline bought for a customer: the only numbers it may release.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PurchasedNumber {
+    pub customer_id: CustomerId,
+    pub provider: ProviderKind,
+    pub number_id: CarrierNumberId,
+    pub e164: E164,
+    pub purchased_at: DateTime<Utc>,
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+/// Per-integration settings of the fleet operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationSettings {
+    pub customer_id: CustomerId,
+    pub provider: ProviderKind,
+    /// Whether the reconciler reconnects numbers it finds drifted. Off by default.
+    pub auto_repair: bool,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -68,6 +68,14 @@ impl E164 {
     pub fn masked(&self) -> String {
         mask_phone(&self.0)
     }
+
+    /// The national significant number, without the country code (`4155550100`): what an
+    /// area code or a number prefix is matched against.
+    pub fn national_digits(&self) -> String {
+        phonenumber::parse(None, &self.0)
+            .map(|p| p.national().value().to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// Mask any phone-number-like string for logs: keep the leading `+` and first digit and the

@@ -502,6 +502,27 @@ impl SipPlatform for LiveKitPlatform {
             .transpose()
     }
 
+    async fn list_inbound_trunks(&self) -> Result<Vec<InboundTrunkInfo>, ProviderError> {
+        let resp: proto::ListSipInboundTrunkResponse = self
+            .twirp
+            .call(
+                SIP,
+                "ListSIPInboundTrunk",
+                &proto::ListSipInboundTrunkRequest::default(),
+                &Grant::SipAdmin,
+            )
+            .await?;
+        resp.items.iter().map(trunk_info).collect()
+    }
+
+    async fn list_dispatch_rules(&self) -> Result<Vec<DispatchRuleInfo>, ProviderError> {
+        self.list_rules(proto::ListSipDispatchRuleRequest::default())
+            .await?
+            .iter()
+            .map(rule_info)
+            .collect()
+    }
+
     async fn delete_inbound_trunk(&self, id: &SipTrunkId) -> Result<(), ProviderError> {
         let req = proto::DeleteSipTrunkRequest {
             sip_trunk_id: id.as_str().to_owned(),

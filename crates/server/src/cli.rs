@@ -319,6 +319,8 @@ async fn serve(config: Config) -> Result<(), Failure> {
         &instance,
     );
     let calls = state.calls.clone();
+    let fleet = state.fleet.clone();
+    let leases = state.stores.leases.clone();
     let upkeep = state.metrics.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -362,6 +364,13 @@ async fn serve(config: Config) -> Result<(), Failure> {
             stop_rx,
         ))
     });
+    let reconciler = actix_web::rt::spawn(crate::reconciler::run(
+        fleet,
+        leases,
+        instance.clone(),
+        config.fleet.clone(),
+        stop_tx.subscribe(),
+    ));
     let stop_on_signal = stop_tx.clone();
     actix_web::rt::spawn(async move {
         if let Err(e) = on_signals(handle, timeout, stop_on_signal).await {
@@ -378,6 +387,9 @@ async fn serve(config: Config) -> Result<(), Failure> {
                 "the dispatch retrier did not finish its pass before the shutdown timeout"
             );
         }
+    }
+    if tokio::time::timeout(timeout, reconciler).await.is_err() {
+        tracing::warn!("the reconciler did not finish its batch before the shutdown timeout");
     }
     outcome.map_err(|e| Failure::runtime(format!("server failed: {e}")))?;
     tracing::info!("stopped");

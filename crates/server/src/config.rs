@@ -48,6 +48,13 @@ pub const DISPATCH_RETRY_INTERVAL_MS: &str = "TRUNKLINE_DISPATCH_RETRY_INTERVAL_
 pub const DISPATCH_BACKOFF_BASE_MS: &str = "TRUNKLINE_DISPATCH_BACKOFF_BASE_MS";
 pub const DISPATCH_BACKOFF_MAX_MS: &str = "TRUNKLINE_DISPATCH_BACKOFF_MAX_MS";
 pub const DISPATCH_MAX_ATTEMPTS: &str = "TRUNKLINE_DISPATCH_MAX_ATTEMPTS";
+pub const ALLOW_NUMBER_PURCHASE: &str = "TRUNKLINE_ALLOW_NUMBER_PURCHASE";
+pub const RECONCILE_CHECKS_PER_MINUTE: &str = "TRUNKLINE_RECONCILE_CHECKS_PER_MINUTE";
+pub const RECONCILE_RECHECK_SECS: &str = "TRUNKLINE_RECONCILE_RECHECK_SECS";
+pub const RECONCILE_IN_FLIGHT: &str = "TRUNKLINE_RECONCILE_IN_FLIGHT";
+pub const RECONCILE_PER_INTEGRATION_IN_FLIGHT: &str =
+    "TRUNKLINE_RECONCILE_PER_INTEGRATION_IN_FLIGHT";
+pub const RECONCILE_TICK_MS: &str = "TRUNKLINE_RECONCILE_TICK_MS";
 pub const SIP_TARGET: &str = "TRUNKLINE_SIP_TARGET";
 pub const ALLOW_SIP_TARGET_OVERRIDE: &str = "TRUNKLINE_ALLOW_SIP_TARGET_OVERRIDE";
 pub const CREDENTIAL_CHECKS_PER_MINUTE: &str = "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE";
@@ -326,6 +333,48 @@ pub struct Config {
     /// The Twilio adapter's settings (`TRUNKLINE_TWILIO_*`), parsed and validated by the
     /// adapter itself.
     pub twilio: trunkline_twilio::TwilioConfig,
+    /// Number purchase and the drift reconciler.
+    pub fleet: FleetConfig,
+}
+
+/// Number purchase and the drift reconciler (`TRUNKLINE_ALLOW_NUMBER_PURCHASE`,
+/// `TRUNKLINE_RECONCILE_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetConfig {
+    pub allow_number_purchase: bool,
+    /// Checks started per minute across the fleet; 0 turns the reconciler off.
+    pub checks_per_minute: u32,
+    /// A connection is checked again once its last check is this old.
+    pub recheck_after: Duration,
+    pub in_flight: usize,
+    pub per_integration_in_flight: usize,
+    /// How often an instance tries for the reconciler's lease and looks for due checks.
+    pub tick: Duration,
+}
+
+impl FleetConfig {
+    fn from_env(env: &Env, p: &mut Problems) -> Self {
+        Self {
+            allow_number_purchase: parse_bool(env, ALLOW_NUMBER_PURCHASE, false, p),
+            checks_per_minute: parse_number(env, RECONCILE_CHECKS_PER_MINUTE, 300, 0..=60_000, p),
+            recheck_after: Duration::from_secs(parse_number(
+                env,
+                RECONCILE_RECHECK_SECS,
+                300,
+                1..=86_400,
+                p,
+            )),
+            in_flight: parse_number(env, RECONCILE_IN_FLIGHT, 8, 1..=256, p),
+            per_integration_in_flight: parse_number(
+                env,
+                RECONCILE_PER_INTEGRATION_IN_FLIGHT,
+                2,
+                1..=64,
+                p,
+            ),
+            tick: Duration::from_millis(parse_number(env, RECONCILE_TICK_MS, 1_000, 10..=60_000, p)),
+        }
+    }
 }
 
 /// One problem with one variable.
@@ -486,6 +535,7 @@ impl Config {
                 }
             });
         let allow_sip_target_override = parse_bool(env, ALLOW_SIP_TARGET_OVERRIDE, false, &mut p);
+        let fleet = FleetConfig::from_env(env, &mut p);
         // Each carrier adapter owns its variables and reports every problem, each by name.
         let twilio = trunkline_twilio::TwilioConfig::from_lookup(|name| env.lossy(name))
             .unwrap_or_else(|e| {
@@ -527,6 +577,7 @@ impl Config {
                 allow_sip_target_override,
                 telnyx,
                 twilio,
+                fleet,
             }),
             _ => Err(ConfigError { problems: p.0 }),
         }

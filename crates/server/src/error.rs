@@ -24,13 +24,16 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::ValidationFailed | ErrorCode::InvalidSipTarget => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::Forbidden | ErrorCode::PurchaseNotEnabled => StatusCode::FORBIDDEN,
         ErrorCode::NumberNotFound
         | ErrorCode::IntegrationNotFound
         | ErrorCode::NotFound
         | ErrorCode::NotConnected => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::NumberInUse | ErrorCode::Conflict | ErrorCode::TrunkingNotEnabled => {
+        ErrorCode::NumberInUse
+        | ErrorCode::Conflict
+        | ErrorCode::TrunkingNotEnabled
+        | ErrorCode::NotPurchased => {
             StatusCode::CONFLICT
         }
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -352,6 +355,8 @@ mod tests {
             (ErrorCode::ProviderUnavailable, 503),
             (ErrorCode::NotConfigured, 503),
             (ErrorCode::ServiceUnavailable, 503),
+            (ErrorCode::PurchaseNotEnabled, 403),
+            (ErrorCode::NotPurchased, 409),
         ];
         assert_eq!(rows.len(), ErrorCode::ALL.len(), "a code is missing a row");
         for (code, status) in rows {

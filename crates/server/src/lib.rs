@@ -7,6 +7,7 @@ pub mod dev;
 pub mod error;
 pub mod http;
 pub mod openapi;
+pub mod reconciler;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

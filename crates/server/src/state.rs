@@ -9,11 +9,12 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret as _;
 use trunkline_core::ProviderKind;
 use trunkline_core::ports::{
-    AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore,
-    LeaseStore, SipPlatform, Store, StoreError, StoreHealth,
+    AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, FleetStore,
+    IntegrationStore, LeaseStore, NumberMarket, SipPlatform, Store, StoreError, StoreHealth,
 };
 use trunkline_core::usecases::{
-    CallSettings, Calls, CallsPorts, Onboarding, OnboardingPorts, OnboardingSettings,
+    CallSettings, Calls, CallsPorts, Fleet, FleetPorts, FleetSettings, InFlightLimiter, Onboarding,
+    OnboardingPorts, OnboardingSettings,
 };
 use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
@@ -35,11 +36,13 @@ pub struct Stores {
     pub calls: Arc<dyn CallStore>,
     pub audit: Arc<dyn AuditLog>,
     pub health: Arc<dyn StoreHealth>,
+    pub fleet: Arc<dyn FleetStore>,
 }
 
 impl Stores {
     pub fn from_store<S: Store + 'static>(store: Arc<S>) -> Self {
         Self {
+            fleet: store.clone(),
             integrations: store.clone(),
             connections: store.clone(),
             leases: store.clone(),
@@ -112,6 +115,8 @@ pub struct AppState {
     pub calls: Arc<Calls>,
     /// Per-customer allowance of credential checks (verify, save).
     pub credential_checks: Arc<Throttle>,
+    /// Number purchase, the support views and the drift reconciler.
+    pub fleet: Arc<Fleet>,
 }
 
 /// The credential-check throttle the configuration asks for.
@@ -162,6 +167,8 @@ pub struct Adapters {
     pub sip: Option<Arc<dyn SipPlatform>>,
     pub vault: Arc<dyn CredentialVault>,
     pub stores: Stores,
+    /// Carriers that sell numbers (used only with `TRUNKLINE_ALLOW_NUMBER_PURCHASE`).
+    pub markets: HashMap<ProviderKind, Arc<dyn NumberMarket>>,
 }
 
 impl fmt::Debug for Adapters {
@@ -188,6 +195,7 @@ impl Adapters {
             sip: build_livekit(config)?,
             vault,
             stores,
+            markets: build_markets(config)?,
         })
     }
 }
@@ -205,6 +213,41 @@ pub fn build_carriers(
     let telnyx = TelnyxCarrier::new(config.telnyx.clone()).map_err(|e| e.to_string())?;
     carriers.insert(ProviderKind::Telnyx, Arc::new(telnyx));
     Ok(carriers)
+}
+
+/// The carriers' number markets (search, purchase, release).
+///
+/// # Errors
+/// An adapter refuses its configuration (the message names the variable).
+pub fn build_markets(
+    config: &Config,
+) -> Result<HashMap<ProviderKind, Arc<dyn NumberMarket>>, String> {
+    let mut markets: HashMap<ProviderKind, Arc<dyn NumberMarket>> = HashMap::new();
+    let twilio = TwilioCarrier::new(config.twilio.clone()).map_err(|e| e.to_string())?;
+    markets.insert(ProviderKind::Twilio, Arc::new(twilio));
+    let telnyx = TelnyxCarrier::new(config.telnyx.clone()).map_err(|e| e.to_string())?;
+    markets.insert(ProviderKind::Telnyx, Arc::new(telnyx));
+    Ok(markets)
+}
+
+/// Build the fleet use cases over the management plane.
+pub fn build_fleet(config: &Config, adapters: &Adapters, onboarding: Arc<Onboarding>) -> Fleet {
+    let f = &config.fleet;
+    let settings = FleetSettings {
+        allow_number_purchase: f.allow_number_purchase,
+        recheck_after: f.recheck_after,
+        checks_per_second: f64::from(f.checks_per_minute.max(1)) / 60.0,
+        per_integration_in_flight: f.per_integration_in_flight,
+        in_flight: f.in_flight,
+    };
+    let ports = FleetPorts {
+        store: adapters.stores.fleet.clone(),
+        markets: adapters.markets.clone(),
+        // The reconciler's own bound until the bulk jobs' shared per-integration limiter
+        // replaces it here (see `UpstreamLimiter`).
+        limiter: Arc::new(InFlightLimiter::new(f.per_integration_in_flight)),
+    };
+    Fleet::new(onboarding, ports, settings)
 }
 
 /// Build the management plane over the adapters. The one place the onboarding use cases
@@ -270,14 +313,16 @@ impl AppState {
         metrics: PrometheusHandle,
         instance_id: &str,
     ) -> Self {
-        let onboarding = build_onboarding(&config, &adapters, instance_id);
+        let onboarding = Arc::new(build_onboarding(&config, &adapters, instance_id));
         let calls = build_calls(&config, &adapters.stores, adapters.sip.clone(), instance_id);
+        let fleet = Arc::new(build_fleet(&config, &adapters, onboarding.clone()));
         Self {
+            fleet,
             stores: adapters.stores,
             vault: adapters.vault,
             auth,
             metrics,
-            onboarding: Arc::new(onboarding),
+            onboarding,
             calls: Arc::new(calls),
             credential_checks: credential_checks(&config),
             config,

@@ -88,6 +88,7 @@ impl Harness {
             sip: sip.map(|s| Arc::new(s) as Arc<dyn SipPlatform>),
             vault,
             stores: stores.clone(),
+            markets: HashMap::new(),
         };
         let key = DevAuthKey::load_or_create(dir.path()).unwrap();
         let token = key

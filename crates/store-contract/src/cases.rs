@@ -26,6 +26,8 @@ use crate::fixtures::{
 };
 use crate::harness::MigrateFn;
 
+pub use crate::fleet_cases::*;
+
 const TWILIO: ProviderKind = ProviderKind::Twilio;
 const TELNYX: ProviderKind = ProviderKind::Telnyx;
 /// How many tasks race in the concurrent cases.

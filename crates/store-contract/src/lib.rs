@@ -27,6 +27,7 @@
 
 pub mod cases;
 pub mod fixtures;
+mod fleet_cases;
 mod harness;
 pub mod upgrade;
 
@@ -69,6 +70,9 @@ macro_rules! contract_tests {
             end_call_cancels_a_pending_dispatch,
             claim_dispatch_refuses_an_ended_call,
             audit_append_and_list_newest_first_per_customer,
+            fleet_lists_customers_and_connections_in_pages,
+            fleet_checks_round_trip_and_replace,
+            fleet_purchases_and_settings_round_trip,
         );
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -35,6 +35,8 @@ use crate::codec;
 use crate::error;
 use crate::migrate;
 use crate::rows::{AuditRow, CallRow, ConnectionRow, IntegrationRow, LeaseRow, WebhookEventRow};
+mod fleet;
+
 use crate::schema::{
     __diesel_schema_migrations, audit_events, calls, integrations, leases, number_connections,
     webhook_events,

@@ -44,6 +44,8 @@ use crate::schema::{
 };
 use crate::sync_ops::{self, ClaimOutcome};
 
+mod fleet;
+
 type Conn = SyncConnectionWrapper<SqliteConnection>;
 
 /// Run on every new connection. `busy_timeout` first: SQLite serializes writers, and a

@@ -520,6 +520,100 @@ impl TelnyxClient {
     }
 }
 
+/// A number for sale, as the market port wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForSale {
+    pub phone_number: E164,
+    pub voice: bool,
+    pub region: Option<String>,
+    pub locality: Option<String>,
+}
+
+/// How a number order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Pending,
+    Success,
+    Failure,
+}
+
+impl TelnyxClient {
+    /// `GET /available_phone_numbers` with the given filters (name, value).
+    pub async fn search_available(
+        &self,
+        key: &SecretString,
+        filters: Vec<(&'static str, String)>,
+    ) -> Result<Vec<ForSale>, ProviderError> {
+        let mut call = Call::new(
+            Op::ListAvailablePhoneNumbers,
+            Resource::AvailableNumbers,
+            None,
+        );
+        call.query = filters;
+        let page: wire::Page<wire::AvailableNumber> = self.http.json(key, &call).await?;
+        Ok(page
+            .data
+            .into_iter()
+            .filter_map(|n| {
+                let phone_number = E164::parse(&n.phone_number).ok()?;
+                let region = |kind: &str| {
+                    n.region_information
+                        .iter()
+                        .find(|r| r.region_type.as_deref() == Some(kind))
+                        .and_then(|r| r.region_name.clone())
+                };
+                Some(ForSale {
+                    voice: n.features.iter().any(|f| f.name.as_deref() == Some("voice")),
+                    region: region("state"),
+                    locality: region("location"),
+                    phone_number,
+                })
+            })
+            .collect())
+    }
+
+    /// `POST /number_orders` for one number: the order's id and status.
+    pub async fn create_number_order(
+        &self,
+        key: &SecretString,
+        number: &E164,
+    ) -> Result<(String, OrderStatus), ProviderError> {
+        let call = Call::new(Op::CreateNumberOrder, Resource::NumberOrder, None)
+            .body(json!({ "phone_numbers": [{ "phone_number": number.as_str() }] }));
+        let data: wire::Data<wire::NumberOrder> = self.http.json(key, &call).await?;
+        Ok((data.data.id.clone(), order_status(&data.data)?))
+    }
+
+    /// `GET /number_orders/{id}`: the order's status.
+    pub async fn number_order_status(
+        &self,
+        key: &SecretString,
+        order: &str,
+    ) -> Result<OrderStatus, ProviderError> {
+        if order.is_empty() || !order.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(bad_response("number order id"));
+        }
+        let call = Call::new(Op::RetrieveNumberOrder, Resource::NumberOrder, Some(order));
+        let data: wire::Data<wire::NumberOrder> = self.http.json(key, &call).await?;
+        order_status(&data.data)
+    }
+
+    /// `DELETE /phone_numbers/{id}`; one already gone is success.
+    pub async fn delete_number(&self, key: &SecretString, id: &NumberId) -> Result<(), ProviderError> {
+        let call = Call::new(Op::DeletePhoneNumber, Resource::Number, Some(id.as_str()));
+        self.delete(key, &call).await
+    }
+}
+
+fn order_status(o: &wire::NumberOrder) -> Result<OrderStatus, ProviderError> {
+    match o.status.as_deref() {
+        Some("pending") => Ok(OrderStatus::Pending),
+        Some("success") => Ok(OrderStatus::Success),
+        Some("failure") => Ok(OrderStatus::Failure),
+        _ => Err(bad_response("number order status")),
+    }
+}
+
 fn connection_body(spec: &NewConnection) -> Value {
     json!({
         "connection_name": spec.name,

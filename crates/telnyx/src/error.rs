@@ -88,6 +88,8 @@ pub(crate) enum Resource {
     Number,
     Connection,
     Fqdn,
+    AvailableNumbers,
+    NumberOrder,
 }
 
 impl Resource {
@@ -97,6 +99,8 @@ impl Resource {
             Self::Number => "phone number",
             Self::Connection => "FQDN connection",
             Self::Fqdn => "FQDN",
+            Self::AvailableNumbers => "available phone number",
+            Self::NumberOrder => "number order",
         }
     }
 }

@@ -7,6 +7,7 @@ mod config;
 mod credentials;
 mod cursor;
 mod error;
+mod market;
 mod model;
 mod ops;
 #[cfg(test)]

@@ -35,6 +35,10 @@ pub enum TelnyxOperation {
     CreateFqdn,
     UpdateFqdn,
     DeleteFqdn,
+    ListAvailablePhoneNumbers,
+    CreateNumberOrder,
+    RetrieveNumberOrder,
+    DeletePhoneNumber,
 }
 
 /// What the catalogue says about one operation.
@@ -61,7 +65,7 @@ const CONNECTION_BODY: &[&str] = &[
 const FQDN_BODY: &[&str] = &["connection_id", "fqdn", "port", "dns_record_type"];
 
 impl TelnyxOperation {
-    pub const ALL: [TelnyxOperation; 13] = [
+    pub const ALL: [TelnyxOperation; 17] = [
         Self::GetUserBalance,
         Self::ListPhoneNumbers,
         Self::RetrievePhoneNumber,
@@ -75,6 +79,10 @@ impl TelnyxOperation {
         Self::CreateFqdn,
         Self::UpdateFqdn,
         Self::DeleteFqdn,
+        Self::ListAvailablePhoneNumbers,
+        Self::CreateNumberOrder,
+        Self::RetrieveNumberOrder,
+        Self::DeletePhoneNumber,
     ];
 
     pub fn info(self) -> OperationInfo {
@@ -189,6 +197,46 @@ impl TelnyxOperation {
                 &["fqdn", "port", "dns_record_type"],
             ),
             Self::DeleteFqdn => ("DeleteFqdn", "DELETE", "/fqdns/{id}", Idempotent, &[], &[]),
+            Self::ListAvailablePhoneNumbers => (
+                "ListAvailablePhoneNumbers",
+                "GET",
+                "/available_phone_numbers",
+                Read,
+                &[
+                    "filter[country_code]",
+                    "filter[phone_number_type]",
+                    "filter[national_destination_code]",
+                    "filter[phone_number][starts_with]",
+                    "filter[phone_number][contains]",
+                    "filter[limit]",
+                ],
+                &[],
+            ),
+            // Orders cost money: never repeated; after a lost answer the account is searched.
+            Self::CreateNumberOrder => (
+                "CreateNumberOrder",
+                "POST",
+                "/number_orders",
+                Create,
+                &[],
+                &["phone_numbers"],
+            ),
+            Self::RetrieveNumberOrder => (
+                "RetrieveNumberOrder",
+                "GET",
+                "/number_orders/{number_order_id}",
+                Read,
+                &[],
+                &[],
+            ),
+            Self::DeletePhoneNumber => (
+                "DeletePhoneNumber",
+                "DELETE",
+                "/phone_numbers/{id}",
+                Idempotent,
+                &[],
+                &[],
+            ),
         };
         OperationInfo {
             operation_id,
@@ -203,9 +251,11 @@ impl TelnyxOperation {
     /// The path for the given id (ignored by templates without `{id}`).
     pub fn path(self, id: Option<&str>) -> String {
         let template = self.info().template;
-        match id {
-            Some(id) => template.replace("{id}", id),
-            None => template.to_owned(),
+        match (id, template.find('{'), template.find('}')) {
+            (Some(id), Some(open), Some(close)) if open < close => {
+                format!("{}{id}{}", &template[..open], &template[close + 1..])
+            }
+            _ => template.to_owned(),
         }
     }
 }

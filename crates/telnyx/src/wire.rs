@@ -84,3 +84,33 @@ pub(crate) struct Fqdn {
     #[serde(default)]
     pub dns_record_type: Option<String>,
 }
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AvailableNumber {
+    pub phone_number: String,
+    #[serde(default)]
+    pub features: Vec<Feature>,
+    #[serde(default)]
+    pub region_information: Vec<RegionInformation>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Feature {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RegionInformation {
+    #[serde(default)]
+    pub region_name: Option<String>,
+    #[serde(default)]
+    pub region_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NumberOrder {
+    pub id: String,
+    #[serde(default)]
+    pub status: Option<String>,
+}

@@ -49,6 +49,10 @@ impl TwilioCarrier {
         self.client.config()
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Every item of a Trunking v1 list, following `meta.next_page_url`.
     async fn list_all<L, T>(
         &self,

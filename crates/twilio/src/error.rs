@@ -51,6 +51,7 @@ pub(crate) enum Resource {
     Trunk,
     OriginationUrl,
     TrunkNumber,
+    AvailableNumbers,
 }
 
 impl Resource {
@@ -61,6 +62,7 @@ impl Resource {
             Self::Trunks | Self::Trunk => "trunk",
             Self::OriginationUrl => "origination URL",
             Self::TrunkNumber => "trunk phone number",
+            Self::AvailableNumbers => "available phone number",
         }
     }
 }
@@ -72,6 +74,8 @@ pub(crate) mod codes {
     pub const NOT_FOUND: u32 = 20404;
     pub const TOO_MANY_REQUESTS: u32 = 20429;
     pub const KEY_LACKS_PERMISSION: u32 = 70051;
+    /// `CreateIncomingPhoneNumber`: the number is not (or no longer) available to buy.
+    pub const NUMBER_NOT_AVAILABLE: u32 = 21422;
 }
 
 /// Map an HTTP error answer from Twilio.
@@ -108,6 +112,10 @@ pub(crate) fn classify(
                 "the Twilio credentials are not allowed to use this {}",
                 resource.noun()
             ),
+        ),
+        (Some(codes::NUMBER_NOT_AVAILABLE), _) => (
+            ErrorCode::NumberNotFound,
+            "the phone number is not for sale (any more) at Twilio; search again".to_owned(),
         ),
         (Some(codes::NOT_FOUND), _) | (_, 404) => match resource {
             Resource::Numbers | Resource::Number => (

@@ -6,6 +6,7 @@ mod config;
 mod credentials;
 mod cursor;
 mod error;
+mod market;
 mod ops;
 #[cfg(test)]
 mod properties;

@@ -45,6 +45,11 @@ pub enum TwilioOperation {
     ListPhoneNumber,
     CreatePhoneNumber,
     DeletePhoneNumber,
+    ListAvailablePhoneNumberLocal,
+    ListAvailablePhoneNumberTollFree,
+    ListAvailablePhoneNumberMobile,
+    CreateIncomingPhoneNumber,
+    DeleteIncomingPhoneNumber,
 }
 
 /// What the catalogue says about one operation.
@@ -71,10 +76,11 @@ const VOICE_FORM: &[&str] = &[
     "VoiceApplicationSid",
     "StatusCallback",
 ];
+const AVAILABLE_QUERY: &[&str] = &["AreaCode", "Contains", "VoiceEnabled", "PageSize"];
 const ORIGINATION_FORM: &[&str] = &["Weight", "Priority", "Enabled", "FriendlyName", "SipUrl"];
 
 impl TwilioOperation {
-    pub const ALL: [TwilioOperation; 15] = [
+    pub const ALL: [TwilioOperation; 20] = [
         Self::FetchAccount,
         Self::ListIncomingPhoneNumber,
         Self::FetchIncomingPhoneNumber,
@@ -90,6 +96,11 @@ impl TwilioOperation {
         Self::ListPhoneNumber,
         Self::CreatePhoneNumber,
         Self::DeletePhoneNumber,
+        Self::ListAvailablePhoneNumberLocal,
+        Self::ListAvailablePhoneNumberTollFree,
+        Self::ListAvailablePhoneNumberMobile,
+        Self::CreateIncomingPhoneNumber,
+        Self::DeleteIncomingPhoneNumber,
     ];
 
     pub fn info(self) -> OperationInfo {
@@ -235,6 +246,53 @@ impl TwilioOperation {
                 Trunking,
                 "DELETE",
                 "/v1/Trunks/{TrunkSid}/PhoneNumbers/{Sid}",
+                Idempotent,
+                &[],
+                &[],
+            ),
+            Self::ListAvailablePhoneNumberLocal => (
+                "ListAvailablePhoneNumberLocal",
+                Api,
+                "GET",
+                "/2010-04-01/Accounts/{AccountSid}/AvailablePhoneNumbers/{CountryCode}/Local.json",
+                Read,
+                AVAILABLE_QUERY,
+                &[],
+            ),
+            Self::ListAvailablePhoneNumberTollFree => (
+                "ListAvailablePhoneNumberTollFree",
+                Api,
+                "GET",
+                "/2010-04-01/Accounts/{AccountSid}/AvailablePhoneNumbers/{CountryCode}/TollFree.json",
+                Read,
+                AVAILABLE_QUERY,
+                &[],
+            ),
+            Self::ListAvailablePhoneNumberMobile => (
+                "ListAvailablePhoneNumberMobile",
+                Api,
+                "GET",
+                "/2010-04-01/Accounts/{AccountSid}/AvailablePhoneNumbers/{CountryCode}/Mobile.json",
+                Read,
+                AVAILABLE_QUERY,
+                &[],
+            ),
+            // A purchase is never repeated blindly: after a lost answer the adapter looks
+            // for the number in the account instead.
+            Self::CreateIncomingPhoneNumber => (
+                "CreateIncomingPhoneNumber",
+                Api,
+                "POST",
+                "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json",
+                Create,
+                &[],
+                &["PhoneNumber"],
+            ),
+            Self::DeleteIncomingPhoneNumber => (
+                "DeleteIncomingPhoneNumber",
+                Api,
+                "DELETE",
+                "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json",
                 Idempotent,
                 &[],
                 &[],

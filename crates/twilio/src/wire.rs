@@ -223,3 +223,22 @@ mod tests {
         assert_eq!(o.route_id, tk.into());
     }
 }
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AvailableNumberJson {
+    pub phone_number: Option<String>,
+    pub region: Option<String>,
+    pub locality: Option<String>,
+    pub capabilities: Option<AvailableCapabilitiesJson>,
+}
+
+/// `capabilities` of an available number: Twilio spells these keys in its own case.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct AvailableCapabilitiesJson {
+    pub voice: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AvailableNumberListJson {
+    pub available_phone_numbers: Vec<AvailableNumberJson>,
+}

@@ -3,4 +3,5 @@
 
 pub mod connect;
 pub mod footprint;
+pub mod reconcile;
 pub mod webhooks;

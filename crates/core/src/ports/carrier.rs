@@ -179,6 +179,94 @@ pub struct RouteTargetSpec {
     pub name: String,
 }
 
+/// The kind of number a search asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberType {
+    Local,
+    TollFree,
+    Mobile,
+}
+
+impl NumberType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::TollFree => "toll_free",
+            Self::Mobile => "mobile",
+        }
+    }
+}
+
+/// A search of the numbers a carrier offers for sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvailableNumberQuery {
+    /// ISO 3166-1 alpha-2, upper case (`US`).
+    pub country: String,
+    pub number_type: NumberType,
+    /// National area code (`415`).
+    pub area_code: Option<String>,
+    /// Digits the national number starts with (`41555`).
+    pub prefix: Option<String>,
+    /// Digits the number contains.
+    pub contains: Option<String>,
+    /// 1 to [`AvailableNumberQuery::MAX_LIMIT`].
+    pub limit: u32,
+}
+
+impl AvailableNumberQuery {
+    pub const MAX_LIMIT: u32 = 50;
+}
+
+/// A number the carrier offers for sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvailableNumber {
+    pub e164: E164,
+    pub number_type: NumberType,
+    pub region: Option<String>,
+    pub locality: Option<String>,
+    pub voice_capable: bool,
+}
+
+/// A search of the carrier's numbers for sale, and buying and releasing one: a separate
+/// port from [`CarrierProvider`] because only some deployments allow it
+/// (`TRUNKLINE_ALLOW_NUMBER_PURCHASE`) and a carrier adapter may not offer it.
+///
+/// Errors are classified like [`CarrierProvider`]'s. Purchases cost money: an adapter never
+/// retries a purchase blindly; it looks for the number in the account first.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait NumberMarket: Send + Sync {
+    /// Numbers for sale matching the query (at most `query.limit`).
+    ///
+    /// # Errors
+    /// `VALIDATION_FAILED` for a country or type the carrier does not sell.
+    async fn search_available_numbers(
+        &self,
+        creds: &CarrierCredentials,
+        query: &AvailableNumberQuery,
+    ) -> Result<Vec<AvailableNumber>, ProviderError>;
+
+    /// Buy one number into the account and answer it as the account now holds it. A carrier
+    /// whose orders are asynchronous (Telnyx) is polled until the order completes.
+    ///
+    /// # Errors
+    /// `NUMBER_NOT_FOUND` when it is no longer for sale; `PROVIDER_UNAVAILABLE` when an
+    /// order did not complete in time (the number may still arrive: search the account).
+    async fn purchase_number(
+        &self,
+        creds: &CarrierCredentials,
+        e164: &E164,
+    ) -> Result<CarrierNumber, ProviderError>;
+
+    /// Release a number from the account. Absent already is success.
+    async fn release_number(
+        &self,
+        creds: &CarrierCredentials,
+        number: &CarrierNumberId,
+    ) -> Result<(), ProviderError>;
+}
+
 /// A carrier: primitive, idempotent-where-possible operations shaped around what bringing
 /// your own number needs from any carrier (numbers, one number's live routing, a SIP route
 /// with SIP targets, attaching a number to it), not around one carrier's objects.

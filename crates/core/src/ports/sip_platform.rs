@@ -170,6 +170,13 @@ pub trait SipPlatform: Send + Sync {
         id: &DispatchRuleId,
     ) -> Result<Option<DispatchRuleInfo>, ProviderError>;
 
+    /// Every inbound trunk of the LiveKit project, whoever made it (the support view finds
+    /// trunkline's orphans among them by name).
+    async fn list_inbound_trunks(&self) -> Result<Vec<InboundTrunkInfo>, ProviderError>;
+
+    /// Every dispatch rule of the LiveKit project, whoever made it.
+    async fn list_dispatch_rules(&self) -> Result<Vec<DispatchRuleInfo>, ProviderError>;
+
     /// Delete; absent is success.
     async fn delete_inbound_trunk(&self, id: &SipTrunkId) -> Result<(), ProviderError>;
 

@@ -9,7 +9,8 @@ use crate::ids::{
     WebhookEventId,
 };
 use crate::model::{
-    AuditEvent, CallRecord, DispatchClaim, Integration, Lease, LeaseKey, NumberConnection,
+    AuditEvent, CallRecord, ConnectionCheck, DispatchClaim, Integration, IntegrationSettings,
+    Lease, LeaseKey, NumberConnection, PurchasedNumber,
 };
 use crate::phone::E164;
 
@@ -268,13 +269,68 @@ pub trait StoreHealth: Send + Sync {
     async fn check_ready(&self) -> Result<(), StoreError>;
 }
 
+/// Fleet operations across customers: the reconciler's checks, the numbers trunkline
+/// bought, per-integration settings, and the paged listings the support views read.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait FleetStore: Send + Sync {
+    /// Customer ids that have an integration or a connection, ascending, strictly after
+    /// `after`, at most `limit`.
+    async fn list_customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> Result<Vec<CustomerId>, StoreError>;
+
+    /// Connections of every customer, any status, ordered by id, strictly after `after`,
+    /// at most `limit`.
+    async fn list_all_connections(
+        &self,
+        after: Option<ConnectionId>,
+        limit: u32,
+    ) -> Result<Vec<NumberConnection>, StoreError>;
+
+    /// Insert or replace the connection's check.
+    async fn save_check(&self, check: &ConnectionCheck) -> Result<(), StoreError>;
+
+    /// The checks of these connections (those that have one), in no particular order.
+    async fn get_checks(&self, ids: &[ConnectionId]) -> Result<Vec<ConnectionCheck>, StoreError>;
+
+    /// Insert or replace (by customer, provider, number id) a purchase record.
+    async fn save_purchase(&self, purchase: &PurchasedNumber) -> Result<(), StoreError>;
+
+    /// `Ok(None)` when trunkline never bought this number for this customer.
+    async fn get_purchase(
+        &self,
+        customer: &CustomerId,
+        provider: ProviderKind,
+        number: &CarrierNumberId,
+    ) -> Result<Option<PurchasedNumber>, StoreError>;
+
+    /// `Ok(None)` when never set (every setting at its default).
+    async fn get_settings(
+        &self,
+        customer: &CustomerId,
+        provider: ProviderKind,
+    ) -> Result<Option<IntegrationSettings>, StoreError>;
+
+    /// Insert or replace.
+    async fn put_settings(&self, settings: &IntegrationSettings) -> Result<(), StoreError>;
+}
+
 /// Everything a store adapter provides. Implemented automatically.
 pub trait Store:
-    IntegrationStore + ConnectionStore + LeaseStore + CallStore + AuditLog + StoreHealth
+    IntegrationStore + ConnectionStore + LeaseStore + CallStore + AuditLog + StoreHealth + FleetStore
 {
 }
 
 impl<T> Store for T where
-    T: IntegrationStore + ConnectionStore + LeaseStore + CallStore + AuditLog + StoreHealth
+    T: IntegrationStore
+        + ConnectionStore
+        + LeaseStore
+        + CallStore
+        + AuditLog
+        + StoreHealth
+        + FleetStore
 {
 }

@@ -447,6 +447,120 @@ pub struct FakeStore {
     pub connections: Arc<Mutex<Vec<NumberConnection>>>,
     pub leases: Arc<Mutex<HashMap<String, Lease>>>,
     pub audit: Arc<Mutex<Vec<AuditEvent>>>,
+    pub fleet: Arc<Mutex<FleetState>>,
+}
+
+/// The fleet tables in memory.
+#[derive(Debug, Default)]
+pub struct FleetState {
+    pub checks: HashMap<ConnectionId, crate::model::ConnectionCheck>,
+    pub purchases: Vec<crate::model::PurchasedNumber>,
+    pub settings: Vec<crate::model::IntegrationSettings>,
+}
+
+#[async_trait]
+impl crate::ports::FleetStore for FakeStore {
+    async fn list_customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        let mut ids: Vec<CustomerId> = self
+            .integrations
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| i.customer_id.clone())
+            .chain(
+                self.connections
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.customer_id.clone()),
+            )
+            .filter(|c| after.as_ref().is_none_or(|a| c > a))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.truncate(limit as usize);
+        Ok(ids)
+    }
+    async fn list_all_connections(
+        &self,
+        after: Option<ConnectionId>,
+        limit: u32,
+    ) -> Result<Vec<NumberConnection>, StoreError> {
+        let mut v: Vec<NumberConnection> = self
+            .connections
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| after.is_none_or(|a| c.id > a))
+            .cloned()
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v.truncate(limit as usize);
+        Ok(v)
+    }
+    async fn save_check(&self, check: &crate::model::ConnectionCheck) -> Result<(), StoreError> {
+        self.fleet
+            .lock()
+            .unwrap()
+            .checks
+            .insert(check.connection_id, check.clone());
+        Ok(())
+    }
+    async fn get_checks(
+        &self,
+        ids: &[ConnectionId],
+    ) -> Result<Vec<crate::model::ConnectionCheck>, StoreError> {
+        let f = self.fleet.lock().unwrap();
+        Ok(ids.iter().filter_map(|i| f.checks.get(i).cloned()).collect())
+    }
+    async fn save_purchase(&self, p: &crate::model::PurchasedNumber) -> Result<(), StoreError> {
+        let mut f = self.fleet.lock().unwrap();
+        f.purchases.retain(|x| {
+            !(x.customer_id == p.customer_id && x.provider == p.provider && x.number_id == p.number_id)
+        });
+        f.purchases.push(p.clone());
+        Ok(())
+    }
+    async fn get_purchase(
+        &self,
+        c: &CustomerId,
+        p: ProviderKind,
+        n: &CarrierNumberId,
+    ) -> Result<Option<crate::model::PurchasedNumber>, StoreError> {
+        Ok(self
+            .fleet
+            .lock()
+            .unwrap()
+            .purchases
+            .iter()
+            .find(|x| &x.customer_id == c && x.provider == p && &x.number_id == n)
+            .cloned())
+    }
+    async fn get_settings(
+        &self,
+        c: &CustomerId,
+        p: ProviderKind,
+    ) -> Result<Option<crate::model::IntegrationSettings>, StoreError> {
+        Ok(self
+            .fleet
+            .lock()
+            .unwrap()
+            .settings
+            .iter()
+            .find(|x| &x.customer_id == c && x.provider == p)
+            .cloned())
+    }
+    async fn put_settings(&self, s: &crate::model::IntegrationSettings) -> Result<(), StoreError> {
+        let mut f = self.fleet.lock().unwrap();
+        f.settings
+            .retain(|x| !(x.customer_id == s.customer_id && x.provider == s.provider));
+        f.settings.push(s.clone());
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -1019,6 +1133,14 @@ pub mod calls {
             &self,
             _: &crate::ids::DispatchRuleId,
         ) -> Result<Option<DispatchRuleInfo>, ProviderError> {
+            Err(unused())
+        }
+
+        async fn list_inbound_trunks(&self) -> Result<Vec<InboundTrunkInfo>, ProviderError> {
+            Ok(self.state().inbound_trunks.clone())
+        }
+
+        async fn list_dispatch_rules(&self) -> Result<Vec<DispatchRuleInfo>, ProviderError> {
             Err(unused())
         }
 

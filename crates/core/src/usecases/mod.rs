@@ -4,10 +4,14 @@
 //! takes the acting [`Actor`](crate::model::Actor) and customer explicitly; authorization
 //! (who may act for which customer) is decided at the edge before a use case is called.
 
+mod admin;
 mod calls;
 mod connect;
 mod credentials;
+mod fleet;
 mod naming;
+mod purchase;
+mod reconcile;
 mod status;
 
 use std::collections::HashMap;
@@ -22,6 +26,17 @@ pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepA
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use status::{Drift, NumberStatus, Section};
+
+pub use admin::{
+    AdminPage, CustomerRoutes, CustomerView, IntegrationView, LiveKitKind, LiveKitObject,
+    LiveKitOwner, RouteNumber, RouteView,
+};
+pub use fleet::{
+    Fleet, FleetPorts, FleetSettings, InFlightLimiter, UpstreamLimiter, UpstreamPermit,
+    reconciler_actor,
+};
+pub use purchase::PurchaseOutcome;
+pub use reconcile::{BatchReport, CheckReport, DRIFT_KINDS, FleetSummary};
 
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CustomerId, ProviderKind};

@@ -10,12 +10,14 @@
 //! Nothing here logs a request body, a secret or an unmasked phone number: the request
 //! middleware logs the matched route pattern, status and latency only.
 
+pub mod admin;
 pub mod audit;
 pub mod calls;
 pub mod credentials;
 pub mod json;
 pub mod numbers;
 pub mod providers;
+pub mod purchase;
 pub mod schema;
 pub mod webhook;
 
@@ -39,6 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     numbers::configure(cfg);
     audit::configure(cfg);
     calls::configure(cfg);
+    purchase::configure(cfg);
+    admin::configure(cfg);
 }
 
 /// `{provider}` of a path.

@@ -263,7 +263,7 @@ pub struct ConnectBody {
 }
 
 impl ConnectBody {
-    fn into_request(self) -> Result<ConnectRequest, ApiError> {
+    pub(crate) fn into_request(self) -> Result<ConnectRequest, ApiError> {
         let sip_target = self
             .sip_target
             .map(|raw| SipTarget::parse(&raw).map_err(|e| ApiError::from(e.field("sipTarget"))))
@@ -814,6 +814,8 @@ pub struct StatusResponse {
     pub last_webhook: Option<WebhookSeenJson>,
     /// The number's most recent calls (at most 10), newest first.
     pub recent_calls: Vec<CallJson>,
+    /// What the drift reconciler last found; `null` when it has not checked the number.
+    pub reconciler: Option<super::admin::ReconcilerCheckJson>,
 }
 
 impl StatusResponse {
@@ -837,6 +839,7 @@ impl StatusResponse {
             warnings: warnings(&s.warnings),
             last_webhook: None,
             recent_calls: Vec::new(),
+            reconciler: None,
         }
     }
 }
@@ -891,6 +894,12 @@ pub async fn number_status(
             .iter()
             .map(|c| CallJson::for_viewer(c, &viewer))
             .collect();
+        body.reconciler = state
+            .fleet
+            .last_check(connection.id)
+            .await?
+            .as_ref()
+            .map(Into::into);
     }
     Ok(HttpResponse::Ok().json(body))
 }

@@ -58,6 +58,9 @@ pub struct ProviderJson {
 #[serde(rename_all = "camelCase")]
 pub struct ProvidersResponse {
     pub providers: Vec<ProviderJson>,
+    /// Whether number search, purchase and release are on here
+    /// (`TRUNKLINE_ALLOW_NUMBER_PURCHASE`).
+    pub number_purchase: bool,
 }
 
 fn field(f: &CredentialField) -> CredentialFieldJson {
@@ -102,5 +105,8 @@ pub async fn list_providers(_caller: Caller, state: web::Data<AppState>) -> Http
             credentials: alternatives(&form),
         })
         .collect();
-    HttpResponse::Ok().json(ProvidersResponse { providers })
+    HttpResponse::Ok().json(ProvidersResponse {
+        providers,
+        number_purchase: state.fleet.number_purchase_enabled(),
+    })
 }

@@ -23,6 +23,7 @@
 //! from plain `#[test]`s, `#[tokio::test]`s and binaries alike, and stops when dropped.
 
 mod faults;
+mod market;
 mod routes;
 mod server;
 pub mod spec;
@@ -273,6 +274,22 @@ impl TelnyxEmulator {
         let mut store = lock(&self.shared.store);
         let connection = connection_id.and_then(|c| c.parse().ok());
         insert_number(&mut store, account, phone_number, connection)
+    }
+
+    /// Put a number up for sale; `kind` is `local`, `toll_free` or `mobile`.
+    pub fn add_for_sale(&self, country: &str, kind: &str, phone_number: &str) {
+        lock(&self.shared.store).for_sale.insert(
+            phone_number.to_owned(),
+            market::ForSale {
+                country: country.to_owned(),
+                kind: kind.to_owned(),
+            },
+        );
+    }
+
+    /// How many reads of a pending number order it takes to complete (0: complete at once).
+    pub fn set_order_polls(&self, polls: u32) {
+        lock(&self.shared.store).order_polls = polls;
     }
 
     /// Remove a number from its account (released behind trunkline's back).

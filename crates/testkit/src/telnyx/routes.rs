@@ -19,10 +19,14 @@ pub enum Route {
     RetrieveFqdn,
     UpdateFqdn,
     DeleteFqdn,
+    ListAvailablePhoneNumbers,
+    CreateNumberOrder,
+    RetrieveNumberOrder,
+    DeletePhoneNumber,
 }
 
 impl Route {
-    pub const ALL: [Route; 14] = [
+    pub const ALL: [Route; 18] = [
         Self::GetUserBalance,
         Self::ListPhoneNumbers,
         Self::RetrievePhoneNumber,
@@ -37,6 +41,10 @@ impl Route {
         Self::RetrieveFqdn,
         Self::UpdateFqdn,
         Self::DeleteFqdn,
+        Self::ListAvailablePhoneNumbers,
+        Self::CreateNumberOrder,
+        Self::RetrieveNumberOrder,
+        Self::DeletePhoneNumber,
     ];
 
     /// The spec's `operationId`.
@@ -56,6 +64,10 @@ impl Route {
             Self::RetrieveFqdn => "RetrieveFqdn",
             Self::UpdateFqdn => "UpdateFqdn",
             Self::DeleteFqdn => "DeleteFqdn",
+            Self::ListAvailablePhoneNumbers => "ListAvailablePhoneNumbers",
+            Self::CreateNumberOrder => "CreateNumberOrder",
+            Self::RetrieveNumberOrder => "RetrieveNumberOrder",
+            Self::DeletePhoneNumber => "DeletePhoneNumber",
         }
     }
 
@@ -68,7 +80,12 @@ impl Route {
     pub fn is_numbers(self) -> bool {
         matches!(
             self,
-            Self::ListPhoneNumbers | Self::RetrievePhoneNumber | Self::UpdatePhoneNumber
+            Self::ListPhoneNumbers
+                | Self::RetrievePhoneNumber
+                | Self::UpdatePhoneNumber
+                | Self::CreateNumberOrder
+                | Self::RetrieveNumberOrder
+                | Self::DeletePhoneNumber
         )
     }
 }
@@ -135,9 +152,15 @@ pub(crate) fn resolve(method: &str, path: &str) -> Resolved {
             &[
                 ("GET", Route::RetrievePhoneNumber),
                 ("PATCH", Route::UpdatePhoneNumber),
+                ("DELETE", Route::DeletePhoneNumber),
             ],
             Some(id),
         ),
+        ["available_phone_numbers"] => by_method(&[("GET", Route::ListAvailablePhoneNumbers)], None),
+        ["number_orders"] => by_method(&[("POST", Route::CreateNumberOrder)], None),
+        ["number_orders", id] if !id.is_empty() => {
+            by_method(&[("GET", Route::RetrieveNumberOrder)], Some(id))
+        }
         ["fqdn_connections"] => by_method(
             &[
                 ("GET", Route::ListFqdnConnections),

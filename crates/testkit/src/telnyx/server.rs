@@ -224,5 +224,9 @@ fn serve(
         Route::RetrieveFqdn => ok(store.get_fqdn(a, &id)?),
         Route::UpdateFqdn => ok(store.update_fqdn(a, &id, body)?),
         Route::DeleteFqdn => ok(store.delete_fqdn(a, &id)?),
+        Route::ListAvailablePhoneNumbers => ok(store.list_available(query)?),
+        Route::CreateNumberOrder => ok(store.create_order(a, body)?),
+        Route::RetrieveNumberOrder => ok(store.get_order(a, &id)?),
+        Route::DeletePhoneNumber => ok(store.delete_number(a, &id)?),
     }
 }

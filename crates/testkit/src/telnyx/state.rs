@@ -130,7 +130,7 @@ pub(crate) fn new_api_key() -> String {
     format!("KEY{tail}")
 }
 
-fn timestamp(t: DateTime<Utc>) -> String {
+pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -219,6 +219,12 @@ pub(crate) struct Store {
     pub fqdns: BTreeMap<u64, Fqdn>,
     next_id: u64,
     pub next_phone: u32,
+    /// Numbers for sale, by E.164.
+    pub for_sale: BTreeMap<String, super::market::ForSale>,
+    /// Number orders, by id.
+    pub orders: BTreeMap<String, super::market::Order>,
+    /// How many reads of a pending number order it takes to complete (0: at once).
+    pub order_polls: u32,
 }
 
 impl Default for Store {
@@ -231,6 +237,9 @@ impl Default for Store {
             fqdns: BTreeMap::new(),
             next_id: 1_293_384_261_075_731_000,
             next_phone: 0,
+            for_sale: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            order_polls: 2,
         }
     }
 }
@@ -365,7 +374,7 @@ impl Store {
 
     // --- phone numbers ---------------------------------------------------------------------
 
-    fn number_json(&self, id: u64, n: &Number) -> Value {
+    pub(crate) fn number_json(&self, id: u64, n: &Number) -> Value {
         let connection = n.connection_id.and_then(|c| self.connections.get(&c));
         json!({
             "id": id.to_string(),

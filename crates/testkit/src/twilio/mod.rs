@@ -20,6 +20,7 @@
 //! from plain `#[test]`s, `#[tokio::test]`s and binaries alike, and stops when dropped.
 
 mod faults;
+mod market;
 mod routes;
 pub(crate) mod server;
 pub mod spec;
@@ -363,6 +364,25 @@ impl TwilioEmulator {
         parse_sid(&sid, PhoneNumberSid::parse)
     }
 
+    /// Put a number up for sale: `kind` is `Local`, `TollFree` or `Mobile`.
+    pub fn add_for_sale(&self, country: &str, kind: &'static str, e164: &E164) {
+        lock(&self.shared.store).for_sale.insert(
+            e164.as_str().to_owned(),
+            market::ForSale {
+                e164: e164.as_str().to_owned(),
+                country: country.to_owned(),
+                kind,
+                region: "CA".to_owned(),
+                locality: "San Francisco".to_owned(),
+            },
+        );
+    }
+
+    /// Whether a number is still for sale.
+    pub fn is_for_sale(&self, e164: &E164) -> bool {
+        lock(&self.shared.store).for_sale.contains_key(e164.as_str())
+    }
+
     /// Remove a number from its account (released behind trunkline's back).
     pub fn remove_number(&self, number: &PhoneNumberSid) -> bool {
         lock(&self.shared.store)
@@ -398,6 +418,19 @@ impl TwilioEmulator {
     /// Delete a trunk behind trunkline's back (numbers released, origination URLs gone).
     pub fn remove_trunk(&self, trunk: &TrunkSid) -> bool {
         lock(&self.shared.store).remove_trunk(trunk.as_str())
+    }
+
+    /// Take a number off its trunk behind trunkline's back. `false` when it does not exist.
+    pub fn detach_number(&self, number: &PhoneNumberSid) -> bool {
+        let mut store = lock(&self.shared.store);
+        match store.numbers.get_mut(number.as_str()) {
+            Some(n) => {
+                n.trunk_sid = None;
+                n.updated = Utc::now();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Put a number on a trunk directly, with Twilio's side effect (voice application

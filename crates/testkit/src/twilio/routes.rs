@@ -32,10 +32,15 @@ pub enum Route {
     CreatePhoneNumber,
     FetchPhoneNumber,
     DeletePhoneNumber,
+    ListAvailablePhoneNumberLocal,
+    ListAvailablePhoneNumberTollFree,
+    ListAvailablePhoneNumberMobile,
+    CreateIncomingPhoneNumber,
+    DeleteIncomingPhoneNumber,
 }
 
 impl Route {
-    pub const ALL: [Route; 18] = [
+    pub const ALL: [Route; 23] = [
         Self::FetchAccount,
         Self::ListIncomingPhoneNumber,
         Self::FetchIncomingPhoneNumber,
@@ -54,6 +59,11 @@ impl Route {
         Self::CreatePhoneNumber,
         Self::FetchPhoneNumber,
         Self::DeletePhoneNumber,
+        Self::ListAvailablePhoneNumberLocal,
+        Self::ListAvailablePhoneNumberTollFree,
+        Self::ListAvailablePhoneNumberMobile,
+        Self::CreateIncomingPhoneNumber,
+        Self::DeleteIncomingPhoneNumber,
     ];
 
     /// The spec's `operationId`.
@@ -77,6 +87,11 @@ impl Route {
             Self::CreatePhoneNumber => "CreatePhoneNumber",
             Self::FetchPhoneNumber => "FetchPhoneNumber",
             Self::DeletePhoneNumber => "DeletePhoneNumber",
+            Self::ListAvailablePhoneNumberLocal => "ListAvailablePhoneNumberLocal",
+            Self::ListAvailablePhoneNumberTollFree => "ListAvailablePhoneNumberTollFree",
+            Self::ListAvailablePhoneNumberMobile => "ListAvailablePhoneNumberMobile",
+            Self::CreateIncomingPhoneNumber => "CreateIncomingPhoneNumber",
+            Self::DeleteIncomingPhoneNumber => "DeleteIncomingPhoneNumber",
         }
     }
 
@@ -89,7 +104,12 @@ impl Route {
             Self::FetchAccount
             | Self::ListIncomingPhoneNumber
             | Self::FetchIncomingPhoneNumber
-            | Self::UpdateIncomingPhoneNumber => Host::Api,
+            | Self::UpdateIncomingPhoneNumber
+            | Self::ListAvailablePhoneNumberLocal
+            | Self::ListAvailablePhoneNumberTollFree
+            | Self::ListAvailablePhoneNumberMobile
+            | Self::CreateIncomingPhoneNumber
+            | Self::DeleteIncomingPhoneNumber => Host::Api,
             _ => Host::Trunking,
         }
     }
@@ -161,6 +181,8 @@ pub(crate) struct PathIds {
     pub account: Option<String>,
     pub trunk: Option<String>,
     pub sid: Option<String>,
+    /// `AvailablePhoneNumbers/{CountryCode}/…`.
+    pub country: Option<String>,
 }
 
 /// The result of matching a request line.
@@ -208,7 +230,10 @@ fn resolve_api(method: &str, s: &[&str]) -> Resolved {
             "IncomingPhoneNumbers.json",
         ] => by_method(
             method,
-            &[("GET", Route::ListIncomingPhoneNumber)],
+            &[
+                ("GET", Route::ListIncomingPhoneNumber),
+                ("POST", Route::CreateIncomingPhoneNumber),
+            ],
             PathIds {
                 account: Some((*account).to_owned()),
                 ..PathIds::default()
@@ -226,6 +251,7 @@ fn resolve_api(method: &str, s: &[&str]) -> Resolved {
                 &[
                     ("GET", Route::FetchIncomingPhoneNumber),
                     ("POST", Route::UpdateIncomingPhoneNumber),
+                    ("DELETE", Route::DeleteIncomingPhoneNumber),
                 ],
                 PathIds {
                     account: Some((*account).to_owned()),
@@ -235,6 +261,30 @@ fn resolve_api(method: &str, s: &[&str]) -> Resolved {
             ),
             _ => Resolved::NotFound,
         },
+        [
+            "2010-04-01",
+            "Accounts",
+            account,
+            "AvailablePhoneNumbers",
+            country,
+            file,
+        ] => {
+            let route = match *file {
+                "Local.json" => Route::ListAvailablePhoneNumberLocal,
+                "TollFree.json" => Route::ListAvailablePhoneNumberTollFree,
+                "Mobile.json" => Route::ListAvailablePhoneNumberMobile,
+                _ => return Resolved::NotFound,
+            };
+            by_method(
+                method,
+                &[("GET", route)],
+                PathIds {
+                    account: Some((*account).to_owned()),
+                    country: Some((*country).to_owned()),
+                    ..PathIds::default()
+                },
+            )
+        }
         _ => Resolved::NotFound,
     }
 }
@@ -244,6 +294,7 @@ fn resolve_trunking(method: &str, s: &[&str]) -> Resolved {
         account: None,
         trunk: trunk.map(str::to_owned),
         sid: sid.map(str::to_owned),
+        country: None,
     };
     match s {
         ["v1", "Trunks"] => by_method(

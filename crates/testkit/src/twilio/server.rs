@@ -268,5 +268,23 @@ fn serve(
             store.delete_trunk_number(&p, required(trunk)?, required(sid)?)?;
             Ok((204, None))
         }
+        Route::ListAvailablePhoneNumberLocal
+        | Route::ListAvailablePhoneNumberTollFree
+        | Route::ListAvailablePhoneNumberMobile => {
+            let kind = match route {
+                Route::ListAvailablePhoneNumberLocal => "Local",
+                Route::ListAvailablePhoneNumberTollFree => "TollFree",
+                _ => "Mobile",
+            };
+            let country = ids.country.as_ref();
+            ok(store.list_available(&p, required(account)?, required(country)?, kind, query)?)
+        }
+        Route::CreateIncomingPhoneNumber => {
+            created(store.buy_number(&p, required(account)?, form)?)
+        }
+        Route::DeleteIncomingPhoneNumber => {
+            store.release(&p, required(account)?, required(sid)?)?;
+            Ok((204, None))
+        }
     }
 }

@@ -208,6 +208,8 @@ pub(crate) struct Store {
     pub reserved_domains: HashSet<String>,
     /// Sequence for seeded phone numbers, so numbers are distinct across accounts.
     pub next_phone: u64,
+    /// Numbers for sale, by E.164.
+    pub for_sale: BTreeMap<String, super::market::ForSale>,
 }
 
 pub(crate) fn new_sid(prefix: &str) -> String {
