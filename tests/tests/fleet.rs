@@ -112,7 +112,11 @@ async fn twilio_purchase_connect_and_release_only_what_trunkline_bought() {
         .map(|n| n["phoneNumber"].as_str().unwrap())
         .collect();
     assert_eq!(numbers, vec![for_sale(2).as_str()]);
-    let toll_free = get(&acme, &format!("{TWILIO}/available-numbers?country=US&type=toll_free")).await;
+    let toll_free = get(
+        &acme,
+        &format!("{TWILIO}/available-numbers?country=US&type=toll_free"),
+    )
+    .await;
     assert_eq!(toll_free.ok()["numbers"][0]["phoneNumber"], "+18885550123");
     get(&acme, &format!("{TWILIO}/available-numbers?country=USA"))
         .await
@@ -156,7 +160,9 @@ async fn twilio_purchase_connect_and_release_only_what_trunkline_bought() {
         .await
         .expect(400, Some("VALIDATION_FAILED"))
         .names_field("confirm");
-    post(&acme, &release, &json!({})).await.expect(400, Some("VALIDATION_FAILED"));
+    post(&acme, &release, &json!({}))
+        .await
+        .expect(400, Some("VALIDATION_FAILED"));
     assert!(twilio.number(&sid).is_some());
     let released = post(&acme, &release, &json!({"confirm": for_sale(2).as_str()})).await;
     assert_eq!(released.ok()["released"], true);
@@ -186,7 +192,10 @@ async fn twilio_purchase_connect_and_release_only_what_trunkline_bought() {
 
     let audit = acme.audit("limit=50").await;
     let actions = actions(audit.ok());
-    assert!(actions.contains(&"number.purchased".to_owned()), "{actions:?}");
+    assert!(
+        actions.contains(&"number.purchased".to_owned()),
+        "{actions:?}"
+    );
     assert_eq!(
         actions.iter().filter(|a| *a == "number.released").count(),
         1,
@@ -212,7 +221,11 @@ async fn telnyx_purchase_polls_the_order_and_releases() {
     post(&acme, &format!("{TELNYX}/credentials"), &account.key_body())
         .await
         .expect(200, None);
-    let found = get(&acme, &format!("{TELNYX}/available-numbers?country=US&areaCode=415")).await;
+    let found = get(
+        &acme,
+        &format!("{TELNYX}/available-numbers?country=US&areaCode=415"),
+    )
+    .await;
     assert_eq!(found.ok()["numbers"][0]["phoneNumber"], "+14157770001");
     let bought = post(
         &acme,
@@ -275,7 +288,10 @@ async fn admin_views_are_support_only_and_list_planted_orphans() {
     acme.save(&carrier.key_body()).await.expect(200, None);
     let connected = acme.connect(&carrier.numbers[0], &json!({})).await;
     let connection = connected.ok()["connectionId"].as_str().unwrap().to_owned();
-    let owned_trunk = connected.body["livekit"]["trunkId"].as_str().unwrap().to_owned();
+    let owned_trunk = connected.body["livekit"]["trunkId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let owned_rule = connected.body["livekit"]["dispatchRuleId"]
         .as_str()
         .unwrap()
@@ -497,7 +513,10 @@ async fn reconciler_finds_and_clears_drift_on_one_instance(backend: Backend) {
     assert!(drift_kinds(status_b.ok()).is_empty(), "{}", status_b.body);
     let audit = acme.audit("limit=200").await;
     let acts = actions(audit.ok());
-    assert!(acts.contains(&"connection.drift_cleared".to_owned()), "{acts:?}");
+    assert!(
+        acts.contains(&"connection.drift_cleared".to_owned()),
+        "{acts:?}"
+    );
 
     // One instance of the three did every check.
     let mut checked = Vec::new();
@@ -519,7 +538,11 @@ async fn reconciler_finds_and_clears_drift_on_one_instance(backend: Backend) {
         .map(|(s, _)| s)
         .unwrap();
     assert_eq!(
-        metric(leader, "trunkline_connections{provider=\"twilio\",state=\"connected\"}").await,
+        metric(
+            leader,
+            "trunkline_connections{provider=\"twilio\",state=\"connected\"}"
+        )
+        .await,
         2.0
     );
 }

@@ -372,7 +372,13 @@ impl FleetConfig {
                 1..=64,
                 p,
             ),
-            tick: Duration::from_millis(parse_number(env, RECONCILE_TICK_MS, 1_000, 10..=60_000, p)),
+            tick: Duration::from_millis(parse_number(
+                env,
+                RECONCILE_TICK_MS,
+                1_000,
+                10..=60_000,
+                p,
+            )),
         }
     }
 }

@@ -33,9 +33,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::NumberInUse
         | ErrorCode::Conflict
         | ErrorCode::TrunkingNotEnabled
-        | ErrorCode::NotPurchased => {
-            StatusCode::CONFLICT
-        }
+        | ErrorCode::NotPurchased => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         // The request is well-formed but the carrier refused the customer's credentials or
         // key; 401/403 would read as our own session failing and log the user out.

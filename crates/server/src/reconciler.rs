@@ -27,7 +27,10 @@ fn describe() {
         CONNECTIONS,
         "Connections by provider and state (drifted: live, and the last check found drift)"
     );
-    metrics::describe_gauge!(DRIFTS, "Live connections whose last check found each drift kind");
+    metrics::describe_gauge!(
+        DRIFTS,
+        "Live connections whose last check found each drift kind"
+    );
     metrics::describe_gauge!(
         OLDEST_UNCHECKED,
         metrics::Unit::Seconds,
@@ -60,8 +63,7 @@ fn export(report: &BatchReport) {
     }
     #[allow(clippy::cast_precision_loss)]
     metrics::gauge!(DRIFTS, "kind" => "other").set(other as f64);
-    metrics::gauge!(OLDEST_UNCHECKED)
-        .set(s.oldest_unchecked_age.map_or(0.0, |d| d.as_secs_f64()));
+    metrics::gauge!(OLDEST_UNCHECKED).set(s.oldest_unchecked_age.map_or(0.0, |d| d.as_secs_f64()));
     for (outcome, n) in [
         ("checked", report.checked),
         ("drift_appeared", report.appeared),

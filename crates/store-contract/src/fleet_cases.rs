@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use trunkline_core::model::{
-    ConnectionCheck, IntegrationSettings, PurchasedNumber, RecordedDrift,
-};
+use trunkline_core::model::{ConnectionCheck, IntegrationSettings, PurchasedNumber, RecordedDrift};
 use trunkline_core::ports::Store;
 use trunkline_core::{ConnectionId, ProviderKind};
 
@@ -36,10 +34,19 @@ pub async fn fleet_lists_customers_and_connections_in_pages(store: Arc<dyn Store
         expected[..2].to_vec()
     );
     assert_eq!(
-        store.list_customers(Some(expected[1].clone()), 10).await.unwrap(),
+        store
+            .list_customers(Some(expected[1].clone()), 10)
+            .await
+            .unwrap(),
         expected[2..].to_vec()
     );
-    assert!(store.list_customers(Some(expected[2].clone()), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_customers(Some(expected[2].clone()), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     conns.sort_by_key(|c| c.id);
     assert_eq!(store.list_all_connections(None, 10).await.unwrap(), conns);
@@ -56,10 +63,19 @@ pub async fn fleet_lists_customers_and_connections_in_pages(store: Arc<dyn Store
 /// asked (those that have one).
 pub async fn fleet_checks_round_trip_and_replace(store: Arc<dyn Store>) {
     let cust = customer("checks");
-    let (one, two) = (bare_connection(&cust, e164(40)), bare_connection(&cust, e164(41)));
+    let (one, two) = (
+        bare_connection(&cust, e164(40)),
+        bare_connection(&cust, e164(41)),
+    );
     store.save_connection(&one).await.unwrap();
     store.save_connection(&two).await.unwrap();
-    assert!(store.get_checks(&[one.id, two.id]).await.unwrap().is_empty());
+    assert!(
+        store
+            .get_checks(&[one.id, two.id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.get_checks(&[]).await.unwrap().is_empty());
 
     let drifted = ConnectionCheck {
@@ -75,7 +91,10 @@ pub async fn fleet_checks_round_trip_and_replace(store: Arc<dyn Store>) {
     };
     store.save_check(&drifted).await.unwrap();
     assert_eq!(
-        store.get_checks(&[one.id, two.id, ConnectionId::new()]).await.unwrap(),
+        store
+            .get_checks(&[one.id, two.id, ConnectionId::new()])
+            .await
+            .unwrap(),
         vec![drifted.clone()]
     );
     let clean = ConnectionCheck {
@@ -94,7 +113,13 @@ pub async fn fleet_checks_round_trip_and_replace(store: Arc<dyn Store>) {
 pub async fn fleet_purchases_and_settings_round_trip(store: Arc<dyn Store>) {
     let (cust, other) = (customer("buyer"), customer("other"));
     let number = number_id();
-    assert!(store.get_purchase(&cust, TWILIO, &number).await.unwrap().is_none());
+    assert!(
+        store
+            .get_purchase(&cust, TWILIO, &number)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let bought = PurchasedNumber {
         customer_id: cust.clone(),
         provider: TWILIO,
@@ -109,8 +134,20 @@ pub async fn fleet_purchases_and_settings_round_trip(store: Arc<dyn Store>) {
         Some(bought.clone())
     );
     // Another customer, or the other carrier, did not buy it.
-    assert!(store.get_purchase(&other, TWILIO, &number).await.unwrap().is_none());
-    assert!(store.get_purchase(&cust, TELNYX, &number).await.unwrap().is_none());
+    assert!(
+        store
+            .get_purchase(&other, TWILIO, &number)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_purchase(&cust, TELNYX, &number)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let released = PurchasedNumber {
         released_at: Some(ts(20)),
         ..bought
@@ -129,7 +166,10 @@ pub async fn fleet_purchases_and_settings_round_trip(store: Arc<dyn Store>) {
         updated_at: ts(30),
     };
     store.put_settings(&on).await.unwrap();
-    assert_eq!(store.get_settings(&cust, TWILIO).await.unwrap(), Some(on.clone()));
+    assert_eq!(
+        store.get_settings(&cust, TWILIO).await.unwrap(),
+        Some(on.clone())
+    );
     assert!(store.get_settings(&cust, TELNYX).await.unwrap().is_none());
     let off = IntegrationSettings {
         auto_repair: false,

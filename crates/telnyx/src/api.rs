@@ -563,7 +563,10 @@ impl TelnyxClient {
                         .and_then(|r| r.region_name.clone())
                 };
                 Some(ForSale {
-                    voice: n.features.iter().any(|f| f.name.as_deref() == Some("voice")),
+                    voice: n
+                        .features
+                        .iter()
+                        .any(|f| f.name.as_deref() == Some("voice")),
                     region: region("state"),
                     locality: region("location"),
                     phone_number,
@@ -590,7 +593,11 @@ impl TelnyxClient {
         key: &SecretString,
         order: &str,
     ) -> Result<OrderStatus, ProviderError> {
-        if order.is_empty() || !order.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if order.is_empty()
+            || !order
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(bad_response("number order id"));
         }
         let call = Call::new(Op::RetrieveNumberOrder, Resource::NumberOrder, Some(order));
@@ -599,7 +606,11 @@ impl TelnyxClient {
     }
 
     /// `DELETE /phone_numbers/{id}`; one already gone is success.
-    pub async fn delete_number(&self, key: &SecretString, id: &NumberId) -> Result<(), ProviderError> {
+    pub async fn delete_number(
+        &self,
+        key: &SecretString,
+        id: &NumberId,
+    ) -> Result<(), ProviderError> {
         let call = Call::new(Op::DeletePhoneNumber, Resource::Number, Some(id.as_str()));
         self.delete(key, &call).await
     }

@@ -61,7 +61,10 @@ impl NumberMarket for TwilioCarrier {
         let ids = [auth.account.as_str(), query.country.as_str()];
         let mut call = Call::new(list_op(query.number_type), Resource::AvailableNumbers, &ids)
             .query("VoiceEnabled", "true")
-            .query("PageSize", query.limit.min(AvailableNumberQuery::MAX_LIMIT).to_string());
+            .query(
+                "PageSize",
+                query.limit.min(AvailableNumberQuery::MAX_LIMIT).to_string(),
+            );
         if let Some(a) = &query.area_code {
             call = call.query("AreaCode", a.clone());
         }

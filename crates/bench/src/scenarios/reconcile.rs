@@ -114,7 +114,10 @@ async fn one_run(
     let mut env = keys.env();
     env.extend(setup::upstream_env(twilio, livekit));
     for (k, v) in [
-        ("TRUNKLINE_RECONCILE_CHECKS_PER_MINUTE", per_minute.to_string()),
+        (
+            "TRUNKLINE_RECONCILE_CHECKS_PER_MINUTE",
+            per_minute.to_string(),
+        ),
         ("TRUNKLINE_RECONCILE_IN_FLIGHT", in_flight.to_string()),
         (
             "TRUNKLINE_RECONCILE_PER_INTEGRATION_IN_FLIGHT",
@@ -161,7 +164,12 @@ async fn one_run(
     }
     let wall = t0.elapsed();
     let cpu1 = CpuSnapshot::take(&[server.pid]);
-    let oldest = metric(&client, &base, "trunkline_reconcile_oldest_unchecked_seconds").await;
+    let oldest = metric(
+        &client,
+        &base,
+        "trunkline_reconcile_oldest_unchecked_seconds",
+    )
+    .await;
     let drifted = metric(
         &client,
         &base,

@@ -141,11 +141,7 @@ impl Fleet {
             .map(|c| CustomerId::parse(c).map_err(|_| bad_cursor()))
             .transpose()?;
         let limit = clamp(limit);
-        let mut ids = self
-            .ports
-            .store
-            .list_customers(after, limit + 1)
-            .await?;
+        let mut ids = self.ports.store.list_customers(after, limit + 1).await?;
         let next = (ids.len() > limit as usize).then(|| {
             ids.truncate(limit as usize);
             ids.last().map(|c| c.as_str().to_owned())
@@ -205,14 +201,20 @@ impl Fleet {
                     provider,
                     integration_id: integration.as_ref().map(|i| i.id),
                     status: integration.as_ref().map(|i| i.status),
-                    auto_repair: self.integration_settings(&customer, provider).await?.auto_repair,
+                    auto_repair: self
+                        .integration_settings(&customer, provider)
+                        .await?
+                        .auto_repair,
                     connected: 0,
                     drifted: 0,
                     unchecked: 0,
                     incomplete: 0,
                     oldest_check: None,
                 };
-                for c in conns.iter().filter(|c| c.status != ConnectionStatus::Disconnected) {
+                for c in conns
+                    .iter()
+                    .filter(|c| c.status != ConnectionStatus::Disconnected)
+                {
                     match c.status {
                         ConnectionStatus::Connected => view.connected += 1,
                         _ => view.incomplete += 1,
@@ -222,7 +224,8 @@ impl Fleet {
                         Some(k) => {
                             view.drifted += u64::from(!k.drifts.is_empty());
                             view.oldest_check = Some(
-                                view.oldest_check.map_or(k.checked_at, |o| o.min(k.checked_at)),
+                                view.oldest_check
+                                    .map_or(k.checked_at, |o| o.min(k.checked_at)),
                             );
                         }
                     }

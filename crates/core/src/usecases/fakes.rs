@@ -515,12 +515,17 @@ impl crate::ports::FleetStore for FakeStore {
         ids: &[ConnectionId],
     ) -> Result<Vec<crate::model::ConnectionCheck>, StoreError> {
         let f = self.fleet.lock().unwrap();
-        Ok(ids.iter().filter_map(|i| f.checks.get(i).cloned()).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|i| f.checks.get(i).cloned())
+            .collect())
     }
     async fn save_purchase(&self, p: &crate::model::PurchasedNumber) -> Result<(), StoreError> {
         let mut f = self.fleet.lock().unwrap();
         f.purchases.retain(|x| {
-            !(x.customer_id == p.customer_id && x.provider == p.provider && x.number_id == p.number_id)
+            !(x.customer_id == p.customer_id
+                && x.provider == p.provider
+                && x.number_id == p.number_id)
         });
         f.purchases.push(p.clone());
         Ok(())

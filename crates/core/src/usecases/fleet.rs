@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use super::Onboarding;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CustomerId, IntegrationId, ProviderKind};
-use crate::model::{AuditAction, AuditEvent, Actor, IntegrationSettings};
+use crate::model::{Actor, AuditAction, AuditEvent, IntegrationSettings};
 use crate::ports::{FleetStore, NumberMarket};
 
 /// Settings of the fleet use cases (from configuration).

@@ -13,8 +13,8 @@ use super::{ConnectOutcome, ConnectRequest};
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CarrierNumberId, CustomerId, ProviderKind};
 use crate::model::{Actor, AuditAction, ConnectionStatus, PurchasedNumber};
-use crate::ports::{AvailableNumber, AvailableNumberQuery, CarrierNumber, NumberMarket};
 use crate::phone::E164;
+use crate::ports::{AvailableNumber, AvailableNumberQuery, CarrierNumber, NumberMarket};
 
 /// What a purchase did.
 #[derive(Debug)]

@@ -17,18 +17,24 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use serde_json::json;
 
+use super::ConnectRequest;
 use super::fleet::{Fleet, reconciler_actor};
 use super::status::NumberStatus;
-use super::ConnectRequest;
 use crate::error::Error;
 use crate::ids::{ConnectionId, ProviderKind};
-use crate::model::{AuditAction, ConnectionCheck, ConnectionStatus, NumberConnection, RecordedDrift};
+use crate::model::{
+    AuditAction, ConnectionCheck, ConnectionStatus, NumberConnection, RecordedDrift,
+};
 
 /// How many connections one store read lists.
 const SCAN_PAGE: u32 = 500;
 
 /// Drift that connecting again cannot repair: auto-repair leaves these alone.
-const NOT_REPAIRABLE: [&str; 3] = ["credentials_invalid", "credentials_missing", "number_missing"];
+const NOT_REPAIRABLE: [&str; 3] = [
+    "credentials_invalid",
+    "credentials_missing",
+    "number_missing",
+];
 
 /// Every drift kind the status use case names (a closed set, for metric labels); a stored
 /// kind outside it counts as `other`.
@@ -180,8 +186,16 @@ impl Fleet {
             .unwrap_or_else(|| conn.clone());
         let audited = owned_kinds(&drifts);
         let (drifts, unread) = self.read_drifts(&current, previous).await;
-        self.finish_check(conn, previous, &audited, drifts, unread, true, Some(Utc::now()))
-            .await
+        self.finish_check(
+            conn,
+            previous,
+            &audited,
+            drifts,
+            unread,
+            true,
+            Some(Utc::now()),
+        )
+        .await
     }
 
     async fn read_drifts(
@@ -297,8 +311,12 @@ impl Fleet {
             .unwrap_or(chrono::Duration::MAX);
         let mut summary = FleetSummary::default();
         // (never checked, last checked or created) → sort key; the oldest first.
-        let mut due: Vec<(bool, DateTime<Utc>, NumberConnection, Option<ConnectionCheck>)> =
-            Vec::new();
+        let mut due: Vec<(
+            bool,
+            DateTime<Utc>,
+            NumberConnection,
+            Option<ConnectionCheck>,
+        )> = Vec::new();
         let mut after: Option<ConnectionId> = None;
         loop {
             let page = self
@@ -331,7 +349,10 @@ impl Fleet {
                 } else {
                     conn.status.as_str()
                 };
-                *summary.connections.entry((conn.provider, state)).or_default() += 1;
+                *summary
+                    .connections
+                    .entry((conn.provider, state))
+                    .or_default() += 1;
                 if !live {
                     continue;
                 }

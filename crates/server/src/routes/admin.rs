@@ -61,7 +61,9 @@ fn page_size(raw: Option<&str>) -> Result<u32, ApiError> {
             .ok()
             .filter(|n| (1..=MAX_PAGE).contains(n))
             .ok_or_else(|| {
-                ApiError::validation(format!("pageSize: must be a whole number from 1 to {MAX_PAGE}"))
+                ApiError::validation(format!(
+                    "pageSize: must be a whole number from 1 to {MAX_PAGE}"
+                ))
             }),
     }
 }
@@ -74,7 +76,9 @@ fn require_support(caller: &Caller) -> Result<(), ApiError> {
     if caller.is_support() {
         Ok(())
     } else {
-        Err(ApiError::forbidden("the admin views are for the support role only"))
+        Err(ApiError::forbidden(
+            "the admin views are for the support role only",
+        ))
     }
 }
 
@@ -279,7 +283,11 @@ impl From<&RouteView> for AdminRouteJson {
                     number_id: n.connection.number_id.to_string(),
                     e164: n.connection.e164.masked().to_string(),
                     status: n.connection.status.as_str().to_owned(),
-                    livekit_trunk_id: n.connection.livekit_trunk_id.as_ref().map(|t| t.to_string()),
+                    livekit_trunk_id: n
+                        .connection
+                        .livekit_trunk_id
+                        .as_ref()
+                        .map(|t| t.to_string()),
                     livekit_rule_id: n.connection.livekit_rule_id.as_ref().map(|r| r.to_string()),
                     reconciler: n.check.as_ref().map(Into::into),
                 })

@@ -59,7 +59,11 @@ pub struct SearchQuery {
     pub limit: Option<String>,
 }
 
-fn digits(field: &'static str, raw: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+fn digits(
+    field: &'static str,
+    raw: Option<String>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
     match raw.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()) {
         None => Ok(None),
         Some(r) if r.len() <= max && r.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(r)),
@@ -92,7 +96,9 @@ impl SearchQuery {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| (1..=AvailableNumberQuery::MAX_LIMIT).contains(n))
-                .ok_or_else(|| ApiError::validation("limit: must be a whole number from 1 to 50"))?,
+                .ok_or_else(|| {
+                    ApiError::validation("limit: must be a whole number from 1 to 50")
+                })?,
         };
         Ok(AvailableNumberQuery {
             country,
@@ -232,7 +238,8 @@ pub async fn purchase_number(
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
     let body = body.into_inner();
-    let e164 = E164::parse(&body.phone_number).map_err(|e| ApiError::from(e.field("phoneNumber")))?;
+    let e164 =
+        E164::parse(&body.phone_number).map_err(|e| ApiError::from(e.field("phoneNumber")))?;
     let connect = body.connect.map(ConnectBody::into_request).transpose()?;
     let out = state
         .fleet

@@ -2,12 +2,14 @@
 //! the cross-customer listings the reconciler and the support views read.
 
 use async_trait::async_trait;
-use diesel::prelude::*;
 use chrono::{DateTime, Utc};
+use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
-use trunkline_core::model::{ConnectionCheck, IntegrationSettings, NumberConnection, PurchasedNumber};
+use trunkline_core::model::{
+    ConnectionCheck, IntegrationSettings, NumberConnection, PurchasedNumber,
+};
 use trunkline_core::ports::{FleetStore, StoreError};
 use trunkline_core::{CarrierNumberId, ConnectionId, CustomerId, E164, ProviderKind};
 
@@ -220,19 +222,22 @@ impl FleetStore for PostgresStore {
         integration_settings::table
             .filter(integration_settings::customer_id.eq(customer.as_str()))
             .filter(integration_settings::provider.eq(provider.as_str()))
-            .select((integration_settings::auto_repair, integration_settings::updated_at))
+            .select((
+                integration_settings::auto_repair,
+                integration_settings::updated_at,
+            ))
             .first::<(bool, DateTime<Utc>)>(&mut conn)
             .await
             .optional()
             .map_err(error::db)
-            .map(|found| found.map(|(auto_repair, at)| {
-                IntegrationSettings {
+            .map(|found| {
+                found.map(|(auto_repair, at)| IntegrationSettings {
                     customer_id: customer.clone(),
                     provider,
                     auto_repair,
                     updated_at: at,
-                }
-            }))
+                })
+            })
     }
 
     async fn put_settings(&self, s: &IntegrationSettings) -> Result<(), StoreError> {
@@ -244,7 +249,10 @@ impl FleetStore for PostgresStore {
                 integration_settings::auto_repair.eq(s.auto_repair),
                 integration_settings::updated_at.eq(s.updated_at),
             ))
-            .on_conflict((integration_settings::customer_id, integration_settings::provider))
+            .on_conflict((
+                integration_settings::customer_id,
+                integration_settings::provider,
+            ))
             .do_update()
             .set((
                 integration_settings::auto_repair.eq(excluded(integration_settings::auto_repair)),

@@ -6,7 +6,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
-use trunkline_core::model::{ConnectionCheck, IntegrationSettings, NumberConnection, PurchasedNumber};
+use trunkline_core::model::{
+    ConnectionCheck, IntegrationSettings, NumberConnection, PurchasedNumber,
+};
 use trunkline_core::ports::{FleetStore, StoreError};
 use trunkline_core::{CarrierNumberId, ConnectionId, CustomerId, E164, ProviderKind};
 
@@ -221,7 +223,10 @@ impl FleetStore for SqliteStore {
         integration_settings::table
             .filter(integration_settings::customer_id.eq(customer.as_str()))
             .filter(integration_settings::provider.eq(provider.as_str()))
-            .select((integration_settings::auto_repair, integration_settings::updated_at))
+            .select((
+                integration_settings::auto_repair,
+                integration_settings::updated_at,
+            ))
             .first::<(bool, i64)>(&mut conn)
             .await
             .optional()
@@ -246,7 +251,10 @@ impl FleetStore for SqliteStore {
                 integration_settings::auto_repair.eq(s.auto_repair),
                 integration_settings::updated_at.eq(micros(s.updated_at)),
             ))
-            .on_conflict((integration_settings::customer_id, integration_settings::provider))
+            .on_conflict((
+                integration_settings::customer_id,
+                integration_settings::provider,
+            ))
             .do_update()
             .set((
                 integration_settings::auto_repair.eq(excluded(integration_settings::auto_repair)),

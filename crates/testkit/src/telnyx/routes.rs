@@ -156,7 +156,9 @@ pub(crate) fn resolve(method: &str, path: &str) -> Resolved {
             ],
             Some(id),
         ),
-        ["available_phone_numbers"] => by_method(&[("GET", Route::ListAvailablePhoneNumbers)], None),
+        ["available_phone_numbers"] => {
+            by_method(&[("GET", Route::ListAvailablePhoneNumbers)], None)
+        }
         ["number_orders"] => by_method(&[("POST", Route::CreateNumberOrder)], None),
         ["number_orders", id] if !id.is_empty() => {
             by_method(&[("GET", Route::RetrieveNumberOrder)], Some(id))

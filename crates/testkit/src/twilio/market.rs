@@ -39,7 +39,8 @@ fn contains(e164: &str, pattern: &str) -> bool {
 
 /// The national part of a number the emulator sells (NANP: after `+1`).
 fn national(e164: &str) -> &str {
-    e164.strip_prefix("+1").unwrap_or(e164.trim_start_matches('+'))
+    e164.strip_prefix("+1")
+        .unwrap_or(e164.trim_start_matches('+'))
 }
 
 fn available_json(n: &ForSale) -> Value {
@@ -90,7 +91,8 @@ impl Store {
             .take(page_size)
             .map(available_json)
             .collect();
-        let uri = format!("/2010-04-01/Accounts/{account}/AvailablePhoneNumbers/{country}/{kind}.json");
+        let uri =
+            format!("/2010-04-01/Accounts/{account}/AvailablePhoneNumbers/{country}/{kind}.json");
         Ok(json!({
             "end": items.len().saturating_sub(1),
             "first_page_uri": uri,

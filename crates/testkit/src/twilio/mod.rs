@@ -380,7 +380,9 @@ impl TwilioEmulator {
 
     /// Whether a number is still for sale.
     pub fn is_for_sale(&self, e164: &E164) -> bool {
-        lock(&self.shared.store).for_sale.contains_key(e164.as_str())
+        lock(&self.shared.store)
+            .for_sale
+            .contains_key(e164.as_str())
     }
 
     /// Remove a number from its account (released behind trunkline's back).
