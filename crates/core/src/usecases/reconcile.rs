@@ -374,7 +374,7 @@ impl Fleet {
             }
         }
         summary.due = due.len();
-        due.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        due.sort_by_key(|d| (d.0, d.1));
         due.truncate(max_checks);
 
         let mut report = BatchReport {

@@ -68,7 +68,7 @@ type PurchaseTuple = (
     Option<DateTime<Utc>>,
 );
 
-fn purchase_from(t: PurchaseTuple) -> Result<PurchasedNumber, StoreError> {
+fn purchase_from(t: &PurchaseTuple) -> Result<PurchasedNumber, StoreError> {
     Ok(PurchasedNumber {
         customer_id: parse("purchased_numbers.customer_id", &t.0, CustomerId::parse)?,
         provider: parse("purchased_numbers.provider", &t.1, ProviderKind::parse)?,
@@ -209,7 +209,7 @@ impl FleetStore for PostgresStore {
             .await
             .optional()
             .map_err(error::db)?
-            .map(purchase_from)
+            .map(|t| purchase_from(&t))
             .transpose()
     }
 

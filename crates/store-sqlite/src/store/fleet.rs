@@ -60,7 +60,7 @@ const LIST_CUSTOMERS: &str = "\
 
 type PurchaseTuple = (String, String, String, String, i64, Option<i64>);
 
-fn purchase_from(t: PurchaseTuple) -> Result<PurchasedNumber, StoreError> {
+fn purchase_from(t: &PurchaseTuple) -> Result<PurchasedNumber, StoreError> {
     Ok(PurchasedNumber {
         customer_id: parse("purchased_numbers.customer_id", &t.0, CustomerId::parse)?,
         provider: parse("purchased_numbers.provider", &t.1, ProviderKind::parse)?,
@@ -210,7 +210,7 @@ impl FleetStore for SqliteStore {
             .await
             .optional()
             .map_err(error::db)?
-            .map(purchase_from)
+            .map(|t| purchase_from(&t))
             .transpose()
     }
 
