@@ -319,6 +319,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
         &instance,
     );
     let calls = state.calls.clone();
+    let jobs = state.jobs.clone();
     let upkeep = state.metrics.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -362,6 +363,11 @@ async fn serve(config: Config) -> Result<(), Failure> {
             stop_rx,
         ))
     });
+    let job_runner = actix_web::rt::spawn(crate::jobs::run_jobs(
+        jobs,
+        config.jobs,
+        stop_tx.subscribe(),
+    ));
     let stop_on_signal = stop_tx.clone();
     actix_web::rt::spawn(async move {
         if let Err(e) = on_signals(handle, timeout, stop_on_signal).await {
@@ -370,6 +376,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     });
     let outcome = server.await;
     let _ = stop_tx.send(true);
+    drop(job_runner);
     if let Some(retrier) = retrier {
         // A pass in flight finishes (its dispatch claims would otherwise wait out their
         // TTL before another instance takes them over), within the shutdown budget.

@@ -53,6 +53,11 @@ pub const ALLOW_SIP_TARGET_OVERRIDE: &str = "TRUNKLINE_ALLOW_SIP_TARGET_OVERRIDE
 pub const CREDENTIAL_CHECKS_PER_MINUTE: &str = "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE";
 pub const CREDENTIAL_CHECKS_BURST: &str = "TRUNKLINE_CREDENTIAL_CHECKS_BURST";
 pub const DATABASE_TIMEOUT_MS: &str = "TRUNKLINE_DATABASE_TIMEOUT_MS";
+pub const UPSTREAM_CONCURRENCY: &str = "TRUNKLINE_UPSTREAM_CONCURRENCY";
+pub const JOBS_PARALLELISM: &str = "TRUNKLINE_JOBS_PARALLELISM";
+pub const JOBS_MAX_RUNNING: &str = "TRUNKLINE_JOBS_MAX_RUNNING";
+pub const JOBS_POLL_INTERVAL_MS: &str = "TRUNKLINE_JOBS_POLL_INTERVAL_MS";
+pub const JOBS_CLAIM_TTL_SECS: &str = "TRUNKLINE_JOBS_CLAIM_TTL_SECS";
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/trunkline.db";
@@ -288,6 +293,21 @@ impl Default for DispatchConfig {
     }
 }
 
+/// Bulk jobs and the per-integration upstream limits (see `crate::jobs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobsConfig {
+    /// Carrier requests one integration may have in flight at once, per instance.
+    pub upstream_concurrency: usize,
+    /// Numbers of one job under way at once.
+    pub parallelism: usize,
+    /// Jobs one instance runs at once.
+    pub max_running: usize,
+    /// How often an idle instance looks for jobs to claim.
+    pub poll_interval: Duration,
+    /// How long a claim outlives its holder's last renewal.
+    pub claim_ttl: Duration,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -318,6 +338,7 @@ pub struct Config {
     /// The prefix of the rooms the dispatch rules create.
     pub livekit_room_prefix: String,
     pub dispatch: DispatchConfig,
+    pub jobs: JobsConfig,
     pub sip_target: Option<SipTarget>,
     pub allow_sip_target_override: bool,
     /// The Telnyx adapter's settings (`TRUNKLINE_TELNYX_*`), parsed and validated by the
@@ -476,6 +497,7 @@ impl Config {
         let livekit = parse_livekit(env, &mut p);
         let livekit_room_prefix = parse_room_prefix(env, &mut p);
         let dispatch = parse_dispatch(env, &mut p);
+        let jobs = parse_jobs(env, &mut p);
         let sip_target = env
             .get(SIP_TARGET, &mut p)
             .and_then(|raw| match SipTarget::parse(&raw) {
@@ -523,6 +545,7 @@ impl Config {
                 livekit,
                 livekit_room_prefix,
                 dispatch,
+                jobs,
                 sip_target,
                 allow_sip_target_override,
                 telnyx,
@@ -980,6 +1003,24 @@ fn parse_dispatch(env: &Env, p: &mut Problems) -> DispatchConfig {
         backoff_base,
         backoff_max,
         max_attempts,
+    }
+}
+
+fn parse_jobs(env: &Env, p: &mut Problems) -> JobsConfig {
+    // Twilio's default account concurrency limit is 100 requests: half of it leaves room
+    // for the customer's own use of the account and for a second instance.
+    JobsConfig {
+        upstream_concurrency: parse_number(env, UPSTREAM_CONCURRENCY, 50, 1..=1_000, p),
+        parallelism: parse_number(env, JOBS_PARALLELISM, 64, 1..=1_000, p),
+        max_running: parse_number(env, JOBS_MAX_RUNNING, 4, 1..=64, p),
+        poll_interval: Duration::from_millis(parse_number(
+            env,
+            JOBS_POLL_INTERVAL_MS,
+            1_000,
+            10..=60_000,
+            p,
+        )),
+        claim_ttl: Duration::from_secs(parse_number(env, JOBS_CLAIM_TTL_SECS, 15, 2..=600, p)),
     }
 }
 

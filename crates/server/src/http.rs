@@ -607,6 +607,11 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         crate::routes::webhook::livekit_webhook,
         crate::routes::calls::get_call,
         crate::routes::calls::get_call_by_room,
+        crate::routes::jobs::bulk_connect,
+        crate::routes::jobs::bulk_disconnect,
+        crate::routes::jobs::list_jobs,
+        crate::routes::jobs::get_job,
+        crate::routes::jobs::cancel_job,
     ),
     components(schemas(ErrorEnvelope, HealthResponse, MeResponse)),
     modifiers(&BearerAuth, &PathParamsRequired)

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dev;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod openapi;
 pub mod routes;
 pub mod state;

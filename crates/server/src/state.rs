@@ -8,12 +8,13 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret as _;
 use trunkline_core::ProviderKind;
+use trunkline_core::limits::{LimitedCarrier, UpstreamLimits};
 use trunkline_core::ports::{
     AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore,
-    LeaseStore, SipPlatform, Store, StoreError, StoreHealth,
+    JobStore, LeaseStore, SipPlatform, Store, StoreError, StoreHealth,
 };
 use trunkline_core::usecases::{
-    CallSettings, Calls, CallsPorts, Onboarding, OnboardingPorts, OnboardingSettings,
+    CallSettings, Calls, CallsPorts, Jobs, Onboarding, OnboardingPorts, OnboardingSettings,
 };
 use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
@@ -35,6 +36,7 @@ pub struct Stores {
     pub calls: Arc<dyn CallStore>,
     pub audit: Arc<dyn AuditLog>,
     pub health: Arc<dyn StoreHealth>,
+    pub jobs: Arc<dyn JobStore>,
 }
 
 impl Stores {
@@ -45,6 +47,7 @@ impl Stores {
             leases: store.clone(),
             calls: store.clone(),
             audit: store.clone(),
+            jobs: store.clone(),
             health: store,
         }
     }
@@ -112,6 +115,11 @@ pub struct AppState {
     pub calls: Arc<Calls>,
     /// Per-customer allowance of credential checks (verify, save).
     pub credential_checks: Arc<Throttle>,
+    /// The per-integration upstream limits every carrier call goes through (connect, bulk
+    /// jobs, and whatever else reads carriers in the background).
+    pub limits: Arc<UpstreamLimits>,
+    /// Bulk connect and disconnect jobs.
+    pub jobs: Arc<Jobs>,
 }
 
 /// The credential-check throttle the configuration asks for.
@@ -270,16 +278,24 @@ impl AppState {
         metrics: PrometheusHandle,
         instance_id: &str,
     ) -> Self {
-        let onboarding = build_onboarding(&config, &adapters, instance_id);
-        let calls = build_calls(&config, &adapters.stores, adapters.sip.clone(), instance_id);
+        let limits = crate::jobs::build_limits(&config);
+        let limited = Adapters {
+            carriers: LimitedCarrier::wrap_all(&adapters.carriers, &limits),
+            ..adapters
+        };
+        let onboarding = Arc::new(build_onboarding(&config, &limited, instance_id));
+        let calls = build_calls(&config, &limited.stores, limited.sip.clone(), instance_id);
+        let jobs = crate::jobs::build_jobs(&config, &onboarding, &limited.stores, instance_id);
         Self {
-            stores: adapters.stores,
-            vault: adapters.vault,
+            stores: limited.stores,
+            vault: limited.vault,
             auth,
             metrics,
-            onboarding: Arc::new(onboarding),
+            onboarding,
             calls: Arc::new(calls),
             credential_checks: credential_checks(&config),
+            limits,
+            jobs: Arc::new(jobs),
             config,
         }
     }

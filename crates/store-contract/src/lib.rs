@@ -28,6 +28,7 @@
 pub mod cases;
 pub mod fixtures;
 mod harness;
+pub mod job_cases;
 pub mod upgrade;
 
 pub use harness::{BoxFuture, Harness, MigrateFn};
@@ -71,6 +72,14 @@ macro_rules! contract_tests {
             audit_append_and_list_newest_first_per_customer,
         );
 
+        $crate::__job_cases!(
+            $factory;
+            job_round_trips_and_is_the_customers_own,
+            job_claim_has_one_winner_and_an_expired_claim_is_taken_over,
+            job_results_are_recorded_once_and_a_finished_job_is_never_claimed,
+            job_cancel_queued_at_once_running_through_its_holder,
+        );
+
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn check_ready_reports_pending_migrations() {
             if let Some(harness) = ($factory)().await {
@@ -91,6 +100,21 @@ macro_rules! __contract_cases {
             async fn $case() {
                 if let Some(harness) = ($factory)().await {
                     harness.run($crate::cases::$case).await;
+                }
+            }
+        )+
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __job_cases {
+    ($factory:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                if let Some(harness) = ($factory)().await {
+                    harness.run($crate::job_cases::$case).await;
                 }
             }
         )+

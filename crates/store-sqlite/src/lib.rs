@@ -2,6 +2,7 @@
 
 mod codec;
 mod error;
+mod jobs;
 mod migrate;
 mod rows;
 mod schema;

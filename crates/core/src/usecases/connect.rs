@@ -58,7 +58,7 @@ pub struct ConnectRequest {
 
 impl ConnectRequest {
     /// Checks that need nothing stored: run before any lease or read.
-    fn check(&self, allow_override: bool) -> Result<(), Error> {
+    pub(super) fn check(&self, allow_override: bool) -> Result<(), Error> {
         if self.sip_target.is_some() && self.origination_targets.is_some() {
             return Err(Error::new(
                 ErrorCode::ValidationFailed,

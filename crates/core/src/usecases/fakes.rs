@@ -1124,3 +1124,246 @@ pub mod calls {
         }
     }
 }
+
+/// Bulk jobs in memory, with the SQL stores' semantics (one lock makes every method atomic).
+pub mod jobs {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+
+    use crate::ids::{CarrierNumberId, CustomerId, JobId};
+    use crate::ports::*;
+
+    #[derive(Debug, Clone)]
+    pub struct StoredJob {
+        pub job: BulkJob,
+        pub items: Vec<JobItem>,
+        pub token: Option<uuid::Uuid>,
+        pub expires: Option<DateTime<Utc>>,
+    }
+
+    #[derive(Debug, Default, Clone)]
+    pub struct FakeJobStore(pub Arc<Mutex<HashMap<JobId, StoredJob>>>);
+
+    fn view(s: &StoredJob) -> BulkJob {
+        let mut job = s.job.clone();
+        job.counts = JobCounts::default();
+        for i in &s.items {
+            job.counts.add(i.outcome, 1);
+        }
+        job
+    }
+
+    fn until(ttl: Duration) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::from_std(ttl).unwrap()
+    }
+
+    fn finish(s: &mut StoredJob, status: JobStatus) {
+        let now = Utc::now();
+        s.job.status = status;
+        s.job.finished_at = Some(now);
+        s.job.updated_at = now;
+        s.job.holder = None;
+        s.token = None;
+        s.expires = None;
+        if status == JobStatus::Cancelled {
+            for i in s.items.iter_mut().filter(|i| i.outcome == ItemOutcome::Pending) {
+                i.outcome = ItemOutcome::Cancelled;
+                i.finished_at = Some(now);
+            }
+        }
+    }
+
+    #[async_trait]
+    impl JobStore for FakeJobStore {
+        async fn create_job(
+            &self,
+            job: &BulkJob,
+            numbers: &[CarrierNumberId],
+        ) -> Result<(), StoreError> {
+            let mut m = self.0.lock().unwrap();
+            if m.contains_key(&job.id) {
+                return Err(StoreError::Conflict("job id".into()));
+            }
+            let items = numbers
+                .iter()
+                .enumerate()
+                .map(|(i, n)| JobItem {
+                    position: u32::try_from(i).unwrap(),
+                    number_id: n.clone(),
+                    outcome: ItemOutcome::Pending,
+                    error_code: None,
+                    message: None,
+                    finished_at: None,
+                })
+                .collect();
+            m.insert(
+                job.id,
+                StoredJob {
+                    job: job.clone(),
+                    items,
+                    token: None,
+                    expires: None,
+                },
+            );
+            Ok(())
+        }
+
+        async fn get_job(
+            &self,
+            customer: &CustomerId,
+            id: JobId,
+        ) -> Result<Option<BulkJob>, StoreError> {
+            let m = self.0.lock().unwrap();
+            Ok(m.get(&id)
+                .filter(|s| &s.job.customer_id == customer)
+                .map(view))
+        }
+
+        async fn list_jobs(
+            &self,
+            customer: &CustomerId,
+            limit: u32,
+            before: Option<JobId>,
+        ) -> Result<Vec<BulkJob>, StoreError> {
+            let m = self.0.lock().unwrap();
+            let mut jobs: Vec<BulkJob> = m
+                .values()
+                .filter(|s| &s.job.customer_id == customer)
+                .filter(|s| before.is_none_or(|b| s.job.id < b))
+                .map(view)
+                .collect();
+            jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+            jobs.truncate(limit as usize);
+            Ok(jobs)
+        }
+
+        async fn job_items(
+            &self,
+            id: JobId,
+            from: u32,
+            limit: u32,
+        ) -> Result<Vec<JobItem>, StoreError> {
+            let m = self.0.lock().unwrap();
+            Ok(m.get(&id)
+                .map(|s| {
+                    s.items
+                        .iter()
+                        .filter(|i| i.position >= from)
+                        .take(limit as usize)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default())
+        }
+
+        async fn claim_job(
+            &self,
+            holder: &str,
+            ttl: Duration,
+        ) -> Result<Option<JobClaim>, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            let now = Utc::now();
+            let Some(s) = m
+                .values_mut()
+                .filter(|s| match s.job.status {
+                    JobStatus::Queued => true,
+                    JobStatus::Running => s.expires.is_none_or(|e| e <= now),
+                    _ => false,
+                })
+                .min_by_key(|s| s.job.id)
+            else {
+                return Ok(None);
+            };
+            let token = uuid::Uuid::new_v4();
+            s.job.status = JobStatus::Running;
+            s.job.holder = Some(holder.to_owned());
+            s.job.updated_at = now;
+            s.token = Some(token);
+            s.expires = Some(until(ttl));
+            Ok(Some(JobClaim {
+                job: view(s),
+                token,
+            }))
+        }
+
+        async fn renew_job_claim(
+            &self,
+            id: JobId,
+            token: uuid::Uuid,
+            ttl: Duration,
+        ) -> Result<ClaimState, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            match m.get_mut(&id) {
+                Some(s) if s.token == Some(token) => {
+                    s.expires = Some(until(ttl));
+                    Ok(ClaimState::Held {
+                        cancel_requested: s.job.cancel_requested,
+                    })
+                }
+                _ => Ok(ClaimState::Lost),
+            }
+        }
+
+        async fn record_job_item(
+            &self,
+            id: JobId,
+            token: uuid::Uuid,
+            r: &ItemResult,
+        ) -> Result<bool, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            let Some(s) = m.get_mut(&id).filter(|s| s.token == Some(token)) else {
+                return Ok(false);
+            };
+            let Some(item) = s
+                .items
+                .iter_mut()
+                .find(|i| i.position == r.position && i.outcome == ItemOutcome::Pending)
+            else {
+                return Ok(false);
+            };
+            item.outcome = r.outcome;
+            item.error_code.clone_from(&r.error_code);
+            item.message.clone_from(&r.message);
+            item.finished_at = Some(Utc::now());
+            s.job.updated_at = Utc::now();
+            Ok(true)
+        }
+
+        async fn finish_job(
+            &self,
+            id: JobId,
+            token: uuid::Uuid,
+            status: JobStatus,
+        ) -> Result<bool, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            let Some(s) = m.get_mut(&id).filter(|s| s.token == Some(token)) else {
+                return Ok(false);
+            };
+            finish(s, status);
+            Ok(true)
+        }
+
+        async fn cancel_job(
+            &self,
+            customer: &CustomerId,
+            id: JobId,
+        ) -> Result<Option<BulkJob>, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            let Some(s) = m.get_mut(&id).filter(|s| &s.job.customer_id == customer) else {
+                return Ok(None);
+            };
+            if !s.job.status.is_finished() {
+                s.job.cancel_requested = true;
+                s.job.updated_at = Utc::now();
+                if s.job.status == JobStatus::Queued {
+                    finish(s, JobStatus::Cancelled);
+                }
+            }
+            Ok(Some(view(s)))
+        }
+    }
+}

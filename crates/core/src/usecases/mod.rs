@@ -7,6 +7,7 @@
 mod calls;
 mod connect;
 mod credentials;
+mod jobs;
 mod naming;
 mod status;
 
@@ -20,6 +21,7 @@ pub use calls::{
 };
 pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepAction};
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
+pub use jobs::{JobOptions, JobSettings, JobView, Jobs, MAX_JOB_NUMBERS};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use status::{Drift, NumberStatus, Section};
 
@@ -192,5 +194,7 @@ impl Onboarding {
 
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod jobs_tests;
 #[cfg(test)]
 mod tests;

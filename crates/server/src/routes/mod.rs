@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod calls;
 pub mod credentials;
+pub mod jobs;
 pub mod json;
 pub mod numbers;
 pub mod providers;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     numbers::configure(cfg);
     audit::configure(cfg);
     calls::configure(cfg);
+    jobs::configure(cfg);
 }
 
 /// `{provider}` of a path.

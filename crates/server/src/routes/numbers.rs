@@ -263,7 +263,7 @@ pub struct ConnectBody {
 }
 
 impl ConnectBody {
-    fn into_request(self) -> Result<ConnectRequest, ApiError> {
+    pub(crate) fn into_request(self) -> Result<ConnectRequest, ApiError> {
         let sip_target = self
             .sip_target
             .map(|raw| SipTarget::parse(&raw).map_err(|e| ApiError::from(e.field("sipTarget"))))

@@ -130,6 +130,7 @@ impl LiveKitEmulator {
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             hang_for: options.hang_for,
+            concurrency: Arc::default(),
         });
         let (tx, rx) = mpsc::channel::<io::Result<ServerHandle>>();
         let for_thread = Arc::clone(&shared);
@@ -341,6 +342,12 @@ impl LiveKitEmulator {
         lock(&self.shared.faults).clear();
     }
 
+    /// Requests in flight now and the most at once since the start (or the last
+    /// [`LiveKitEmulator::reset_requests`]).
+    pub fn concurrency(&self) -> crate::ConcurrencyStats {
+        self.shared.concurrency.stats()
+    }
+
     // --- request log --------------------------------------------------------------------
 
     /// Every request since the start (or the last reset), in arrival order.
@@ -369,6 +376,7 @@ impl LiveKitEmulator {
 
     pub fn reset_requests(&self) {
         lock(&self.shared.log).clear();
+        self.shared.concurrency.reset();
     }
 
     /// Forget trunks, rules, rooms, faults and the request log (keys stay).

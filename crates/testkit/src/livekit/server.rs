@@ -24,6 +24,7 @@ pub(crate) struct Shared {
     pub faults: Mutex<Vec<ActiveFault>>,
     pub log: Mutex<Vec<RecordedRequest>>,
     pub hang_for: Duration,
+    pub concurrency: std::sync::Arc<crate::concurrency::Concurrency>,
 }
 
 /// The state is plain data; a panic while holding a lock cannot leave it half-updated in a
@@ -233,6 +234,8 @@ async fn handle(
         error_code: None,
     });
 
+    // Counted only: LiveKit has no concurrency limit to emulate.
+    let _in_flight = shared.concurrency.admit();
     let decision = decide(&mut lock(&shared.faults), method);
     if !decision.latency.is_zero() {
         actix_web::rt::time::sleep(decision.latency).await;

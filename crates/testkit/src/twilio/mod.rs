@@ -197,6 +197,7 @@ impl TwilioEmulator {
             api_base: format!("http://{api_addr}"),
             trunking_base: format!("http://{trunking_addr}"),
             hang_for: options.hang_for,
+            concurrency: Arc::default(),
         });
         let (tx, rx) = mpsc::channel::<io::Result<Vec<ServerHandle>>>();
         let for_thread = Arc::clone(&shared);
@@ -524,6 +525,19 @@ impl TwilioEmulator {
         lock(&self.shared.faults).clear();
     }
 
+    /// Refuse requests beyond `limit` in flight at once with 429 and code 20429, as Twilio
+    /// enforces an account's concurrency limit (100 by default); `None` lifts it. One
+    /// limit for the whole emulator: the tests that use it have one account.
+    pub fn set_concurrency_limit(&self, limit: Option<usize>) {
+        self.shared.concurrency.set_limit(limit);
+    }
+
+    /// Requests in flight now, the most at once since the start (or the last
+    /// [`TwilioEmulator::reset_requests`]), and how many the limit refused.
+    pub fn concurrency(&self) -> crate::ConcurrencyStats {
+        self.shared.concurrency.stats()
+    }
+
     // --- request log -------------------------------------------------------------------------
 
     /// Every request since the start (or the last reset), in arrival order.
@@ -552,6 +566,7 @@ impl TwilioEmulator {
 
     pub fn reset_requests(&self) {
         lock(&self.shared.log).clear();
+        self.shared.concurrency.reset();
     }
 
     /// Forget everything: accounts, keys, numbers, trunks, faults and the request log.
