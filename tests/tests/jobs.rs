@@ -118,7 +118,11 @@ fn assert_all_connected(twilio: &TwilioEmulator, livekit: &LiveKitEmulator, carr
     assert_eq!(twilio.origination_urls(&trunks[0].sid).len(), 1);
     assert_eq!(done_at_twilio(twilio, Route::CreateTrunk), 1);
     assert_eq!(done_at_twilio(twilio, Route::CreateOriginationUrl), 1);
-    assert_eq!(done_at_twilio(twilio, Route::CreatePhoneNumber), n, "one attachment each");
+    assert_eq!(
+        done_at_twilio(twilio, Route::CreatePhoneNumber),
+        n,
+        "one attachment each"
+    );
     assert_eq!(
         done_at_livekit(livekit, lk::Method::CreateSipInboundTrunk),
         n,
@@ -158,14 +162,21 @@ async fn a_thousand_numbers_in_one_job(backend: Backend) {
     assert!(results.values().all(|r| r == "connected"));
     assert_all_connected(&twilio, &livekit, &carrier);
     assert_eq!(twilio.concurrency().refused, 0, "never over Twilio's limit");
-    assert!(twilio.concurrency().max_in_flight <= 50, "{:?}", twilio.concurrency());
+    assert!(
+        twilio.concurrency().max_in_flight <= 50,
+        "{:?}",
+        twilio.concurrency()
+    );
 
     // The same job again finds everything in place and writes nothing.
     let writes = |t: &TwilioEmulator| t.requests().iter().filter(|r| r.method != "GET").count();
-    let (twilio_writes, livekit_writes) = (writes(&twilio), livekit.count(lk::MethodSelector::Writes));
+    let (twilio_writes, livekit_writes) =
+        (writes(&twilio), livekit.count(lk::MethodSelector::Writes));
     let again = acme.bulk("connect", &numbers, &json!({})).await;
     let id2 = again.ok()["jobId"].as_str().unwrap().to_owned();
-    let job2 = acme.wait_job(&id2, Duration::from_secs(240), finished).await;
+    let job2 = acme
+        .wait_job(&id2, Duration::from_secs(240), finished)
+        .await;
     assert_eq!(job2["progress"]["reused"], 1000, "{}", job2["progress"]);
     assert_eq!(writes(&twilio), twilio_writes);
     assert_eq!(livekit.count(lk::MethodSelector::Writes), livekit_writes);
@@ -175,8 +186,14 @@ async fn a_thousand_numbers_in_one_job(backend: Backend) {
         .bulk("disconnect", &numbers, &json!({"restoreVoiceConfig": true}))
         .await;
     let id3 = off.ok()["jobId"].as_str().unwrap().to_owned();
-    let job3 = acme.wait_job(&id3, Duration::from_secs(240), finished).await;
-    assert_eq!(job3["progress"]["disconnected"], 1000, "{}", job3["progress"]);
+    let job3 = acme
+        .wait_job(&id3, Duration::from_secs(240), finished)
+        .await;
+    assert_eq!(
+        job3["progress"]["disconnected"], 1000,
+        "{}",
+        job3["progress"]
+    );
     assert!(livekit.trunks().is_empty());
     assert!(livekit.rules().is_empty());
     for n in &carrier.numbers {
@@ -193,7 +210,11 @@ async fn a_thousand_numbers_in_one_job(backend: Backend) {
     );
     let cursor = list.body["nextCursor"].as_str().unwrap();
     let rest = acme
-        .call(Method::GET, &format!("/telephony/jobs?limit=2&cursor={cursor}"), &Value::Null)
+        .call(
+            Method::GET,
+            &format!("/telephony/jobs?limit=2&cursor={cursor}"),
+            &Value::Null,
+        )
         .await;
     assert_eq!(rest.ok()["items"][0]["jobId"], json!(id));
     assert_eq!(rest.body["nextCursor"], Value::Null);
@@ -235,7 +256,9 @@ async fn a_killed_instance_leaves_its_job_to_another(backend: Backend) {
             for (k, v) in &settings.env {
                 opts = opts.env(k, v);
             }
-            TestServer::start_with(opts).await.expect("the successor starts")
+            TestServer::start_with(opts)
+                .await
+                .expect("the successor starts")
         }
     };
     let acme = Client::new(&successor, acme_token, &transcript);
@@ -259,7 +282,10 @@ async fn cancel_leaves_numbers_not_started_untouched(backend: Backend) {
     let twilio = emulator();
     let livekit = livekit_emulator();
     let carrier = Carrier::new(&twilio, "Acme Inc", 40);
-    twilio.inject(RouteSelector::Any, Fault::Latency(Duration::from_millis(50)));
+    twilio.inject(
+        RouteSelector::Any,
+        Fault::Latency(Duration::from_millis(50)),
+    );
     let server = settings(&twilio, &livekit, &backend)
         .with("TRUNKLINE_JOBS_PARALLELISM", "2")
         .start()
@@ -274,7 +300,11 @@ async fn cancel_leaves_numbers_not_started_untouched(backend: Backend) {
     })
     .await;
     let cancel = acme
-        .call(Method::POST, &format!("/telephony/jobs/{id}:cancel"), &Value::Null)
+        .call(
+            Method::POST,
+            &format!("/telephony/jobs/{id}:cancel"),
+            &Value::Null,
+        )
         .await;
     assert_eq!(cancel.ok()["cancelRequested"], true);
     let job = acme.wait_job(&id, Duration::from_secs(60), finished).await;
@@ -285,7 +315,10 @@ async fn cancel_leaves_numbers_not_started_untouched(backend: Backend) {
         .filter(|(_, r)| r.as_str() == "connected")
         .map(|(n, _)| n)
         .collect();
-    let cancelled = results.values().filter(|r| r.as_str() == "cancelled").count();
+    let cancelled = results
+        .values()
+        .filter(|r| r.as_str() == "cancelled")
+        .count();
     assert_eq!(connected.len() + cancelled, 40, "{results:?}");
     assert!(cancelled > 0 && connected.len() >= 2, "{results:?}");
     // Numbers not started are untouched at both sides.
@@ -299,7 +332,11 @@ async fn cancel_leaves_numbers_not_started_untouched(backend: Backend) {
     assert_eq!(livekit.trunks().len(), connected.len());
     // Cancelling again (or a finished job) changes nothing.
     let again = acme
-        .call(Method::POST, &format!("/telephony/jobs/{id}:cancel"), &Value::Null)
+        .call(
+            Method::POST,
+            &format!("/telephony/jobs/{id}:cancel"),
+            &Value::Null,
+        )
         .await;
     assert_eq!(again.ok()["status"], "cancelled");
     assert_eq!(again.body["progress"]["cancelled"], cancelled);
@@ -344,7 +381,11 @@ async fn jobs_are_the_customers_own(backend: Backend) {
         .expect(403, Some("FORBIDDEN"));
 
     let queued = acme
-        .bulk("connect", &ids(&carrier), &json!({"options": {"routing": {"agentName": "a"}}}))
+        .bulk(
+            "connect",
+            &ids(&carrier),
+            &json!({"options": {"routing": {"agentName": "a"}}}),
+        )
         .await;
     let id = queued.ok()["jobId"].as_str().unwrap().to_owned();
     let job = acme.wait_job(&id, Duration::from_secs(60), finished).await;
@@ -355,18 +396,32 @@ async fn jobs_are_the_customers_own(backend: Backend) {
     // Another customer sees nothing: not the job, not in the list, cannot cancel it.
     globex.job(&id).await.expect(404, Some("NOT_FOUND"));
     globex
-        .call(Method::POST, &format!("/telephony/jobs/{id}:cancel"), &Value::Null)
+        .call(
+            Method::POST,
+            &format!("/telephony/jobs/{id}:cancel"),
+            &Value::Null,
+        )
         .await
         .expect(404, Some("NOT_FOUND"));
-    let list = globex.call(Method::GET, "/telephony/jobs", &Value::Null).await;
+    let list = globex
+        .call(Method::GET, "/telephony/jobs", &Value::Null)
+        .await;
     assert_eq!(list.ok()["items"], json!([]));
     // Support reads it by naming the customer, and cannot cancel.
     let read = support_staff
-        .call(Method::GET, &format!("/telephony/jobs/{id}?customerId=acme"), &Value::Null)
+        .call(
+            Method::GET,
+            &format!("/telephony/jobs/{id}?customerId=acme"),
+            &Value::Null,
+        )
         .await;
     assert_eq!(read.ok()["progress"]["connected"], 3);
     support_staff
-        .call(Method::POST, &format!("/telephony/jobs/{id}:cancel"), &Value::Null)
+        .call(
+            Method::POST,
+            &format!("/telephony/jobs/{id}:cancel"),
+            &Value::Null,
+        )
         .await
         .expect(403, Some("FORBIDDEN"));
     // A job id of the wrong shape names no job.

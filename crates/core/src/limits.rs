@@ -29,8 +29,8 @@ use crate::ids::{CarrierNumberId, ProviderKind, RouteId, RouteTargetId};
 use crate::model::{CarrierCredentials, NumberRouting};
 use crate::ports::{
     CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget, CredentialForm,
-    CredentialInput, IdFormat, NumberPage, NumberQuery, ProviderError, RouteSpec,
-    RouteTargetSpec, VerifyReport,
+    CredentialInput, IdFormat, NumberPage, NumberQuery, ProviderError, RouteSpec, RouteTargetSpec,
+    VerifyReport,
 };
 
 /// Settings of the per-integration limits (from configuration).
@@ -205,7 +205,9 @@ impl UpstreamLimits {
             .backoff_base
             .saturating_mul(1 << (s.consecutive - 1).min(16))
             .min(self.settings.backoff_max);
-        let wait = retry_after.unwrap_or(backoff).min(self.settings.backoff_max);
+        let wait = retry_after
+            .unwrap_or(backoff)
+            .min(self.settings.backoff_max);
         let until = Instant::now() + wait;
         if s.paused_until.is_none_or(|p| p < until) {
             s.paused_until = Some(until);
@@ -326,9 +328,7 @@ impl CarrierProvider for LimitedCarrier {
 
     async fn verify(&self, creds: &CarrierCredentials) -> Result<VerifyReport, ProviderError> {
         let p = self.kind();
-        self.limits
-            .run(p, creds, || self.inner.verify(creds))
-            .await
+        self.limits.run(p, creds, || self.inner.verify(creds)).await
     }
 
     async fn list_numbers(
@@ -496,7 +496,9 @@ impl CarrierProvider for LimitedCarrier {
     ) -> Result<(), ProviderError> {
         let p = self.kind();
         self.limits
-            .run(p, creds, || self.inner.restore_routing(creds, number, routing))
+            .run(p, creds, || {
+                self.inner.restore_routing(creds, number, routing)
+            })
             .await
     }
 }
@@ -571,16 +573,25 @@ mod tests {
         let later = async {
             // Started after the refusal: they wait for the shared pause instead of trying.
             tokio::time::sleep(Duration::from_millis(10)).await;
-            futures::future::try_join_all((0..5).map(|_| limits.run(ProviderKind::Twilio, &a, call)))
-                .await
+            futures::future::try_join_all(
+                (0..5).map(|_| limits.run(ProviderKind::Twilio, &a, call)),
+            )
+            .await
         };
         let (first, later) = futures::join!(first, later);
         first.unwrap();
         later.unwrap();
         let calls = lock(&calls).clone();
-        assert_eq!(calls.len(), 7, "one refusal, then each call once: no retry storm");
+        assert_eq!(
+            calls.len(),
+            7,
+            "one refusal, then each call once: no retry storm"
+        );
         for t in &calls[1..] {
-            assert!(*t >= start + Duration::from_secs(2), "nothing ran during the pause");
+            assert!(
+                *t >= start + Duration::from_secs(2),
+                "nothing ran during the pause"
+            );
         }
         assert_eq!(limits.stats().rate_limited, 1);
         assert_eq!(limits.stats().retried, 1);

@@ -206,7 +206,11 @@ fn position(p: u32) -> Result<i32, StoreError> {
 }
 
 impl PostgresStore {
-    async fn job_by_id(&self, id: Uuid, customer: Option<&str>) -> Result<Option<BulkJob>, StoreError> {
+    async fn job_by_id(
+        &self,
+        id: Uuid,
+        customer: Option<&str>,
+    ) -> Result<Option<BulkJob>, StoreError> {
         let mut conn = self.conn().await?;
         let sql = format!(
             "{}{JOB_COUNT_COLUMNS} FROM bulk_jobs j WHERE j.id = $1 AND ($2::text IS NULL OR j.customer_id = $2)",
@@ -377,7 +381,12 @@ impl JobStore for PostgresStore {
         Ok(n == 1)
     }
 
-    async fn finish_job(&self, id: JobId, token: Uuid, status: JobStatus) -> Result<bool, StoreError> {
+    async fn finish_job(
+        &self,
+        id: JobId,
+        token: Uuid,
+        status: JobStatus,
+    ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
         let done: Option<IdRow> = diesel::sql_query(FINISH_JOB)
             .bind::<SqlUuid, _>(id.as_uuid())

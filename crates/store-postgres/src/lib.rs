@@ -2,8 +2,8 @@
 
 mod codec;
 mod error;
-mod migrate;
 mod jobs;
+mod migrate;
 mod rows;
 mod schema;
 mod store;

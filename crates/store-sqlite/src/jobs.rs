@@ -408,7 +408,12 @@ impl JobStore for SqliteStore {
         Ok(n == 1)
     }
 
-    async fn finish_job(&self, id: JobId, token: Uuid, status: JobStatus) -> Result<bool, StoreError> {
+    async fn finish_job(
+        &self,
+        id: JobId,
+        token: Uuid,
+        status: JobStatus,
+    ) -> Result<bool, StoreError> {
         let id = uuid_text(id.as_uuid());
         let token = uuid_text(token);
         let mut conn = self.conn().await?;

@@ -90,7 +90,10 @@ async fn run_one(
             "TRUNKLINE_JOBS_PARALLELISM".to_owned(),
             opts.parallelism.to_string(),
         ),
-        ("TRUNKLINE_JOBS_POLL_INTERVAL_MS".to_owned(), "20".to_owned()),
+        (
+            "TRUNKLINE_JOBS_POLL_INTERVAL_MS".to_owned(),
+            "20".to_owned(),
+        ),
     ]);
     if let Some(db) = db {
         env.push(("TRUNKLINE_DATABASE_URL".to_owned(), db.url.clone()));
@@ -145,7 +148,11 @@ async fn run_one(
     )
     .await?;
     if queued.status != 202 {
-        bail!("numbers:connect answered {}: {}", queued.status, queued.body);
+        bail!(
+            "numbers:connect answered {}: {}",
+            queued.status,
+            queued.body
+        );
     }
     let id = queued.body["jobId"]
         .as_str()
@@ -165,7 +172,11 @@ async fn run_one(
             break r.body;
         }
         if t0.elapsed() > limit {
-            bail!("the job did not finish within {limit:?}: {}\n{}", r.body["progress"], server.log_tail());
+            bail!(
+                "the job did not finish within {limit:?}: {}\n{}",
+                r.body["progress"],
+                server.log_tail()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };

@@ -234,12 +234,18 @@ pub trait JobStore: Send + Sync {
     ///
     /// # Errors
     /// `Conflict` when a job with the same id exists.
-    async fn create_job(&self, job: &BulkJob, numbers: &[CarrierNumberId])
-    -> Result<(), StoreError>;
+    async fn create_job(
+        &self,
+        job: &BulkJob,
+        numbers: &[CarrierNumberId],
+    ) -> Result<(), StoreError>;
 
     /// The customer's job; `Ok(None)` when it does not exist or is another customer's.
-    async fn get_job(&self, customer: &CustomerId, id: JobId)
-    -> Result<Option<BulkJob>, StoreError>;
+    async fn get_job(
+        &self,
+        customer: &CustomerId,
+        id: JobId,
+    ) -> Result<Option<BulkJob>, StoreError>;
 
     /// The customer's jobs, newest first, at most `limit`, only those older than `before`
     /// when given (keyset paging: pass the last id of the previous page).
@@ -289,8 +295,11 @@ pub trait JobStore: Send + Sync {
     /// numbers `cancelled`); a `running` one is marked and its holder stops starting numbers;
     /// a finished one is left as it is. The job as it is after that; `Ok(None)` when it does
     /// not exist or is another customer's.
-    async fn cancel_job(&self, customer: &CustomerId, id: JobId)
-    -> Result<Option<BulkJob>, StoreError>;
+    async fn cancel_job(
+        &self,
+        customer: &CustomerId,
+        id: JobId,
+    ) -> Result<Option<BulkJob>, StoreError>;
 }
 
 /// The stored form of a job, shared by the store adapters: each reads its own column types
@@ -347,7 +356,8 @@ impl JobColumns {
                 .map_err(|e| corrupt("bulk_jobs.customer_id", e))?,
             provider: ProviderKind::parse(&self.provider)
                 .map_err(|e| corrupt("bulk_jobs.provider", e))?,
-            kind: JobKind::parse(&self.kind).ok_or_else(|| corrupt("bulk_jobs.kind", &self.kind))?,
+            kind: JobKind::parse(&self.kind)
+                .ok_or_else(|| corrupt("bulk_jobs.kind", &self.kind))?,
             actor: Actor {
                 subject: self.actor_subject,
                 role: self.actor_role,

@@ -1170,7 +1170,11 @@ pub mod jobs {
         s.token = None;
         s.expires = None;
         if status == JobStatus::Cancelled {
-            for i in s.items.iter_mut().filter(|i| i.outcome == ItemOutcome::Pending) {
+            for i in s
+                .items
+                .iter_mut()
+                .filter(|i| i.outcome == ItemOutcome::Pending)
+            {
                 i.outcome = ItemOutcome::Cancelled;
                 i.finished_at = Some(now);
             }

@@ -25,8 +25,8 @@ use crate::error::{Error, ErrorCode};
 use crate::ids::{CarrierNumberId, CustomerId, JobId, ProviderKind};
 use crate::model::{Actor, OriginationTarget, RoutingPolicy, TrunkStrategy};
 use crate::ports::{
-    BulkJob, ClaimState, ItemOutcome, ItemResult, JobClaim, JobCounts, JobItem, JobKind,
-    JobStatus, JobStore,
+    BulkJob, ClaimState, ItemOutcome, ItemResult, JobClaim, JobCounts, JobItem, JobKind, JobStatus,
+    JobStore,
 };
 use crate::sip::SipTarget;
 
@@ -139,7 +139,11 @@ fn not_found() -> Error {
 }
 
 impl Jobs {
-    pub fn new(onboarding: Arc<Onboarding>, store: Arc<dyn JobStore>, settings: JobSettings) -> Self {
+    pub fn new(
+        onboarding: Arc<Onboarding>,
+        store: Arc<dyn JobStore>,
+        settings: JobSettings,
+    ) -> Self {
         Self {
             onboarding,
             store,
@@ -194,9 +198,14 @@ impl Jobs {
     ) -> Result<BulkJob, Error> {
         let settings = self.onboarding.settings();
         req.check(settings.allow_sip_target_override)?;
-        let names_target =
-            req.sip_target.is_some() || req.origination_targets.as_ref().is_some_and(|t| !t.is_empty());
-        if !names_target && settings.default_sip_target.is_none() && !settings.allow_sip_target_override
+        let names_target = req.sip_target.is_some()
+            || req
+                .origination_targets
+                .as_ref()
+                .is_some_and(|t| !t.is_empty());
+        if !names_target
+            && settings.default_sip_target.is_none()
+            && !settings.allow_sip_target_override
         {
             return Err(Error::new(
                 ErrorCode::NotConfigured,
@@ -205,8 +214,16 @@ impl Jobs {
             ));
         }
         self.check_submission(customer, provider, &numbers).await?;
-        self.store_job(actor, customer, provider, JobKind::Connect, JobOptions::connect(req), numbers, request_id)
-            .await
+        self.store_job(
+            actor,
+            customer,
+            provider,
+            JobKind::Connect,
+            JobOptions::connect(req),
+            numbers,
+            request_id,
+        )
+        .await
     }
 
     /// Store a disconnect job for `numbers`.
@@ -227,8 +244,16 @@ impl Jobs {
             restore_voice_config,
             ..JobOptions::default()
         };
-        self.store_job(actor, customer, provider, JobKind::Disconnect, options, numbers, request_id)
-            .await
+        self.store_job(
+            actor,
+            customer,
+            provider,
+            JobKind::Disconnect,
+            options,
+            numbers,
+            request_id,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -278,7 +303,11 @@ impl Jobs {
         from: u32,
         limit: u32,
     ) -> Result<JobView, Error> {
-        let job = self.store.get_job(customer, id).await?.ok_or_else(not_found)?;
+        let job = self
+            .store
+            .get_job(customer, id)
+            .await?
+            .ok_or_else(not_found)?;
         let items = self
             .store
             .job_items(id, from, limit.clamp(1, MAX_JOB_NUMBERS as u32))
@@ -306,7 +335,11 @@ impl Jobs {
     /// # Errors
     /// `NOT_FOUND` for a job that does not exist or is another customer's.
     pub async fn cancel(&self, customer: &CustomerId, id: JobId) -> Result<BulkJob, Error> {
-        Ok(self.store.cancel_job(customer, id).await?.ok_or_else(not_found)?)
+        Ok(self
+            .store
+            .cancel_job(customer, id)
+            .await?
+            .ok_or_else(not_found)?)
     }
 
     /// Claim one job: the oldest queued one, or one whose instance died (its claim expired).
@@ -360,7 +393,9 @@ impl Jobs {
                         return;
                     }
                     // A store hiccup: the claim still has two thirds of its time.
-                    Err(e) => tracing::warn!(job = %job.id, error = %e, "could not renew a job claim"),
+                    Err(e) => {
+                        tracing::warn!(job = %job.id, error = %e, "could not renew a job claim")
+                    }
                 }
             }
         };
@@ -383,8 +418,12 @@ impl Jobs {
         };
         match self.store.finish_job(job.id, token, status).await {
             Ok(true) => tracing::info!(job = %job.id, status = status.as_str(), "job finished"),
-            Ok(false) => tracing::warn!(job = %job.id, "job claim lost before it could be finished"),
-            Err(e) => tracing::warn!(job = %job.id, error = %e, "could not finish a job; its claim expires and it is finished again"),
+            Ok(false) => {
+                tracing::warn!(job = %job.id, "job claim lost before it could be finished")
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "could not finish a job; its claim expires and it is finished again")
+            }
         }
     }
 

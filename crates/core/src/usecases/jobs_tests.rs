@@ -74,7 +74,11 @@ async fn world(numbers: usize) -> World {
         .unwrap();
     let jobs_store = FakeJobStore::default();
     World {
-        jobs: Jobs::new(onboarding.clone(), Arc::new(jobs_store.clone()), settings("a")),
+        jobs: Jobs::new(
+            onboarding.clone(),
+            Arc::new(jobs_store.clone()),
+            settings("a"),
+        ),
         store: jobs_store,
         carrier,
         onboarding,
@@ -91,12 +95,23 @@ impl World {
             ..ConnectRequest::default()
         };
         self.jobs
-            .submit_connect(&self.actor, &self.customer, ProviderKind::Twilio, numbers, &req, Some("rq-1"))
+            .submit_connect(
+                &self.actor,
+                &self.customer,
+                ProviderKind::Twilio,
+                numbers,
+                &req,
+                Some("rq-1"),
+            )
             .await
     }
 
     async fn items(&self, id: JobId) -> Vec<JobItem> {
-        self.jobs.get(&self.customer, id, 0, 1000).await.unwrap().items
+        self.jobs
+            .get(&self.customer, id, 0, 1000)
+            .await
+            .unwrap()
+            .items
     }
 
     fn attached(&self) -> usize {
@@ -130,8 +145,15 @@ async fn a_job_connects_every_number_and_a_second_one_reuses() {
 
     let again = w.submit(w.numbers.clone()).await.unwrap();
     w.jobs.run_next().await.unwrap();
-    assert_eq!(outcomes(&w.items(again.id).await), vec![ItemOutcome::Reused; 5]);
-    assert_eq!(w.carrier.writes(), writes, "a job of connected numbers writes nothing");
+    assert_eq!(
+        outcomes(&w.items(again.id).await),
+        vec![ItemOutcome::Reused; 5]
+    );
+    assert_eq!(
+        w.carrier.writes(),
+        writes,
+        "a job of connected numbers writes nothing"
+    );
 }
 
 #[tokio::test]
@@ -177,13 +199,25 @@ async fn a_dead_holders_job_is_finished_by_another_without_redoing_numbers() {
     let w = world(6).await;
     let job = w.submit(w.numbers.clone()).await.unwrap();
     // Instance A claims it, connects the first three numbers and dies before the rest.
-    let claim = w.store.claim_job("a", Duration::from_millis(50)).await.unwrap().unwrap();
+    let claim = w
+        .store
+        .claim_job("a", Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
     for (i, n) in w.numbers.iter().take(3).enumerate() {
         w.onboarding
-            .connect(&w.actor, &w.customer, ProviderKind::Twilio, n, ConnectRequest {
-                trunk_strategy: Some(TrunkStrategy::Dedicated),
-                ..ConnectRequest::default()
-            }, None)
+            .connect(
+                &w.actor,
+                &w.customer,
+                ProviderKind::Twilio,
+                n,
+                ConnectRequest {
+                    trunk_strategy: Some(TrunkStrategy::Dedicated),
+                    ..ConnectRequest::default()
+                },
+                None,
+            )
             .await
             .unwrap();
         let result = ItemResult {
@@ -192,22 +226,49 @@ async fn a_dead_holders_job_is_finished_by_another_without_redoing_numbers() {
             error_code: None,
             message: None,
         };
-        assert!(w.store.record_job_item(job.id, claim.token, &result).await.unwrap());
+        assert!(
+            w.store
+                .record_job_item(job.id, claim.token, &result)
+                .await
+                .unwrap()
+        );
     }
-    let attaches = || w.carrier.state().calls.get("attach_number").copied().unwrap_or(0);
-    let fetches = || w.carrier.state().calls.get("fetch_number").copied().unwrap_or(0);
+    let attaches = || {
+        w.carrier
+            .state()
+            .calls
+            .get("attach_number")
+            .copied()
+            .unwrap_or(0)
+    };
+    let fetches = || {
+        w.carrier
+            .state()
+            .calls
+            .get("fetch_number")
+            .copied()
+            .unwrap_or(0)
+    };
     assert_eq!(attaches(), 3);
     let fetched = fetches();
 
     // B cannot claim it while A's claim lives, then takes it over.
-    let b = Jobs::new(w.onboarding.clone(), Arc::new(w.store.clone()), settings("b"));
+    let b = Jobs::new(
+        w.onboarding.clone(),
+        Arc::new(w.store.clone()),
+        settings("b"),
+    );
     assert!(!b.run_next().await.unwrap());
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert!(b.run_next().await.unwrap());
     let done = w.jobs.get(&w.customer, job.id, 0, 1000).await.unwrap();
     assert_eq!(done.job.status, JobStatus::Completed);
     assert_eq!(outcomes(&done.items), vec![ItemOutcome::Connected; 6]);
-    assert_eq!(attaches(), 6, "the three numbers A finished are not attached again");
+    assert_eq!(
+        attaches(),
+        6,
+        "the three numbers A finished are not attached again"
+    );
     assert_eq!(fetches() - fetched, 3, "B only read the numbers it did");
     // A, back from the dead, can record nothing.
     let late = ItemResult {
@@ -216,7 +277,12 @@ async fn a_dead_holders_job_is_finished_by_another_without_redoing_numbers() {
         error_code: Some("X".into()),
         message: None,
     };
-    assert!(!w.store.record_job_item(job.id, claim.token, &late).await.unwrap());
+    assert!(
+        !w.store
+            .record_job_item(job.id, claim.token, &late)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -256,18 +322,31 @@ async fn cancel_while_running_stops_starting_numbers() {
 async fn submissions_are_checked_before_anything_is_stored() {
     let w = world(2).await;
     let code = |r: Result<crate::ports::BulkJob, Error>| r.unwrap_err().code;
-    assert_eq!(code(w.submit(vec![]).await), crate::error::ErrorCode::ValidationFailed);
+    assert_eq!(
+        code(w.submit(vec![]).await),
+        crate::error::ErrorCode::ValidationFailed
+    );
     let twice = vec![w.numbers[0].clone(), w.numbers[0].clone()];
     let e = w.submit(twice).await.unwrap_err();
     assert!(e.message.contains("numberIds[1]"), "{}", e.message);
     let many: Vec<CarrierNumberId> = (0..=MAX_JOB_NUMBERS)
         .map(|i| CarrierNumberId::parse(&format!("PN{i:032x}")).unwrap())
         .collect();
-    assert_eq!(code(w.submit(many).await), crate::error::ErrorCode::ValidationFailed);
+    assert_eq!(
+        code(w.submit(many).await),
+        crate::error::ErrorCode::ValidationFailed
+    );
     let other = CustomerId::parse("globex").unwrap();
     let e = w
         .jobs
-        .submit_disconnect(&w.actor, &other, ProviderKind::Twilio, w.numbers.clone(), false, None)
+        .submit_disconnect(
+            &w.actor,
+            &other,
+            ProviderKind::Twilio,
+            w.numbers.clone(),
+            false,
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code, crate::error::ErrorCode::IntegrationNotFound);

@@ -77,9 +77,10 @@ fn numbers(
     raw.iter()
         .enumerate()
         .map(|(i, n)| {
-            state.onboarding.parse_number_id(provider, n).map_err(|e| {
-                ApiError::new(e.code, format!("numberIds[{i}]: {}", e.message))
-            })
+            state
+                .onboarding
+                .parse_number_id(provider, n)
+                .map_err(|e| ApiError::new(e.code, format!("numberIds[{i}]: {}", e.message)))
         })
         .collect()
 }
@@ -349,16 +350,17 @@ pub async fn list_jobs(
             .ok()
             .filter(|n| (1..=MAX_PAGE).contains(n))
             .ok_or_else(|| {
-                ApiError::validation(format!("limit: must be a whole number from 1 to {MAX_PAGE}"))
+                ApiError::validation(format!(
+                    "limit: must be a whole number from 1 to {MAX_PAGE}"
+                ))
             })?,
     };
     let before = query
         .cursor
         .as_deref()
         .map(|c| {
-            job_id(c).map_err(|_| {
-                ApiError::validation("cursor: is not a cursor this server handed out")
-            })
+            job_id(c)
+                .map_err(|_| ApiError::validation("cursor: is not a cursor this server handed out"))
         })
         .transpose()?;
     let jobs = state.jobs.list(&scope.customer_id, limit, before).await?;

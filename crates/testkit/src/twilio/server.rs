@@ -165,9 +165,10 @@ async fn handle(
                 None,
             );
             if let Ok(v) = header::HeaderValue::from_str(&now.to_string()) {
-                refused
-                    .headers_mut()
-                    .insert(header::HeaderName::from_static("twilio-concurrent-requests"), v);
+                refused.headers_mut().insert(
+                    header::HeaderName::from_static("twilio-concurrent-requests"),
+                    v,
+                );
             }
             shared.set_status(seq, 429);
             return refused;
