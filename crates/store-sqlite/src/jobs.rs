@@ -197,10 +197,12 @@ fn cancel_pending_if(
 ) -> QueryResult<Option<String>> {
     let status = status.map(|s| s.status);
     if status.as_deref() == Some(JobStatus::Cancelled.as_str()) {
-        diesel::sql_query(CANCEL_PENDING)
-            .bind::<Text, _>(id)
-            .bind::<BigInt, _>(now())
-            .execute(c)?;
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(CANCEL_PENDING)
+                .bind::<Text, _>(id)
+                .bind::<BigInt, _>(now()),
+            c,
+        )?;
     }
     Ok(status)
 }
@@ -242,7 +244,7 @@ impl JobStore for SqliteStore {
         conn.spawn_blocking(move |c| {
             c.immediate_transaction(|c| {
                 let id = uuid_text(job.id.as_uuid());
-                diesel::sql_query(
+                let insert_job = diesel::sql_query(
                     "INSERT INTO bulk_jobs (id, customer_id, provider, kind, actor_subject, \
                          actor_role, request_id, options, status, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9)",
@@ -255,17 +257,17 @@ impl JobStore for SqliteStore {
                 .bind::<Text, _>(&job.actor.role)
                 .bind::<Nullable<Text>, _>(job.request_id.as_deref())
                 .bind::<Text, _>(&options)
-                .bind::<BigInt, _>(micros(job.created_at))
-                .execute(c)?;
+                .bind::<BigInt, _>(micros(job.created_at));
+                diesel::RunQueryDsl::execute(insert_job, c)?;
                 for (i, n) in numbers.iter().enumerate() {
-                    diesel::sql_query(
+                    let insert_item = diesel::sql_query(
                         "INSERT INTO bulk_job_items (job_id, position, number_id, outcome) \
                          VALUES (?1, ?2, ?3, 'pending')",
                     )
                     .bind::<Text, _>(&id)
                     .bind::<Integer, _>(i32::try_from(i).unwrap_or(i32::MAX))
-                    .bind::<Text, _>(n)
-                    .execute(c)?;
+                    .bind::<Text, _>(n);
+                    diesel::RunQueryDsl::execute(insert_item, c)?;
                 }
                 Ok(())
             })
@@ -420,13 +422,15 @@ impl JobStore for SqliteStore {
         let done = conn
             .spawn_blocking(move |c| {
                 c.immediate_transaction(|c| {
-                    let row: Option<StatusRow> = diesel::sql_query(FINISH_JOB)
-                        .bind::<Text, _>(&id)
-                        .bind::<Text, _>(&token)
-                        .bind::<Text, _>(status.as_str())
-                        .bind::<BigInt, _>(now())
-                        .get_result(c)
-                        .optional()?;
+                    let row: Option<StatusRow> = diesel::RunQueryDsl::get_result(
+                        diesel::sql_query(FINISH_JOB)
+                            .bind::<Text, _>(&id)
+                            .bind::<Text, _>(&token)
+                            .bind::<Text, _>(status.as_str())
+                            .bind::<BigInt, _>(now()),
+                        c,
+                    )
+                    .optional()?;
                     cancel_pending_if(c, &id, row)
                 })
             })
@@ -446,12 +450,14 @@ impl JobStore for SqliteStore {
             let mut conn = self.conn().await?;
             conn.spawn_blocking(move |c| {
                 c.immediate_transaction(|c| {
-                    let row: Option<StatusRow> = diesel::sql_query(CANCEL_JOB)
-                        .bind::<Text, _>(&key)
-                        .bind::<Text, _>(&owner)
-                        .bind::<BigInt, _>(now())
-                        .get_result(c)
-                        .optional()?;
+                    let row: Option<StatusRow> = diesel::RunQueryDsl::get_result(
+                        diesel::sql_query(CANCEL_JOB)
+                            .bind::<Text, _>(&key)
+                            .bind::<Text, _>(&owner)
+                            .bind::<BigInt, _>(now()),
+                        c,
+                    )
+                    .optional()?;
                     cancel_pending_if(c, &key, row)
                 })
             })
