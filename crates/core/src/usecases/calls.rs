@@ -31,11 +31,11 @@ use crate::model::{
     CallRecord, CallStatus, DispatchClaim, DispatchMode, DispatchStatus, NumberConnection,
 };
 use crate::phone::{E164, mask_phone};
-use crate::usecases::live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 use crate::ports::{
     CallStore, ClaimRequest, ConnectionStore, JoinRecorded, ProviderError, SipParticipant,
     SipPlatform, WebhookError, WebhookEvent, WebhookEventRecord, WebhookKind,
 };
+use crate::usecases::live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 
 /// Settings of the call use cases (from configuration).
 #[derive(Debug, Clone)]

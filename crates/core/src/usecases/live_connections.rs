@@ -121,7 +121,10 @@ impl LiveConnections {
                     .insert(raw.to_owned(), (read_at, conn.clone()));
             }
         }
-        Ok(CalledNumber { number: Some(number), connection })
+        Ok(CalledNumber {
+            number: Some(number),
+            connection,
+        })
     }
 
     /// Forget everything read so far.
@@ -214,7 +217,12 @@ mod tests {
     #[tokio::test]
     async fn a_local_save_is_seen_by_the_next_webhook() {
         let (cache, store) = cache(Duration::from_secs(60));
-        let conn = cache.live_for_called(CALLED).await.unwrap().connection.unwrap();
+        let conn = cache
+            .live_for_called(CALLED)
+            .await
+            .unwrap()
+            .connection
+            .unwrap();
         let mut gone = conn.clone();
         gone.status = ConnectionStatus::Disconnected;
         cache.save_connection(&gone).await.unwrap();
@@ -226,15 +234,30 @@ mod tests {
     #[tokio::test]
     async fn another_instances_change_is_seen_after_the_ttl() {
         let (cache, store) = cache(Duration::from_millis(50));
-        assert!(cache.live_for_called(CALLED).await.unwrap().connection.is_some());
+        assert!(
+            cache
+                .live_for_called(CALLED)
+                .await
+                .unwrap()
+                .connection
+                .is_some()
+        );
         // Another instance disconnects the number: straight into the store.
         store.connections.lock().unwrap()[0].status = ConnectionStatus::Disconnected;
         assert!(
-            cache.live_for_called(CALLED).await.unwrap().connection.is_some(),
+            cache
+                .live_for_called(CALLED)
+                .await
+                .unwrap()
+                .connection
+                .is_some(),
             "within the ttl the cached connection may still answer"
         );
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(cache.live_for_called(CALLED).await.unwrap().connection, None);
+        assert_eq!(
+            cache.live_for_called(CALLED).await.unwrap().connection,
+            None
+        );
     }
 
     #[tokio::test]
@@ -248,7 +271,12 @@ mod tests {
             .unwrap()
             .push(sample_connection(other));
         assert!(
-            cache.live_for_called(other).await.unwrap().connection.is_some(),
+            cache
+                .live_for_called(other)
+                .await
+                .unwrap()
+                .connection
+                .is_some(),
             "a number connected elsewhere is seen at once"
         );
         let before = lookups(&store);

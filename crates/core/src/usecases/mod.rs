@@ -20,8 +20,8 @@ pub use calls::{
     WebhookOutcome,
 };
 pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepAction};
-pub use live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
+pub use live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use status::{Drift, NumberStatus, Section};
 
