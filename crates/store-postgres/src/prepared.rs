@@ -105,7 +105,6 @@ impl Query for Prepared<'_> {
     type SqlType = Untyped;
 }
 
-impl<Conn> diesel_async::RunQueryDsl<Conn> for Prepared<'_> {}
 
 #[cfg(test)]
 mod tests {
