@@ -567,7 +567,11 @@
     view.statusOf = numberId;
     stopRefresh();
     const panel = $('status-panel');
-    clear(panel, section('status', 'Number status', el('div', { id: 'status-body', 'aria-live': 'polite' }, el('p', { class: 'busy' }, 'Reading…'))));
+    // The results of the buttons live outside the body, which every refresh redraws.
+    clear(panel, section('status', 'Number status',
+      el('div', { id: 'dev-result', 'aria-live': 'polite' }),
+      el('div', { id: 'disconnect-result', 'aria-live': 'polite' }),
+      el('div', { id: 'status-body' }, el('p', { class: 'busy' }, 'Reading…'))));
     loadStatus(true);
     // The calls of a test call arrive while the user waits: keep the status fresh.
     view.refresh = setInterval(() => loadStatus(false), REFRESH_MS);
@@ -683,7 +687,6 @@
       driftBox,
       (s.warnings || []).map((w) => el('p', { class: 'warn' }, w.message)),
       actions,
-      el('div', { id: 'dev-result', 'aria-live': 'polite' }),
       el('h3', {}, 'Test call'),
       checklist,
       callsTable,
@@ -706,8 +709,7 @@
           ['SIP target', c.sipTarget || null], ['agent', (c.routing && c.routing.agentName) || null],
           ['LiveKit trunk', (c.livekit && c.livekit.trunkId) || null], ['LiveKit rule', (c.livekit && c.livekit.ruleId) || null],
           ['connected at', c.connectedAt || null]]) : el('p', {}, 'trunkline never connected this number.'))),
-      disconnect,
-      el('div', { id: 'disconnect-result', 'aria-live': 'polite' }));
+      disconnect);
     if (focused && $(focused)) $(focused).focus();
   }
 
