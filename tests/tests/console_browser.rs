@@ -193,7 +193,10 @@ fn banner_link(stdout: &str, heading: &str) -> anyhow::Result<String> {
 
 #[tokio::test]
 async fn console_walkthrough_in_headless_chromium() {
-    let chromium = find("TRUNKLINE_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"]);
+    let chromium = find(
+        "TRUNKLINE_CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    );
     let chromedriver = find("TRUNKLINE_CHROMEDRIVER", &["chromedriver"]);
     let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
         assert!(
@@ -237,7 +240,10 @@ async fn walkthrough(
     let key = banner_value(&out, "Twilio API key SID:")?;
     let secret = banner_value(&out, "Twilio API key secret:")?;
     let first_number = banner_value(&out, "First Twilio number:")?;
-    assert!(customer_link.contains("/console/#signin="), "{customer_link}");
+    assert!(
+        customer_link.contains("/console/#signin="),
+        "{customer_link}"
+    );
     // The banner's one-line curl works as printed.
     let curl = banner_value(&out, "curl -s -H \"Authorization: Bearer ")?;
     assert!(curl.ends_with("/telephony/me"), "{curl}");
@@ -291,12 +297,18 @@ async fn steps(
     let started = Instant::now();
     // Sign in with the one-time link; the code leaves the address bar at once.
     b.client.goto(customer_link).await?;
-    b.until("signed in", "document.getElementById('who').textContent.includes('dev-customer')")
-        .await?;
+    b.until(
+        "signed in",
+        "document.getElementById('who').textContent.includes('dev-customer')",
+    )
+    .await?;
     let url = b.client.current_url().await?;
     assert!(!url.as_str().contains("signin"), "{url}");
-    b.until("the numbers part", "document.getElementById('no-integration')")
-        .await?;
+    b.until(
+        "the numbers part",
+        "document.getElementById('no-integration')",
+    )
+    .await?;
     b.shot("signed-in").await?;
 
     // Verify, then save.
@@ -304,10 +316,12 @@ async fn steps(
     b.type_into("cred-apiKeySid", key).await?;
     b.type_into("cred-apiKeySecret", secret).await?;
     b.click("verify").await?;
-    b.until("verified", "document.getElementById('verify-ok')").await?;
+    b.until("verified", "document.getElementById('verify-ok')")
+        .await?;
     b.shot("verified").await?;
     b.click("save").await?;
-    b.until("saved", "document.getElementById('save-ok')").await?;
+    b.until("saved", "document.getElementById('save-ok')")
+        .await?;
     let secret_value = b
         .js("return document.getElementById('cred-apiKeySecret').value")
         .await?;
@@ -320,8 +334,11 @@ async fn steps(
 
     // A number on someone else's route: the console warns before taking it.
     b.click("next-page").await?;
-    b.until("page 2", "document.getElementById('page-label').textContent === 'Page 2'")
-        .await?;
+    b.until(
+        "page 2",
+        "document.getElementById('page-label').textContent === 'Page 2'",
+    )
+    .await?;
     b.click("next-page").await?;
     b.until(
         "page 3 with the foreign number",
@@ -338,8 +355,11 @@ async fn steps(
         .await?;
     b.shot("foreign-route-warning").await?;
     b.click(&format!("pick-{foreign_id}")).await?; // changed my mind
-    b.until("no warning", "!document.querySelector('#foreign-warning .warning')")
-        .await?;
+    b.until(
+        "no warning",
+        "!document.querySelector('#foreign-warning .warning')",
+    )
+    .await?;
 
     // Search the first number and connect it.
     b.type_into("number-search", first_number).await?;
@@ -379,8 +399,11 @@ async fn steps(
 
     // It fits a phone: nothing scrolls sideways at 375 px.
     b.client.set_window_size(375, 1400).await?;
-    b.until("375 px layout", "document.documentElement.clientWidth <= 375")
-        .await?;
+    b.until(
+        "375 px layout",
+        "document.documentElement.clientWidth <= 375",
+    )
+    .await?;
     let overflow = b
         .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         .await?;
@@ -441,8 +464,11 @@ async fn steps(
     // Support: pick the customer, read-only status, calls and audit trail.
     b.click("sign-out").await?;
     b.client.goto(support_link).await?;
-    b.until("support signed in", "document.getElementById('support-customer')")
-        .await?;
+    b.until(
+        "support signed in",
+        "document.getElementById('support-customer')",
+    )
+    .await?;
     b.type_into("support-customer", "dev-customer").await?;
     b.click("support-open").await?;
     b.until(
@@ -507,8 +533,11 @@ async fn steps(
         "a customer gets no support view"
     );
     b.click("load-audit").await?;
-    b.until("an empty audit trail", "document.getElementById('audit-empty')")
-        .await?;
+    b.until(
+        "an empty audit trail",
+        "document.getElementById('audit-empty')",
+    )
+    .await?;
     b.shot("other-customer").await?;
     // Even asking the API directly with the console's token finds nothing of it.
     let status_path = format!("/telephony/providers/twilio/numbers/{number_id}/status");

@@ -357,11 +357,11 @@ async fn serve_with(
             }
         })
     })
-        // actix treats SIGINT as a forced stop; both signals drain here (see `on_signals`).
-        .disable_signals()
-        .shutdown_timeout(config.shutdown_timeout.as_secs())
-        .bind(config.listen)
-        .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", config.listen)))?;
+    // actix treats SIGINT as a forced stop; both signals drain here (see `on_signals`).
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .bind(config.listen)
+    .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", config.listen)))?;
     let bound = server.addrs().first().copied().unwrap_or(config.listen);
 
     if let Some(d) = &dev_mode {

@@ -112,7 +112,11 @@ pub(super) fn start(args: &DevArgs, env: &Env) -> Result<(), Failure> {
     );
     env = set(env, config::DATA_DIR, data_dir.display().to_string());
     env = set(env, "TRUNKLINE_TWILIO_API_BASE", twilio.api_base());
-    env = set(env, "TRUNKLINE_TWILIO_TRUNKING_BASE", twilio.trunking_base());
+    env = set(
+        env,
+        "TRUNKLINE_TWILIO_TRUNKING_BASE",
+        twilio.trunking_base(),
+    );
     env = set(env, "TRUNKLINE_TELNYX_API_BASE", telnyx.api_base());
     env = set(env, config::LIVEKIT_URL, livekit.url());
     env = set(env, config::LIVEKIT_API_KEY, livekit.api_key().to_owned());
@@ -299,10 +303,7 @@ struct NumberRef {
 }
 
 fn plain_segment(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty()
-        || value.len() > 64
-        || !value.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    if value.is_empty() || value.len() > 64 || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(ApiError::validation(format!(
             "{field}: must be 1 to 64 letters or digits, as the numbers listing gives it"
         )));
@@ -345,7 +346,10 @@ impl DevMode {
         }
         let code = serde_json::from_value::<ErrorCode>(body["errorCode"].clone())
             .unwrap_or(ErrorCode::Internal);
-        let message = body["message"].as_str().unwrap_or("status failed").to_owned();
+        let message = body["message"]
+            .as_str()
+            .unwrap_or("status failed")
+            .to_owned();
         Err(ApiError::new(code, message))
     }
 }

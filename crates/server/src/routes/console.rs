@@ -73,8 +73,8 @@ mod tests {
             ("/console/app.js", "text/javascript"),
             ("/console/app.css", "text/css"),
         ] {
-            let res = test::call_service(&app, test::TestRequest::get().uri(path).to_request())
-                .await;
+            let res =
+                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
             assert!(res.status().is_success(), "{path}");
             let h = res.headers();
             let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
@@ -82,8 +82,8 @@ mod tests {
             assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
             assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with(kind));
         }
-        let res = test::call_service(&app, test::TestRequest::get().uri("/console").to_request())
-            .await;
+        let res =
+            test::call_service(&app, test::TestRequest::get().uri("/console").to_request()).await;
         assert_eq!(res.headers()[header::LOCATION], "/console/");
     }
 
@@ -93,12 +93,31 @@ mod tests {
     fn the_page_has_no_inline_script_and_the_script_builds_no_markup_from_strings() {
         assert!(!INDEX_HTML.contains("<script>"));
         assert!(!INDEX_HTML.contains(" style="));
-        for handler in ["onclick=", "onload=", "onerror=", "onchange=", "oninput=", "onkeydown="] {
-            assert!(!INDEX_HTML.contains(handler), "inline event handler {handler}");
+        for handler in [
+            "onclick=",
+            "onload=",
+            "onerror=",
+            "onchange=",
+            "oninput=",
+            "onkeydown=",
+        ] {
+            assert!(
+                !INDEX_HTML.contains(handler),
+                "inline event handler {handler}"
+            );
         }
-        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
             assert!(!APP_JS.contains(sink), "app.js uses {sink}");
         }
-        assert!(!APP_JS.contains("localStorage"), "the token stays in sessionStorage");
+        assert!(
+            !APP_JS.contains("localStorage"),
+            "the token stays in sessionStorage"
+        );
     }
 }
