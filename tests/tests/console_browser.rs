@@ -126,17 +126,26 @@ impl Browser {
         }
     }
 
+    /// Click `#id`. The status part redraws itself every few seconds, so an element found
+    /// just before a redraw may be gone when clicked: find it again then.
     async fn click(&self, id: &str) -> anyhow::Result<()> {
-        self.client
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Id(id))
-            .await
-            .with_context(|| format!("#{id}"))?
-            .click()
-            .await
-            .with_context(|| format!("click #{id}"))?;
-        Ok(())
+        let mut attempts = 0;
+        loop {
+            let e = self
+                .client
+                .wait()
+                .at_most(WAIT)
+                .for_element(Locator::Id(id))
+                .await
+                .with_context(|| format!("#{id}"))?;
+            match e.click().await {
+                Ok(()) => return Ok(()),
+                Err(err) if attempts < 3 && err.to_string().contains("stale element") => {
+                    attempts += 1;
+                }
+                Err(err) => return Err(err).with_context(|| format!("click #{id}")),
+            }
+        }
     }
 
     async fn type_into(&self, id: &str, text: &str) -> anyhow::Result<()> {
@@ -332,19 +341,22 @@ async fn steps(
     )
     .await?;
 
-    // A number on someone else's route: the console warns before taking it.
-    b.click("next-page").await?;
-    b.until(
-        "page 2",
-        "document.getElementById('page-label').textContent === 'Page 2'",
-    )
-    .await?;
-    b.click("next-page").await?;
-    b.until(
-        "page 3 with the foreign number",
-        "document.querySelector('#numbers-table td.warn')",
-    )
-    .await?;
+    // A number on someone else's route (on some page: numbers come in SID order): the
+    // console warns before taking it.
+    for page in 2..=4 {
+        let found = b
+            .js("return Boolean(document.querySelector('#numbers-table td.warn'))")
+            .await?;
+        if found == json!(true) {
+            break;
+        }
+        b.click("next-page").await?;
+        b.until(
+            "the next page",
+            &format!("document.getElementById('page-label').textContent === 'Page {page}'"),
+        )
+        .await?;
+    }
     let foreign_id = b
         .js("return document.querySelector('#numbers-table td.warn').parentElement.dataset.number")
         .await?;

@@ -152,6 +152,10 @@
 
   async function start() {
     $('sign-out').addEventListener('click', signOut);
+    // A sign-in link opened in a tab already on the console changes only the fragment.
+    window.addEventListener('hashchange', () => {
+      if (location.hash.startsWith('#signin=')) location.reload();
+    });
     const hash = location.hash;
     if (hash.startsWith('#signin=')) {
       // The code is in the fragment, so it never reached a server log; drop it from the
