@@ -73,6 +73,12 @@ pub fn record(received: Instant, answered: Option<Instant>, outcome: &WebhookOut
 /// The LiveKit adapter, noting when dispatch requests are answered (see the module).
 pub struct TimedSip(pub Arc<dyn SipPlatform>);
 
+impl std::fmt::Debug for TimedSip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TimedSip")
+    }
+}
+
 #[async_trait]
 impl SipPlatform for TimedSip {
     async fn ensure_inbound_trunk(

@@ -105,7 +105,6 @@ impl Query for Prepared<'_> {
     type SqlType = Untyped;
 }
 
-
 #[cfg(test)]
 mod tests {
     use diesel::sql_types::{Integer, Text};

@@ -281,12 +281,12 @@ async fn sign_in(
     dev: web::Data<DevMode>,
     body: web::Json<SignIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let taken = dev
+    let redeemed = dev
         .codes
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .remove(&body.code);
-    match taken {
+    match redeemed {
         Some((token, role)) => Ok(HttpResponse::Ok().json(json!({"token": token, "role": role}))),
         None => Err(ApiError::unauthenticated(
             "this sign-in link was used already or is not from this run of `trunkline dev`: \

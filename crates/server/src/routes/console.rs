@@ -61,30 +61,43 @@ async fn app_css() -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use actix_web::test;
+    use actix_web::test as awtest;
 
     use super::*;
 
     #[actix_web::test]
     async fn assets_are_served_with_a_policy_that_forbids_inline_script() {
-        let app = test::init_service(actix_web::App::new().configure(configure)).await;
+        let app = awtest::init_service(actix_web::App::new().configure(configure)).await;
         for (path, kind) in [
             ("/console/", "text/html"),
             ("/console/app.js", "text/javascript"),
             ("/console/app.css", "text/css"),
         ] {
             let res =
-                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+                awtest::call_service(&app, awtest::TestRequest::get().uri(path).to_request()).await;
             assert!(res.status().is_success(), "{path}");
             let h = res.headers();
-            let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            let csp = h
+                .get(header::CONTENT_SECURITY_POLICY)
+                .unwrap()
+                .to_str()
+                .unwrap();
             assert!(csp.contains("script-src 'self';"), "{csp}");
             assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
-            assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with(kind));
+            assert!(
+                h.get(header::CONTENT_TYPE)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(kind)
+            );
         }
-        let res =
-            test::call_service(&app, test::TestRequest::get().uri("/console").to_request()).await;
-        assert_eq!(res.headers()[header::LOCATION], "/console/");
+        let res = awtest::call_service(
+            &app,
+            awtest::TestRequest::get().uri("/console").to_request(),
+        )
+        .await;
+        assert_eq!(res.headers().get(header::LOCATION).unwrap(), "/console/");
     }
 
     /// The page carries no script or style of its own: the policy would block it, and
