@@ -4,6 +4,7 @@ mod codec;
 mod error;
 mod jobs;
 mod migrate;
+mod prepared;
 mod rows;
 mod schema;
 mod store;

@@ -8,6 +8,7 @@ mod calls;
 mod connect;
 mod credentials;
 mod jobs;
+mod live_connections;
 mod naming;
 mod status;
 
@@ -22,6 +23,7 @@ pub use calls::{
 pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepAction};
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
 pub use jobs::{JobOptions, JobSettings, JobView, Jobs, MAX_JOB_NUMBERS};
+pub use live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use status::{Drift, NumberStatus, Section};
 
