@@ -96,7 +96,7 @@ fn specialize(
             let generic = schema.take();
             *schema = json!({"allOf": [generic, {
                 "type": "object",
-                "properties": {"numberIds": {"type": "array", "items": {
+                "properties": {"numberIds": {"type": "array", "uniqueItems": true, "items": {
                     "type": "string", "pattern": f.pattern, "examples": [f.example],
                 }}},
             }]});

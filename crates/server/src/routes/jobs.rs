@@ -90,7 +90,7 @@ fn numbers(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BulkConnectBody {
     /// The carrier's ids of the numbers (as `GET …/numbers` lists them), each once.
-    #[schema(min_items = 1, max_items = 1000, unique_items = true)]
+    #[schema(min_items = 1, max_items = 1000)]
     pub number_ids: Vec<String>,
     /// What every number is connected with: the body of one connect.
     #[serde(default)]
@@ -102,7 +102,7 @@ pub struct BulkConnectBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BulkDisconnectBody {
     /// The carrier's ids of the numbers, each once.
-    #[schema(min_items = 1, max_items = 1000, unique_items = true)]
+    #[schema(min_items = 1, max_items = 1000)]
     pub number_ids: Vec<String>,
     /// Put back each number's voice configuration from before trunkline (default `false`).
     pub restore_voice_config: Option<bool>,
