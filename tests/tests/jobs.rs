@@ -178,7 +178,10 @@ async fn a_whole_job_with_every_result_checked(backend: Backend) {
     let (twilio_writes, livekit_writes) =
         (writes(&twilio), livekit.count(lk::MethodSelector::Writes));
     let again = acme.bulk("connect", &numbers, &json!({})).await;
-    let id2 = again.expect(202, None).body["jobId"].as_str().unwrap().to_owned();
+    let id2 = again.expect(202, None).body["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let job2 = acme
         .wait_job(&id2, Duration::from_secs(240), finished)
         .await;
@@ -190,15 +193,14 @@ async fn a_whole_job_with_every_result_checked(backend: Backend) {
     let off = acme
         .bulk("disconnect", &numbers, &json!({"restoreVoiceConfig": true}))
         .await;
-    let id3 = off.expect(202, None).body["jobId"].as_str().unwrap().to_owned();
+    let id3 = off.expect(202, None).body["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let job3 = acme
         .wait_job(&id3, Duration::from_secs(240), finished)
         .await;
-    assert_eq!(
-        job3["progress"]["disconnected"], N,
-        "{}",
-        job3["progress"]
-    );
+    assert_eq!(job3["progress"]["disconnected"], N, "{}", job3["progress"]);
     assert!(livekit.trunks().is_empty());
     assert!(livekit.rules().is_empty());
     for n in &carrier.numbers {
@@ -246,7 +248,10 @@ async fn a_killed_instance_leaves_its_job_to_another(backend: Backend) {
     let acme = Client::new(&first, acme_token.clone(), &transcript);
     acme.save(&carrier.key_body()).await.ok();
     let queued = acme.bulk("connect", &ids(&carrier), &json!({})).await;
-    let id = queued.expect(202, None).body["jobId"].as_str().unwrap().to_owned();
+    let id = queued.expect(202, None).body["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Half-way, with the second instance (PostgreSQL) not holding it.
     let half = acme
         .wait_job(&id, Duration::from_secs(240), |j| {
@@ -256,18 +261,17 @@ async fn a_killed_instance_leaves_its_job_to_another(backend: Backend) {
     assert!(!finished(&half), "{}", half["progress"]);
     let killed_at = half["progress"]["done"].as_u64().unwrap();
     first.stop(); // SIGKILL
-    let successor = match second.take() {
-        Some(s) => s,
-        None => {
-            let data_dir = first.data_dir().to_path_buf();
-            let mut opts = trunkline_e2e::ServerOptions::default().data_dir(data_dir);
-            for (k, v) in &settings.env {
-                opts = opts.env(k, v);
-            }
-            TestServer::start_with(opts)
-                .await
-                .expect("the successor starts")
+    let successor = if let Some(s) = second.take() {
+        s
+    } else {
+        let data_dir = first.data_dir().to_path_buf();
+        let mut opts = trunkline_e2e::ServerOptions::default().data_dir(data_dir);
+        for (k, v) in &settings.env {
+            opts = opts.env(k, v);
         }
+        TestServer::start_with(opts)
+            .await
+            .expect("the successor starts")
     };
     let acme = Client::new(&successor, acme_token, &transcript);
     let job = acme.wait_job(&id, Duration::from_secs(240), finished).await;
@@ -323,7 +327,10 @@ async fn cancel_leaves_numbers_not_started_untouched(backend: Backend) {
     let acme = Client::new(&server, token("acme", &["customer"]), &transcript);
     acme.save(&carrier.key_body()).await.ok();
     let queued = acme.bulk("connect", &ids(&carrier), &json!({})).await;
-    let id = queued.expect(202, None).body["jobId"].as_str().unwrap().to_owned();
+    let id = queued.expect(202, None).body["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     acme.wait_job(&id, Duration::from_secs(60), |j| {
         j["progress"]["done"].as_u64().unwrap_or(0) >= 2
     })
@@ -416,7 +423,10 @@ async fn jobs_are_the_customers_own(backend: Backend) {
             &json!({"options": {"routing": {"agentName": "a"}}}),
         )
         .await;
-    let id = queued.expect(202, None).body["jobId"].as_str().unwrap().to_owned();
+    let id = queued.expect(202, None).body["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let job = acme.wait_job(&id, Duration::from_secs(60), finished).await;
     assert_eq!(job["progress"]["connected"], 3);
     let status = acme.status(&carrier.numbers[0], "").await;

@@ -187,7 +187,7 @@ impl UpstreamLimits {
                 }
                 other => {
                     if other.is_ok() {
-                        self.speed_up(&gate);
+                        Self::speed_up(&gate);
                     }
                     return other;
                 }
@@ -226,7 +226,7 @@ impl UpstreamLimits {
         );
     }
 
-    fn speed_up(&self, gate: &Gate) {
+    fn speed_up(gate: &Gate) {
         let mut s = lock(&gate.state);
         s.consecutive = 0;
         if s.withheld == 0 {

@@ -32,6 +32,9 @@ use crate::sip::SipTarget;
 
 /// The most numbers one job takes.
 pub const MAX_JOB_NUMBERS: usize = 1000;
+/// [`MAX_JOB_NUMBERS`] as a page size of the store.
+#[allow(clippy::cast_possible_truncation)] // 1,000 fits
+const MAX_JOB_NUMBERS_U32: u32 = MAX_JOB_NUMBERS as u32;
 
 /// The longest wait before a number is tried again.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
@@ -310,7 +313,7 @@ impl Jobs {
             .ok_or_else(not_found)?;
         let items = self
             .store
-            .job_items(id, from, limit.clamp(1, MAX_JOB_NUMBERS as u32))
+            .job_items(id, from, limit.clamp(1, MAX_JOB_NUMBERS_U32))
             .await?;
         Ok(JobView { job, items })
     }
@@ -335,11 +338,10 @@ impl Jobs {
     /// # Errors
     /// `NOT_FOUND` for a job that does not exist or is another customer's.
     pub async fn cancel(&self, customer: &CustomerId, id: JobId) -> Result<BulkJob, Error> {
-        Ok(self
-            .store
+        self.store
             .cancel_job(customer, id)
             .await?
-            .ok_or_else(not_found)?)
+            .ok_or_else(not_found)
     }
 
     /// Claim one job: the oldest queued one, or one whose instance died (its claim expired).
@@ -394,7 +396,7 @@ impl Jobs {
                     }
                     // A store hiccup: the claim still has two thirds of its time.
                     Err(e) => {
-                        tracing::warn!(job = %job.id, error = %e, "could not renew a job claim")
+                        tracing::warn!(job = %job.id, error = %e, "could not renew a job claim");
                     }
                 }
             }
@@ -419,10 +421,10 @@ impl Jobs {
         match self.store.finish_job(job.id, token, status).await {
             Ok(true) => tracing::info!(job = %job.id, status = status.as_str(), "job finished"),
             Ok(false) => {
-                tracing::warn!(job = %job.id, "job claim lost before it could be finished")
+                tracing::warn!(job = %job.id, "job claim lost before it could be finished");
             }
             Err(e) => {
-                tracing::warn!(job = %job.id, error = %e, "could not finish a job; its claim expires and it is finished again")
+                tracing::warn!(job = %job.id, error = %e, "could not finish a job; its claim expires and it is finished again");
             }
         }
     }
@@ -436,7 +438,7 @@ impl Jobs {
         cancelled: &AtomicBool,
         lost: &AtomicBool,
     ) -> bool {
-        const PAGE: u32 = MAX_JOB_NUMBERS as u32;
+        const PAGE: u32 = MAX_JOB_NUMBERS_U32;
         let items = match self.store.job_items(job.id, 0, PAGE).await {
             Ok(items) => items,
             Err(e) => {

@@ -241,7 +241,7 @@ async fn a_dead_holders_job_is_finished_by_another_without_redoing_numbers() {
             .copied()
             .unwrap_or(0)
     };
-    let fetches = || {
+    let number_reads = || {
         w.carrier
             .state()
             .calls
@@ -250,7 +250,7 @@ async fn a_dead_holders_job_is_finished_by_another_without_redoing_numbers() {
             .unwrap_or(0)
     };
     assert_eq!(attaches(), 3);
-    let fetched = fetches();
+    let reads_before = number_reads();
 
     // B cannot claim it while A's claim lives, then takes it over.
     let b = Jobs::new(
@@ -269,7 +269,11 @@ async fn a_dead_holders_job_is_finished_by_another_without_redoing_numbers() {
         6,
         "the three numbers A finished are not attached again"
     );
-    assert_eq!(fetches() - fetched, 3, "B only read the numbers it did");
+    assert_eq!(
+        number_reads() - reads_before,
+        3,
+        "B only read the numbers it did"
+    );
     // A, back from the dead, can record nothing.
     let late = ItemResult {
         position: 4,
