@@ -159,28 +159,59 @@ async fn run_one(
         .context("a job id")?
         .to_owned();
     let limit = Duration::from_secs(900);
-    let job = loop {
-        let r = setup::call(
+    // Polled through the list (the job without its 1,000 items) so that watching the job
+    // costs the server little; a transport error (an idle keep-alive connection closed by
+    // the server as the poll reuses it) is tried again, a few in a row end the run.
+    let mut transport_errors = 0;
+    loop {
+        let r = match setup::call(
             &client,
             reqwest::Method::GET,
-            &format!("{base}/telephony/jobs/{id}"),
+            &format!("{base}/telephony/jobs?limit=1"),
             &token,
             None,
         )
-        .await?;
-        if matches!(r.body["status"].as_str(), Some("completed" | "cancelled")) {
-            break r.body;
+        .await
+        {
+            Ok(r) => r,
+            Err(e) if transport_errors < 5 => {
+                transport_errors += 1;
+                say(&format!("bulk: polling the job failed ({e}); trying again"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => bail!("polling the job failed: {e}\n{}", server.log_tail()),
+        };
+        transport_errors = 0;
+        let latest = &r.body["items"][0];
+        if latest["jobId"] != json!(id) {
+            bail!(
+                "the job list does not show the bench's job first: {}",
+                r.body
+            );
+        }
+        if matches!(latest["status"].as_str(), Some("completed" | "cancelled")) {
+            break;
         }
         if t0.elapsed() > limit {
             bail!(
                 "the job did not finish within {limit:?}: {}\n{}",
-                r.body["progress"],
+                latest["progress"],
                 server.log_tail()
             );
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let wall = t0.elapsed();
+    let job = setup::call(
+        &client,
+        reqwest::Method::GET,
+        &format!("{base}/telephony/jobs/{id}"),
+        &token,
+        None,
+    )
+    .await?
+    .body;
     let tw = twilio.concurrency();
     let lk = livekit.concurrency();
     let twilio_calls = twilio.requests().len();

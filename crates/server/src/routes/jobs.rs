@@ -24,7 +24,9 @@ const JOB_ID_PATTERN: &str = "^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The job id never holds `/` or `:`, so `…/{jobId}:cancel` and `…/{jobId}` cannot be
-    // read as one another.
+    // read as one another. Nor `%`: the router matches the decoded path but the 405/404
+    // fallback (`http::no_route`) the raw one, so a percent-encoded `:` in the id would
+    // otherwise match there only and answer 405 instead of 404.
     cfg.service(
         web::resource("/telephony/providers/{provider}/numbers:connect")
             .route(web::post().to(bulk_connect)),
@@ -35,9 +37,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/telephony/jobs").route(web::get().to(list_jobs)))
     .service(
-        web::resource("/telephony/jobs/{jobId:[^/:]+}:cancel").route(web::post().to(cancel_job)),
+        web::resource("/telephony/jobs/{jobId:[^/:%]+}:cancel").route(web::post().to(cancel_job)),
     )
-    .service(web::resource("/telephony/jobs/{jobId:[^/:]+}").route(web::get().to(get_job)));
+    .service(web::resource("/telephony/jobs/{jobId:[^/:%]+}").route(web::get().to(get_job)));
 }
 
 /// The `{jobId}` path parameter.
@@ -383,6 +385,7 @@ pub async fn list_jobs(
     params(JobPath, CustomerQuery),
     responses(
         (status = 200, description = "The job and every number's result", body = JobJson),
+        (status = 400, description = "`VALIDATION_FAILED`: a blank or malformed customerId", body = ErrorEnvelope),
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorEnvelope),
         (status = 403, description = "`FORBIDDEN`: customerId names another customer", body = ErrorEnvelope),
         (status = 404, description = "`NOT_FOUND`: no such job (or another customer's)", body = ErrorEnvelope),
