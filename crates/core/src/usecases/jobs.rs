@@ -469,7 +469,10 @@ impl Jobs {
                     let Some(result) = result else { return };
                     match self.store.record_job_item(job.id, token, &result).await {
                         Ok(true) => {}
-                        Ok(false) => lost.store(true, Ordering::SeqCst),
+                        Ok(false) => {
+                            tracing::warn!(job = %job.id, position = item.position, "a number's result was not recorded (claim gone or result already there); this instance stops the job");
+                            lost.store(true, Ordering::SeqCst);
+                        }
                         Err(e) => {
                             tracing::warn!(job = %job.id, error = %e, "could not record a number's result");
                             store_failed.store(true, Ordering::SeqCst);
