@@ -393,7 +393,8 @@ async fn serve_with(
             stop_rx,
         ))
     });
-    let job_runner = actix_web::rt::spawn(crate::jobs::run_jobs(
+    // A worker of the multi-threaded runtime (see `jobs::run_jobs`).
+    let job_runner = tokio::spawn(crate::jobs::run_jobs(
         jobs,
         config.jobs,
         stop_tx.subscribe(),

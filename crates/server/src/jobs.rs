@@ -69,7 +69,10 @@ pub async fn run_jobs(jobs: Arc<Jobs>, config: JobsConfig, mut stop: watch::Rece
             };
             tracing::info!(job = %claim.job.id, kind = claim.job.kind.as_str(), "job claimed");
             let jobs = jobs.clone();
-            actix_web::rt::spawn(async move {
+            // On the multi-threaded runtime, not actix's thread-local one: a SQLite query
+            // future dropped mid-flight (a lease renewal when its work ends first) waits for
+            // its blocking call with `block_in_place`, which aborts the process anywhere else.
+            tokio::spawn(async move {
                 jobs.run_claimed(claim).await;
                 drop(slot);
             });
