@@ -12,8 +12,9 @@ use proto::sip_dispatch_rule::Rule;
 use secrecy::ExposeSecret;
 use trunkline_core::model::DispatchMode;
 use trunkline_core::ports::{
-    DispatchRuleInfo, DispatchRuleSpec, InboundTrunkInfo, InboundTrunkSpec, ProviderError,
-    SipPlatform, WebhookError, WebhookEvent,
+    DispatchRuleInfo, DispatchRuleSpec, InboundTrunkInfo, InboundTrunkSpec, OutboundTrunkInfo,
+    OutboundTrunkSpec, ProviderError, SipCallInfo, SipCallRequest, SipPlatform, WebhookError,
+    WebhookEvent,
 };
 use trunkline_core::{
     AgentDispatchId, ConnectionId, DispatchRuleId, E164, ErrorCode, RoomName, SipTrunkId,
@@ -599,6 +600,32 @@ impl SipPlatform for LiveKitPlatform {
         authorization: &str,
     ) -> Result<WebhookEvent, WebhookError> {
         webhook::verify(&self.receiver, &self.verifier, body, authorization)
+    }
+
+    async fn ensure_outbound_trunk(
+        &self,
+        spec: &OutboundTrunkSpec,
+        existing: Option<SipTrunkId>,
+    ) -> Result<OutboundTrunkInfo, ProviderError> {
+        crate::outbound::ensure(&self.twirp, spec, existing).await
+    }
+
+    async fn get_outbound_trunk(
+        &self,
+        id: &SipTrunkId,
+    ) -> Result<Option<OutboundTrunkInfo>, ProviderError> {
+        crate::outbound::fetch(&self.twirp, id).await
+    }
+
+    async fn delete_outbound_trunk(&self, id: &SipTrunkId) -> Result<(), ProviderError> {
+        crate::outbound::delete(&self.twirp, id).await
+    }
+
+    async fn create_sip_participant(
+        &self,
+        request: &SipCallRequest,
+    ) -> Result<SipCallInfo, ProviderError> {
+        crate::outbound::dial(&self.twirp, request).await
     }
 }
 

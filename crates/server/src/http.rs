@@ -607,6 +607,7 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         crate::routes::webhook::livekit_webhook,
         crate::routes::calls::get_call,
         crate::routes::calls::get_call_by_room,
+        crate::routes::outbound::place_call,
     ),
     components(schemas(ErrorEnvelope, HealthResponse, MeResponse)),
     modifiers(&BearerAuth, &PathParamsRequired)

@@ -10,10 +10,11 @@ use secrecy::ExposeSecret as _;
 use trunkline_core::ProviderKind;
 use trunkline_core::ports::{
     AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore,
-    LeaseStore, SipPlatform, Store, StoreError, StoreHealth,
+    LeaseStore, OutboundStore, SipPlatform, Store, StoreError, StoreHealth,
 };
 use trunkline_core::usecases::{
     CallSettings, Calls, CallsPorts, Onboarding, OnboardingPorts, OnboardingSettings,
+    OutboundCalls, OutboundCallsPorts,
 };
 use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
@@ -35,11 +36,14 @@ pub struct Stores {
     pub calls: Arc<dyn CallStore>,
     pub audit: Arc<dyn AuditLog>,
     pub health: Arc<dyn StoreHealth>,
+    /// Outbound routes, numbers and calls.
+    pub outbound: Arc<dyn OutboundStore>,
 }
 
 impl Stores {
     pub fn from_store<S: Store + 'static>(store: Arc<S>) -> Self {
         Self {
+            outbound: store.clone(),
             integrations: store.clone(),
             connections: store.clone(),
             leases: store.clone(),
@@ -112,6 +116,8 @@ pub struct AppState {
     pub calls: Arc<Calls>,
     /// Per-customer allowance of credential checks (verify, save).
     pub credential_checks: Arc<Throttle>,
+    /// `POST /telephony/calls`.
+    pub outbound_calls: Arc<OutboundCalls>,
 }
 
 /// The credential-check throttle the configuration asks for.
@@ -218,6 +224,7 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         connections: adapters.stores.connections.clone(),
         leases: adapters.stores.leases.clone(),
         audit: adapters.stores.audit.clone(),
+        outbound: Some(adapters.stores.outbound.clone()),
     };
     let settings = OnboardingSettings {
         default_sip_target: config.sip_target.clone(),
@@ -271,14 +278,32 @@ impl AppState {
         instance_id: &str,
     ) -> Self {
         let onboarding = build_onboarding(&config, &adapters, instance_id);
-        let calls = build_calls(&config, &adapters.stores, adapters.sip.clone(), instance_id);
+        let calls = Arc::new(build_calls(
+            &config,
+            &adapters.stores,
+            adapters.sip.clone(),
+            instance_id,
+        ));
+        let outbound_calls = OutboundCalls::new(
+            OutboundCallsPorts {
+                calls: calls.clone(),
+                call_store: adapters.stores.calls.clone(),
+                connections: adapters.stores.connections.clone(),
+                outbound: adapters.stores.outbound.clone(),
+                leases: adapters.stores.leases.clone(),
+                sip: adapters.sip.clone(),
+                carriers: adapters.carriers.clone(),
+            },
+            config.livekit_room_prefix.clone(),
+        );
         Self {
+            outbound_calls: Arc::new(outbound_calls),
             stores: adapters.stores,
             vault: adapters.vault,
             auth,
             metrics,
             onboarding: Arc::new(onboarding),
-            calls: Arc::new(calls),
+            calls,
             credential_checks: credential_checks(&config),
             config,
         }

@@ -26,6 +26,10 @@ use crate::fixtures::{
 };
 use crate::harness::MigrateFn;
 
+pub use crate::outbound_cases::{
+    outbound_call_idempotency_key_has_one_winner, outbound_routes_and_numbers_round_trip,
+};
+
 const TWILIO: ProviderKind = ProviderKind::Twilio;
 const TELNYX: ProviderKind = ProviderKind::Telnyx;
 /// How many tasks race in the concurrent cases.

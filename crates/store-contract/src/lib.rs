@@ -28,6 +28,7 @@
 pub mod cases;
 pub mod fixtures;
 mod harness;
+pub mod outbound_cases;
 pub mod upgrade;
 
 pub use harness::{BoxFuture, Harness, MigrateFn};
@@ -69,6 +70,11 @@ macro_rules! contract_tests {
             end_call_cancels_a_pending_dispatch,
             claim_dispatch_refuses_an_ended_call,
             audit_append_and_list_newest_first_per_customer,
+        );
+        $crate::__contract_cases!(
+            $factory;
+            outbound_routes_and_numbers_round_trip,
+            outbound_call_idempotency_key_has_one_winner,
         );
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,6 +3,7 @@
 mod codec;
 mod error;
 mod migrate;
+mod outbound;
 mod rows;
 mod schema;
 mod store;

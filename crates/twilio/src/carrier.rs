@@ -6,7 +6,7 @@ use trunkline_core::model::{CarrierCredentials, NumberRouting};
 use trunkline_core::ports::{
     Capabilities, Capability, CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget,
     CredentialForm, CredentialInput, IdFormat, NumberPage, NumberQuery, ProviderError, RouteSpec,
-    RouteTargetSpec, VerifyReport,
+    RouteTargetSpec, Termination, TerminationSpec, TerminationState, VerifyReport,
 };
 use trunkline_core::{
     CarrierNumberId, ErrorCode, ProviderKind, RouteId, RouteTargetId, ValidationError,
@@ -47,6 +47,10 @@ impl TwilioCarrier {
 
     pub fn config(&self) -> &TwilioConfig {
         self.client.config()
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Every item of a Trunking v1 list, following `meta.next_page_url`.
@@ -176,7 +180,7 @@ fn number_sid(id: &CarrierNumberId) -> Result<PhoneNumberSid, ProviderError> {
 }
 
 /// A route id that is not a `TK…` SID names no Twilio trunk: `NOT_FOUND`.
-fn trunk_sid(id: &RouteId) -> Result<TrunkSid, ProviderError> {
+pub(crate) fn trunk_sid(id: &RouteId) -> Result<TrunkSid, ProviderError> {
     TrunkSid::try_from(id).map_err(|e| not_found(&e.field("routeId")))
 }
 
@@ -636,6 +640,35 @@ impl CarrierProvider for TwilioCarrier {
             .map(drop)?;
         tracing::info!(number = %number, "number voice configuration restored");
         Ok(())
+    }
+
+    async fn ensure_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        spec: &TerminationSpec,
+    ) -> Result<Termination, ProviderError> {
+        self.ensure_termination_impl(creds, route, spec).await
+    }
+
+    async fn inspect_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        name: &str,
+        username: &str,
+    ) -> Result<TerminationState, ProviderError> {
+        self.inspect_termination_impl(creds, route, name, username)
+            .await
+    }
+
+    async fn remove_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        name: &str,
+    ) -> Result<(), ProviderError> {
+        self.remove_termination_impl(creds, route, name).await
     }
 }
 

@@ -10,6 +10,7 @@ mod ops;
 #[cfg(test)]
 mod properties;
 mod sid;
+mod termination;
 mod voice;
 mod wire;
 

@@ -54,6 +54,9 @@ pub struct ConnectRequest {
     /// Take the number even when it sits on a trunk trunkline did not create. Never takes it
     /// from another trunkline customer's live connection.
     pub force: bool,
+    /// Set up (`true`) or remove (`false`) the outbound half (see `outbound.rs`); `None`
+    /// keeps what is stored (a first connect: inbound only).
+    pub outbound: Option<bool>,
 }
 
 impl ConnectRequest {
@@ -359,7 +362,17 @@ impl Onboarding {
             .await;
         self.release_lease(&lease).await;
 
-        let outcome = result?;
+        let mut outcome = result?;
+        let outbound = self
+            .reconcile_outbound(
+                &*carrier,
+                &creds,
+                &integration,
+                &outcome.connection,
+                req.outbound,
+            )
+            .await?;
+        outcome.steps.extend(outbound);
         self.audit(
             customer,
             provider,
@@ -1015,6 +1028,9 @@ impl Onboarding {
         let carrier = self.carrier(provider)?.clone();
         let integration = self.integration(customer, provider).await?;
         let creds = self.credentials_of(&integration).await?;
+        let outbound = self
+            .disconnect_outbound(&*carrier, &creds, &integration, existing.id)
+            .await?;
         let lease = self
             .acquire_lease(&LeaseKey::number(
                 customer.clone(),
@@ -1036,7 +1052,8 @@ impl Onboarding {
             )
             .await;
         self.release_lease(&lease).await;
-        let outcome = result?;
+        let mut outcome = result?;
+        outcome.steps.splice(0..0, outbound);
         if !outcome.already_disconnected {
             self.audit(
                 customer,

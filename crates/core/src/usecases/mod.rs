@@ -8,6 +8,8 @@ mod calls;
 mod connect;
 mod credentials;
 mod naming;
+mod outbound;
+mod place_call;
 mod status;
 
 use std::collections::HashMap;
@@ -21,6 +23,8 @@ pub use calls::{
 pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepAction};
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
+pub use outbound::OutboundStatus;
+pub use place_call::{OutboundCalls, OutboundCallsPorts, PlaceCall, PlacedCall, PlacedStatus};
 pub use status::{Drift, NumberStatus, Section};
 
 use crate::error::{Error, ErrorCode};
@@ -28,7 +32,7 @@ use crate::ids::{CustomerId, ProviderKind};
 use crate::model::{CarrierCredentials, Integration, SealContext};
 use crate::ports::{
     AuditLog, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore, LeaseStore,
-    SipPlatform,
+    OutboundStore, SipPlatform,
 };
 use crate::sip::SipTarget;
 
@@ -103,6 +107,9 @@ pub struct OnboardingPorts {
     pub connections: Arc<dyn ConnectionStore>,
     pub leases: Arc<dyn LeaseStore>,
     pub audit: Arc<dyn AuditLog>,
+    /// Outbound routes and numbers; `None` where the store has none (connect then refuses
+    /// `outbound: true`).
+    pub outbound: Option<Arc<dyn OutboundStore>>,
 }
 
 impl std::fmt::Debug for OnboardingPorts {

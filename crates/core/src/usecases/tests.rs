@@ -46,6 +46,7 @@ async fn world_with(
         connections: Arc::new(store.clone()),
         leases: Arc::new(store.clone()),
         audit: Arc::new(store.clone()),
+        outbound: None,
     };
     let settings = OnboardingSettings {
         default_sip_target: Some(target("sip:ingress.example")),

@@ -15,6 +15,7 @@ pub mod calls;
 pub mod credentials;
 pub mod json;
 pub mod numbers;
+pub mod outbound;
 pub mod providers;
 pub mod schema;
 pub mod webhook;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     numbers::configure(cfg);
     audit::configure(cfg);
     calls::configure(cfg);
+    outbound::configure(cfg);
 }
 
 /// `{provider}` of a path.

@@ -260,6 +260,10 @@ pub struct ConnectBody {
     /// Move the number even when it sits on a trunk trunkline did not create. It never
     /// takes a number another trunkline customer has connected.
     pub force: Option<bool>,
+    /// `true`: also set up outbound calls from this number (carrier termination and the
+    /// LiveKit outbound trunk of its route); `false`: remove them. Left out, what is stored
+    /// is kept (a first connect: inbound only).
+    pub outbound: Option<bool>,
 }
 
 impl ConnectBody {
@@ -285,6 +289,7 @@ impl ConnectBody {
             routing,
             trunk_strategy: self.trunk_strategy.map(Into::into),
             force: self.force.unwrap_or(false),
+            outbound: self.outbound,
         })
     }
 }
@@ -814,6 +819,9 @@ pub struct StatusResponse {
     pub last_webhook: Option<WebhookSeenJson>,
     /// The number's most recent calls (at most 10), newest first.
     pub recent_calls: Vec<CallJson>,
+    /// The outbound half (carrier termination and the LiveKit outbound trunk) as they hold
+    /// it, with its drift; `null` when trunkline never connected the number.
+    pub outbound: Option<super::outbound::OutboundStatusJson>,
 }
 
 impl StatusResponse {
@@ -837,6 +845,7 @@ impl StatusResponse {
             warnings: warnings(&s.warnings),
             last_webhook: None,
             recent_calls: Vec::new(),
+            outbound: None,
         }
     }
 }
@@ -891,6 +900,13 @@ pub async fn number_status(
             .iter()
             .map(|c| CallJson::for_viewer(c, &viewer))
             .collect();
+        for (json, call) in body.recent_calls.iter_mut().zip(&activity.recent_calls) {
+            json.direction = super::outbound::direction_of(&state, call.id).await?;
+        }
+        body.outbound = Some(
+            super::outbound::outbound_status(&state, &scope.customer_id, provider, connection)
+                .await,
+        );
     }
     Ok(HttpResponse::Ok().json(body))
 }
