@@ -270,10 +270,8 @@ async fn outbound_connect_call_reconnect_and_disconnect(backend: Backend) {
     }
     // --- the number's rate: two calls at once, one is RATE_LIMITED with Retry-After.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (a, b) = tokio::join!(
-        place(&acme, &json!({"from": from, "to": callee}), None),
-        place(&acme, &json!({"from": from, "to": callee}), None),
-    );
+    let plain = json!({"from": from, "to": callee});
+    let (a, b) = tokio::join!(place(&acme, &plain, None), place(&acme, &plain, None));
     let mut statuses = [a.status.as_u16(), b.status.as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 429], "{} / {}", a.body, b.body);
