@@ -137,33 +137,29 @@ impl TwilioCarrier {
         };
         // 1. The termination domain: kept when the trunk has one (someone may already dial
         //    it), set otherwise.
-        let host = match current.domain_name.filter(|d| !d.is_empty()) {
-            Some(d) => d,
-            None => {
-                let domain = domain_for(&trunk);
-                let ids = [trunk.as_str()];
-                let call = Call::new(Op::UpdateTrunk, Resource::Trunk, &ids)
-                    .form("DomainName", domain.clone());
-                let updated: TrunkJson = self.client().json(&auth, &call).await?;
-                tracing::info!(trunk = %trunk, "set the trunk's termination domain");
-                updated.domain_name.unwrap_or(domain)
-            }
+        let host = if let Some(d) = current.domain_name.filter(|d| !d.is_empty()) {
+            d
+        } else {
+            let domain = domain_for(&trunk);
+            let ids = [trunk.as_str()];
+            let call = Call::new(Op::UpdateTrunk, Resource::Trunk, &ids)
+                .form("DomainName", domain.clone());
+            let updated: TrunkJson = self.client().json(&auth, &call).await?;
+            tracing::info!(trunk = %trunk, "set the trunk's termination domain");
+            updated.domain_name.unwrap_or(domain)
         };
         // 2. The credential list, found by name before it is created (a create whose answer
         //    was lost left one behind).
-        let list = match self.find_list(&auth, &spec.name).await? {
-            Some(l) => l,
-            None => {
-                let ids = [auth.account.as_str()];
-                let call = Call::new(Op::CreateSipCredentialList, Resource::CredentialList, &ids)
-                    .form("FriendlyName", spec.name.clone());
-                match self.client().json::<CredentialListJson>(&auth, &call).await {
-                    Ok(l) => l.sid,
-                    Err(e) if e.is_transient() => {
-                        self.find_list(&auth, &spec.name).await?.ok_or(e)?
-                    }
-                    Err(e) => return Err(e),
-                }
+        let list = if let Some(l) = self.find_list(&auth, &spec.name).await? {
+            l
+        } else {
+            let ids = [auth.account.as_str()];
+            let call = Call::new(Op::CreateSipCredentialList, Resource::CredentialList, &ids)
+                .form("FriendlyName", spec.name.clone());
+            match self.client().json::<CredentialListJson>(&auth, &call).await {
+                Ok(l) => l.sid,
+                Err(e) if e.is_transient() => self.find_list(&auth, &spec.name).await?.ok_or(e)?,
+                Err(e) => return Err(e),
             }
         };
         // 3. The credential. Its password cannot be read back: one that exists is trusted

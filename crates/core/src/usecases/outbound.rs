@@ -85,6 +85,8 @@ fn step(step: &'static str, action: StepAction, id: Option<String>) -> Step {
 /// The outbound half as status shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+// Independent facts read from three systems, not states of one machine.
+#[allow(clippy::struct_excessive_bools)]
 pub struct OutboundStatus {
     /// Whether the number was connected with `outbound: true`.
     pub enabled: bool,

@@ -174,6 +174,8 @@ pub async fn direction_of(state: &AppState, call: CallId) -> Result<DirectionJso
 /// The outbound half of a connected number, as status shows it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+// Independent facts read from three systems, not states of one machine.
+#[allow(clippy::struct_excessive_bools)]
 pub struct OutboundStatusJson {
     /// Whether the number was connected with `"outbound": true`.
     pub enabled: bool,

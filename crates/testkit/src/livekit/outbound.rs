@@ -136,7 +136,7 @@ impl Store {
             }
             None => return Err(TwirpError::invalid("missing or unsupported action")),
         };
-        next.sip_trunk_id = current.sip_trunk_id.clone();
+        next.sip_trunk_id.clone_from(&current.sip_trunk_id);
         next.numbers = next.numbers.iter().map(|n| normalize_number(n)).collect();
         check(&next)?;
         next.created_at = current.created_at;

@@ -45,7 +45,7 @@ fn strong(password: &str) -> bool {
         && password.chars().any(|c| c.is_ascii_uppercase())
 }
 
-fn required<'a>(v: Option<&'a String>) -> Result<&'a str, ApiError> {
+fn required(v: Option<&String>) -> Result<&str, ApiError> {
     v.map(String::as_str)
         .ok_or_else(|| ApiError::new(404, codes::NOT_FOUND, "Not found"))
 }
@@ -69,7 +69,7 @@ impl Store {
                     .credential_lists
                     .values()
                     .filter(|l| l.account_sid == account)
-                    .map(|l| list_json(l))
+                    .map(list_json)
                     .collect();
                 let path = format!("/2010-04-01/Accounts/{account}/SIP/CredentialLists.json");
                 Ok((
@@ -122,7 +122,7 @@ impl Store {
                     .credentials
                     .values()
                     .filter(|c| c.list_sid == list)
-                    .map(|c| credential_json(c))
+                    .map(credential_json)
                     .collect();
                 let path = format!(
                     "/2010-04-01/Accounts/{account}/SIP/CredentialLists/{list}/Credentials.json"
