@@ -4,6 +4,7 @@ mod codec;
 mod error;
 mod migrate;
 mod outbound;
+mod prepared;
 mod rows;
 mod schema;
 mod store;

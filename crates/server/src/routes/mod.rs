@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod calls;
+pub mod console;
 pub mod credentials;
 pub mod json;
 pub mod numbers;
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     audit::configure(cfg);
     calls::configure(cfg);
     outbound::configure(cfg);
+    console::configure(cfg);
 }
 
 /// `{provider}` of a path.
