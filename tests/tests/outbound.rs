@@ -330,7 +330,9 @@ async fn outbound_connect_call_reconnect_and_disconnect(backend: Backend) {
 
     // --- the SIP password never left trunkline towards a client or a log.
     assert_no_secrets(&server, &transcript, &[password]);
-    assert_eq!(twilio.count(Route::CreateSipCredential), 1);
+    // The request log was emptied after the first connect: the repairs since reused the one
+    // credential instead of creating another.
+    assert_eq!(twilio.count(Route::CreateSipCredential), 0);
 }
 
 async fn one_idempotency_key_on_two_instances_places_one_call(backend: Backend) {

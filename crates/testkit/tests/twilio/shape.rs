@@ -179,6 +179,52 @@ async fn every_route_answers_in_the_spec_shape() {
     go(Host::Api, "GET", number.clone(), &[]).await;
     go(Host::Api, "GET", format!("{numbers}?PageSize=50"), &[]).await;
     go(Host::Trunking, "DELETE", format!("{tns}/{pn}"), &[]).await;
+
+    // Termination: a credential list with one credential, attached to the trunk.
+    let cls = format!("{api}/2010-04-01/Accounts/{}/SIP/CredentialLists", a.sid);
+    let cl = go(
+        Host::Api,
+        "POST",
+        format!("{cls}.json"),
+        &[("FriendlyName", "shape-list")],
+    )
+    .await;
+    let cl_sid = cl.body["sid"].as_str().unwrap().to_owned();
+    go(Host::Api, "GET", format!("{cls}.json"), &[]).await;
+    let crs = format!("{cls}/{cl_sid}/Credentials");
+    let cr = go(
+        Host::Api,
+        "POST",
+        format!("{crs}.json"),
+        &[("Username", "shapeuser"), ("Password", "Shape0Password1")],
+    )
+    .await;
+    assert!(
+        cr.body.get("password").is_none(),
+        "a password is never shown back: {}",
+        cr.body
+    );
+    let cr_sid = cr.body["sid"].as_str().unwrap().to_owned();
+    go(Host::Api, "GET", format!("{crs}.json"), &[]).await;
+    go(
+        Host::Api,
+        "POST",
+        format!("{crs}/{cr_sid}.json"),
+        &[("Password", "Shape0Password2")],
+    )
+    .await;
+    let tcls = format!("{trunk}/CredentialLists");
+    go(
+        Host::Trunking,
+        "POST",
+        tcls.clone(),
+        &[("CredentialListSid", cl_sid.as_str())],
+    )
+    .await;
+    go(Host::Trunking, "GET", tcls.clone(), &[]).await;
+    go(Host::Trunking, "DELETE", format!("{tcls}/{cl_sid}"), &[]).await;
+    go(Host::Api, "DELETE", format!("{crs}/{cr_sid}.json"), &[]).await;
+    go(Host::Api, "DELETE", format!("{cls}/{cl_sid}.json"), &[]).await;
     go(Host::Trunking, "DELETE", trunk.clone(), &[]).await;
 
     assert!(c.problems.is_empty(), "{:#?}", c.problems);
