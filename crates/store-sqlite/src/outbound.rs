@@ -75,6 +75,10 @@ fn id_to(id: Uuid) -> Id {
     uuid_text(id)
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the same shape as PostgreSQL's, where the column is a Copy Uuid"
+)]
 fn id_from(column: &str, id: Id) -> Result<Uuid, StoreError> {
     parse_uuid(column, &id)
 }

@@ -182,34 +182,34 @@ async fn every_route_answers_in_the_spec_shape() {
 
     // Termination: a credential list with one credential, attached to the trunk.
     let cls = format!("{api}/2010-04-01/Accounts/{}/SIP/CredentialLists", a.sid);
-    let cl = go(
+    let list_reply = go(
         Host::Api,
         "POST",
         format!("{cls}.json"),
         &[("FriendlyName", "shape-list")],
     )
     .await;
-    let cl_sid = cl.body["sid"].as_str().unwrap().to_owned();
+    let list_sid = list_reply.body["sid"].as_str().unwrap().to_owned();
     go(Host::Api, "GET", format!("{cls}.json"), &[]).await;
-    let crs = format!("{cls}/{cl_sid}/Credentials");
-    let cr = go(
+    let credentials = format!("{cls}/{list_sid}/Credentials");
+    let credential = go(
         Host::Api,
         "POST",
-        format!("{crs}.json"),
+        format!("{credentials}.json"),
         &[("Username", "shapeuser"), ("Password", "Shape0Password1")],
     )
     .await;
     assert!(
-        cr.body.get("password").is_none(),
+        credential.body.get("password").is_none(),
         "a password is never shown back: {}",
-        cr.body
+        credential.body
     );
-    let cr_sid = cr.body["sid"].as_str().unwrap().to_owned();
-    go(Host::Api, "GET", format!("{crs}.json"), &[]).await;
+    let credential_sid = credential.body["sid"].as_str().unwrap().to_owned();
+    go(Host::Api, "GET", format!("{credentials}.json"), &[]).await;
     go(
         Host::Api,
         "POST",
-        format!("{crs}/{cr_sid}.json"),
+        format!("{credentials}/{credential_sid}.json"),
         &[("Password", "Shape0Password2")],
     )
     .await;
@@ -218,13 +218,13 @@ async fn every_route_answers_in_the_spec_shape() {
         Host::Trunking,
         "POST",
         tcls.clone(),
-        &[("CredentialListSid", cl_sid.as_str())],
+        &[("CredentialListSid", list_sid.as_str())],
     )
     .await;
     go(Host::Trunking, "GET", tcls.clone(), &[]).await;
-    go(Host::Trunking, "DELETE", format!("{tcls}/{cl_sid}"), &[]).await;
-    go(Host::Api, "DELETE", format!("{crs}/{cr_sid}.json"), &[]).await;
-    go(Host::Api, "DELETE", format!("{cls}/{cl_sid}.json"), &[]).await;
+    go(Host::Trunking, "DELETE", format!("{tcls}/{list_sid}"), &[]).await;
+    go(Host::Api, "DELETE", format!("{credentials}/{credential_sid}.json"), &[]).await;
+    go(Host::Api, "DELETE", format!("{cls}/{list_sid}.json"), &[]).await;
     go(Host::Trunking, "DELETE", trunk.clone(), &[]).await;
 
     assert!(c.problems.is_empty(), "{:#?}", c.problems);
