@@ -17,8 +17,8 @@ use trunkline_testkit::twilio::{Route, TwilioEmulator};
 
 use support::livekit::{AGENT, all_accepted, call_by_id, livekit_emulator, wait_for, webhook_url};
 use support::{
-    Backend, Carrier, Client, Settings, Transcript, action, assert_no_secrets, emulator, token,
-    trunk_of,
+    Backend, Carrier, Client, Settings, Transcript, action, assert_no_secrets,
+    assert_not_stored_in_clear, emulator, token, trunk_of,
 };
 
 on_both_backends!(
@@ -130,6 +130,9 @@ async fn outbound_connect_call_reconnect_and_disconnect(backend: Backend) {
         lk_trunk.transport,
         trunkline_testkit::livekit::proto::SipTransport::Tcp as i32
     );
+
+    // The route's password is sealed: not in any table or database file in clear.
+    assert_not_stored_in_clear(&server, &backend, std::slice::from_ref(&password)).await;
 
     // --- a second connect changes nothing at Twilio or LiveKit.
     twilio.reset_requests();
@@ -329,7 +332,8 @@ async fn outbound_connect_call_reconnect_and_disconnect(backend: Backend) {
         .expect(404, Some("NOT_CONNECTED"));
 
     // --- the SIP password never left trunkline towards a client or a log.
-    assert_no_secrets(&server, &transcript, &[password]);
+    assert_no_secrets(&server, &transcript, std::slice::from_ref(&password));
+    assert_not_stored_in_clear(&server, &backend, &[password]).await;
     // The request log was emptied after the first connect: the repairs since reused the one
     // credential instead of creating another.
     assert_eq!(twilio.count(Route::CreateSipCredential), 0);

@@ -7,9 +7,9 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use secrecy::SecretString;
 use trunkline_core::SipTarget;
 use trunkline_core::model::OriginationTarget;
-use secrecy::SecretString;
 use trunkline_core::ports::{
     CarrierProvider, NumberQuery, RouteSpec, RouteTargetSpec, TerminationSpec,
 };
@@ -313,8 +313,12 @@ async fn exercise_everything(w: &World) {
         password: SecretString::from("Conformance0Password1"),
         allowed_countries: vec!["US".into()],
     };
-    c.ensure_termination(&creds, &trunk.id, &spec).await.unwrap();
-    c.ensure_termination(&creds, &trunk.id, &spec).await.unwrap();
+    c.ensure_termination(&creds, &trunk.id, &spec)
+        .await
+        .unwrap();
+    c.ensure_termination(&creds, &trunk.id, &spec)
+        .await
+        .unwrap();
     let state = c
         .inspect_termination(&creds, &trunk.id, &spec.name, &spec.username)
         .await

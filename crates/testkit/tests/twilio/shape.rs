@@ -223,7 +223,13 @@ async fn every_route_answers_in_the_spec_shape() {
     .await;
     go(Host::Trunking, "GET", tcls.clone(), &[]).await;
     go(Host::Trunking, "DELETE", format!("{tcls}/{list_sid}"), &[]).await;
-    go(Host::Api, "DELETE", format!("{credentials}/{credential_sid}.json"), &[]).await;
+    go(
+        Host::Api,
+        "DELETE",
+        format!("{credentials}/{credential_sid}.json"),
+        &[],
+    )
+    .await;
     go(Host::Api, "DELETE", format!("{cls}/{list_sid}.json"), &[]).await;
     go(Host::Trunking, "DELETE", trunk.clone(), &[]).await;
 
