@@ -394,7 +394,12 @@ async fn steps(
     )
     .await?;
     let steps = b.text(&format!("#progress-{number_id} ol")).await?;
-    for step in ["Carrier route", "LiveKit dispatch rule"] {
+    for step in [
+        "Carrier route",
+        "LiveKit dispatch rule",
+        "Carrier termination",
+        "LiveKit outbound trunk",
+    ] {
         assert!(steps.contains(step), "{steps}");
     }
     b.shot("connected").await?;
@@ -437,6 +442,32 @@ async fn steps(
     let checklist = b.text("#checklist").await?;
     assert!(checklist.contains("room_finished"), "{checklist}");
     b.shot("call-dispatched").await?;
+
+    // A test call out from the number (POST /telephony/calls); the emulated callee answers,
+    // and the agent is dispatched to the outbound call's room once.
+    b.until(
+        "the outbound half",
+        "document.getElementById('outbound-part') && \
+         !document.getElementById('outbound-drift') && \
+         document.getElementById('place-call')",
+    )
+    .await?;
+    b.click("place-call").await?;
+    b.until(
+        "the call answered",
+        "document.getElementById('place-call-ok') && \
+         document.getElementById('place-call-ok').textContent.includes('answered') && \
+         document.getElementById('answer-call-ok')",
+    )
+    .await?;
+    b.until(
+        "the outbound call's dispatch",
+        "document.querySelectorAll('#calls tbody tr').length === 2 && \
+         document.querySelector('#calls tbody tr').textContent.includes('outbound') && \
+         document.getElementById('newest-dispatch').textContent === 'dispatched'",
+    )
+    .await?;
+    b.shot("test-call-out").await?;
     eprintln!(
         "console: from the sign-in link to a connected number and a dispatched simulated call \
          in {:.1} s of clicking",

@@ -93,7 +93,7 @@ fn number(field: &'static str, raw: &str) -> Result<E164, ApiError> {
     tag = "calls",
     security(("bearer" = [])),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters. A retry with the same key (and the same body) returns the first call instead of dialling again, on any instance; kept as long as the call record (at least 24 h). The same key with another body is `CONFLICT`."),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Up to 255 visible ASCII characters. A retry with the same key (and the same body) returns the first call instead of dialling again, on any instance; kept as long as the call record (at least 24 h). The same key with another body is `CONFLICT`."),
     ),
     request_body = PlaceCallBody,
     responses(
