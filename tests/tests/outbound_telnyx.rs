@@ -82,7 +82,11 @@ async fn telnyx_outbound_connect_call_reconnect_and_disconnect(backend: Backend)
     let acct = emus.account("Acme Inc", 3);
     let server = emus.settings(&backend).with_livekit(&lk).start().await;
     let transcript = Transcript::default();
-    let acme = Tx(Client::new(&server, token("acme", &["customer"]), &transcript));
+    let acme = Tx(Client::new(
+        &server,
+        token("acme", &["customer"]),
+        &transcript,
+    ));
     acme.save(&acct.key_body()).await.ok();
     let (first, second, inbound_only) = (acct.id(0), acct.id(1), acct.id(2));
     let from = acct.e164(0).to_owned();
@@ -265,7 +269,12 @@ async fn telnyx_outbound_connect_call_reconnect_and_disconnect(backend: Backend)
     assert_eq!(auth.user_name.as_deref(), Some(username.as_str()));
     assert_eq!(auth.password.as_deref(), Some(password.as_str()));
     let status = acme.status(first, "").await;
-    assert_eq!(status.ok()["outbound"]["drift"], json!([]), "{}", status.body);
+    assert_eq!(
+        status.ok()["outbound"]["drift"],
+        json!([]),
+        "{}",
+        status.body
+    );
 
     // --- disconnect: the first leaves the trunk's list (the header stays); the last removes
     //     the voice profile, the credential authentication and the trunk.
@@ -310,7 +319,10 @@ async fn telnyx_outbound_connect_call_reconnect_and_disconnect(backend: Backend)
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .join("\n");
     assert!(!placed.is_empty());
-    assert!(!placed.contains(&password), "a call answer held the password");
+    assert!(
+        !placed.contains(&password),
+        "a call answer held the password"
+    );
     assert_no_secrets(
         &server,
         &transcript,

@@ -521,7 +521,11 @@ impl TelnyxClient {
         }
     }
 
-    pub(crate) async fn delete(&self, key: &SecretString, call: &Call<'_>) -> Result<(), ProviderError> {
+    pub(crate) async fn delete(
+        &self,
+        key: &SecretString,
+        call: &Call<'_>,
+    ) -> Result<(), ProviderError> {
         // Telnyx answers the deleted object; only the status matters.
         match self.http.json_or_failure::<Value>(key, call).await {
             Ok(_) => Ok(()),

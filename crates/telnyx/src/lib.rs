@@ -16,7 +16,6 @@ mod wire;
 
 pub use api::TelnyxClient;
 pub use carrier::{DEFAULT_SIP_PORT, TelnyxCarrier};
-pub use outbound::{TERMINATION_CALLS_PER_SECOND, TERMINATION_HOST, USERNAME_HEADER};
 pub use client::USER_AGENT;
 pub use config::{
     API_BASE_ENV, ConfigProblem, RETRY_BUDGET_MS_ENV, TIMEOUT_MS_ENV, TelnyxConfig,
@@ -33,3 +32,4 @@ pub use ops::{
     FQDN_AUTHENTICATION_BODY, FQDN_AUTHENTICATION_SDK_FIELDS, Idempotency, OperationInfo,
     TelnyxOperation,
 };
+pub use outbound::{TERMINATION_CALLS_PER_SECOND, TERMINATION_HOST, USERNAME_HEADER};

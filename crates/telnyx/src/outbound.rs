@@ -218,8 +218,7 @@ impl TelnyxClient {
         if !destinations.is_empty() {
             body["whitelisted_destinations"] = json!(destinations);
         }
-        let call =
-            Call::new(Op::CreateVoiceProfile, Resource::VoiceProfile, None).body(body);
+        let call = Call::new(Op::CreateVoiceProfile, Resource::VoiceProfile, None).body(body);
         let data: wire::Data<wire::VoiceProfile> = self.http.json(key, &call).await?;
         profile(data.data)
     }
@@ -306,7 +305,11 @@ impl TelnyxCarrier {
         destinations: &[String],
     ) -> Result<VoiceProfile, ProviderError> {
         let client = self.client();
-        let existing = client.find_voice_profiles(key, name).await?.into_iter().next();
+        let existing = client
+            .find_voice_profiles(key, name)
+            .await?
+            .into_iter()
+            .next();
         let Some(existing) = existing else {
             let created = match client.create_voice_profile(key, name, destinations).await {
                 Ok(p) => p,
@@ -322,8 +325,7 @@ impl TelnyxCarrier {
             tracing::info!(profile = %created.id, countries = ?created.destinations, "created the Telnyx outbound voice profile");
             return Ok(created);
         };
-        if existing.enabled && (destinations.is_empty() || existing.destinations == destinations)
-        {
+        if existing.enabled && (destinations.is_empty() || existing.destinations == destinations) {
             return Ok(existing);
         }
         let want = if destinations.is_empty() {
@@ -350,7 +352,10 @@ impl TelnyxCarrier {
         };
         // 1. Credential authentication with trunkline's username. One already in place is
         //    trusted (its password cannot be read back; the core removes it to change it).
-        let current = client.get_outbound_auth(key, &id).await?.unwrap_or_default();
+        let current = client
+            .get_outbound_auth(key, &id)
+            .await?
+            .unwrap_or_default();
         if !current.is_credentials_of(&spec.username) {
             client
                 .set_outbound_credentials(key, &id, &spec.username, &spec.password)
@@ -389,7 +394,10 @@ impl TelnyxCarrier {
         let Some(conn) = client.get_connection(key, &id).await? else {
             return Ok(TerminationState::default());
         };
-        let auth = client.get_outbound_auth(key, &id).await?.unwrap_or_default();
+        let auth = client
+            .get_outbound_auth(key, &id)
+            .await?
+            .unwrap_or_default();
         let profiles = client.find_voice_profiles(key, name).await?;
         let assigned = profiles
             .iter()
@@ -424,7 +432,10 @@ impl TelnyxCarrier {
                 client.set_connection_voice_profile(key, &id, None).await?;
                 tracing::info!(connection = %id, "unassigned the outbound voice profile");
             }
-            let auth = client.get_outbound_auth(key, &id).await?.unwrap_or_default();
+            let auth = client
+                .get_outbound_auth(key, &id)
+                .await?
+                .unwrap_or_default();
             if auth.method.as_deref() == Some(CREDENTIAL_AUTHENTICATION) {
                 client.clear_outbound_credentials(key, &id).await?;
                 tracing::info!(connection = %id, "removed credential authentication for outbound calls");

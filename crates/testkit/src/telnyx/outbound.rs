@@ -175,12 +175,7 @@ impl Store {
             }
             c.password = Some(p.to_owned());
         }
-        for other in [
-            "failover_url",
-            "txt_name",
-            "txt_value",
-            "webhook_url",
-        ] {
+        for other in ["failover_url", "txt_name", "txt_value", "webhook_url"] {
             string_field(obj, other, &format!("/{other}"))?;
         }
         if c.outbound_auth == "credential-authentication" {

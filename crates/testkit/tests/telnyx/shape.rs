@@ -160,8 +160,10 @@ async fn every_route_answers_in_the_spec_shape() {
         ("GET", None),
         (
             "PATCH",
-            Some(json!({"fqdn_outbound_authentication": "credential-authentication",
-                "user_name": "tlshape01", "password": "n0tShownBack!"})),
+            Some(
+                json!({"fqdn_outbound_authentication": "credential-authentication",
+                "user_name": "tlshape01", "password": "n0tShownBack!"}),
+            ),
         ),
         ("GET", None),
     ] {
@@ -396,11 +398,18 @@ async fn errors_carry_telnyxs_error_body_and_fit_the_spec() {
             json!({"user_name": "a-name-that-has-dashes", "password": "longenough"}),
             "/user_name",
         ),
-        (json!({"fqdn_outbound_authentication": "magic"}), "/fqdn_outbound_authentication"),
+        (
+            json!({"fqdn_outbound_authentication": "magic"}),
+            "/fqdn_outbound_authentication",
+        ),
     ] {
         let r = send("PATCH", &auth_url, key, Some(&body)).await;
         assert_error_body(&r, 422, "10015");
-        assert_eq!(r.body["errors"][0]["source"]["pointer"], pointer, "{}", r.body);
+        assert_eq!(
+            r.body["errors"][0]["source"]["pointer"], pointer,
+            "{}",
+            r.body
+        );
         assert!(!r.body.to_string().contains("short"), "{}", r.body);
         assert!(!r.body.to_string().contains("longenough"), "{}", r.body);
     }
