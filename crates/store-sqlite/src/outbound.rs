@@ -75,6 +75,8 @@ fn id_to(id: Uuid) -> Id {
     uuid_text(id)
 }
 
+// The same signature as the PostgreSQL store's `id_from` (whose `Id` is a `Uuid`).
+#[allow(clippy::needless_pass_by_value)]
 fn id_from(column: &str, id: Id) -> Result<Uuid, StoreError> {
     parse_uuid(column, &id)
 }
