@@ -17,6 +17,9 @@
 //!   primary/secondary/tertiary FQDN ids (only FQDNs of the same connection), and FQDNs
 //!   (`a` or `srv`, port default 5060). Deleting an FQDN clears it from its connection's
 //!   failover slots; deleting a connection that numbers still use is refused (422).
+//! - Outbound: a connection's `fqdn_authentication` (credential authentication; passwords
+//!   shown masked only) and outbound voice profiles assigned through
+//!   `outbound.outbound_voice_profile_id` (see `outbound.rs`).
 //! - Faults per route ([`Fault`]) and a request log with per-route counts.
 //!
 //! The emulator runs its own actix system on a background thread, so it can be started
