@@ -376,8 +376,17 @@ impl Onboarding {
                     .delete_outbound_route(&integration.customer_id, integration.provider, route)
                     .await?;
             } else if let Some(host) = &row.termination_host {
-                // Only the number list changes; the stored password is what LiveKit has.
+                // Only the number list changes; the stored password is what LiveKit has,
+                // and the headers (Telnyx: `X-Telnyx-Username`) are kept as the trunk has them.
                 let (_, password, _) = self.route_secrets(integration, route).await?;
+                let headers = match &row.livekit_trunk_id {
+                    Some(id) => sip
+                        .get_outbound_trunk(id)
+                        .await?
+                        .map(|t| t.headers)
+                        .unwrap_or_default(),
+                    None => std::collections::BTreeMap::new(),
+                };
                 let spec = OutboundTrunkSpec {
                     name: outbound_name(route),
                     address: host.clone(),
@@ -385,7 +394,7 @@ impl Onboarding {
                     auth_username: row.sip_username.clone(),
                     auth_password: password,
                     password_changed: false,
-                    headers: std::collections::BTreeMap::new(),
+                    headers,
                 };
                 let trunk = sip
                     .ensure_outbound_trunk(&spec, row.livekit_trunk_id.clone())
