@@ -424,7 +424,11 @@ async fn steps(
     let overflow = b
         .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         .await?;
-    assert_eq!(overflow, json!(0), "the page is wider than 375 px");
+    // What overflows, deepest last, for the failure message.
+    let wide = b
+        .js("return [...document.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === 'visible').slice(-3).map(e => e.tagName + '.' + e.className + ' ' + (e.textContent || '').slice(0, 60)).join(' | ')")
+        .await?;
+    assert_eq!(overflow, json!(0), "the page is wider than 375 px: {wide}");
     b.shot("status-375px").await?;
     b.client.set_window_size(1100, 1400).await?;
 
@@ -534,11 +538,11 @@ async fn steps(
     b.until(
         "the status, read-only",
         "document.getElementById('conn-status') && \
-         document.querySelectorAll('#calls tbody tr').length === 1",
+         document.querySelectorAll('#calls tbody tr').length === 2",
     )
     .await?;
     let buttons = b
-        .js("return document.querySelectorAll('#disconnect, #repair, #simulate-call, #break-livekit').length")
+        .js("return document.querySelectorAll('#disconnect, #repair, #simulate-call, #break-livekit, #place-call').length")
         .await?;
     assert_eq!(buttons, json!(0), "support changes nothing");
     b.click("load-audit").await?;

@@ -581,6 +581,7 @@
     // The results of the buttons live outside the body, which every refresh redraws.
     clear(panel, section('status', 'Number status',
       el('div', { id: 'dev-result', 'aria-live': 'polite' }),
+      el('div', { id: 'place-call-result', 'aria-live': 'polite' }),
       el('div', { id: 'disconnect-result', 'aria-live': 'polite' }),
       el('div', { id: 'status-body' }, el('p', { class: 'busy' }, 'Reading…'))));
     loadStatus(true);
@@ -636,6 +637,7 @@
     const body = $('status-body');
     // Keep what the user typed or ticked across refreshes.
     const restoreWas = $('restore-routing') ? $('restore-routing').checked : false;
+    const callToWas = $('call-to') ? $('call-to').value : null;
     const focused = document.activeElement && document.activeElement.id;
     const drifts = s.drifts || [];
     const drifted = new Set(drifts.map((d) => DRIFT_PARTS[d.kind] || (d.kind.startsWith('origination') ? 'routeTargets' : 'connection')));
@@ -694,11 +696,10 @@
         ['trunk exists', String(out.livekitTrunkExists)], ['number on the trunk', String(out.numberOnLivekitTrunk)]]),
       outboundDrift.length ? el('ul', { class: 'bad', id: 'outbound-drift' }, outboundDrift.map((d) => el('li', {}, d))) : null,
       out.error ? el('p', { class: 'bad' }, out.error) : null) : null;
-    const callTo = el('input', { type: 'tel', autocomplete: 'off', value: devMode ? '+14155550199' : '', placeholder: '+14155550199' });
+    const callTo = el('input', { type: 'tel', autocomplete: 'off', value: callToWas !== null ? callToWas : (devMode ? '+14155550199' : ''), placeholder: '+14155550199' });
     const testCall = readOnly || !outboundOn ? null : el('div', { class: 'test-call-box' },
       field('call-to', 'Call this number from ' + e164 + ' (E.164)', callTo),
-      button('place-call', 'Place a test call', () => placeTestCall(s, e164)),
-      el('div', { id: 'place-call-result', 'aria-live': 'polite' }));
+      button('place-call', 'Place a test call', () => placeTestCall(s, e164)));
 
     const disconnect = readOnly || !c || c.status === 'disconnected' ? null : el('div', { class: 'disconnect-box' },
       el('h3', {}, 'Disconnect'),
