@@ -511,7 +511,9 @@ pub async fn assert_not_stored_in_clear(
                 }
             }
             assert!(
-                haystacks.iter().any(|(p, _)| p.ends_with(".db")),
+                haystacks.iter().any(|(p, _)| std::path::Path::new(p)
+                    .extension()
+                    .is_some_and(|e| e == "db")),
                 "no SQLite file found in {}",
                 server.data_dir().display()
             );
