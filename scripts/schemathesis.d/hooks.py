@@ -6,7 +6,8 @@
   schema (too long, control characters) is sent as it is, and must be refused.
 - `phoneNumber` must be valid for its country code, which takes libphonenumber's tables to
   judge. A generated value in E.164 form is replaced with a valid number; one that is not
-  in E.164 form is sent as it is, and must be refused.
+  in E.164 form is sent as it is, and must be refused. The same for `from` and `to` of
+  `POST /telephony/calls`, which must also differ from each other.
 
 Everything else is generated from /openapi.json untouched.
 """
@@ -22,6 +23,11 @@ MAX_CURSOR_LEN = 2048
 
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
+    body = case.body
+    if case.operation.path == "/telephony/calls" and isinstance(body, dict):
+        for field, valid in (("from", "+14155550100"), ("to", "+14155550199")):
+            if isinstance(body.get(field), str) and E164.fullmatch(body[field]):
+                body[field] = valid
     query = case.query
     if not isinstance(query, dict):
         return

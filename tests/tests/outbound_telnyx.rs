@@ -329,3 +329,38 @@ async fn telnyx_outbound_connect_call_reconnect_and_disconnect(backend: Backend)
         &[password, acct.account.api_key.clone()],
     );
 }
+
+/// `TRUNKLINE_OUTBOUND_ALLOWED_COUNTRIES` replaces the default whitelist (the numbers'
+/// countries) of the outbound voice profile. One backend: the setting never reaches the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_destination_countries_reach_the_voice_profile() {
+    let emus = Emulators::start();
+    let lk = livekit_emulator();
+    let acct = emus.account("Acme Inc", 1);
+    let server = emus
+        .settings(&Backend::Sqlite)
+        .with_livekit(&lk)
+        .with("TRUNKLINE_OUTBOUND_ALLOWED_COUNTRIES", "us, gb,CA")
+        .start()
+        .await;
+    let transcript = Transcript::default();
+    let acme = Tx(Client::new(
+        &server,
+        token("acme", &["customer"]),
+        &transcript,
+    ));
+    acme.save(&acct.key_body()).await.ok();
+    let c = acme
+        .connect(
+            acct.id(0),
+            &json!({"routing": {"agentName": AGENT}, "outbound": true}),
+        )
+        .await;
+    assert_eq!(c.ok()["status"], "connected");
+    let profiles = emus.telnyx.voice_profiles(&acct.account.id);
+    assert_eq!(profiles.len(), 1, "{profiles:?}");
+    assert_eq!(
+        sorted(profiles[0].whitelisted_destinations.clone()),
+        ["CA", "GB", "US"]
+    );
+}

@@ -50,6 +50,7 @@ pub const DISPATCH_BACKOFF_MAX_MS: &str = "TRUNKLINE_DISPATCH_BACKOFF_MAX_MS";
 pub const DISPATCH_MAX_ATTEMPTS: &str = "TRUNKLINE_DISPATCH_MAX_ATTEMPTS";
 pub const SIP_TARGET: &str = "TRUNKLINE_SIP_TARGET";
 pub const ALLOW_SIP_TARGET_OVERRIDE: &str = "TRUNKLINE_ALLOW_SIP_TARGET_OVERRIDE";
+pub const OUTBOUND_ALLOWED_COUNTRIES: &str = "TRUNKLINE_OUTBOUND_ALLOWED_COUNTRIES";
 pub const CREDENTIAL_CHECKS_PER_MINUTE: &str = "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE";
 pub const CREDENTIAL_CHECKS_BURST: &str = "TRUNKLINE_CREDENTIAL_CHECKS_BURST";
 pub const DATABASE_TIMEOUT_MS: &str = "TRUNKLINE_DATABASE_TIMEOUT_MS";
@@ -336,6 +337,9 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub sip_target: Option<SipTarget>,
     pub allow_sip_target_override: bool,
+    /// Countries outbound calls may reach, on carriers that whitelist destinations (Telnyx's
+    /// outbound voice profile); empty: the countries of the route's numbers.
+    pub outbound_allowed_countries: Vec<String>,
     /// The Telnyx adapter's settings (`TRUNKLINE_TELNYX_*`), parsed and validated by the
     /// adapter itself.
     pub telnyx: trunkline_telnyx::TelnyxConfig,
@@ -502,6 +506,7 @@ impl Config {
                 }
             });
         let allow_sip_target_override = parse_bool(env, ALLOW_SIP_TARGET_OVERRIDE, false, &mut p);
+        let outbound_allowed_countries = parse_countries(env, &mut p);
         // Each carrier adapter owns its variables and reports every problem, each by name.
         let twilio = trunkline_twilio::TwilioConfig::from_lookup(|name| env.lossy(name))
             .unwrap_or_else(|e| {
@@ -541,6 +546,7 @@ impl Config {
                 dispatch,
                 sip_target,
                 allow_sip_target_override,
+                outbound_allowed_countries,
                 telnyx,
                 twilio,
             }),
@@ -933,6 +939,38 @@ fn parse_livekit(env: &Env, p: &mut Problems) -> Option<LiveKitConfig> {
     report(config.validate(), p).then_some(config)
 }
 
+/// ISO 3166-1 alpha-2 codes, comma-separated (`US, CA`); upper-cased, duplicates dropped.
+fn parse_countries(env: &Env, p: &mut Problems) -> Vec<String> {
+    let Some(raw) = env.get(OUTBOUND_ALLOWED_COUNTRIES, p) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_alphabetic()) {
+            p.push(
+                OUTBOUND_ALLOWED_COUNTRIES,
+                "must be ISO 3166-1 alpha-2 country codes separated by commas, e.g. \"US,CA\"",
+            );
+            return Vec::new();
+        }
+        let code = part.to_ascii_uppercase();
+        if !out.contains(&code) {
+            out.push(code);
+        }
+    }
+    if out.len() > MAX_OUTBOUND_COUNTRIES {
+        p.push(
+            OUTBOUND_ALLOWED_COUNTRIES,
+            format!("at most {MAX_OUTBOUND_COUNTRIES} countries"),
+        );
+        return Vec::new();
+    }
+    out
+}
+
+/// More countries than any carrier's whitelist holds is a typo, not a policy.
+const MAX_OUTBOUND_COUNTRIES: usize = 250;
+
 /// Room names are LiveKit identifiers that end up in URLs and logs: letters, digits, `-`,
 /// `_` and `.` only.
 fn parse_room_prefix(env: &Env, p: &mut Problems) -> String {
@@ -1091,6 +1129,7 @@ mod tests {
             (DISPATCH_MAX_ATTEMPTS, "3"),
             (SIP_TARGET, "sip:abc.sip.livekit.cloud;transport=tcp"),
             (ALLOW_SIP_TARGET_OVERRIDE, "yes"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "us, CA,US"),
             (trunkline_twilio::API_BASE_ENV, "http://127.0.0.1:1234"),
             (trunkline_twilio::TIMEOUT_MS_ENV, "750"),
             (trunkline_telnyx::RETRY_BUDGET_MS_ENV, "0"),
@@ -1153,6 +1192,7 @@ mod tests {
             Some(trunkline_livekit::MediaEncryption::Require)
         );
         assert_eq!(c.livekit_room_prefix, "inbound-");
+        assert_eq!(c.outbound_allowed_countries, ["US", "CA"]);
         assert_eq!(
             c.dispatch,
             DispatchConfig {
@@ -1233,6 +1273,9 @@ mod tests {
             (SHUTDOWN_TIMEOUT_SECS, "1e3"),
             (SIP_TARGET, "sips:x.example.com"),
             (ALLOW_SIP_TARGET_OVERRIDE, "2"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "USA"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "US;CA"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "U1"),
             (AUTH_CUSTOMER_CLAIM, "a b"),
             (AUTH_ROLES_CLAIM, "a\tb"),
         ];

@@ -238,6 +238,7 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         lease_ttl: trunkline_core::usecases::LEASE_TTL,
         lease_wait: trunkline_core::usecases::LEASE_WAIT,
         room_prefix: config.livekit_room_prefix.clone(),
+        outbound_allowed_countries: config.outbound_allowed_countries.clone(),
     };
     Onboarding::new(ports, settings)
 }

@@ -63,6 +63,10 @@ pub struct OnboardingSettings {
     pub lease_wait: Duration,
     /// Room name prefix of the LiveKit dispatch rule's individual rooms.
     pub room_prefix: String,
+    /// ISO 3166-1 alpha-2 countries outbound calls may reach, for carriers that whitelist
+    /// destinations ([`crate::ports::TerminationSpec::allowed_countries`]); empty: the
+    /// carrier's default, the countries of the route's numbers.
+    pub outbound_allowed_countries: Vec<String>,
 }
 
 impl Default for OnboardingSettings {
@@ -74,6 +78,7 @@ impl Default for OnboardingSettings {
             lease_ttl: LEASE_TTL,
             lease_wait: LEASE_WAIT,
             room_prefix: "call-".to_owned(),
+            outbound_allowed_countries: Vec::new(),
         }
     }
 }

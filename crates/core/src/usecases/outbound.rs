@@ -269,7 +269,7 @@ impl Onboarding {
             name: name.clone(),
             username: row.sip_username.clone(),
             password: password.clone(),
-            allowed_countries: Vec::new(),
+            allowed_countries: self.settings.outbound_allowed_countries.clone(),
         };
         let termination = carrier.ensure_termination(creds, route, &spec).await?;
         let mut steps = vec![step(

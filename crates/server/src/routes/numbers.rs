@@ -212,7 +212,7 @@ pub struct OriginationTargetBody {
 
 /// A whole number from 0 to 65535. JSON Schema counts `394.0` as an integer, so it is
 /// accepted as one; `394.5` is not.
-fn whole_u16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+pub(super) fn whole_u16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
         return Ok(None);
     };

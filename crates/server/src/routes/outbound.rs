@@ -29,13 +29,13 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceCallBody {
     /// The caller ID: a number this customer connected with `"outbound": true`, E.164.
-    #[schema(example = "+14155550100")]
+    #[schema(schema_with = super::schema::e164)]
     pub from: String,
     /// The number to call, E.164.
-    #[schema(example = "+14155550199")]
+    #[schema(schema_with = super::schema::e164)]
     pub to: String,
     /// The agent to dispatch into the call's room; default the number's `routing.agentName`.
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(schema_with = super::schema::agent_name)]
     pub agent_name: Option<String>,
     /// Handed to the agent as dispatch metadata and set on the SIP participant (at most
     /// 16 KiB).
@@ -43,13 +43,15 @@ pub struct PlaceCallBody {
     pub metadata: Option<String>,
     /// Attributes of the SIP participant (at most 64; keys not starting with `sip.` or `lk.`).
     #[serde(default)]
+    #[schema(schema_with = super::schema::attributes)]
     pub attributes: Option<BTreeMap<String, String>>,
     /// Answer only once the callee answered (`201 … "status": "answered"`) or the call
     /// failed (its error code). Default `false`: answer as soon as LiveKit dials.
     pub wait_until_answered: Option<bool>,
     /// How long to let it ring, 1 to 120 seconds (default 30).
+    #[serde(default, deserialize_with = "super::numbers::whole_u16")]
     #[schema(minimum = 1, maximum = 120)]
-    pub ringing_timeout_secs: Option<u32>,
+    pub ringing_timeout_secs: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
