@@ -10,7 +10,7 @@ use secrecy::ExposeSecret as _;
 use trunkline_core::ProviderKind;
 use trunkline_core::ports::{
     AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore,
-    LeaseStore, SipPlatform, Store, StoreError, StoreHealth,
+    LeaseStore, SipPlatform, Store, StoreError, StoreHealth, VoiceUrlStore,
 };
 use trunkline_core::usecases::{
     CallSettings, Calls, CallsPorts, Onboarding, OnboardingPorts, OnboardingSettings,
@@ -35,6 +35,7 @@ pub struct Stores {
     pub calls: Arc<dyn CallStore>,
     pub audit: Arc<dyn AuditLog>,
     pub health: Arc<dyn StoreHealth>,
+    pub voice: Arc<dyn VoiceUrlStore>,
 }
 
 impl Stores {
@@ -45,6 +46,7 @@ impl Stores {
             leases: store.clone(),
             calls: store.clone(),
             audit: store.clone(),
+            voice: store.clone(),
             health: store,
         }
     }
@@ -218,6 +220,7 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         connections: adapters.stores.connections.clone(),
         leases: adapters.stores.leases.clone(),
         audit: adapters.stores.audit.clone(),
+        voice: adapters.stores.voice.clone(),
     };
     let settings = OnboardingSettings {
         default_sip_target: config.sip_target.clone(),
@@ -226,6 +229,7 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         lease_ttl: trunkline_core::usecases::LEASE_TTL,
         lease_wait: trunkline_core::usecases::LEASE_WAIT,
         room_prefix: config.livekit_room_prefix.clone(),
+        public_url: config.public_url.clone(),
     };
     Onboarding::new(ports, settings)
 }

@@ -25,6 +25,7 @@ use crate::fixtures::{
     telnyx_integration, ts, webhook_event,
 };
 use crate::harness::MigrateFn;
+pub use crate::voice_url_cases::*;
 
 const TWILIO: ProviderKind = ProviderKind::Twilio;
 const TELNYX: ProviderKind = ProviderKind::Telnyx;

@@ -6,5 +6,6 @@ mod migrate;
 mod rows;
 mod schema;
 mod store;
+mod voice_url;
 
 pub use store::PostgresStore;

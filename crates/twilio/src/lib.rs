@@ -11,6 +11,7 @@ mod ops;
 mod properties;
 mod sid;
 mod voice;
+pub mod webhook;
 mod wire;
 
 pub use carrier::{MAX_FRIENDLY_NAME, TwilioCarrier};

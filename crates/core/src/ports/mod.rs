@@ -10,9 +10,11 @@ mod sip_platform;
 mod store;
 pub mod store_codec;
 mod vault;
+mod voice_url;
 
 pub use carrier::*;
 pub use errors::*;
 pub use sip_platform::*;
 pub use store::*;
 pub use vault::*;
+pub use voice_url::*;

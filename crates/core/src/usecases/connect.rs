@@ -20,14 +20,14 @@ use crate::model::{
 };
 use crate::ports::{
     CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget, DispatchRuleSpec,
-    InboundTrunkSpec, RouteSpec, RouteTargetSpec,
+    InboundTrunkSpec, RouteSpec, RouteTargetSpec, SipDigestAuth,
 };
 use crate::sip::SipTarget;
 
 /// How a refusal names a number someone else holds. It never names the holder: that may be
 /// another trunkline customer sharing the carrier account or the LiveKit project, whose ids
 /// are not this customer's to see.
-const HELD_ELSEWHERE: &str =
+pub(super) const HELD_ELSEWHERE: &str =
     "the number is configured by another trunkline customer or outside trunkline";
 
 /// The name of a connection's LiveKit trunk and rule: how connect knows its own.
@@ -54,6 +54,9 @@ pub struct ConnectRequest {
     /// Take the number even when it sits on a trunk trunkline did not create. Never takes it
     /// from another trunkline customer's live connection.
     pub force: bool,
+    /// How the number reaches LiveKit; `None` keeps the stored connection's mode (`trunk`
+    /// on a first connect). See [`super::voice_url`].
+    pub mode: Option<super::ConnectMode>,
 }
 
 impl ConnectRequest {
@@ -86,13 +89,13 @@ impl ConnectRequest {
 }
 
 /// What one connect makes true: the request's fields, else what is stored, else defaults.
-struct Desired {
-    targets: Vec<OriginationTarget>,
-    routing: RoutingPolicy,
-    strategy: TrunkStrategy,
+pub(super) struct Desired {
+    pub(super) targets: Vec<OriginationTarget>,
+    pub(super) routing: RoutingPolicy,
+    pub(super) strategy: TrunkStrategy,
     /// Request fields that differ from what was stored (`routing`, `trunkStrategy`,
     /// `originationTargets`), in that order.
-    changes: Vec<&'static str>,
+    pub(super) changes: Vec<&'static str>,
 }
 
 /// What a step did.
@@ -124,7 +127,7 @@ pub struct Step {
 }
 
 impl Step {
-    fn new(step: &'static str, action: StepAction, id: Option<String>) -> Self {
+    pub(super) fn new(step: &'static str, action: StepAction, id: Option<String>) -> Self {
         Self {
             step,
             action,
@@ -133,7 +136,7 @@ impl Step {
         }
     }
 
-    fn detail(mut self, detail: impl Into<String>) -> Self {
+    pub(super) fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
     }
@@ -146,6 +149,8 @@ pub struct ConnectOutcome {
     /// What this connect changed against the stored connection (`routing`,
     /// `trunkStrategy`, `originationTargets`); empty for a first connect or a resume.
     pub changes: Vec<&'static str>,
+    /// The mode the number is connected in (`auto` resolved).
+    pub mode: super::ConnectMode,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -158,13 +163,13 @@ pub struct DisconnectOutcome {
 
 /// The connection row, shared by the concurrent halves so each can persist its ids at once
 /// without overwriting the other's.
-struct Progress<'a> {
-    onboarding: &'a Onboarding,
-    conn: Mutex<NumberConnection>,
+pub(super) struct Progress<'a> {
+    pub(super) onboarding: &'a Onboarding,
+    pub(super) conn: Mutex<NumberConnection>,
 }
 
 impl Progress<'_> {
-    async fn update(&self, f: impl FnOnce(&mut NumberConnection)) -> Result<(), Error> {
+    pub(super) async fn update(&self, f: impl FnOnce(&mut NumberConnection)) -> Result<(), Error> {
         let mut conn = self.conn.lock().await;
         f(&mut conn);
         conn.updated_at = Utc::now();
@@ -176,7 +181,7 @@ impl Progress<'_> {
         Ok(())
     }
 
-    async fn snapshot(&self) -> NumberConnection {
+    pub(super) async fn snapshot(&self) -> NumberConnection {
         self.conn.lock().await.clone()
     }
 }
@@ -185,7 +190,7 @@ impl Onboarding {
     /// What this connect makes true, and what of it differs from `stored`. Targets are the
     /// request's own, else the stored ones, else the configured default; where overriding is
     /// not allowed the server owns them, and they are always the configured default.
-    fn desired(
+    pub(super) fn desired(
         &self,
         req: &ConnectRequest,
         stored: Option<&NumberConnection>,
@@ -344,7 +349,7 @@ impl Onboarding {
             .holding(
                 &lease,
                 // Boxed: the reconcile's state machine is large, and lives on the heap.
-                Box::pin(self.connect_locked(&Job {
+                Box::pin(self.connect_in_mode(&Job {
                     carrier: &*carrier,
                     creds: &creds,
                     customer,
@@ -372,6 +377,7 @@ impl Onboarding {
                 "livekitTrunkId": outcome.connection.livekit_trunk_id,
                 "livekitRuleId": outcome.connection.livekit_rule_id,
                 "changes": outcome.changes,
+                "mode": outcome.mode,
                 "steps": outcome.steps,
             }),
             request_id,
@@ -380,7 +386,7 @@ impl Onboarding {
         Ok(outcome)
     }
 
-    async fn connect_locked(&self, job: &Job<'_>) -> Result<ConnectOutcome, Error> {
+    pub(super) async fn connect_locked(&self, job: &Job<'_>) -> Result<ConnectOutcome, Error> {
         let Job {
             customer,
             provider,
@@ -457,7 +463,7 @@ impl Onboarding {
             Ok::<_, Error>(steps)
         };
         let routing_changed = desired.changes.contains(&"routing");
-        let livekit_half = self.livekit_half(&number, fresh, routing_changed, &progress);
+        let livekit_half = self.livekit_half(&number, fresh, routing_changed, None, &progress);
         let (carrier_result, livekit_result) = futures::join!(carrier_half, livekit_half);
 
         let failure = match (&carrier_result, &livekit_result) {
@@ -488,6 +494,7 @@ impl Onboarding {
             connection: progress.snapshot().await,
             steps,
             changes: desired.changes,
+            mode: super::ConnectMode::Trunk,
         })
     }
 
@@ -648,7 +655,7 @@ impl Onboarding {
     /// connection holds or that a LiveKit inbound trunk other than this connection's accepts:
     /// LiveKit lets one trunk accept a number, and taking the carrier side alone would cut
     /// the holder's calls off without making them ours.
-    async fn refuse_numbers_held_elsewhere(
+    pub(super) async fn refuse_numbers_held_elsewhere(
         &self,
         customer: &CustomerId,
         existing: Option<&NumberConnection>,
@@ -859,16 +866,17 @@ impl Onboarding {
 
     /// The LiveKit inbound trunk and dispatch rule. For a `fresh` connection (made by this
     /// call) nothing of it can exist at LiveKit yet, so both are created without looking first.
-    async fn livekit_half(
+    pub(super) async fn livekit_half(
         &self,
         number: &CarrierNumber,
         fresh: bool,
         routing_changed: bool,
+        auth: Option<SipDigestAuth>,
         progress: &Progress<'_>,
     ) -> Result<Vec<Step>, Error> {
         // Only a race with another holder gets this far (connect checks LiveKit first); the
         // adapter's message names the holder's trunk, which is not this customer's to see.
-        self.livekit_steps(number, fresh, routing_changed, progress)
+        self.livekit_steps(number, fresh, routing_changed, auth, progress)
             .await
             .map_err(|e| {
                 if e.code == ErrorCode::NumberInUse {
@@ -887,6 +895,7 @@ impl Onboarding {
         number: &CarrierNumber,
         fresh: bool,
         routing_changed: bool,
+        auth: Option<SipDigestAuth>,
         progress: &Progress<'_>,
     ) -> Result<Vec<Step>, Error> {
         let Some(sip) = &self.ports.sip else {
@@ -909,6 +918,7 @@ impl Onboarding {
             name: livekit_name(connection_id),
             number: number.e164.clone(),
             attributes: routing.attributes.clone(),
+            auth,
         };
         let rule_spec = |trunk_id: &SipTrunkId| DispatchRuleSpec {
             connection_id,
@@ -1097,6 +1107,12 @@ impl Onboarding {
                 Err(e) if e.code == ErrorCode::NumberNotFound => None,
                 Err(e) => return Err(Error::from(e)),
             };
+            if let Some(steps) = self
+                .disconnect_voice_url(carrier, creds, &conn, number.as_ref())
+                .await?
+            {
+                return Ok(steps);
+            }
             if let (Some(n), Some(trunk)) = (&number, &conn.route_id) {
                 if n.route_id.as_ref() == Some(trunk) {
                     carrier.detach_number(creds, trunk, number_id).await?;
@@ -1202,16 +1218,16 @@ impl Onboarding {
 
 /// One connect's fixed inputs, passed down its steps.
 #[derive(Clone, Copy)]
-struct Job<'a> {
-    carrier: &'a dyn CarrierProvider,
-    creds: &'a CarrierCredentials,
-    customer: &'a CustomerId,
-    provider: ProviderKind,
-    number_id: &'a CarrierNumberId,
-    req: &'a ConnectRequest,
-    integration_id: crate::ids::IntegrationId,
+pub(super) struct Job<'a> {
+    pub(super) carrier: &'a dyn CarrierProvider,
+    pub(super) creds: &'a CarrierCredentials,
+    pub(super) customer: &'a CustomerId,
+    pub(super) provider: ProviderKind,
+    pub(super) number_id: &'a CarrierNumberId,
+    pub(super) req: &'a ConnectRequest,
+    pub(super) integration_id: crate::ids::IntegrationId,
     /// The name of the trunk the number goes on (see `naming`).
-    desired_name: &'a str,
+    pub(super) desired_name: &'a str,
 }
 
 /// A trunk connect found before writing anything, with its origination URLs.

@@ -9,6 +9,7 @@ mod connect;
 mod credentials;
 mod naming;
 mod status;
+mod voice_url;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,13 +23,16 @@ pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepA
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use status::{Drift, NumberStatus, Section};
+pub use voice_url::{
+    ConnectMode, VoiceAnswer, VoiceRefusal, voice_webhook_path, voice_webhook_url,
+};
 
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CustomerId, ProviderKind};
 use crate::model::{CarrierCredentials, Integration, SealContext};
 use crate::ports::{
     AuditLog, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore, LeaseStore,
-    SipPlatform,
+    SipPlatform, VoiceUrlStore,
 };
 use crate::sip::SipTarget;
 
@@ -57,6 +61,9 @@ pub struct OnboardingSettings {
     pub lease_wait: Duration,
     /// Room name prefix of the LiveKit dispatch rule's individual rooms.
     pub room_prefix: String,
+    /// The URL the carriers reach trunkline at (`TRUNKLINE_PUBLIC_URL`), for voice-URL mode;
+    /// `None`: that mode is refused as not configured.
+    pub public_url: Option<String>,
 }
 
 impl Default for OnboardingSettings {
@@ -68,6 +75,7 @@ impl Default for OnboardingSettings {
             lease_ttl: LEASE_TTL,
             lease_wait: LEASE_WAIT,
             room_prefix: "call-".to_owned(),
+            public_url: None,
         }
     }
 }
@@ -103,6 +111,7 @@ pub struct OnboardingPorts {
     pub connections: Arc<dyn ConnectionStore>,
     pub leases: Arc<dyn LeaseStore>,
     pub audit: Arc<dyn AuditLog>,
+    pub voice: Arc<dyn VoiceUrlStore>,
 }
 
 impl std::fmt::Debug for OnboardingPorts {

@@ -260,6 +260,12 @@ pub struct ConnectBody {
     /// Move the number even when it sits on a trunk trunkline did not create. It never
     /// takes a number another trunkline customer has connected.
     pub force: Option<bool>,
+    /// `trunk` (the carrier's SIP route), `voiceUrl` (the number's voice URL, answered by
+    /// trunkline's voice webhook, for accounts without SIP trunking) or `auto` (`voiceUrl`
+    /// when the carrier reports trunking forbidden or not enabled). Left out, the stored
+    /// mode is kept (`trunk` on a first connect). A connected number changes mode only
+    /// after a disconnect.
+    pub mode: Option<super::voice::ConnectModeJson>,
 }
 
 impl ConnectBody {
@@ -285,6 +291,7 @@ impl ConnectBody {
             routing,
             trunk_strategy: self.trunk_strategy.map(Into::into),
             force: self.force.unwrap_or(false),
+            mode: self.mode.map(Into::into),
         })
     }
 }
@@ -347,6 +354,8 @@ pub struct ConnectResponse {
     /// What keeps the number from working although connect succeeded (e.g.
     /// `livekit_not_configured`: calls cannot reach an agent).
     pub warnings: Vec<WarningJson>,
+    /// The mode the number is connected in: `trunk` or `voiceUrl`.
+    pub mode: super::voice::ConnectModeJson,
 }
 
 /// Connect an existing number: trunk, origination URL(s), attachment. Idempotent: calling
@@ -414,6 +423,7 @@ pub async fn connect_number(
         steps: steps(&out.steps),
         livekit: c.into(),
         warnings: warnings(&state.onboarding.warnings()),
+        mode: out.mode.into(),
     }))
 }
 
@@ -814,6 +824,9 @@ pub struct StatusResponse {
     pub last_webhook: Option<WebhookSeenJson>,
     /// The number's most recent calls (at most 10), newest first.
     pub recent_calls: Vec<CallJson>,
+    /// How the connection reaches LiveKit: `trunk` or `voiceUrl` (`trunk` when trunkline
+    /// never connected the number).
+    pub mode: super::voice::ConnectModeJson,
 }
 
 impl StatusResponse {
@@ -837,6 +850,7 @@ impl StatusResponse {
             warnings: warnings(&s.warnings),
             last_webhook: None,
             recent_calls: Vec::new(),
+            mode: s.mode.into(),
         }
     }
 }
