@@ -86,15 +86,15 @@ struct BindingRow {
 }
 
 impl BindingRow {
-    fn into_domain(self) -> Result<VoiceBinding, StoreError> {
-        Ok(VoiceBinding {
+    fn into_domain(self) -> VoiceBinding {
+        VoiceBinding {
             connection_id: ConnectionId::from_uuid(self.connection_id),
             voice_url: self.voice_url,
             sip_username: self.sip_username,
             sealed_sip_password: SealedSecret(self.sealed_sip_password),
             created_at: self.created_at,
             updated_at: self.updated_at,
-        })
+        }
     }
 }
 
@@ -252,7 +252,7 @@ impl VoiceUrlStore for PostgresStore {
             .await
             .optional()
             .map_err(error::db)?;
-        row.map(BindingRow::into_domain).transpose()
+        Ok(row.map(BindingRow::into_domain))
     }
 
     async fn delete_voice_binding(&self, connection: ConnectionId) -> Result<(), StoreError> {
