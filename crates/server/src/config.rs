@@ -144,6 +144,22 @@ impl Env {
         self
     }
 
+    /// This environment with `name` set to `value` (`None`: removed); `trunkline dev` lays
+    /// its emulators' settings over the developer's environment this way.
+    #[must_use]
+    pub fn with_var(mut self, name: &str, value: Option<OsString>) -> Self {
+        match value {
+            Some(v) => self.vars.insert(name.to_owned(), v),
+            None => self.vars.remove(name),
+        };
+        self
+    }
+
+    /// The names set in this environment.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(String::as_str)
+    }
+
     /// A set, non-blank value. Blank counts as unset: orchestrators often render an unset
     /// variable as `NAME=`.
     fn get(&self, name: &'static str, problems: &mut Problems) -> Option<String> {

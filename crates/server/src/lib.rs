@@ -4,6 +4,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod devmode;
+pub mod dispatch_timing;
 pub mod error;
 pub mod http;
 pub mod openapi;

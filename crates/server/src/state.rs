@@ -13,7 +13,8 @@ use trunkline_core::ports::{
     LeaseStore, SipPlatform, Store, StoreError, StoreHealth, VoiceUrlStore,
 };
 use trunkline_core::usecases::{
-    CallSettings, Calls, CallsPorts, Onboarding, OnboardingPorts, OnboardingSettings,
+    CallSettings, Calls, CallsPorts, LIVE_CONNECTION_TTL, LiveConnections, Onboarding,
+    OnboardingPorts, OnboardingSettings,
 };
 use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
@@ -36,13 +37,18 @@ pub struct Stores {
     pub audit: Arc<dyn AuditLog>,
     pub health: Arc<dyn StoreHealth>,
     pub voice: Arc<dyn VoiceUrlStore>,
+    /// `connections` itself: the webhook path's cache of live connections, emptied by every
+    /// connection this instance saves.
+    pub live_connections: Arc<LiveConnections>,
 }
 
 impl Stores {
     pub fn from_store<S: Store + 'static>(store: Arc<S>) -> Self {
+        let live_connections = Arc::new(LiveConnections::new(store.clone(), LIVE_CONNECTION_TTL));
         Self {
             integrations: store.clone(),
-            connections: store.clone(),
+            connections: live_connections.clone(),
+            live_connections,
             leases: store.clone(),
             calls: store.clone(),
             audit: store.clone(),
@@ -259,9 +265,10 @@ pub fn build_calls(
     let ports = CallsPorts {
         calls: stores.calls.clone(),
         connections: stores.connections.clone(),
-        sip,
+        // Timed, for `trunkline_time_to_dispatch_seconds`.
+        sip: sip.map(|s| Arc::new(crate::dispatch_timing::TimedSip(s)) as Arc<dyn SipPlatform>),
     };
-    Calls::new(ports, settings)
+    Calls::with_live_connections(ports, settings, stores.live_connections.clone())
 }
 
 impl AppState {

@@ -59,6 +59,7 @@ macro_rules! contract_tests {
             upsert_call_concurrent_merges_into_one_row,
             record_join_records_claims_and_recognises_duplicates,
             record_join_concurrent_deliveries_have_one_claim_winner,
+            record_join_racing_copies_of_one_event_are_duplicates,
             end_call_first_end_time_wins,
             recent_calls_newest_first_per_connection,
             claim_dispatch_concurrent_has_one_winner,

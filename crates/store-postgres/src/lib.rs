@@ -3,6 +3,7 @@
 mod codec;
 mod error;
 mod migrate;
+mod prepared;
 mod rows;
 mod schema;
 mod store;

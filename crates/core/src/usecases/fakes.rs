@@ -15,8 +15,8 @@ use crate::ids::{
     RouteTargetId,
 };
 use crate::model::{
-    AuditEvent, CarrierCredentials, Integration, Lease, LeaseKey, NumberConnection, NumberRouting,
-    SealContext, SealedSecret,
+    AuditEvent, CarrierCredentials, ConnectionStatus, Integration, Lease, LeaseKey,
+    NumberConnection, NumberRouting, SealContext, SealedSecret,
 };
 use crate::phone::E164;
 use crate::ports::*;
@@ -483,6 +483,8 @@ pub struct FakeStore {
     pub leases: Arc<Mutex<HashMap<String, Lease>>>,
     pub audit: Arc<Mutex<Vec<AuditEvent>>>,
     pub voice: Arc<Mutex<FakeVoice>>,
+    /// `find_live_connection_by_e164` calls.
+    pub live_lookups: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Voice-URL storage in memory; `route_reads` counts the webhook's reads.
@@ -669,12 +671,14 @@ impl ConnectionStore for FakeStore {
         &self,
         e: &E164,
     ) -> Result<Option<NumberConnection>, StoreError> {
+        self.live_lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(self
             .connections
             .lock()
             .unwrap()
             .iter()
-            .find(|x| &x.e164 == e)
+            .find(|x| &x.e164 == e && x.status != ConnectionStatus::Disconnected)
             .cloned())
     }
     async fn list_connections(
@@ -785,6 +789,41 @@ pub mod calls {
     use crate::ids::ConnectionId;
     use crate::model::{CallRecord, CallStatus, DispatchClaim, DispatchStatus};
     use crate::ports::*;
+
+    /// A connected number routed to an agent by webhook, as calls tests need one.
+    pub fn sample_connection(e164: &str) -> crate::model::NumberConnection {
+        use crate::ids::{CarrierNumberId, CustomerId, IntegrationId, ProviderKind};
+        use crate::model::{ConnectionStatus, DispatchMode, RoutingPolicy, TrunkStrategy};
+        let now = Utc::now();
+        crate::model::NumberConnection {
+            id: ConnectionId::new(),
+            customer_id: CustomerId::parse("acme").unwrap(),
+            provider: ProviderKind::Twilio,
+            integration_id: IntegrationId::new(),
+            number_id: CarrierNumberId::parse(&format!("PN{:032x}", 1)).unwrap(),
+            e164: crate::phone::E164::parse(e164).unwrap(),
+            status: ConnectionStatus::Connected,
+            trunk_strategy: TrunkStrategy::Shared,
+            route_id: None,
+            route_created: false,
+            route_targets: Vec::new(),
+            sip_target: crate::sip::SipTarget::parse("sip:lk.example").unwrap(),
+            routing: RoutingPolicy {
+                agent_name: Some("support-agent".to_owned()),
+                metadata: None,
+                attributes: std::collections::BTreeMap::new(),
+                dispatch_mode: DispatchMode::Webhook,
+            },
+            previous_routing: None,
+            livekit_trunk_id: None,
+            livekit_rule_id: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            connected_at: Some(now),
+            disconnected_at: None,
+        }
+    }
 
     #[derive(Debug, Clone)]
     pub struct StoredCall {

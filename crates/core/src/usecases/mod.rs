@@ -7,6 +7,7 @@
 mod calls;
 mod connect;
 mod credentials;
+mod live_connections;
 mod naming;
 mod status;
 mod voice_url;
@@ -21,6 +22,7 @@ pub use calls::{
 };
 pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepAction};
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
+pub use live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use status::{Drift, NumberStatus, Section};
 pub use voice_url::{

@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod calls;
+pub mod console;
 pub mod credentials;
 pub mod json;
 pub mod numbers;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     numbers::configure(cfg);
     audit::configure(cfg);
     calls::configure(cfg);
+    console::configure(cfg);
 }
 
 /// `{provider}` of a path.
