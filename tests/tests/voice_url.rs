@@ -176,8 +176,11 @@ async fn an_account_without_trunking_connects_by_voice_url(backend: Backend) {
             Some(pass.as_str()),
         )
         .expect("LiveKit accepts the call");
-    // --- the webhooks that follow dispatch the agent once, even delivered twice.
-    let deliveries = deliver(&lk, &[webhook_url(&server)], &played.events, 2, false).await;
+    // --- the webhooks that follow dispatch the agent once, even delivered twice. The start
+    // (room started, caller joined) first: an end acted on before the join would cancel the
+    // dispatch, as in trunk mode.
+    let (start, end) = played.events.split_at(2);
+    let deliveries = deliver(&lk, &[webhook_url(&server)], start, 2, false).await;
     all_accepted(&deliveries);
     let record = wait_for_call(&trial, &played.room, "the dispatch", |c| {
         c["dispatchStatus"] == "dispatched"
@@ -187,6 +190,13 @@ async fn an_account_without_trunking_connects_by_voice_url(backend: Backend) {
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0].agent_name, AGENT);
     assert_eq!(record["dispatchId"], history[0].id.as_str());
+    // The end of the call, twice too: it ends the call and dispatches nothing more.
+    all_accepted(&deliver(&lk, &[webhook_url(&server)], end, 2, false).await);
+    wait_for_call(&trial, &played.room, "the end of the call", |c| {
+        c["status"] == "ended"
+    })
+    .await;
+    assert_eq!(lk.dispatch_history(&played.room).len(), 1);
 
     // --- status: the mode, and drift when the voice URL is changed at the carrier.
     let s = trial.status(&pn, "").await;

@@ -827,9 +827,10 @@ async fn openapi_document_states_the_constraints_the_server_enforces() {
     required.sort_by_key(ToString::to_string);
     assert_eq!(
         required,
+        // Sorted as JSON text: `,` sorts before `]`, so the longer API-key form comes first.
         [
-            json!(["accountSid", "apiKeySid", "apiKeySecret"]),
             json!(["accountSid", "apiKeySid", "apiKeySecret", "authToken"]),
+            json!(["accountSid", "apiKeySid", "apiKeySecret"]),
             json!(["accountSid", "authToken"])
         ]
     );

@@ -31,6 +31,7 @@ fn binding(connection: ConnectionId, tag: u8) -> VoiceBinding {
 pub async fn voice_webhook_secret_follows_the_current_integration(store: Arc<dyn Store>) {
     let cust = customer("whs");
     let int = integration(&cust);
+    let account = int.account_id.clone().expect("a Twilio integration names its account");
     store.put_integration(&int).await.unwrap();
     assert!(!store.has_webhook_secret(&cust, TWILIO).await.unwrap());
     store
@@ -50,7 +51,7 @@ pub async fn voice_webhook_secret_follows_the_current_integration(store: Arc<dyn
         .await
         .unwrap();
     let found = store
-        .voice_route(TWILIO, &account_id(), &e164(1))
+        .voice_route(TWILIO, &account, &e164(1))
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
@@ -67,7 +68,7 @@ pub async fn voice_webhook_secret_follows_the_current_integration(store: Arc<dyn
     assert!(!store.has_webhook_secret(&cust, TWILIO).await.unwrap());
     assert!(
         store
-            .voice_route(TWILIO, &account_id(), &e164(1))
+            .voice_route(TWILIO, &account, &e164(1))
             .await
             .unwrap()
             .is_empty()
@@ -118,10 +119,16 @@ pub async fn voice_route_finds_every_owner_of_the_account_in_one_read(store: Arc
         customer("vrc"),
         customer("vrd"),
     );
-    let (ia, ib, ic) = (integration(&a), integration(&b), integration(&c));
+    // Every integration is of the one account (fixtures give each a random one).
+    let account = account_id();
+    let of_account = |cust| Integration {
+        account_id: Some(account.clone()),
+        ..integration(cust)
+    };
+    let (ia, ib, ic) = (of_account(&a), of_account(&b), of_account(&c));
     let id = Integration {
         status: IntegrationStatus::Disabled,
-        ..integration(&d)
+        ..of_account(&d)
     };
     for i in [&ia, &ib, &ic, &id] {
         store.put_integration(i).await.unwrap();
@@ -150,7 +157,7 @@ pub async fn voice_route_finds_every_owner_of_the_account_in_one_read(store: Arc
     store.save_voice_binding(&binding(cb.id, 6)).await.unwrap();
 
     let mut found = store
-        .voice_route(TWILIO, &account_id(), &number)
+        .voice_route(TWILIO, &account, &number)
         .await
         .unwrap();
     found.sort_by(|x, y| x.customer_id.as_str().cmp(y.customer_id.as_str()));
@@ -170,13 +177,13 @@ pub async fn voice_route_finds_every_owner_of_the_account_in_one_read(store: Arc
     // Another number, another provider, another account: nobody.
     assert!(found.iter().all(|f| f.integration_id != ic.id));
     let other = store
-        .voice_route(TWILIO, &account_id(), &e164(4))
+        .voice_route(TWILIO, &account, &e164(4))
         .await
         .unwrap();
     assert!(other.iter().all(|f| f.connection.is_none()) && other.len() == 2);
     assert!(
         store
-            .voice_route(ProviderKind::Telnyx, &account_id(), &number)
+            .voice_route(ProviderKind::Telnyx, &account, &number)
             .await
             .unwrap()
             .is_empty()

@@ -152,7 +152,7 @@ impl RouteRow {
                             created_at: c,
                             updated_at: u,
                         }
-                        .into_domain()?,
+                        .into_domain(),
                     ),
                     _ => None,
                 };
