@@ -31,7 +31,10 @@ fn binding(connection: ConnectionId, tag: u8) -> VoiceBinding {
 pub async fn voice_webhook_secret_follows_the_current_integration(store: Arc<dyn Store>) {
     let cust = customer("whs");
     let int = integration(&cust);
-    let account = int.account_id.clone().expect("a Twilio integration names its account");
+    let account = int
+        .account_id
+        .clone()
+        .expect("a Twilio integration names its account");
     store.put_integration(&int).await.unwrap();
     assert!(!store.has_webhook_secret(&cust, TWILIO).await.unwrap());
     store
@@ -50,10 +53,7 @@ pub async fn voice_webhook_secret_follows_the_current_integration(store: Arc<dyn
         .put_webhook_secret(&cust, TWILIO, int.id, Some(sealed(2)))
         .await
         .unwrap();
-    let found = store
-        .voice_route(TWILIO, &account, &e164(1))
-        .await
-        .unwrap();
+    let found = store.voice_route(TWILIO, &account, &e164(1)).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].sealed_webhook_secret, sealed(2));
     assert_eq!(found[0].integration_id, int.id);
@@ -156,10 +156,7 @@ pub async fn voice_route_finds_every_owner_of_the_account_in_one_read(store: Arc
     store.save_voice_binding(&binding(ca.id, 5)).await.unwrap();
     store.save_voice_binding(&binding(cb.id, 6)).await.unwrap();
 
-    let mut found = store
-        .voice_route(TWILIO, &account, &number)
-        .await
-        .unwrap();
+    let mut found = store.voice_route(TWILIO, &account, &number).await.unwrap();
     found.sort_by(|x, y| x.customer_id.as_str().cmp(y.customer_id.as_str()));
     let owners: Vec<_> = found.iter().map(|f| f.customer_id.clone()).collect();
     assert_eq!(owners, [a.clone(), b.clone()], "{found:?}");
@@ -176,10 +173,7 @@ pub async fn voice_route_finds_every_owner_of_the_account_in_one_read(store: Arc
 
     // Another number, another provider, another account: nobody.
     assert!(found.iter().all(|f| f.integration_id != ic.id));
-    let other = store
-        .voice_route(TWILIO, &account, &e164(4))
-        .await
-        .unwrap();
+    let other = store.voice_route(TWILIO, &account, &e164(4)).await.unwrap();
     assert!(other.iter().all(|f| f.connection.is_none()) && other.len() == 2);
     assert!(
         store

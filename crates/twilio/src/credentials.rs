@@ -129,7 +129,7 @@ pub(crate) fn parse(input: &CredentialInput) -> Result<CarrierCredentials, Valid
     {
         return Err(ValidationError::new(
             "unknown field: the Twilio credentials are accountSid with apiKeySid and \
-             apiKeySecret, or accountSid with authToken",
+             apiKeySecret (and optionally authToken), or accountSid with authToken",
         ));
     }
     let account = input
