@@ -26,6 +26,7 @@ use support::{
 on_both_backends!(
     an_account_without_trunking_connects_by_voice_url,
     accounts_share_the_route_and_forgeries_are_refused,
+    voice_url_mode_needs_a_public_url_and_the_auth_token,
 );
 
 /// The URL Twilio reaches trunkline at: a proxy in front of the test server.
@@ -348,6 +349,18 @@ async fn accounts_share_the_route_and_forgeries_are_refused(backend: Backend) {
         )
         .await;
     refused(&unsigned, 400, "VALIDATION_FAILED");
+    // A called number that is not a phone number: 400 naming it, before any lookup.
+    let malformed = twilio
+        .place_voice_url_call(
+            &pa,
+            &VoiceCallOptions {
+                tamper: Some(("To".to_owned(), "client:alice".to_owned())),
+                ..via_proxy(&server)
+            },
+        )
+        .await;
+    refused(&malformed, 400, "VALIDATION_FAILED");
+    assert!(malformed.body.contains("To"), "{malformed:?}");
     // An account trunkline has no credentials for, though its number points here.
     let stranger = twilio.add_account_without_trunking("Stranger");
     let ps = twilio.add_number(
@@ -374,4 +387,73 @@ async fn accounts_share_the_route_and_forgeries_are_refused(backend: Backend) {
         secrets.push(t.auth_password.clone());
     }
     assert_no_secrets(&server, &transcript, &secrets);
+}
+
+async fn voice_url_mode_needs_a_public_url_and_the_auth_token(backend: Backend) {
+    let twilio = emulator();
+    let lk = livekit_emulator();
+    let account = twilio.add_account_without_trunking("No URL Co");
+    let pn = number_with_old_voice_url(&twilio, &account, "+14155550301");
+    // No TRUNKLINE_PUBLIC_URL: trunkline cannot say where Twilio should send calls, nor
+    // check a signature.
+    let server = Settings::new(&twilio, &backend)
+        .with_livekit(&lk)
+        .start()
+        .await;
+    let transcript = Transcript::default();
+    let client = Client::new(&server, token("no-url", &["customer"]), &transcript);
+    client.save(&token_body(&account)).await.ok();
+    client
+        .connect(&pn, &json!({"mode": "voiceUrl"}))
+        .await
+        .expect(503, Some("NOT_CONFIGURED"));
+    // `auto` on an account without trunking picks voice-URL mode, which cannot be set up.
+    client
+        .connect(&pn, &json!({"mode": "auto"}))
+        .await
+        .expect(503, Some("NOT_CONFIGURED"));
+    let number = twilio.number(&pn).unwrap();
+    assert_eq!(number.voice.voice_url.as_deref(), Some(OLD_VOICE_URL));
+    assert!(lk.trunks_for_number("+14155550301").is_empty());
+    // Twilio calling anyway (the number pointed here by hand): 503, not a guess.
+    assert!(twilio.set_voice_url(&pn, Some(&voice_url())));
+    let call = twilio.place_voice_url_call(&pn, &via_proxy(&server)).await;
+    assert_eq!(call.status, Some(503), "{call:?}");
+    let body: Value = serde_json::from_str(&call.body).expect("an error envelope");
+    assert_eq!(body["errorCode"], "NOT_CONFIGURED", "{body}");
+    assert!(twilio.set_voice_url(&pn, Some(OLD_VOICE_URL)));
+
+    // With the public URL, credentials without the auth token (an API key alone) cannot
+    // connect in voice-URL mode: Twilio signs with the auth token.
+    let server = Settings::new(&twilio, &backend)
+        .with_livekit(&lk)
+        .with("TRUNKLINE_PUBLIC_URL", PUBLIC)
+        .start()
+        .await;
+    let client = Client::new(&server, token("no-token", &["customer"]), &transcript);
+    let key = twilio.add_api_key(&account.sid, false);
+    let saved = client
+        .save(&json!({
+            "accountSid": account.sid.as_str(),
+            "apiKeySid": key.sid.as_str(),
+            "apiKeySecret": key.secret,
+        }))
+        .await;
+    assert_eq!(saved.ok()["webhookSecretStored"], false);
+    let refused = client.connect(&pn, &json!({"mode": "voiceUrl"})).await;
+    let refused = refused.expect(400, Some("VALIDATION_FAILED"));
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("authToken")),
+        "{}",
+        refused.body
+    );
+    let number = twilio.number(&pn).unwrap();
+    assert_eq!(number.voice.voice_url.as_deref(), Some(OLD_VOICE_URL));
+    assert_no_secrets(
+        &server,
+        &transcript,
+        &[account.auth_token.clone(), key.secret],
+    );
 }
