@@ -48,7 +48,7 @@ pub struct TwilioVoiceForm {
     pub account_sid: String,
     /// The called number, E.164.
     #[serde(rename = "To")]
-    #[schema(example = "+14155550100")]
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$", example = "+14155550100")]
     pub to: String,
     #[serde(rename = "From")]
     pub from: Option<String>,
@@ -75,7 +75,7 @@ fn count(result: &'static str) {
         description = "Twilio's voice webhook parameters, exactly as Twilio sent them"
     ),
     params(
-        ("X-Twilio-Signature" = String, Header,
+        ("X-Twilio-Signature" = String, Header, pattern = "^[A-Za-z0-9+/]+={0,2}$",
             description = "Base64 HMAC-SHA1, keyed with the owning account's auth token, of the public URL followed by the sorted parameters")
     ),
     responses(
