@@ -628,6 +628,42 @@ impl CarrierProvider for TwilioCarrier {
         Ok(())
     }
 
+    /// An auth token beside an API key: the key was verified, the token not yet. It is
+    /// checked as the account's own credentials with the numbers probe of `verify` (the
+    /// request Twilio answers 20003 to a token of another account).
+    async fn verify_webhook_secret(
+        &self,
+        creds: &CarrierCredentials,
+        secret: &SecretString,
+    ) -> Result<(), ProviderError> {
+        if creds.key_id.is_none() {
+            // The token alone is the credentials' secret, verified with them.
+            return Ok(());
+        }
+        let as_token = CarrierCredentials {
+            account_id: creds.account_id.clone(),
+            key_id: None,
+            secret: secret.clone(),
+        };
+        let auth = Auth::of(&as_token)?;
+        let account = [auth.account.as_str()];
+        self.probe(
+            &auth,
+            Call::new(Op::ListIncomingPhoneNumber, Resource::Numbers, &account)
+                .query("PageSize", "1"),
+        )
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::AuthInvalid => ProviderError::new(
+                ErrorCode::AuthInvalid,
+                "authToken: Twilio does not accept this auth token for the Account SID (the \
+                 API key is fine); copy the account's current auth token from the Twilio \
+                 console: Twilio signs the voice webhook with it",
+            ),
+            _ => e,
+        })
+    }
+
     fn routing_points_at(&self, routing: &NumberRouting, url: &str) -> bool {
         VoiceConfig::from_routing(routing).is_ok_and(|v| {
             v.voice_application_sid.is_none()

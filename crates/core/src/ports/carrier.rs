@@ -361,6 +361,21 @@ pub trait CarrierProvider: Send + Sync {
         Ok(None)
     }
 
+    /// Check at the carrier a webhook secret given beside the credentials (Twilio: an auth
+    /// token beside an API key), so that a wrong one is refused when saved rather than
+    /// failing every call's signature. The default: nothing to check.
+    ///
+    /// # Errors
+    /// `AUTH_INVALID` naming the secret's field; the carrier's transport errors.
+    async fn verify_webhook_secret(
+        &self,
+        creds: &CarrierCredentials,
+        secret: &SecretString,
+    ) -> Result<(), ProviderError> {
+        let _ = (creds, secret);
+        Ok(())
+    }
+
     /// Voice-URL mode: make the carrier fetch what to do with a call to the number from `url`
     /// (HTTP POST), instead of a SIP route or anything else it points at. Idempotent. The
     /// default: the carrier has no such mode.

@@ -264,6 +264,12 @@ pub async fn save_credentials(
     let webhook_secret = state.onboarding.parse_webhook_secret(provider, &input)?;
     // Saving verifies the credentials at the carrier again: it counts as a check.
     state.credential_checks.check(&scope.customer_id)?;
+    if let Some(secret) = &webhook_secret {
+        state
+            .onboarding
+            .verify_webhook_secret(provider, &creds, secret)
+            .await?;
+    }
     let saved = state
         .onboarding
         .save_credentials(
