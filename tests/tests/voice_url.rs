@@ -84,7 +84,7 @@ async fn an_account_without_trunking_connects_by_voice_url(backend: Backend) {
     let account = twilio.add_account_without_trunking("Trial Co");
     let e164 = "+14155550142";
     let pn = number_with_old_voice_url(&twilio, &account, e164);
-    let server = Settings::new(&twilio, &backend)
+    let mut server = Settings::new(&twilio, &backend)
         .with_livekit(&lk)
         .with("TRUNKLINE_PUBLIC_URL", PUBLIC)
         .start()
@@ -237,7 +237,9 @@ async fn an_account_without_trunking_connects_by_voice_url(backend: Backend) {
         .await;
     assert_eq!(late.status, Some(200), "{late:?}");
     assert_eq!(late.twiml, Some(Twiml::Reject));
-    // Logged, masked: the number never appears in full in a log line.
+    // Logged, masked: the number never appears in full in a log line (stopped first, so
+    // the output is complete).
+    server.stop();
     let logs = server.stderr() + &server.stdout();
     assert!(
         logs.contains("+1********42"),
@@ -260,7 +262,7 @@ async fn accounts_share_the_route_and_forgeries_are_refused(backend: Backend) {
     assert_ne!(a.auth_token, b.auth_token);
     let pa = number_with_old_voice_url(&twilio, &a, "+14155550201");
     let pb = number_with_old_voice_url(&twilio, &b, "+14155550202");
-    let server = Settings::new(&twilio, &backend)
+    let mut server = Settings::new(&twilio, &backend)
         .with_livekit(&lk)
         .with("TRUNKLINE_PUBLIC_URL", PUBLIC)
         .start()
@@ -379,6 +381,7 @@ async fn accounts_share_the_route_and_forgeries_are_refused(backend: Backend) {
         pg_count(&backend, "webhook_events").await,
         calls_before.map(|_| 0)
     );
+    server.stop();
     let logs = server.stderr() + &server.stdout();
     assert!(logs.contains("bad_signature") && logs.contains("unknown_account"));
 
@@ -440,6 +443,27 @@ async fn voice_url_mode_needs_a_public_url_and_the_auth_token(backend: Backend) 
         }))
         .await;
     assert_eq!(saved.ok()["webhookSecretStored"], false);
+    // An auth token beside the key is checked at Twilio: a wrong one is refused, nothing
+    // saved (a typo would otherwise fail every call's signature).
+    let with_token = |t: &str| {
+        json!({
+            "accountSid": account.sid.as_str(),
+            "apiKeySid": key.sid.as_str(),
+            "apiKeySecret": key.secret,
+            "authToken": t,
+        })
+    };
+    let typo = client
+        .save(&with_token("0123456789abcdef0123456789abcdef"))
+        .await;
+    let typo = typo.expect(422, Some("AUTH_INVALID"));
+    assert!(
+        typo.body["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("authToken")),
+        "{}",
+        typo.body
+    );
     let refused = client.connect(&pn, &json!({"mode": "voiceUrl"})).await;
     let refused = refused.expect(400, Some("VALIDATION_FAILED"));
     assert!(
@@ -451,9 +475,26 @@ async fn voice_url_mode_needs_a_public_url_and_the_auth_token(backend: Backend) 
     );
     let number = twilio.number(&pn).unwrap();
     assert_eq!(number.voice.voice_url.as_deref(), Some(OLD_VOICE_URL));
+    // Another customer of this server saved the same account (same token) and connected
+    // nothing: its secret validates the call too, and the store reads it first (ids sort
+    // before "no-token").
+    let other = Client::new(&server, token("a-same-account", &["customer"]), &transcript);
+    other.save(&token_body(&account)).await.ok();
+    // The right token beside the key: stored, and voice-URL mode connects.
+    let saved = client.save(&with_token(&account.auth_token)).await;
+    assert_eq!(saved.ok()["webhookSecretStored"], true);
+    assert_eq!(saved.ok()["keyId"], key.sid.as_str());
+    let c = client.connect(&pn, &json!({"mode": "voiceUrl"})).await;
+    assert_eq!(c.ok()["mode"], "voiceUrl");
+    // The first customer saved the same account (same token) without connecting it: the
+    // customer holding the connection answers, whatever order the store reads them in.
+    let call = twilio.place_voice_url_call(&pn, &via_proxy(&server)).await;
+    assert_eq!(call.status, Some(200), "{call:?}");
+    let (uri, _, _) = dial_of(call.twiml.as_ref());
+    assert!(uri.starts_with("sip:+14155550301@"), "{uri}");
     assert_no_secrets(
         &server,
         &transcript,
-        &[account.auth_token.clone(), key.secret],
+        &[account.auth_token.clone(), key.secret.clone()],
     );
 }

@@ -23,7 +23,9 @@ use crate::model::{
     CarrierCredentials, ConnectionStatus, NumberConnection, NumberRouting, SealContext,
 };
 use crate::phone::E164;
-use crate::ports::{Capability, CarrierNumber, CarrierProvider, SipDigestAuth, VoiceBinding};
+use crate::ports::{
+    Capability, CarrierNumber, CarrierProvider, SipDigestAuth, VoiceBinding, VoiceRouteCandidate,
+};
 use crate::sip::SipTarget;
 
 /// How a number reaches LiveKit.
@@ -552,6 +554,23 @@ impl Onboarding {
         Ok(())
     }
 
+    /// Check a webhook secret given with `creds` at the carrier (before anything is saved).
+    ///
+    /// # Errors
+    /// `AUTH_INVALID` naming the field when the carrier does not accept it;
+    /// `PROVIDER_UNAVAILABLE` and the like.
+    pub async fn verify_webhook_secret(
+        &self,
+        provider: ProviderKind,
+        creds: &CarrierCredentials,
+        secret: &SecretString,
+    ) -> Result<(), Error> {
+        Ok(self
+            .carrier(provider)?
+            .verify_webhook_secret(creds, secret)
+            .await?)
+    }
+
     /// Parse the webhook secret of a credentials body with the carrier's own rules.
     ///
     /// # Errors
@@ -595,27 +614,46 @@ impl Onboarding {
                 Some(VoiceRefusal::UnknownAccount),
             ));
         }
-        // Several customers may have saved the same account: the one whose secret signed
-        // the request is the one that answers. Every secret is tried, so the time taken does
-        // not tell which one matched.
-        let mut signer = None;
+        // Several customers may have saved the same account: among those whose secret
+        // signed the request, the one with a live voice-URL connection of the number answers
+        // (connect lets only one customer hold a number; customers with the same token all
+        // validate). Every secret is tried, so the time taken does not tell which matched.
+        // A secret that does not open (sealed under another master key) is passed over, so
+        // one customer's broken record does not refuse the others' calls; it is the answer
+        // only when no secret signed the request.
+        let mut signer: Option<&VoiceRouteCandidate> = None;
+        let mut unopened = None;
         for c in &candidates {
             let ctx = SealContext {
                 customer_id: c.customer_id.clone(),
                 integration_id: c.integration_id,
                 provider,
             };
-            let secret = self
-                .ports
-                .vault
-                .open(&c.sealed_webhook_secret, &ctx)
-                .await
-                .map_err(|e| (Error::from(e), None))?;
-            if signed_by(&secret) && signer.is_none() {
+            let secret = match self.ports.vault.open(&c.sealed_webhook_secret, &ctx).await {
+                Ok(secret) => secret,
+                Err(e) => {
+                    tracing::warn!(
+                        integration = %c.integration_id,
+                        error = %e,
+                        "voice webhook: a stored webhook secret does not open; passed over"
+                    );
+                    unopened.get_or_insert(e);
+                    continue;
+                }
+            };
+            let routes = |c: &VoiceRouteCandidate| {
+                c.connection
+                    .as_ref()
+                    .is_some_and(|conn| conn.binding.is_some())
+            };
+            if signed_by(&secret) && signer.is_none_or(|s| !routes(s) && routes(c)) {
                 signer = Some(c);
             }
         }
         let Some(signer) = signer else {
+            if let Some(e) = unopened {
+                return Err((Error::from(e), None));
+            }
             return Err((
                 Error::new(
                     ErrorCode::Forbidden,
