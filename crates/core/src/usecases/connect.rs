@@ -539,11 +539,10 @@ impl Onboarding {
             carrier,
             creds,
             customer,
-            provider,
             number_id,
             req,
-            integration_id,
             desired_name,
+            ..
         } = *job;
         let stored_trunk = existing.as_ref().and_then(|c| c.route_id.clone());
         let (number, found) = futures::try_join!(
@@ -588,40 +587,7 @@ impl Onboarding {
         }
 
         let now = Utc::now();
-        let primary = desired.targets[0].sip_url.clone();
-        let mut conn = existing.unwrap_or_else(|| NumberConnection {
-            id: ConnectionId::new(),
-            customer_id: customer.clone(),
-            provider,
-            integration_id,
-            number_id: number_id.clone(),
-            e164: number.e164.clone(),
-            status: ConnectionStatus::Pending,
-            trunk_strategy: desired.strategy,
-            route_id: None,
-            route_created: false,
-            route_targets: Vec::new(),
-            sip_target: primary.clone(),
-            routing: desired.routing.clone(),
-            previous_routing: None,
-            livekit_trunk_id: None,
-            livekit_rule_id: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-            connected_at: None,
-            disconnected_at: None,
-        });
-        let was_disconnected = conn.status == ConnectionStatus::Disconnected;
-        if was_disconnected {
-            conn.status = ConnectionStatus::Pending;
-            conn.disconnected_at = None;
-        }
-        conn.integration_id = integration_id;
-        conn.e164 = number.e164.clone();
-        conn.trunk_strategy = desired.strategy;
-        conn.sip_target = primary;
-        conn.routing = desired.routing.clone();
+        let (mut conn, was_disconnected) = pending_connection(job, existing, &number, desired, now);
         let mut steps = Vec::new();
         // Attaching overrides the number's own voice configuration: remember it first, unless
         // the number already sits on one of our trunks (then what we hold is the original).
@@ -1214,6 +1180,53 @@ impl Onboarding {
             already_disconnected: false,
         })
     }
+}
+
+/// The row a connect works on: the stored connection (a disconnected one back to pending) or
+/// a new pending one, brought up to date with the number and the desired routing (both
+/// modes). Also whether it was disconnected.
+pub(super) fn pending_connection(
+    job: &Job<'_>,
+    stored: Option<NumberConnection>,
+    number: &CarrierNumber,
+    desired: &Desired,
+    now: chrono::DateTime<Utc>,
+) -> (NumberConnection, bool) {
+    let primary = desired.targets[0].sip_url.clone();
+    let mut conn = stored.unwrap_or_else(|| NumberConnection {
+        id: ConnectionId::new(),
+        customer_id: job.customer.clone(),
+        provider: job.provider,
+        integration_id: job.integration_id,
+        number_id: job.number_id.clone(),
+        e164: number.e164.clone(),
+        status: ConnectionStatus::Pending,
+        trunk_strategy: desired.strategy,
+        route_id: None,
+        route_created: false,
+        route_targets: Vec::new(),
+        sip_target: primary.clone(),
+        routing: desired.routing.clone(),
+        previous_routing: None,
+        livekit_trunk_id: None,
+        livekit_rule_id: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        connected_at: None,
+        disconnected_at: None,
+    });
+    let was_disconnected = conn.status == ConnectionStatus::Disconnected;
+    if was_disconnected {
+        conn.status = ConnectionStatus::Pending;
+        conn.disconnected_at = None;
+    }
+    conn.integration_id = job.integration_id;
+    conn.e164 = number.e164.clone();
+    conn.trunk_strategy = desired.strategy;
+    conn.sip_target = primary;
+    conn.routing = desired.routing.clone();
+    (conn, was_disconnected)
 }
 
 /// One connect's fixed inputs, passed down its steps.

@@ -16,7 +16,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::Onboarding;
-use super::connect::{ConnectOutcome, HELD_ELSEWHERE, Job, Progress, Step, StepAction};
+use super::connect::{
+    ConnectOutcome, HELD_ELSEWHERE, Job, Progress, Step, StepAction, pending_connection,
+};
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CarrierAccountId, ConnectionId, CustomerId, ProviderKind};
 use crate::model::{
@@ -172,7 +174,6 @@ impl Onboarding {
             provider,
             number_id,
             req,
-            integration_id,
             ..
         } = *job;
         let url = self.voice_url(provider)?;
@@ -215,38 +216,7 @@ impl Onboarding {
 
         let now = Utc::now();
         let old_ctx = stored.as_ref().map(seal_context);
-        let mut conn = stored.unwrap_or_else(|| NumberConnection {
-            id: ConnectionId::new(),
-            customer_id: customer.clone(),
-            provider,
-            integration_id,
-            number_id: number_id.clone(),
-            e164: number.e164.clone(),
-            status: ConnectionStatus::Pending,
-            trunk_strategy: desired.strategy,
-            route_id: None,
-            route_created: false,
-            route_targets: Vec::new(),
-            sip_target: desired.targets[0].sip_url.clone(),
-            routing: desired.routing.clone(),
-            previous_routing: None,
-            livekit_trunk_id: None,
-            livekit_rule_id: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-            connected_at: None,
-            disconnected_at: None,
-        });
-        let was_disconnected = conn.status == ConnectionStatus::Disconnected;
-        if was_disconnected {
-            conn.status = ConnectionStatus::Pending;
-            conn.disconnected_at = None;
-        }
-        conn.integration_id = integration_id;
-        conn.e164 = number.e164.clone();
-        conn.sip_target = desired.targets[0].sip_url.clone();
-        conn.routing = desired.routing.clone();
+        let (mut conn, was_disconnected) = pending_connection(job, stored, &number, &desired, now);
         conn.route_targets.clear();
         let mut steps = Vec::new();
         // Pointing the voice URL overrides the number's own configuration: remember it
