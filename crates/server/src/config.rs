@@ -54,6 +54,7 @@ pub const OUTBOUND_ALLOWED_COUNTRIES: &str = "TRUNKLINE_OUTBOUND_ALLOWED_COUNTRI
 pub const CREDENTIAL_CHECKS_PER_MINUTE: &str = "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE";
 pub const CREDENTIAL_CHECKS_BURST: &str = "TRUNKLINE_CREDENTIAL_CHECKS_BURST";
 pub const DATABASE_TIMEOUT_MS: &str = "TRUNKLINE_DATABASE_TIMEOUT_MS";
+pub const PUBLIC_URL: &str = "TRUNKLINE_PUBLIC_URL";
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/trunkline.db";
@@ -346,6 +347,10 @@ pub struct Config {
     /// The Twilio adapter's settings (`TRUNKLINE_TWILIO_*`), parsed and validated by the
     /// adapter itself.
     pub twilio: trunkline_twilio::TwilioConfig,
+    /// The URL carriers reach trunkline at, behind any proxy (`TRUNKLINE_PUBLIC_URL`), without
+    /// a trailing slash: voice-URL mode points numbers at it, and the voice webhook checks
+    /// signatures over it. `None`: voice-URL mode is refused as not configured.
+    pub public_url: Option<String>,
 }
 
 /// One problem with one variable.
@@ -507,6 +512,15 @@ impl Config {
             });
         let allow_sip_target_override = parse_bool(env, ALLOW_SIP_TARGET_OVERRIDE, false, &mut p);
         let outbound_allowed_countries = parse_countries(env, &mut p);
+        let public_url = env
+            .get(PUBLIC_URL, &mut p)
+            .and_then(|raw| match parse_public_url(&raw) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    p.push(PUBLIC_URL, e);
+                    None
+                }
+            });
         // Each carrier adapter owns its variables and reports every problem, each by name.
         let twilio = trunkline_twilio::TwilioConfig::from_lookup(|name| env.lossy(name))
             .unwrap_or_else(|e| {
@@ -549,6 +563,7 @@ impl Config {
                 outbound_allowed_countries,
                 telnyx,
                 twilio,
+                public_url,
             }),
             _ => Err(ConfigError { problems: p.0 }),
         }
@@ -989,6 +1004,24 @@ fn parse_room_prefix(env: &Env, p: &mut Problems) -> String {
         return DEFAULT_LIVEKIT_ROOM_PREFIX.to_owned();
     }
     raw
+}
+
+/// An http(s) URL with a host and no credentials, query or fragment, kept as written (the
+/// carrier signs the URL exactly as it requests it) minus a trailing slash.
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(
+            "must be an http(s) URL with a host, e.g. https://trunkline.example.com".into(),
+        );
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(raw.trim().trim_end_matches('/').to_owned())
 }
 
 fn parse_dispatch(env: &Env, p: &mut Problems) -> DispatchConfig {

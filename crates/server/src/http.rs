@@ -605,6 +605,7 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         crate::routes::numbers::number_status,
         crate::routes::audit::list_audit,
         crate::routes::webhook::livekit_webhook,
+        crate::routes::voice::twilio_voice,
         crate::routes::calls::get_call,
         crate::routes::calls::get_call_by_room,
         crate::routes::outbound::place_call,

@@ -10,7 +10,7 @@ use secrecy::ExposeSecret as _;
 use trunkline_core::ProviderKind;
 use trunkline_core::ports::{
     AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore,
-    LeaseStore, OutboundStore, SipPlatform, Store, StoreError, StoreHealth,
+    LeaseStore, OutboundStore, SipPlatform, Store, StoreError, StoreHealth, VoiceUrlStore,
 };
 use trunkline_core::usecases::{
     CallSettings, Calls, CallsPorts, LIVE_CONNECTION_TTL, LiveConnections, Onboarding,
@@ -38,6 +38,7 @@ pub struct Stores {
     pub health: Arc<dyn StoreHealth>,
     /// Outbound routes, numbers and calls.
     pub outbound: Arc<dyn OutboundStore>,
+    pub voice: Arc<dyn VoiceUrlStore>,
     /// `connections` itself: the webhook path's cache of live connections, emptied by every
     /// connection this instance saves.
     pub live_connections: Arc<LiveConnections>,
@@ -54,6 +55,7 @@ impl Stores {
             leases: store.clone(),
             calls: store.clone(),
             audit: store.clone(),
+            voice: store.clone(),
             health: store,
         }
     }
@@ -230,6 +232,7 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         leases: adapters.stores.leases.clone(),
         audit: adapters.stores.audit.clone(),
         outbound: Some(adapters.stores.outbound.clone()),
+        voice: adapters.stores.voice.clone(),
     };
     let settings = OnboardingSettings {
         default_sip_target: config.sip_target.clone(),
@@ -239,6 +242,7 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         lease_wait: trunkline_core::usecases::LEASE_WAIT,
         room_prefix: config.livekit_room_prefix.clone(),
         outbound_allowed_countries: config.outbound_allowed_countries.clone(),
+        public_url: config.public_url.clone(),
     };
     Onboarding::new(ports, settings)
 }

@@ -8,5 +8,6 @@ mod prepared;
 mod rows;
 mod schema;
 mod store;
+mod voice_url;
 
 pub use store::PostgresStore;

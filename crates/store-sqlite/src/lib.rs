@@ -8,5 +8,6 @@ mod rows;
 mod schema;
 mod store;
 mod sync_ops;
+mod voice_url;
 
 pub use store::SqliteStore;

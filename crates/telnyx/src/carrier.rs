@@ -848,4 +848,32 @@ mod tests {
         );
         assert_eq!(c.parse_number_id("123").unwrap().as_str(), "123");
     }
+
+    /// Telnyx has no voice-URL mode: the port's default answers, without any request, and
+    /// says what to do instead.
+    #[tokio::test]
+    async fn voice_url_mode_is_not_supported_with_a_clear_error() {
+        let c = TelnyxCarrier::new(TelnyxConfig::default()).unwrap();
+        let creds = trunkline_core::model::CarrierCredentials {
+            account_id: None,
+            key_id: None,
+            secret: secrecy::SecretString::from("KEY0123"),
+        };
+        let number = c.parse_number_id("123").unwrap();
+        let e = c
+            .set_voice_url(&creds, &number, "https://tl.example.com/v")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationFailed);
+        assert!(
+            e.message
+                .contains("telnyx numbers cannot be connected by voice URL")
+                && e.message.contains("mode \"trunk\""),
+            "{}",
+            e.message
+        );
+        assert!(!c.routing_points_at(&NumberRouting::none(), "https://tl.example.com/v"));
+        let input = trunkline_core::ports::CredentialInput::default();
+        assert!(c.parse_webhook_secret(&input).unwrap().is_none());
+    }
 }

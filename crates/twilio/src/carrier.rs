@@ -1,6 +1,7 @@
 //! [`CarrierProvider`] for Twilio.
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use trunkline_core::model::{CarrierCredentials, NumberRouting};
 use trunkline_core::ports::{
@@ -599,6 +600,82 @@ impl CarrierProvider for TwilioCarrier {
             Err(e) if is_code(&e, ErrorCode::NotFound) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    fn parse_webhook_secret(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<Option<SecretString>, ValidationError> {
+        credentials::webhook_secret(input)
+    }
+
+    /// Voice URL and method POST; the voice application is cleared, since Twilio prefers an
+    /// application over the voice URL. The fallback URL and status callback are left alone.
+    async fn set_voice_url(
+        &self,
+        creds: &CarrierCredentials,
+        number: &CarrierNumberId,
+        url: &str,
+    ) -> Result<(), ProviderError> {
+        let number = number_sid(number)?;
+        let auth = Auth::of(creds)?;
+        let ids = [auth.account.as_str(), number.as_str()];
+        let call = Call::new(Op::UpdateIncomingPhoneNumber, Resource::Number, &ids)
+            .form("VoiceUrl", url.to_owned())
+            .form("VoiceMethod", "POST".to_owned())
+            .form("VoiceApplicationSid", String::new());
+        self.client
+            .json::<serde_json::Value>(&auth, &call)
+            .await
+            .map(drop)?;
+        tracing::info!(number = %number, "number voice URL pointed at trunkline");
+        Ok(())
+    }
+
+    /// An auth token beside an API key: the key was verified, the token not yet. It is
+    /// checked as the account's own credentials with the numbers probe of `verify` (the
+    /// request Twilio answers 20003 to a token of another account).
+    async fn verify_webhook_secret(
+        &self,
+        creds: &CarrierCredentials,
+        secret: &SecretString,
+    ) -> Result<(), ProviderError> {
+        if creds.key_id.is_none() {
+            // The token alone is the credentials' secret, verified with them.
+            return Ok(());
+        }
+        let as_token = CarrierCredentials {
+            account_id: creds.account_id.clone(),
+            key_id: None,
+            secret: secret.clone(),
+        };
+        let auth = Auth::of(&as_token)?;
+        let account = [auth.account.as_str()];
+        self.probe(
+            &auth,
+            Call::new(Op::ListIncomingPhoneNumber, Resource::Numbers, &account)
+                .query("PageSize", "1"),
+        )
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::AuthInvalid => ProviderError::new(
+                ErrorCode::AuthInvalid,
+                "authToken: Twilio does not accept this auth token for the Account SID (the \
+                 API key is fine); copy the account's current auth token from the Twilio \
+                 console: Twilio signs the voice webhook with it",
+            ),
+            _ => e,
+        })
+    }
+
+    fn routing_points_at(&self, routing: &NumberRouting, url: &str) -> bool {
+        VoiceConfig::from_routing(routing).is_ok_and(|v| {
+            v.voice_application_sid.is_none()
+                && v.voice_url.as_deref() == Some(url)
+                && v.voice_method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case("POST"))
+        })
     }
 
     /// The record is a [`VoiceConfig`]; all six fields are sent: `""` clears a URL or the

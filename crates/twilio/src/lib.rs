@@ -12,6 +12,7 @@ mod properties;
 mod sid;
 mod termination;
 mod voice;
+pub mod webhook;
 mod wire;
 
 pub use carrier::{MAX_FRIENDLY_NAME, TwilioCarrier};

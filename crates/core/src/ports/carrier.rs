@@ -382,6 +382,67 @@ pub trait CarrierProvider: Send + Sync {
         number: &CarrierNumberId,
     ) -> Result<(), ProviderError>;
 
+    /// The secret the carrier signs its webhooks to trunkline with, when the customer's
+    /// input carries one (Twilio: the account's auth token, optional beside an API key).
+    /// Sealed like the credentials' secret and never shown back. The default: this carrier's
+    /// credentials carry none.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the field; it never echoes the secret.
+    fn parse_webhook_secret(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<Option<SecretString>, ValidationError> {
+        let _ = input;
+        Ok(None)
+    }
+
+    /// Check at the carrier a webhook secret given beside the credentials (Twilio: an auth
+    /// token beside an API key), so that a wrong one is refused when saved rather than
+    /// failing every call's signature. The default: nothing to check.
+    ///
+    /// # Errors
+    /// `AUTH_INVALID` naming the secret's field; the carrier's transport errors.
+    async fn verify_webhook_secret(
+        &self,
+        creds: &CarrierCredentials,
+        secret: &SecretString,
+    ) -> Result<(), ProviderError> {
+        let _ = (creds, secret);
+        Ok(())
+    }
+
+    /// Voice-URL mode: make the carrier fetch what to do with a call to the number from `url`
+    /// (HTTP POST), instead of a SIP route or anything else it points at. Idempotent. The
+    /// default: the carrier has no such mode.
+    ///
+    /// # Errors
+    /// `VALIDATION_FAILED` saying the carrier does not support voice-URL mode;
+    /// `NUMBER_NOT_FOUND`.
+    async fn set_voice_url(
+        &self,
+        creds: &CarrierCredentials,
+        number: &CarrierNumberId,
+        url: &str,
+    ) -> Result<(), ProviderError> {
+        let _ = (creds, number, url);
+        Err(ProviderError::new(
+            crate::ErrorCode::ValidationFailed,
+            format!(
+                "mode: {} numbers cannot be connected by voice URL; connect with mode \"trunk\"",
+                self.kind()
+            ),
+        ))
+    }
+
+    /// Whether the number, with `routing` as [`CarrierNumber::routing`] reports it, sends its
+    /// calls to `url` by voice URL (POST). Tells connect what to record and status whether
+    /// the voice URL was changed at the carrier. The default: never.
+    fn routing_points_at(&self, routing: &NumberRouting, url: &str) -> bool {
+        let _ = (routing, url);
+        false
+    }
+
     /// Put back what the number pointed at, as [`CarrierNumber::routing`] recorded it
     /// before trunkline attached it (used on disconnect, after detaching). Idempotent.
     ///

@@ -11,6 +11,7 @@ mod sip_platform;
 mod store;
 pub mod store_codec;
 mod vault;
+mod voice_url;
 
 pub use carrier::*;
 pub use errors::*;
@@ -18,3 +19,4 @@ pub use outbound_store::*;
 pub use sip_platform::*;
 pub use store::*;
 pub use vault::*;
+pub use voice_url::*;

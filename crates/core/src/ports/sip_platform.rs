@@ -24,7 +24,27 @@ pub struct InboundTrunkSpec {
     /// participant attributes; the LiveKit adapter sets them through the dispatch rule,
     /// whose spec carries the same map (`routing.attributes`).
     pub attributes: BTreeMap<String, String>,
+    /// SIP digest credentials the trunk requires of callers (voice-URL mode: the carrier's
+    /// TwiML dials with them); `None` keeps the server-wide setting.
+    pub auth: Option<SipDigestAuth>,
 }
+
+/// A username and password for SIP digest authentication. `Debug` hides the password.
+#[derive(Debug, Clone)]
+pub struct SipDigestAuth {
+    pub username: String,
+    pub password: secrecy::SecretString,
+}
+
+impl PartialEq for SipDigestAuth {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        self.username == other.username
+            && self.password.expose_secret() == other.password.expose_secret()
+    }
+}
+
+impl Eq for SipDigestAuth {}
 
 /// An inbound trunk as LiveKit holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -292,6 +292,7 @@ pub trait Store:
     + AuditLog
     + StoreHealth
     + super::OutboundStore
+    + super::VoiceUrlStore
 {
 }
 
@@ -303,5 +304,6 @@ impl<T> Store for T where
         + AuditLog
         + StoreHealth
         + super::OutboundStore
+        + super::VoiceUrlStore
 {
 }

@@ -12,6 +12,7 @@ mod naming;
 mod outbound;
 mod place_call;
 mod status;
+mod voice_url;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,13 +29,16 @@ pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use outbound::OutboundStatus;
 pub use place_call::{OutboundCalls, OutboundCallsPorts, PlaceCall, PlacedCall, PlacedStatus};
 pub use status::{Drift, NumberStatus, Section};
+pub use voice_url::{
+    ConnectMode, VoiceAnswer, VoiceRefusal, voice_webhook_path, voice_webhook_url,
+};
 
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CustomerId, ProviderKind};
 use crate::model::{CarrierCredentials, Integration, SealContext};
 use crate::ports::{
     AuditLog, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore, LeaseStore,
-    OutboundStore, SipPlatform,
+    OutboundStore, SipPlatform, VoiceUrlStore,
 };
 use crate::sip::SipTarget;
 
@@ -67,6 +71,9 @@ pub struct OnboardingSettings {
     /// destinations ([`crate::ports::TerminationSpec::allowed_countries`]); empty: the
     /// carrier's default, the countries of the route's numbers.
     pub outbound_allowed_countries: Vec<String>,
+    /// The URL the carriers reach trunkline at (`TRUNKLINE_PUBLIC_URL`), for voice-URL mode;
+    /// `None`: that mode is refused as not configured.
+    pub public_url: Option<String>,
 }
 
 impl Default for OnboardingSettings {
@@ -79,6 +86,7 @@ impl Default for OnboardingSettings {
             lease_wait: LEASE_WAIT,
             room_prefix: "call-".to_owned(),
             outbound_allowed_countries: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -117,6 +125,7 @@ pub struct OnboardingPorts {
     /// Outbound routes and numbers; `None` where the store has none (connect then refuses
     /// `outbound: true`).
     pub outbound: Option<Arc<dyn OutboundStore>>,
+    pub voice: Arc<dyn VoiceUrlStore>,
 }
 
 impl std::fmt::Debug for OnboardingPorts {

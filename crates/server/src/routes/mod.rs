@@ -19,6 +19,7 @@ pub mod numbers;
 pub mod outbound;
 pub mod providers;
 pub mod schema;
+pub mod voice;
 pub mod webhook;
 
 use actix_web::web;
@@ -36,6 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // turn: LiveKit's webhook is by far the busiest route, so it is tried first
     // (docs/benchmarks.md measured the router at a fifth of a webhook's CPU otherwise).
     webhook::configure(cfg);
+    // Twilio's voice webhook is on every call's critical path, too.
+    voice::configure(cfg);
     providers::configure(cfg);
     credentials::configure(cfg);
     numbers::configure(cfg);

@@ -264,6 +264,12 @@ pub struct ConnectBody {
     /// LiveKit outbound trunk of its route); `false`: remove them. Left out, what is stored
     /// is kept (a first connect: inbound only).
     pub outbound: Option<bool>,
+    /// `trunk` (the carrier's SIP route), `voiceUrl` (the number's voice URL, answered by
+    /// trunkline's voice webhook, for accounts without SIP trunking) or `auto` (`voiceUrl`
+    /// when the carrier reports trunking forbidden or not enabled). Left out, the stored
+    /// mode is kept (`trunk` on a first connect). A connected number changes mode only
+    /// after a disconnect.
+    pub mode: Option<super::voice::ConnectModeJson>,
 }
 
 impl ConnectBody {
@@ -290,6 +296,7 @@ impl ConnectBody {
             trunk_strategy: self.trunk_strategy.map(Into::into),
             force: self.force.unwrap_or(false),
             outbound: self.outbound,
+            mode: self.mode.map(Into::into),
         })
     }
 }
@@ -352,6 +359,8 @@ pub struct ConnectResponse {
     /// What keeps the number from working although connect succeeded (e.g.
     /// `livekit_not_configured`: calls cannot reach an agent).
     pub warnings: Vec<WarningJson>,
+    /// The mode the number is connected in: `trunk` or `voiceUrl`.
+    pub mode: super::voice::ConnectModeJson,
 }
 
 /// Connect an existing number: trunk, origination URL(s), attachment. Idempotent: calling
@@ -419,6 +428,7 @@ pub async fn connect_number(
         steps: steps(&out.steps),
         livekit: c.into(),
         warnings: warnings(&state.onboarding.warnings()),
+        mode: out.mode.into(),
     }))
 }
 
@@ -822,6 +832,9 @@ pub struct StatusResponse {
     /// The outbound half (carrier termination and the LiveKit outbound trunk) as they hold
     /// it, with its drift; `null` when trunkline never connected the number.
     pub outbound: Option<super::outbound::OutboundStatusJson>,
+    /// How the connection reaches LiveKit: `trunk` or `voiceUrl` (`trunk` when trunkline
+    /// never connected the number).
+    pub mode: super::voice::ConnectModeJson,
 }
 
 impl StatusResponse {
@@ -846,6 +859,7 @@ impl StatusResponse {
             last_webhook: None,
             recent_calls: Vec::new(),
             outbound: None,
+            mode: s.mode.into(),
         }
     }
 }

@@ -23,10 +23,12 @@
 //! are sent from the caller's tokio runtime.
 
 mod faults;
+mod invite;
 mod outbound;
 mod server;
 mod state;
 mod webhook;
+pub use invite::InviteRefused;
 
 use std::collections::HashMap;
 use std::io;

@@ -25,6 +25,7 @@ pub(crate) mod server;
 pub mod spec;
 mod state;
 mod termination;
+mod voice_call;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -43,6 +44,7 @@ use trunkline_twilio::{
 pub use faults::{Fault, RecordedRequest};
 pub use routes::{Host, Params, Route, RouteSelector};
 pub use state::{ApiError, KeyPermissions, codes};
+pub use voice_call::{Twiml, VoiceCallOptions, VoiceCallOutcome, parse_twiml, twilio_signature};
 
 use server::{Shared, lock};
 use state::{Account, ApiKey, Number, OriginationUrl, Store, Trunk, new_secret, new_sid};
