@@ -611,6 +611,10 @@ impl CarrierProvider for TwilioCarrier {
 
     /// Voice URL and method POST; the voice application is cleared, since Twilio prefers an
     /// application over the voice URL. The fallback URL and status callback are left alone.
+    fn supports_voice_url(&self) -> bool {
+        true
+    }
+
     async fn set_voice_url(
         &self,
         creds: &CarrierCredentials,

@@ -419,6 +419,13 @@ pub trait CarrierProvider: Send + Sync {
     /// # Errors
     /// `VALIDATION_FAILED` saying the carrier does not support voice-URL mode;
     /// `NUMBER_NOT_FOUND`.
+    /// Whether the carrier can route a number by a voice URL ([`Self::set_voice_url`]);
+    /// connect refuses `mode: voiceUrl` up front on a carrier that cannot, before it asks for
+    /// anything else.
+    fn supports_voice_url(&self) -> bool {
+        false
+    }
+
     async fn set_voice_url(
         &self,
         creds: &CarrierCredentials,

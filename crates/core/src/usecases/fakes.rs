@@ -39,6 +39,8 @@ pub struct CarrierState {
     pub lose_create_answer: bool,
     /// `verify` reports trunking as not enabled (an account without Elastic SIP Trunking).
     pub trunking_not_enabled: bool,
+    /// The carrier has no voice-URL routing (`supports_voice_url` is false).
+    pub no_voice_url: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -407,6 +409,10 @@ impl CarrierProvider for FakeCarrier {
         input: &CredentialInput,
     ) -> Result<Option<SecretString>, crate::ValidationError> {
         Ok(input.secrets.get("authToken").cloned())
+    }
+
+    fn supports_voice_url(&self) -> bool {
+        !self.state().no_voice_url
     }
 
     async fn set_voice_url(

@@ -176,6 +176,15 @@ impl Onboarding {
             req,
             ..
         } = *job;
+        if !carrier.supports_voice_url() {
+            return Err(Error::new(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "mode: {provider} numbers cannot be connected by voice URL; connect with \
+                     mode \"trunk\""
+                ),
+            ));
+        }
         let url = self.voice_url(provider)?;
         if !self
             .ports

@@ -226,6 +226,21 @@ async fn voice_url_mode_needs_a_public_url_and_a_webhook_secret() {
 }
 
 #[tokio::test]
+async fn a_carrier_without_voice_urls_is_refused_first_and_by_name() {
+    // No public URL and no webhook secret either: the carrier's inability is what to fix.
+    let v = voice_world(None, false, None).await;
+    v.carrier.state().no_voice_url = true;
+    let e = v.connect(Some(ConnectMode::VoiceUrl)).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::ValidationFailed);
+    assert!(
+        e.message.contains("cannot be connected by voice URL") && e.message.contains("trunk"),
+        "{}",
+        e.message
+    );
+    assert_eq!(v.carrier.writes(), 0, "nothing changed at the carrier");
+}
+
+#[tokio::test]
 async fn the_webhook_answers_from_one_read_with_the_owners_secret() {
     let v = voice_world(Some(PUBLIC), false, Some(TOKEN)).await;
     // Not connected yet: signed, so answered, with a rejection.
