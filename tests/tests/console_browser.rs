@@ -394,7 +394,12 @@ async fn steps(
     )
     .await?;
     let steps = b.text(&format!("#progress-{number_id} ol")).await?;
-    for step in ["Carrier route", "LiveKit dispatch rule"] {
+    for step in [
+        "Carrier route",
+        "LiveKit dispatch rule",
+        "Carrier termination",
+        "LiveKit outbound trunk",
+    ] {
         assert!(steps.contains(step), "{steps}");
     }
     b.shot("connected").await?;
@@ -419,7 +424,11 @@ async fn steps(
     let overflow = b
         .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         .await?;
-    assert_eq!(overflow, json!(0), "the page is wider than 375 px");
+    // What overflows, deepest last, for the failure message.
+    let wide = b
+        .js("return [...document.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === 'visible').slice(-3).map(e => e.tagName + '.' + e.className + ' ' + (e.textContent || '').slice(0, 60)).join(' | ')")
+        .await?;
+    assert_eq!(overflow, json!(0), "the page is wider than 375 px: {wide}");
     b.shot("status-375px").await?;
     b.client.set_window_size(1100, 1400).await?;
 
@@ -437,6 +446,32 @@ async fn steps(
     let checklist = b.text("#checklist").await?;
     assert!(checklist.contains("room_finished"), "{checklist}");
     b.shot("call-dispatched").await?;
+
+    // A test call out from the number (POST /telephony/calls); the emulated callee answers,
+    // and the agent is dispatched to the outbound call's room once.
+    b.until(
+        "the outbound half",
+        "document.getElementById('outbound-part') && \
+         !document.getElementById('outbound-drift') && \
+         document.getElementById('place-call')",
+    )
+    .await?;
+    b.click("place-call").await?;
+    b.until(
+        "the call answered",
+        "document.getElementById('place-call-ok') && \
+         document.getElementById('place-call-ok').textContent.includes('answered') && \
+         document.getElementById('answer-call-ok')",
+    )
+    .await?;
+    b.until(
+        "the outbound call's dispatch",
+        "document.querySelectorAll('#calls tbody tr').length === 2 && \
+         document.querySelector('#calls tbody tr').textContent.includes('outbound') && \
+         document.getElementById('newest-dispatch').textContent === 'dispatched'",
+    )
+    .await?;
+    b.shot("test-call-out").await?;
     eprintln!(
         "console: from the sign-in link to a connected number and a dispatched simulated call \
          in {:.1} s of clicking",
@@ -503,11 +538,11 @@ async fn steps(
     b.until(
         "the status, read-only",
         "document.getElementById('conn-status') && \
-         document.querySelectorAll('#calls tbody tr').length === 1",
+         document.querySelectorAll('#calls tbody tr').length === 2",
     )
     .await?;
     let buttons = b
-        .js("return document.querySelectorAll('#disconnect, #repair, #simulate-call, #break-livekit').length")
+        .js("return document.querySelectorAll('#disconnect, #repair, #simulate-call, #break-livekit, #place-call').length")
         .await?;
     assert_eq!(buttons, json!(0), "support changes nothing");
     b.click("load-audit").await?;

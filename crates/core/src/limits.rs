@@ -30,8 +30,9 @@ use crate::model::{CarrierCredentials, NumberRouting};
 use crate::ports::{
     CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget, CredentialForm,
     CredentialInput, IdFormat, NumberPage, NumberQuery, ProviderError, RouteSpec, RouteTargetSpec,
-    VerifyReport,
+    Termination, TerminationSpec, TerminationState, VerifyReport,
 };
+use secrecy::SecretString;
 
 /// Settings of the per-integration limits (from configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -498,6 +499,94 @@ impl CarrierProvider for LimitedCarrier {
         self.limits
             .run(p, creds, || {
                 self.inner.restore_routing(creds, number, routing)
+            })
+            .await
+    }
+
+    // Every method with a default body is forwarded too: the default would otherwise
+    // answer for the wrapped carrier (voice-URL mode refused, outbound "not supported").
+
+    fn parse_webhook_secret(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<Option<SecretString>, ValidationError> {
+        self.inner.parse_webhook_secret(input)
+    }
+
+    async fn verify_webhook_secret(
+        &self,
+        creds: &CarrierCredentials,
+        secret: &SecretString,
+    ) -> Result<(), ProviderError> {
+        let p = self.kind();
+        self.limits
+            .run(p, creds, || self.inner.verify_webhook_secret(creds, secret))
+            .await
+    }
+
+    fn supports_voice_url(&self) -> bool {
+        self.inner.supports_voice_url()
+    }
+
+    async fn set_voice_url(
+        &self,
+        creds: &CarrierCredentials,
+        number: &CarrierNumberId,
+        url: &str,
+    ) -> Result<(), ProviderError> {
+        let p = self.kind();
+        self.limits
+            .run(p, creds, || self.inner.set_voice_url(creds, number, url))
+            .await
+    }
+
+    fn routing_points_at(&self, routing: &NumberRouting, url: &str) -> bool {
+        self.inner.routing_points_at(routing, url)
+    }
+
+    fn termination_calls_per_second(&self) -> u32 {
+        self.inner.termination_calls_per_second()
+    }
+
+    async fn ensure_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        spec: &TerminationSpec,
+    ) -> Result<Termination, ProviderError> {
+        let p = self.kind();
+        self.limits
+            .run(p, creds, || {
+                self.inner.ensure_termination(creds, route, spec)
+            })
+            .await
+    }
+
+    async fn inspect_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        name: &str,
+        username: &str,
+    ) -> Result<TerminationState, ProviderError> {
+        let p = self.kind();
+        self.limits
+            .run(p, creds, || {
+                self.inner.inspect_termination(creds, route, name, username)
+            })
+            .await
+    }
+
+    async fn remove_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        name: &str,
+    ) -> Result<(), ProviderError> {
+        let p = self.kind();
+        self.limits
+            .run(p, creds, || {
+                self.inner.remove_termination(creds, route, name)
             })
             .await
     }

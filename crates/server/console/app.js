@@ -88,6 +88,7 @@
     const headers = { Accept: 'application/json' };
     if (!(opts && opts.anonymous)) headers.Authorization = 'Bearer ' + token;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (opts && opts.headers) Object.assign(headers, opts.headers);
     let res;
     try {
       res = await fetch(path, {
@@ -376,9 +377,12 @@
     const strategy = el('select', {},
       el('option', { value: 'shared' }, 'shared: one trunk for all your numbers'),
       el('option', { value: 'dedicated' }, 'dedicated: one trunk per number'));
+    const outbound = el('input', { type: 'checkbox', id: 'outbound', checked: devMode });
     return el('div', { class: 'connect-box' },
       field('agent-name', 'Agent to dispatch (LiveKit agent name)', agent),
       field('trunk-strategy', 'Trunk strategy', strategy),
+      el('div', { class: 'field inline' }, outbound,
+        el('label', { for: 'outbound' }, 'Outbound calls too: the agent may call out from these numbers')),
       el('div', { id: 'foreign-warning' }),
       button('connect', 'Connect selected numbers', () => connectSelected(false), { disabled: true }));
   }
@@ -493,6 +497,7 @@
     const body = { trunkStrategy: $('trunk-strategy').value };
     if (agent) body.routing = { agentName: agent };
     if (force) body.force = true;
+    if ($('outbound')) body.outbound = $('outbound').checked;
     return body;
   }
 
@@ -535,6 +540,8 @@
     attachment: 'Number on the route',
     livekitTrunk: 'LiveKit inbound trunk',
     livekitRule: 'LiveKit dispatch rule',
+    termination: 'Carrier termination (outbound credentials)',
+    livekitOutboundTrunk: 'LiveKit outbound trunk',
   };
 
   async function runConnect(n, body, card) {
@@ -574,6 +581,7 @@
     // The results of the buttons live outside the body, which every refresh redraws.
     clear(panel, section('status', 'Number status',
       el('div', { id: 'dev-result', 'aria-live': 'polite' }),
+      el('div', { id: 'place-call-result', 'aria-live': 'polite' }),
       el('div', { id: 'disconnect-result', 'aria-live': 'polite' }),
       el('div', { id: 'status-body' }, el('p', { class: 'busy' }, 'Reading…'))));
     loadStatus(true);
@@ -629,6 +637,7 @@
     const body = $('status-body');
     // Keep what the user typed or ticked across refreshes.
     const restoreWas = $('restore-routing') ? $('restore-routing').checked : false;
+    const callToWas = $('call-to') ? $('call-to').value : null;
     const focused = document.activeElement && document.activeElement.id;
     const drifts = s.drifts || [];
     const drifted = new Set(drifts.map((d) => DRIFT_PARTS[d.kind] || (d.kind.startsWith('origination') ? 'routeTargets' : 'connection')));
@@ -663,10 +672,10 @@
     const callsTable = calls.length
       ? el('div', { class: 'scroll' }, el('table', { id: 'calls' },
         el('caption', {}, 'Recent calls (refreshing every few seconds)'),
-        el('thead', {}, el('tr', {}, ['Started', 'Caller', 'Status', 'Dispatch', 'Agent', 'Attempts', 'Room']
+        el('thead', {}, el('tr', {}, ['Started', 'Direction', 'Caller', 'Status', 'Dispatch', 'Agent', 'Attempts', 'Room']
           .map((h) => el('th', { scope: 'col' }, h)))),
         el('tbody', {}, calls.map((k) => el('tr', {},
-          el('td', {}, k.startedAt || '—'), el('td', {}, k.caller || '—'), el('td', {}, k.status),
+          el('td', {}, k.startedAt || '—'), el('td', {}, k.direction || 'inbound'), el('td', {}, k.caller || '—'), el('td', {}, k.status),
           el('td', { class: k.dispatchStatus === 'dispatched' ? 'good' : '' }, k.dispatchStatus),
           el('td', {}, k.agentName || '—'), el('td', {}, k.dispatchAttempts),
           el('td', { class: 'mono' }, k.roomName))))))
@@ -676,6 +685,21 @@
       button('refresh-status', 'Refresh', () => loadStatus(false)),
       devMode && connected ? button('simulate-call', 'Simulate a call (dev)', () => devAction('simulate-call', s)) : null,
       devMode && connected ? button('break-livekit', 'Break it: delete the LiveKit rule (dev)', () => devAction('break', s), { class: 'danger' }) : null);
+
+    const out = s.outbound;
+    const outboundOn = Boolean(connected && out && out.enabled);
+    const outboundDrift = (out && out.drift) || [];
+    const outboundPart = out ? el('div', { class: 'part' + (outboundDrift.length ? ' drifted' : ''), id: 'outbound-part' },
+      el('h4', {}, 'Outbound'),
+      kv([['enabled', String(out.enabled)], ['termination host', out.terminationHost || null],
+        ['credentials attached', String(out.credentialsAttached)], ['LiveKit outbound trunk', out.livekitTrunkId || null],
+        ['trunk exists', String(out.livekitTrunkExists)], ['number on the trunk', String(out.numberOnLivekitTrunk)]]),
+      outboundDrift.length ? el('ul', { class: 'bad', id: 'outbound-drift' }, outboundDrift.map((d) => el('li', {}, d))) : null,
+      out.error ? el('p', { class: 'bad' }, out.error) : null) : null;
+    const callTo = el('input', { type: 'tel', autocomplete: 'off', value: callToWas !== null ? callToWas : (devMode ? '+14155550199' : ''), placeholder: '+14155550199' });
+    const testCall = readOnly || !outboundOn ? null : el('div', { class: 'test-call-box' },
+      field('call-to', 'Call this number from ' + e164 + ' (E.164)', callTo),
+      button('place-call', 'Place a test call', () => placeTestCall(s, e164)));
 
     const disconnect = readOnly || !c || c.status === 'disconnected' ? null : el('div', { class: 'disconnect-box' },
       el('h3', {}, 'Disconnect'),
@@ -693,6 +717,7 @@
       actions,
       el('h3', {}, 'Test call'),
       checklist,
+      testCall,
       callsTable,
       el('h3', {}, 'Carrier side'),
       el('div', { class: 'parts' },
@@ -705,7 +730,8 @@
       el('h3', {}, 'LiveKit side'),
       el('div', { class: 'parts' },
         part('Inbound trunk', 'livekitTrunk', s, drifted, (p) => kv([['exists', String(p.exists)], ['id', p.id || null], ['numbers', (p.numbers || []).join(', ')]])),
-        part('Dispatch rule', 'livekitRule', s, drifted, (p) => kv([['exists', String(p.exists)], ['id', p.id || null], ['agents', (p.agentNames || []).join(', ')]]))),
+        part('Dispatch rule', 'livekitRule', s, drifted, (p) => kv([['exists', String(p.exists)], ['id', p.id || null], ['agents', (p.agentNames || []).join(', ')]])),
+        outboundPart),
       el('h3', {}, 'Stored record'),
       el('div', { class: 'parts' },
         el('div', { class: 'part' + (drifted.has('connection') ? ' drifted' : '') }, c ? kv([
@@ -727,6 +753,30 @@
           .map((x) => (STEP_NAMES[x.step] || x.step) + ' ' + x.action).join(', ') || 'nothing needed'));
     } catch (e) {
       clear(out, errorBox(e, button('repair-retry', 'Retry', () => repair(s))));
+    }
+    loadStatus(false);
+  }
+
+  // An outbound call through the public API, with an Idempotency-Key so that a retried click
+  // never dials twice. In dev mode the emulated callee then answers and hangs up.
+  async function placeTestCall(s, e164) {
+    const out = $('place-call-result');
+    const to = $('call-to').value.trim();
+    clear(out, el('p', { class: 'busy' }, 'Calling ', to, '…'));
+    try {
+      const placed = await api('POST', '/telephony/calls',
+        { from: e164, to, waitUntilAnswered: true },
+        { headers: { 'Idempotency-Key': crypto.randomUUID() } });
+      const shown = [el('p', { class: 'good', id: 'place-call-ok' }, 'Call ', el('code', {}, placed.callId), ' ',
+        el('strong', {}, placed.status), ' in room ', el('code', {}, placed.roomName))];
+      if (devMode) {
+        const played = await api('POST', '/dev/answer-call', { callId: placed.callId });
+        shown.push(el('p', { id: 'answer-call-ok' }, 'The emulated callee answered and hung up: ',
+          played.deliveries.map((d) => d.event + ' → ' + (d.status || 'failed')).join(', ')));
+      }
+      clear(out, shown);
+    } catch (e) {
+      clear(out, errorBox(e));
     }
     loadStatus(false);
   }

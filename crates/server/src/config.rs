@@ -50,6 +50,7 @@ pub const DISPATCH_BACKOFF_MAX_MS: &str = "TRUNKLINE_DISPATCH_BACKOFF_MAX_MS";
 pub const DISPATCH_MAX_ATTEMPTS: &str = "TRUNKLINE_DISPATCH_MAX_ATTEMPTS";
 pub const SIP_TARGET: &str = "TRUNKLINE_SIP_TARGET";
 pub const ALLOW_SIP_TARGET_OVERRIDE: &str = "TRUNKLINE_ALLOW_SIP_TARGET_OVERRIDE";
+pub const OUTBOUND_ALLOWED_COUNTRIES: &str = "TRUNKLINE_OUTBOUND_ALLOWED_COUNTRIES";
 pub const CREDENTIAL_CHECKS_PER_MINUTE: &str = "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE";
 pub const CREDENTIAL_CHECKS_BURST: &str = "TRUNKLINE_CREDENTIAL_CHECKS_BURST";
 pub const DATABASE_TIMEOUT_MS: &str = "TRUNKLINE_DATABASE_TIMEOUT_MS";
@@ -58,6 +59,7 @@ pub const JOBS_PARALLELISM: &str = "TRUNKLINE_JOBS_PARALLELISM";
 pub const JOBS_MAX_RUNNING: &str = "TRUNKLINE_JOBS_MAX_RUNNING";
 pub const JOBS_POLL_INTERVAL_MS: &str = "TRUNKLINE_JOBS_POLL_INTERVAL_MS";
 pub const JOBS_CLAIM_TTL_SECS: &str = "TRUNKLINE_JOBS_CLAIM_TTL_SECS";
+pub const PUBLIC_URL: &str = "TRUNKLINE_PUBLIC_URL";
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/trunkline.db";
@@ -357,12 +359,19 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub sip_target: Option<SipTarget>,
     pub allow_sip_target_override: bool,
+    /// Countries outbound calls may reach, on carriers that whitelist destinations (Telnyx's
+    /// outbound voice profile); empty: the countries of the route's numbers.
+    pub outbound_allowed_countries: Vec<String>,
     /// The Telnyx adapter's settings (`TRUNKLINE_TELNYX_*`), parsed and validated by the
     /// adapter itself.
     pub telnyx: trunkline_telnyx::TelnyxConfig,
     /// The Twilio adapter's settings (`TRUNKLINE_TWILIO_*`), parsed and validated by the
     /// adapter itself.
     pub twilio: trunkline_twilio::TwilioConfig,
+    /// The URL carriers reach trunkline at, behind any proxy (`TRUNKLINE_PUBLIC_URL`), without
+    /// a trailing slash: voice-URL mode points numbers at it, and the voice webhook checks
+    /// signatures over it. `None`: voice-URL mode is refused as not configured.
+    pub public_url: Option<String>,
 }
 
 /// One problem with one variable.
@@ -524,6 +533,16 @@ impl Config {
                 }
             });
         let allow_sip_target_override = parse_bool(env, ALLOW_SIP_TARGET_OVERRIDE, false, &mut p);
+        let outbound_allowed_countries = parse_countries(env, &mut p);
+        let public_url = env
+            .get(PUBLIC_URL, &mut p)
+            .and_then(|raw| match parse_public_url(&raw) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    p.push(PUBLIC_URL, e);
+                    None
+                }
+            });
         // Each carrier adapter owns its variables and reports every problem, each by name.
         let twilio = trunkline_twilio::TwilioConfig::from_lookup(|name| env.lossy(name))
             .unwrap_or_else(|e| {
@@ -564,8 +583,10 @@ impl Config {
                 jobs,
                 sip_target,
                 allow_sip_target_override,
+                outbound_allowed_countries,
                 telnyx,
                 twilio,
+                public_url,
             }),
             _ => Err(ConfigError { problems: p.0 }),
         }
@@ -956,6 +977,38 @@ fn parse_livekit(env: &Env, p: &mut Problems) -> Option<LiveKitConfig> {
     report(config.validate(), p).then_some(config)
 }
 
+/// ISO 3166-1 alpha-2 codes, comma-separated (`US, CA`); upper-cased, duplicates dropped.
+fn parse_countries(env: &Env, p: &mut Problems) -> Vec<String> {
+    let Some(raw) = env.get(OUTBOUND_ALLOWED_COUNTRIES, p) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_alphabetic()) {
+            p.push(
+                OUTBOUND_ALLOWED_COUNTRIES,
+                "must be ISO 3166-1 alpha-2 country codes separated by commas, e.g. \"US,CA\"",
+            );
+            return Vec::new();
+        }
+        let code = part.to_ascii_uppercase();
+        if !out.contains(&code) {
+            out.push(code);
+        }
+    }
+    if out.len() > MAX_OUTBOUND_COUNTRIES {
+        p.push(
+            OUTBOUND_ALLOWED_COUNTRIES,
+            format!("at most {MAX_OUTBOUND_COUNTRIES} countries"),
+        );
+        return Vec::new();
+    }
+    out
+}
+
+/// More countries than any carrier's whitelist holds is a typo, not a policy.
+const MAX_OUTBOUND_COUNTRIES: usize = 250;
+
 /// Room names are LiveKit identifiers that end up in URLs and logs: letters, digits, `-`,
 /// `_` and `.` only.
 fn parse_room_prefix(env: &Env, p: &mut Problems) -> String {
@@ -974,6 +1027,24 @@ fn parse_room_prefix(env: &Env, p: &mut Problems) -> String {
         return DEFAULT_LIVEKIT_ROOM_PREFIX.to_owned();
     }
     raw
+}
+
+/// An http(s) URL with a host and no credentials, query or fragment, kept as written (the
+/// carrier signs the URL exactly as it requests it) minus a trailing slash.
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(
+            "must be an http(s) URL with a host, e.g. https://trunkline.example.com".into(),
+        );
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(raw.trim().trim_end_matches('/').to_owned())
 }
 
 fn parse_dispatch(env: &Env, p: &mut Problems) -> DispatchConfig {
@@ -1132,6 +1203,7 @@ mod tests {
             (DISPATCH_MAX_ATTEMPTS, "3"),
             (SIP_TARGET, "sip:abc.sip.livekit.cloud;transport=tcp"),
             (ALLOW_SIP_TARGET_OVERRIDE, "yes"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "us, CA,US"),
             (trunkline_twilio::API_BASE_ENV, "http://127.0.0.1:1234"),
             (trunkline_twilio::TIMEOUT_MS_ENV, "750"),
             (trunkline_telnyx::RETRY_BUDGET_MS_ENV, "0"),
@@ -1194,6 +1266,7 @@ mod tests {
             Some(trunkline_livekit::MediaEncryption::Require)
         );
         assert_eq!(c.livekit_room_prefix, "inbound-");
+        assert_eq!(c.outbound_allowed_countries, ["US", "CA"]);
         assert_eq!(
             c.dispatch,
             DispatchConfig {
@@ -1274,6 +1347,9 @@ mod tests {
             (SHUTDOWN_TIMEOUT_SECS, "1e3"),
             (SIP_TARGET, "sips:x.example.com"),
             (ALLOW_SIP_TARGET_OVERRIDE, "2"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "USA"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "US;CA"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "U1"),
             (AUTH_CUSTOMER_CLAIM, "a b"),
             (AUTH_ROLES_CLAIM, "a\tb"),
         ];

@@ -605,6 +605,7 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         crate::routes::numbers::number_status,
         crate::routes::audit::list_audit,
         crate::routes::webhook::livekit_webhook,
+        crate::routes::voice::twilio_voice,
         crate::routes::calls::get_call,
         crate::routes::calls::get_call_by_room,
         crate::routes::jobs::bulk_connect,
@@ -612,6 +613,7 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         crate::routes::jobs::list_jobs,
         crate::routes::jobs::get_job,
         crate::routes::jobs::cancel_job,
+        crate::routes::outbound::place_call,
     ),
     components(schemas(ErrorEnvelope, HealthResponse, MeResponse)),
     modifiers(&BearerAuth, &PathParamsRequired)

@@ -11,11 +11,12 @@ use trunkline_core::ProviderKind;
 use trunkline_core::limits::{LimitedCarrier, UpstreamLimits};
 use trunkline_core::ports::{
     AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore,
-    JobStore, LeaseStore, SipPlatform, Store, StoreError, StoreHealth,
+    JobStore, LeaseStore, OutboundStore, SipPlatform, Store, StoreError, StoreHealth,
+    VoiceUrlStore,
 };
 use trunkline_core::usecases::{
     CallSettings, Calls, CallsPorts, Jobs, LIVE_CONNECTION_TTL, LiveConnections, Onboarding,
-    OnboardingPorts, OnboardingSettings,
+    OnboardingPorts, OnboardingSettings, OutboundCalls, OutboundCallsPorts,
 };
 use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
@@ -38,6 +39,9 @@ pub struct Stores {
     pub audit: Arc<dyn AuditLog>,
     pub health: Arc<dyn StoreHealth>,
     pub jobs: Arc<dyn JobStore>,
+    /// Outbound routes, numbers and calls.
+    pub outbound: Arc<dyn OutboundStore>,
+    pub voice: Arc<dyn VoiceUrlStore>,
     /// `connections` itself: the webhook path's cache of live connections, emptied by every
     /// connection this instance saves.
     pub live_connections: Arc<LiveConnections>,
@@ -47,6 +51,7 @@ impl Stores {
     pub fn from_store<S: Store + 'static>(store: Arc<S>) -> Self {
         let live_connections = Arc::new(LiveConnections::new(store.clone(), LIVE_CONNECTION_TTL));
         Self {
+            outbound: store.clone(),
             integrations: store.clone(),
             connections: live_connections.clone(),
             live_connections,
@@ -54,6 +59,7 @@ impl Stores {
             calls: store.clone(),
             audit: store.clone(),
             jobs: store.clone(),
+            voice: store.clone(),
             health: store,
         }
     }
@@ -126,6 +132,8 @@ pub struct AppState {
     pub limits: Arc<UpstreamLimits>,
     /// Bulk connect and disconnect jobs.
     pub jobs: Arc<Jobs>,
+    /// `POST /telephony/calls`.
+    pub outbound_calls: Arc<OutboundCalls>,
 }
 
 /// The credential-check throttle the configuration asks for.
@@ -232,6 +240,8 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         connections: adapters.stores.connections.clone(),
         leases: adapters.stores.leases.clone(),
         audit: adapters.stores.audit.clone(),
+        outbound: Some(adapters.stores.outbound.clone()),
+        voice: adapters.stores.voice.clone(),
     };
     let settings = OnboardingSettings {
         default_sip_target: config.sip_target.clone(),
@@ -240,6 +250,8 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         lease_ttl: trunkline_core::usecases::LEASE_TTL,
         lease_wait: trunkline_core::usecases::LEASE_WAIT,
         room_prefix: config.livekit_room_prefix.clone(),
+        outbound_allowed_countries: config.outbound_allowed_countries.clone(),
+        public_url: config.public_url.clone(),
     };
     Onboarding::new(ports, settings)
 }
@@ -291,15 +303,34 @@ impl AppState {
             ..adapters
         };
         let onboarding = Arc::new(build_onboarding(&config, &limited, instance_id));
-        let calls = build_calls(&config, &limited.stores, limited.sip.clone(), instance_id);
+        let calls = Arc::new(build_calls(
+            &config,
+            &limited.stores,
+            limited.sip.clone(),
+            instance_id,
+        ));
         let jobs = crate::jobs::build_jobs(&config, &onboarding, &limited.stores, instance_id);
+        // Outbound calls read the carriers through the same per-integration limits.
+        let outbound_calls = OutboundCalls::new(
+            OutboundCallsPorts {
+                calls: calls.clone(),
+                call_store: limited.stores.calls.clone(),
+                connections: limited.stores.connections.clone(),
+                outbound: limited.stores.outbound.clone(),
+                leases: limited.stores.leases.clone(),
+                sip: limited.sip.clone(),
+                carriers: limited.carriers.clone(),
+            },
+            config.livekit_room_prefix.clone(),
+        );
         Self {
+            outbound_calls: Arc::new(outbound_calls),
             stores: limited.stores,
             vault: limited.vault,
             auth,
             metrics,
             onboarding,
-            calls: Arc::new(calls),
+            calls,
             credential_checks: credential_checks(&config),
             limits,
             jobs: Arc::new(jobs),

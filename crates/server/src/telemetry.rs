@@ -20,6 +20,9 @@ pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
 pub const LIVEKIT_WEBHOOKS_TOTAL: &str = "livekit_webhooks_total";
 /// Background dispatch retries by `outcome`: dispatched, failed, gave_up.
 pub const DISPATCH_RETRIES_TOTAL: &str = "agent_dispatch_retries_total";
+/// Twilio voice webhook requests by `result`: dialed, rejected, unsigned, malformed,
+/// unknown_account, bad_signature, not_configured, error.
+pub const VOICE_WEBHOOKS_TOTAL: &str = "voice_webhooks_total";
 
 /// Webhook receipt → LiveKit's answer settling the agent dispatch, by `outcome`:
 /// dispatched, recovered, failed, gave_up (`dispatch_timing`).
@@ -93,6 +96,10 @@ pub fn metrics_handle() -> PrometheusHandle {
             metrics::describe_counter!(
                 LIVEKIT_WEBHOOKS_TOTAL,
                 "LiveKit webhook deliveries, by what was done with them"
+            );
+            metrics::describe_counter!(
+                VOICE_WEBHOOKS_TOTAL,
+                "Carrier voice webhook requests (voice-URL mode), by answer"
             );
             metrics::describe_counter!(
                 DISPATCH_RETRIES_TOTAL,

@@ -25,6 +25,11 @@ use crate::fixtures::{
     telnyx_integration, ts, webhook_event,
 };
 use crate::harness::MigrateFn;
+pub use crate::voice_url_cases::*;
+
+pub use crate::outbound_cases::{
+    outbound_call_idempotency_key_has_one_winner, outbound_routes_and_numbers_round_trip,
+};
 
 const TWILIO: ProviderKind = ProviderKind::Twilio;
 const TELNYX: ProviderKind = ProviderKind::Telnyx;

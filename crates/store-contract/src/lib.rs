@@ -29,7 +29,9 @@ pub mod cases;
 pub mod fixtures;
 mod harness;
 pub mod job_cases;
+pub mod outbound_cases;
 pub mod upgrade;
+mod voice_url_cases;
 
 pub use harness::{BoxFuture, Harness, MigrateFn};
 
@@ -71,6 +73,14 @@ macro_rules! contract_tests {
             end_call_cancels_a_pending_dispatch,
             claim_dispatch_refuses_an_ended_call,
             audit_append_and_list_newest_first_per_customer,
+            voice_webhook_secret_follows_the_current_integration,
+            voice_binding_round_trip_replace_delete,
+            voice_route_finds_every_owner_of_the_account_in_one_read,
+        );
+        $crate::__contract_cases!(
+            $factory;
+            outbound_routes_and_numbers_round_trip,
+            outbound_call_idempotency_key_has_one_winner,
         );
 
         $crate::__job_cases!(

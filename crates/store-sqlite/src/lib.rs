@@ -4,9 +4,11 @@ mod codec;
 mod error;
 mod jobs;
 mod migrate;
+mod outbound;
 mod rows;
 mod schema;
 mod store;
 mod sync_ops;
+mod voice_url;
 
 pub use store::SqliteStore;

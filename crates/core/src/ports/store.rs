@@ -292,6 +292,8 @@ pub trait Store:
     + AuditLog
     + StoreHealth
     + super::JobStore
+    + super::OutboundStore
+    + super::VoiceUrlStore
 {
 }
 
@@ -303,5 +305,7 @@ impl<T> Store for T where
         + AuditLog
         + StoreHealth
         + super::JobStore
+        + super::OutboundStore
+        + super::VoiceUrlStore
 {
 }

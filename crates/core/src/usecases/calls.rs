@@ -480,6 +480,16 @@ impl Calls {
         Ok(self.dispatch_claimed(call, agent, metadata, claim).await?.0)
     }
 
+    /// An outbound call's agent, dispatched under the same claim as an inbound call's.
+    pub(super) async fn dispatch_outbound(
+        &self,
+        call: &CallRecord,
+        agent: &str,
+        metadata: Option<String>,
+    ) -> Result<DispatchOutcome, Error> {
+        self.dispatch(call, agent, metadata).await
+    }
+
     /// One dispatch attempt, when `claim` was won; plus the call as it is now stored when
     /// this attempt recorded the dispatch itself (so the webhook's answer needs no
     /// read-back), `None` otherwise.

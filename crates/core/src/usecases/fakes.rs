@@ -37,6 +37,10 @@ pub struct CarrierState {
     pub fail_once: HashMap<&'static str, ProviderError>,
     /// `create_trunk` creates the trunk but answers with an error (a lost answer).
     pub lose_create_answer: bool,
+    /// `verify` reports trunking as not enabled (an account without Elastic SIP Trunking).
+    pub trunking_not_enabled: bool,
+    /// The carrier has no voice-URL routing (`supports_voice_url` is false).
+    pub no_voice_url: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,6 +97,7 @@ impl FakeCarrier {
             "attach_number",
             "detach_number",
             "restore_routing",
+            "set_voice_url",
         ]
         .iter()
         .map(|m| s.calls.get(m).copied().unwrap_or(0))
@@ -165,13 +170,17 @@ impl CarrierProvider for FakeCarrier {
     }
 
     async fn verify(&self, creds: &CarrierCredentials) -> Result<VerifyReport, ProviderError> {
-        let _s = self.enter("verify")?;
+        let s = self.enter("verify")?;
         Ok(VerifyReport {
             account_id: creds.account_id.clone(),
             friendly_name: Some("Test".into()),
             capabilities: Capabilities {
                 numbers: Capability::Available,
-                trunking: Capability::Available,
+                trunking: if s.trunking_not_enabled {
+                    Capability::NotEnabled
+                } else {
+                    Capability::Available
+                },
             },
         })
     }
@@ -394,6 +403,38 @@ impl CarrierProvider for FakeCarrier {
         num.routing = v.clone();
         Ok(())
     }
+
+    fn parse_webhook_secret(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<Option<SecretString>, crate::ValidationError> {
+        Ok(input.secrets.get("authToken").cloned())
+    }
+
+    fn supports_voice_url(&self) -> bool {
+        !self.state().no_voice_url
+    }
+
+    async fn set_voice_url(
+        &self,
+        _: &CarrierCredentials,
+        n: &CarrierNumberId,
+        url: &str,
+    ) -> Result<(), ProviderError> {
+        let mut s = self.enter("set_voice_url")?;
+        let num = s
+            .numbers
+            .iter_mut()
+            .find(|x| &x.id == n)
+            .ok_or_else(not_found)?;
+        num.routing = NumberRouting(serde_json::json!({ "voiceUrl": url, "voiceMethod": "POST" }));
+        Ok(())
+    }
+
+    fn routing_points_at(&self, routing: &NumberRouting, url: &str) -> bool {
+        routing.0.get("voiceUrl").and_then(|v| v.as_str()) == Some(url)
+            && routing.0.get("voiceMethod").and_then(|v| v.as_str()) == Some("POST")
+    }
 }
 
 /// Seals by prefixing the context, so a wrong context fails like the real vault.
@@ -447,8 +488,128 @@ pub struct FakeStore {
     pub connections: Arc<Mutex<Vec<NumberConnection>>>,
     pub leases: Arc<Mutex<HashMap<String, Lease>>>,
     pub audit: Arc<Mutex<Vec<AuditEvent>>>,
+    pub voice: Arc<Mutex<FakeVoice>>,
     /// `find_live_connection_by_e164` calls.
     pub live_lookups: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Voice-URL storage in memory; `route_reads` counts the webhook's reads.
+#[derive(Debug, Default)]
+pub struct FakeVoice {
+    pub secrets: Vec<(
+        CustomerId,
+        ProviderKind,
+        crate::ids::IntegrationId,
+        SealedSecret,
+    )>,
+    pub bindings: Vec<VoiceBinding>,
+    pub route_reads: usize,
+}
+
+#[async_trait]
+impl VoiceUrlStore for FakeStore {
+    async fn put_webhook_secret(
+        &self,
+        c: &CustomerId,
+        p: ProviderKind,
+        i: crate::ids::IntegrationId,
+        sealed: Option<SealedSecret>,
+    ) -> Result<(), StoreError> {
+        let mut v = self.voice.lock().unwrap();
+        v.secrets.retain(|(cc, pp, _, _)| !(cc == c && *pp == p));
+        if let Some(s) = sealed {
+            v.secrets.push((c.clone(), p, i, s));
+        }
+        Ok(())
+    }
+    async fn has_webhook_secret(
+        &self,
+        c: &CustomerId,
+        p: ProviderKind,
+    ) -> Result<bool, StoreError> {
+        let current = self.get_integration(c, p).await?.map(|i| i.id);
+        Ok(self
+            .voice
+            .lock()
+            .unwrap()
+            .secrets
+            .iter()
+            .any(|(cc, pp, i, _)| cc == c && *pp == p && Some(*i) == current))
+    }
+    async fn save_voice_binding(&self, b: &VoiceBinding) -> Result<(), StoreError> {
+        let mut v = self.voice.lock().unwrap();
+        v.bindings.retain(|x| x.connection_id != b.connection_id);
+        v.bindings.push(b.clone());
+        Ok(())
+    }
+    async fn get_voice_binding(
+        &self,
+        id: ConnectionId,
+    ) -> Result<Option<VoiceBinding>, StoreError> {
+        Ok(self
+            .voice
+            .lock()
+            .unwrap()
+            .bindings
+            .iter()
+            .find(|b| b.connection_id == id)
+            .cloned())
+    }
+    async fn delete_voice_binding(&self, id: ConnectionId) -> Result<(), StoreError> {
+        self.voice
+            .lock()
+            .unwrap()
+            .bindings
+            .retain(|b| b.connection_id != id);
+        Ok(())
+    }
+    async fn voice_route(
+        &self,
+        p: ProviderKind,
+        account: &CarrierAccountId,
+        e: &E164,
+    ) -> Result<Vec<VoiceRouteCandidate>, StoreError> {
+        let integrations = self.integrations.lock().unwrap().clone();
+        let connections = self.connections.lock().unwrap().clone();
+        let mut v = self.voice.lock().unwrap();
+        v.route_reads += 1;
+        let mut out = Vec::new();
+        for i in integrations.iter().filter(|i| {
+            i.provider == p
+                && i.account_id.as_ref() == Some(account)
+                && i.status == crate::model::IntegrationStatus::Active
+        }) {
+            let Some((_, _, _, sealed)) = v
+                .secrets
+                .iter()
+                .find(|(c, pp, id, _)| c == &i.customer_id && *pp == p && *id == i.id)
+            else {
+                continue;
+            };
+            let connection = connections
+                .iter()
+                .find(|c| {
+                    c.customer_id == i.customer_id
+                        && c.provider == p
+                        && &c.e164 == e
+                        && c.status != crate::model::ConnectionStatus::Disconnected
+                })
+                .map(|c| VoiceRouteConnection {
+                    connection_id: c.id,
+                    integration_id: c.integration_id,
+                    status: c.status,
+                    sip_target: c.sip_target.to_string(),
+                    binding: v.bindings.iter().find(|b| b.connection_id == c.id).cloned(),
+                });
+            out.push(VoiceRouteCandidate {
+                customer_id: i.customer_id.clone(),
+                integration_id: i.id,
+                sealed_webhook_secret: sealed.clone(),
+                connection,
+            });
+        }
+        Ok(out)
+    }
 }
 
 #[async_trait]

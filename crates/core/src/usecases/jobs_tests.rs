@@ -50,6 +50,8 @@ async fn world(numbers: usize) -> World {
         connections: Arc::new(store.clone()),
         leases: Arc::new(store.clone()),
         audit: Arc::new(store.clone()),
+        outbound: None,
+        voice: Arc::new(store.clone()),
     };
     let onboarding = Arc::new(Onboarding::new(
         ports,

@@ -209,7 +209,8 @@ impl DevSurface for DevMode {
             .service(web::resource("/dev/info").route(web::get().to(info)))
             .service(web::resource("/dev/sign-in").route(web::post().to(sign_in)))
             .service(web::resource("/dev/simulate-call").route(web::post().to(simulate_call)))
-            .service(web::resource("/dev/break").route(web::post().to(break_number)));
+            .service(web::resource("/dev/break").route(web::post().to(break_number)))
+            .service(web::resource("/dev/answer-call").route(web::post().to(answer_call)));
     }
 
     fn started(&self, bound: SocketAddr, tokens: Option<&(String, String)>) {
@@ -267,7 +268,7 @@ impl DevSurface for DevMode {
 
 /// `GET /dev/info`: lets the console show its development tools.
 async fn info() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"mode": "dev", "simulateCall": true}))
+    HttpResponse::Ok().json(json!({"mode": "dev", "simulateCall": true, "answerCall": true}))
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,6 +318,18 @@ impl DevMode {
     async fn status_as_caller(&self, req: &HttpRequest, n: &NumberRef) -> Result<Value, ApiError> {
         plain_segment("provider", &n.provider)?;
         plain_segment("numberId", &n.number_id)?;
+        self.get_as_caller(
+            req,
+            &format!(
+                "/telephony/providers/{}/numbers/{}/status",
+                n.provider, n.number_id
+            ),
+        )
+        .await
+    }
+
+    /// A `GET` of the public API with the caller's own token.
+    async fn get_as_caller(&self, req: &HttpRequest, path: &str) -> Result<Value, ApiError> {
         let base = self
             .base
             .get()
@@ -328,19 +341,16 @@ impl DevMode {
             .ok_or_else(|| ApiError::unauthenticated("a bearer token is required"))?;
         let answer = self
             .client
-            .get(format!(
-                "{base}/telephony/providers/{}/numbers/{}/status",
-                n.provider, n.number_id
-            ))
+            .get(format!("{base}{path}"))
             .header(reqwest::header::AUTHORIZATION, auth)
             .send()
             .await
-            .map_err(|e| ApiError::internal(format!("status request failed: {e}")))?;
+            .map_err(|e| ApiError::internal(format!("request to {path} failed: {e}")))?;
         let ok = answer.status().is_success();
         let body: Value = answer
             .json()
             .await
-            .map_err(|e| ApiError::internal(format!("status answer unreadable: {e}")))?;
+            .map_err(|e| ApiError::internal(format!("answer of {path} unreadable: {e}")))?;
         if ok {
             return Ok(body);
         }
@@ -348,7 +358,7 @@ impl DevMode {
             .unwrap_or(ErrorCode::Internal);
         let message = body["message"]
             .as_str()
-            .unwrap_or("status failed")
+            .unwrap_or("the request failed")
             .to_owned();
         Err(ApiError::new(code, message))
     }
@@ -429,4 +439,50 @@ async fn break_number(
     let rule = connected_part(&status, "/livekit/ruleId")?.to_owned();
     let removed = dev.livekit.remove_rule(&rule);
     Ok(HttpResponse::Ok().json(json!({"removed": "livekitRule", "id": rule, "existed": removed})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CallRef {
+    call_id: String,
+}
+
+/// `POST /dev/answer-call {"callId"}`: the emulated callee of an outbound call placed with
+/// `POST /telephony/calls` answers and hangs up, and the LiveKit emulator sends trunkline the
+/// signed webhooks a real call produces (participant joined, participant left, room
+/// finished). The call is read through the public API with the caller's token first.
+async fn answer_call(
+    req: HttpRequest,
+    caller: Caller,
+    dev: web::Data<DevMode>,
+    body: web::Json<CallRef>,
+) -> Result<HttpResponse, ApiError> {
+    refuse_support(&caller)?;
+    let id = uuid::Uuid::parse_str(&body.call_id).map_err(|_| {
+        ApiError::validation("callId: must be the callId POST /telephony/calls answered")
+    })?;
+    let call = dev
+        .get_as_caller(&req, &format!("/telephony/calls/{id}"))
+        .await?;
+    if call["direction"].as_str() != Some("outbound") {
+        return Err(ApiError::validation(
+            "callId: not an outbound call; /dev/simulate-call plays inbound calls",
+        ));
+    }
+    let room = call["roomName"].as_str().unwrap_or_default().to_owned();
+    let base = dev.base.get().cloned().unwrap_or_default();
+    let deliveries: Vec<Value> = dev
+        .livekit
+        .play_outbound_call(&[format!("{base}{}", crate::routes::webhook::PATH)], &room)
+        .await
+        .iter()
+        .map(|d| json!({"event": d.event, "eventId": d.event_id, "status": d.status}))
+        .collect();
+    if deliveries.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "the LiveKit emulator placed no call into this room",
+        ));
+    }
+    Ok(HttpResponse::Ok().json(json!({"roomName": room, "deliveries": deliveries})))
 }

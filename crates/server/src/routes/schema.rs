@@ -190,6 +190,15 @@ pub fn phone_number() -> Schema {
         .into()
 }
 
+/// An E.164 number in a request body (`from`, `to` of a call).
+pub fn e164() -> Schema {
+    string()
+        .description(Some("E.164 (`+14155550100`), valid for its country code."))
+        .pattern(Some("^\\+[1-9][0-9]{7,14}$"))
+        .examples(["+14155550100"])
+        .into()
+}
+
 fn sip_uri_of(schema_type: SchemaType) -> Schema {
     ObjectBuilder::new()
         .schema_type(schema_type)

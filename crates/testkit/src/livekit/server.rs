@@ -86,6 +86,7 @@ struct VideoClaims {
 #[serde(default)]
 struct SipClaims {
     admin: bool,
+    call: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +152,14 @@ fn permission_denied() -> TwirpError {
 
 fn require_sip_admin(claims: Option<&Claims>) -> Result<(), TwirpError> {
     if claims.is_some_and(|c| c.sip.admin) {
+        Ok(())
+    } else {
+        Err(permission_denied())
+    }
+}
+
+fn require_sip_call(claims: Option<&Claims>) -> Result<(), TwirpError> {
+    if claims.is_some_and(|c| c.sip.call) {
         Ok(())
     } else {
         Err(permission_denied())
@@ -390,6 +399,29 @@ fn call(
             Method::DeleteSipDispatchRule => {
                 rpc!(enc, body, proto::DeleteSipDispatchRuleRequest, |r| {
                     require_sip_admin(claims).and_then(|()| lock(&shared.store).delete_rule(&r))
+                })
+            }
+            Method::CreateSipOutboundTrunk => {
+                rpc!(enc, body, proto::CreateSipOutboundTrunkRequest, |r| {
+                    require_sip_admin(claims)
+                        .and_then(|()| lock(&shared.store).create_outbound_trunk(r))
+                })
+            }
+            Method::UpdateSipOutboundTrunk => {
+                rpc!(enc, body, proto::UpdateSipOutboundTrunkRequest, |r| {
+                    require_sip_admin(claims)
+                        .and_then(|()| lock(&shared.store).update_outbound_trunk(r))
+                })
+            }
+            Method::ListSipOutboundTrunk => {
+                rpc!(enc, body, proto::ListSipOutboundTrunkRequest, |r| {
+                    require_sip_admin(claims).map(|()| lock(&shared.store).list_outbound_trunks(&r))
+                })
+            }
+            Method::CreateSipParticipant => {
+                rpc!(enc, body, proto::CreateSipParticipantRequest, |r| {
+                    require_sip_call(claims)
+                        .and_then(|()| lock(&shared.store).create_sip_participant(&r))
                 })
             }
             _ => Err(TwirpError::new("bad_route", "no such method")),

@@ -24,6 +24,8 @@ mod routes;
 pub(crate) mod server;
 pub mod spec;
 mod state;
+mod termination;
+mod voice_call;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -42,6 +44,7 @@ use trunkline_twilio::{
 pub use faults::{Fault, RecordedRequest};
 pub use routes::{Host, Params, Route, RouteSelector};
 pub use state::{ApiError, KeyPermissions, codes};
+pub use voice_call::{Twiml, VoiceCallOptions, VoiceCallOutcome, parse_twiml, twilio_signature};
 
 use server::{Shared, lock};
 use state::{Account, ApiKey, Number, OriginationUrl, Store, Trunk, new_secret, new_sid};
@@ -504,6 +507,43 @@ impl TwilioEmulator {
     }
 
     /// The numbers on a trunk, in SID order.
+    /// The account's SIP credential lists: (sid, friendly name).
+    pub fn credential_lists(&self, account: &AccountSid) -> Vec<(String, String)> {
+        lock(&self.shared.store)
+            .credential_lists
+            .values()
+            .filter(|l| l.account_sid == account.as_str())
+            .map(|l| (l.sid.clone(), l.friendly_name.clone()))
+            .collect()
+    }
+
+    /// A credential list's credentials: (username, password), as Twilio stores them.
+    pub fn sip_credentials(&self, list: &str) -> Vec<(String, String)> {
+        lock(&self.shared.store)
+            .credentials
+            .values()
+            .filter(|c| c.list_sid == list)
+            .map(|c| (c.username.clone(), c.password.clone()))
+            .collect()
+    }
+
+    /// The credential lists a trunk authenticates outbound calls with.
+    pub fn trunk_credential_lists(&self, trunk: &TrunkSid) -> Vec<String> {
+        lock(&self.shared.store)
+            .trunk_credential_lists
+            .iter()
+            .filter(|(t, _)| t == trunk.as_str())
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    /// Detach a credential list from a trunk behind trunkline's back (drift).
+    pub fn detach_credential_list(&self, trunk: &TrunkSid, list: &str) -> bool {
+        lock(&self.shared.store)
+            .trunk_credential_lists
+            .remove(&(trunk.as_str().to_owned(), list.to_owned()))
+    }
+
     pub fn trunk_numbers(&self, trunk: &TrunkSid) -> Vec<PhoneNumberSid> {
         lock(&self.shared.store)
             .numbers

@@ -288,5 +288,18 @@ fn serve(
             store.delete_trunk_number(&p, required(trunk)?, required(sid)?)?;
             Ok((204, None))
         }
+        Route::ListSipCredentialList
+        | Route::CreateSipCredentialList
+        | Route::DeleteSipCredentialList
+        | Route::ListSipCredential
+        | Route::CreateSipCredential
+        | Route::UpdateSipCredential
+        | Route::DeleteSipCredential
+        | Route::ListCredentialList
+        | Route::CreateCredentialList
+        | Route::DeleteCredentialList => {
+            let api = shared.api_base.as_str();
+            store.serve_termination(route, (api, trunking), &p, &ids, query, form)
+        }
     }
 }
