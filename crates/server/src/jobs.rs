@@ -69,9 +69,9 @@ pub async fn run_jobs(jobs: Arc<Jobs>, config: JobsConfig, mut stop: watch::Rece
             };
             tracing::info!(job = %claim.job.id, kind = claim.job.kind.as_str(), "job claimed");
             let jobs = jobs.clone();
-            // On the multi-threaded runtime, not actix's thread-local one: a SQLite query
-            // future dropped mid-flight (a lease renewal when its work ends first) waits for
-            // its blocking call with `block_in_place`, which aborts the process anywhere else.
+            // On the multi-threaded runtime, off actix's workers, which serve requests. (A
+            // SQLite statement dropped mid-flight, such as a lease renewal whose work ended
+            // first, no longer needs this: see store-sqlite's `blocking.rs`.)
             tokio::spawn(async move {
                 jobs.run_claimed(claim).await;
                 drop(slot);
