@@ -38,7 +38,7 @@ pub struct PlaceCallBody {
     #[schema(schema_with = super::schema::agent_name)]
     pub agent_name: Option<String>,
     /// Handed to the agent as dispatch metadata and set on the SIP participant (at most
-    /// 16 KiB).
+    /// 16,384 characters).
     #[schema(max_length = 16384)]
     pub metadata: Option<String>,
     /// Attributes of the SIP participant (at most 64; keys not starting with `sip.` or `lk.`).

@@ -101,8 +101,8 @@ pub fn customer_id() -> Schema {
         .into()
 }
 
-/// `routing.attributes`: at most 64, keys 1 to 1024 bytes outside LiveKit's reserved `sip.`
-/// and `lk.` namespaces, values at most 1024 bytes.
+/// `routing.attributes`: at most 64, keys 1 to 1024 characters outside LiveKit's reserved `sip.`
+/// and `lk.` namespaces, values at most 1024 characters.
 pub fn attributes() -> Schema {
     let max = RoutingPolicy::MAX_ATTRIBUTE_LEN;
     ObjectBuilder::new()
