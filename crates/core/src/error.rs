@@ -53,6 +53,18 @@ pub enum ErrorCode {
     PurchaseNotEnabled,
     /// Release refused: trunkline did not buy this number (or released it already).
     NotPurchased,
+    /// The number is connected, but not with `outbound: true`.
+    OutboundNotEnabled,
+    /// The callee was busy (SIP 486/600).
+    CallBusy,
+    /// Nobody answered in time (SIP 408/480/487).
+    CallNoAnswer,
+    /// The far end or the carrier refused the call (SIP 403/603 and other final answers).
+    CallRejected,
+    /// The carrier refused the caller ID (not a number of the account).
+    CallerIdNotAllowed,
+    /// The carrier does not allow calls to this destination (country or number type).
+    DestinationNotPermitted,
 }
 
 impl ErrorCode {
@@ -81,11 +93,17 @@ impl ErrorCode {
             Self::Internal => "INTERNAL",
             Self::PurchaseNotEnabled => "PURCHASE_NOT_ENABLED",
             Self::NotPurchased => "NOT_PURCHASED",
+            Self::OutboundNotEnabled => "OUTBOUND_NOT_ENABLED",
+            Self::CallBusy => "CALL_BUSY",
+            Self::CallNoAnswer => "CALL_NO_ANSWER",
+            Self::CallRejected => "CALL_REJECTED",
+            Self::CallerIdNotAllowed => "CALLER_ID_NOT_ALLOWED",
+            Self::DestinationNotPermitted => "DESTINATION_NOT_PERMITTED",
         }
     }
 
     /// Every code, for exhaustive table tests and documentation.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 28] = [
         Self::AuthInvalid,
         Self::InsufficientPermissions,
         Self::NumberNotFound,
@@ -108,6 +126,12 @@ impl ErrorCode {
         Self::Internal,
         Self::PurchaseNotEnabled,
         Self::NotPurchased,
+        Self::OutboundNotEnabled,
+        Self::CallBusy,
+        Self::CallNoAnswer,
+        Self::CallRejected,
+        Self::CallerIdNotAllowed,
+        Self::DestinationNotPermitted,
     ];
 }
 

@@ -33,7 +33,8 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::NumberInUse
         | ErrorCode::Conflict
         | ErrorCode::TrunkingNotEnabled
-        | ErrorCode::NotPurchased => StatusCode::CONFLICT,
+        | ErrorCode::NotPurchased
+        | ErrorCode::OutboundNotEnabled => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         // The request is well-formed but the carrier refused the customer's credentials or
         // key; 401/403 would read as our own session failing and log the user out.
@@ -41,6 +42,12 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        // The call was placed and the far end or the carrier answered it with a failure.
+        ErrorCode::CallBusy
+        | ErrorCode::CallNoAnswer
+        | ErrorCode::CallRejected
+        | ErrorCode::CallerIdNotAllowed
+        | ErrorCode::DestinationNotPermitted => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::ProviderUnavailable
         | ErrorCode::NotConfigured
@@ -355,6 +362,12 @@ mod tests {
             (ErrorCode::ServiceUnavailable, 503),
             (ErrorCode::PurchaseNotEnabled, 403),
             (ErrorCode::NotPurchased, 409),
+            (ErrorCode::OutboundNotEnabled, 409),
+            (ErrorCode::CallBusy, 422),
+            (ErrorCode::CallNoAnswer, 422),
+            (ErrorCode::CallRejected, 422),
+            (ErrorCode::CallerIdNotAllowed, 422),
+            (ErrorCode::DestinationNotPermitted, 422),
         ];
         assert_eq!(rows.len(), ErrorCode::ALL.len(), "a code is missing a row");
         for (code, status) in rows {

@@ -8,13 +8,16 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret as _;
 use trunkline_core::ProviderKind;
+use trunkline_core::limits::{LimitedCarrier, UpstreamLimits};
 use trunkline_core::ports::{
     AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, FleetStore,
-    IntegrationStore, LeaseStore, NumberMarket, SipPlatform, Store, StoreError, StoreHealth,
+    IntegrationStore, JobStore, LeaseStore, NumberMarket, OutboundStore, SipPlatform, Store,
+    StoreError, StoreHealth, VoiceUrlStore,
 };
 use trunkline_core::usecases::{
-    CallSettings, Calls, CallsPorts, Fleet, FleetPorts, FleetSettings, InFlightLimiter, Onboarding,
-    OnboardingPorts, OnboardingSettings,
+    CallSettings, Calls, CallsPorts, Fleet, FleetPorts, FleetSettings, InFlightLimiter, Jobs,
+    LIVE_CONNECTION_TTL, LiveConnections, Onboarding, OnboardingPorts, OnboardingSettings,
+    OutboundCalls, OutboundCallsPorts,
 };
 use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
@@ -37,17 +40,29 @@ pub struct Stores {
     pub audit: Arc<dyn AuditLog>,
     pub health: Arc<dyn StoreHealth>,
     pub fleet: Arc<dyn FleetStore>,
+    pub jobs: Arc<dyn JobStore>,
+    /// Outbound routes, numbers and calls.
+    pub outbound: Arc<dyn OutboundStore>,
+    pub voice: Arc<dyn VoiceUrlStore>,
+    /// `connections` itself: the webhook path's cache of live connections, emptied by every
+    /// connection this instance saves.
+    pub live_connections: Arc<LiveConnections>,
 }
 
 impl Stores {
     pub fn from_store<S: Store + 'static>(store: Arc<S>) -> Self {
+        let live_connections = Arc::new(LiveConnections::new(store.clone(), LIVE_CONNECTION_TTL));
         Self {
             fleet: store.clone(),
+            outbound: store.clone(),
             integrations: store.clone(),
-            connections: store.clone(),
+            connections: live_connections.clone(),
+            live_connections,
             leases: store.clone(),
             calls: store.clone(),
             audit: store.clone(),
+            jobs: store.clone(),
+            voice: store.clone(),
             health: store,
         }
     }
@@ -117,6 +132,13 @@ pub struct AppState {
     pub credential_checks: Arc<Throttle>,
     /// Number purchase, the support views and the drift reconciler.
     pub fleet: Arc<Fleet>,
+    /// The per-integration upstream limits every carrier call goes through (connect, bulk
+    /// jobs, and whatever else reads carriers in the background).
+    pub limits: Arc<UpstreamLimits>,
+    /// Bulk connect and disconnect jobs.
+    pub jobs: Arc<Jobs>,
+    /// `POST /telephony/calls`.
+    pub outbound_calls: Arc<OutboundCalls>,
 }
 
 /// The credential-check throttle the configuration asks for.
@@ -243,8 +265,9 @@ pub fn build_fleet(config: &Config, adapters: &Adapters, onboarding: Arc<Onboard
     let ports = FleetPorts {
         store: adapters.stores.fleet.clone(),
         markets: adapters.markets.clone(),
-        // The reconciler's own bound until the bulk jobs' shared per-integration limiter
-        // replaces it here (see `UpstreamLimiter`).
+        // How many checks of one integration run at once. Each check's carrier reads also
+        // pass the shared per-integration upstream limits (`onboarding` is built over
+        // `LimitedCarrier`), so the reconciler and bulk jobs draw on one budget.
         limiter: Arc::new(InFlightLimiter::new(f.per_integration_in_flight)),
     };
     Fleet::new(onboarding, ports, settings)
@@ -261,6 +284,8 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         connections: adapters.stores.connections.clone(),
         leases: adapters.stores.leases.clone(),
         audit: adapters.stores.audit.clone(),
+        outbound: Some(adapters.stores.outbound.clone()),
+        voice: adapters.stores.voice.clone(),
     };
     let settings = OnboardingSettings {
         default_sip_target: config.sip_target.clone(),
@@ -269,6 +294,8 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         lease_ttl: trunkline_core::usecases::LEASE_TTL,
         lease_wait: trunkline_core::usecases::LEASE_WAIT,
         room_prefix: config.livekit_room_prefix.clone(),
+        outbound_allowed_countries: config.outbound_allowed_countries.clone(),
+        public_url: config.public_url.clone(),
     };
     Onboarding::new(ports, settings)
 }
@@ -298,9 +325,10 @@ pub fn build_calls(
     let ports = CallsPorts {
         calls: stores.calls.clone(),
         connections: stores.connections.clone(),
-        sip,
+        // Timed, for `trunkline_time_to_dispatch_seconds`.
+        sip: sip.map(|s| Arc::new(crate::dispatch_timing::TimedSip(s)) as Arc<dyn SipPlatform>),
     };
-    Calls::new(ports, settings)
+    Calls::with_live_connections(ports, settings, stores.live_connections.clone())
 }
 
 impl AppState {
@@ -313,18 +341,45 @@ impl AppState {
         metrics: PrometheusHandle,
         instance_id: &str,
     ) -> Self {
-        let onboarding = Arc::new(build_onboarding(&config, &adapters, instance_id));
-        let calls = build_calls(&config, &adapters.stores, adapters.sip.clone(), instance_id);
-        let fleet = Arc::new(build_fleet(&config, &adapters, onboarding.clone()));
+        let limits = crate::jobs::build_limits(&config);
+        let limited = Adapters {
+            carriers: LimitedCarrier::wrap_all(&adapters.carriers, &limits),
+            ..adapters
+        };
+        let onboarding = Arc::new(build_onboarding(&config, &limited, instance_id));
+        let calls = Arc::new(build_calls(
+            &config,
+            &limited.stores,
+            limited.sip.clone(),
+            instance_id,
+        ));
+        let jobs = crate::jobs::build_jobs(&config, &onboarding, &limited.stores, instance_id);
+        let fleet = Arc::new(build_fleet(&config, &limited, onboarding.clone()));
+        // Outbound calls read the carriers through the same per-integration limits.
+        let outbound_calls = OutboundCalls::new(
+            OutboundCallsPorts {
+                calls: calls.clone(),
+                call_store: limited.stores.calls.clone(),
+                connections: limited.stores.connections.clone(),
+                outbound: limited.stores.outbound.clone(),
+                leases: limited.stores.leases.clone(),
+                sip: limited.sip.clone(),
+                carriers: limited.carriers.clone(),
+            },
+            config.livekit_room_prefix.clone(),
+        );
         Self {
             fleet,
-            stores: adapters.stores,
-            vault: adapters.vault,
+            outbound_calls: Arc::new(outbound_calls),
+            stores: limited.stores,
+            vault: limited.vault,
             auth,
             metrics,
             onboarding,
-            calls: Arc::new(calls),
+            calls,
             credential_checks: credential_checks(&config),
+            limits,
+            jobs: Arc::new(jobs),
             config,
         }
     }

@@ -2,9 +2,13 @@
 
 mod codec;
 mod error;
+mod jobs;
 mod migrate;
+mod outbound;
+mod prepared;
 mod rows;
 mod schema;
 mod store;
+mod voice_url;
 
 pub use store::PostgresStore;

@@ -1,11 +1,15 @@
 #![doc = include_str!("../README.md")]
 
+mod blocking;
 mod codec;
 mod error;
+mod jobs;
 mod migrate;
+mod outbound;
 mod rows;
 mod schema;
 mod store;
 mod sync_ops;
+mod voice_url;
 
 pub use store::SqliteStore;

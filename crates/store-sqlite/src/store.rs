@@ -31,6 +31,7 @@ use trunkline_core::{
 };
 use uuid::Uuid;
 
+use crate::blocking::Blocking;
 use crate::codec;
 use crate::error;
 use crate::migrate;
@@ -46,7 +47,9 @@ use crate::sync_ops::{self, ClaimOutcome};
 
 mod fleet;
 
-type Conn = SyncConnectionWrapper<SqliteConnection>;
+/// Statements run on [`Blocking`]: a store call dropped mid-statement waits for it without
+/// diesel-async's `block_in_place`, which panics on actix's current-thread workers.
+type Conn = SyncConnectionWrapper<SqliteConnection, Blocking>;
 
 /// Run on every new connection. `busy_timeout` first: SQLite serializes writers, and a
 /// writer that finds the lock taken must wait for it rather than fail with SQLITE_BUSY.
@@ -262,7 +265,7 @@ impl SqliteStore {
         &self.path
     }
 
-    async fn conn(&self) -> Result<Object<Conn>, StoreError> {
+    pub(crate) async fn conn(&self) -> Result<Object<Conn>, StoreError> {
         tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.get())
             .await
             .map_err(|_| error::timed_out())?

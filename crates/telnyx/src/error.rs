@@ -90,6 +90,7 @@ pub(crate) enum Resource {
     Fqdn,
     AvailableNumbers,
     NumberOrder,
+    VoiceProfile,
 }
 
 impl Resource {
@@ -101,6 +102,7 @@ impl Resource {
             Self::Fqdn => "FQDN",
             Self::AvailableNumbers => "available phone number",
             Self::NumberOrder => "number order",
+            Self::VoiceProfile => "outbound voice profile",
         }
     }
 }

@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+mod concurrency;
 pub mod livekit;
 pub mod telnyx;
 pub mod twilio;
+
+pub use concurrency::ConcurrencyStats;

@@ -52,6 +52,7 @@ pub(crate) enum Resource {
     OriginationUrl,
     TrunkNumber,
     AvailableNumbers,
+    CredentialList,
 }
 
 impl Resource {
@@ -63,6 +64,7 @@ impl Resource {
             Self::OriginationUrl => "origination URL",
             Self::TrunkNumber => "trunk phone number",
             Self::AvailableNumbers => "available phone number",
+            Self::CredentialList => "SIP credential list",
         }
     }
 }

@@ -11,7 +11,9 @@ mod ops;
 #[cfg(test)]
 mod properties;
 mod sid;
+mod termination;
 mod voice;
+pub mod webhook;
 mod wire;
 
 pub use carrier::{MAX_FRIENDLY_NAME, TwilioCarrier};

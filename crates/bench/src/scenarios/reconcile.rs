@@ -103,6 +103,7 @@ async fn metric(client: &reqwest::Client, base: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+#[allow(clippy::cast_precision_loss)] // counts and CPU ticks far below 2^53
 async fn one_run(
     opts: &ReconcileOptions,
     dir: &Path,
@@ -242,7 +243,8 @@ pub async fn run(opts: &ReconcileOptions, work: &Path) -> anyhow::Result<Value> 
         }
         runs.push(one_run(opts, &run_dir, &keys, &twilio, &livekit, *s).await?);
     }
-    Ok(json!({"latency_ms": opts.latency.as_millis() as u64, "runs": runs}))
+    let latency_ms = u64::try_from(opts.latency.as_millis()).unwrap_or(u64::MAX);
+    Ok(json!({"latency_ms": latency_ms, "runs": runs}))
 }
 
 pub fn markdown(results: &Value) -> String {

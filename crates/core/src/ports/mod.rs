@@ -6,13 +6,19 @@
 
 mod carrier;
 mod errors;
+mod jobs;
+mod outbound_store;
 mod sip_platform;
 mod store;
 pub mod store_codec;
 mod vault;
+mod voice_url;
 
 pub use carrier::*;
 pub use errors::*;
+pub use jobs::*;
+pub use outbound_store::*;
 pub use sip_platform::*;
 pub use store::*;
 pub use vault::*;
+pub use voice_url::*;

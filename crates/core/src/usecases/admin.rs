@@ -96,13 +96,17 @@ pub struct LiveKitOwner {
 pub enum LiveKitKind {
     InboundTrunk,
     DispatchRule,
+    OutboundTrunk,
 }
 
 impl LiveKitKind {
+    pub const ALL: [LiveKitKind; 3] = [Self::InboundTrunk, Self::DispatchRule, Self::OutboundTrunk];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InboundTrunk => "inbound_trunk",
             Self::DispatchRule => "dispatch_rule",
+            Self::OutboundTrunk => "outbound_trunk",
         }
     }
 }
@@ -113,7 +117,8 @@ pub struct LiveKitObject {
     pub kind: LiveKitKind,
     pub id: String,
     pub name: String,
-    /// Inbound trunk: the numbers it accepts. Dispatch rule: empty.
+    /// Inbound trunk: the numbers it accepts. Outbound trunk: the numbers it may call from.
+    /// Dispatch rule: empty.
     pub numbers: Vec<String>,
     /// Dispatch rule: the trunks it applies to. Inbound trunk: empty.
     pub trunk_ids: Vec<String>,
@@ -291,9 +296,11 @@ impl Fleet {
         Ok(AdminPage { items, next_cursor })
     }
 
-    /// The trunkline-named LiveKit inbound trunks and dispatch rules, each with the
-    /// connection that owns it, or none (an orphan: a connect or disconnect that did not
-    /// finish, or a row removed behind trunkline's back). Paged by `(kind, id)`.
+    /// The trunkline-named LiveKit inbound trunks, dispatch rules and outbound trunks, each
+    /// with the connection that owns it, or none (an orphan: a connect or disconnect that did
+    /// not finish, or a row removed behind trunkline's back). An outbound trunk belongs to a
+    /// carrier route; its owner is the route's first connection (lowest id). Paged by
+    /// `(kind, id)`.
     pub async fn admin_livekit(
         &self,
         cursor: Option<&str>,
@@ -306,10 +313,23 @@ impl Fleet {
                 "LiveKit is not configured on this trunkline",
             ));
         };
-        let (trunks, rules) = futures::join!(sip.list_inbound_trunks(), sip.list_dispatch_rules());
+        let (trunks, rules, outbound) = futures::join!(
+            sip.list_inbound_trunks(),
+            sip.list_dispatch_rules(),
+            sip.list_outbound_trunks()
+        );
         let (trunks, rules) = (trunks?, rules?);
+        let outbound = match outbound {
+            Ok(t) => t,
+            // An adapter without the outbound half has no outbound trunks to show.
+            Err(e) if e.code == ErrorCode::NotConfigured => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
         let mut trunk_owner: HashMap<String, LiveKitOwner> = HashMap::new();
         let mut rule_owner: HashMap<String, LiveKitOwner> = HashMap::new();
+        // Every carrier route of a live connection, with its first connection as the owner.
+        let mut routes: BTreeMap<(CustomerId, ProviderKind, RouteId), LiveKitOwner> =
+            BTreeMap::new();
         let mut after = None;
         loop {
             let page = self.ports.store.list_all_connections(after, 500).await?;
@@ -326,12 +346,28 @@ impl Fleet {
                 if let Some(t) = &c.livekit_trunk_id {
                     trunk_owner.insert(t.as_str().to_owned(), owner.clone());
                 }
+                if let Some(route) = &c.route_id {
+                    routes
+                        .entry((c.customer_id.clone(), c.provider, route.clone()))
+                        .or_insert_with(|| owner.clone());
+                }
                 if let Some(r) = &c.livekit_rule_id {
                     rule_owner.insert(r.as_str().to_owned(), owner);
                 }
             }
             if !full {
                 break;
+            }
+        }
+        let mut outbound_owner: HashMap<String, LiveKitOwner> = HashMap::new();
+        if let Some(store) = &self.onboarding.ports.outbound {
+            for ((customer, provider, route), owner) in routes {
+                let held = store
+                    .get_outbound_route(&customer, provider, &route)
+                    .await?;
+                if let Some(trunk) = held.and_then(|r| r.livekit_trunk_id) {
+                    outbound_owner.insert(trunk.as_str().to_owned(), owner);
+                }
             }
         }
         let mut all: Vec<LiveKitObject> = trunks
@@ -358,6 +394,19 @@ impl Fleet {
                         trunk_ids: r.trunk_ids,
                     }),
             )
+            .chain(
+                outbound
+                    .into_iter()
+                    .filter(|t| is_ours(Some(&t.name)))
+                    .map(|t| LiveKitObject {
+                        kind: LiveKitKind::OutboundTrunk,
+                        owner: outbound_owner.get(t.id.as_str()).cloned(),
+                        id: t.id.as_str().to_owned(),
+                        name: t.name,
+                        numbers: t.numbers,
+                        trunk_ids: Vec::new(),
+                    }),
+            )
             .filter(|o| !orphans_only || o.owner.is_none())
             .collect();
         all.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
@@ -376,11 +425,9 @@ impl Fleet {
     }
 }
 
-/// `inbound_trunk:<id>` or `dispatch_rule:<id>`, as the previous page's last object.
+/// `inbound_trunk:<id>`, `dispatch_rule:<id>` or `outbound_trunk:<id>`, as the previous page's last object.
 fn parse_cursor(c: &str) -> Option<(LiveKitKind, &str)> {
     let (kind, id) = c.split_once(':')?;
-    let kind = [LiveKitKind::InboundTrunk, LiveKitKind::DispatchRule]
-        .into_iter()
-        .find(|k| k.as_str() == kind)?;
+    let kind = LiveKitKind::ALL.into_iter().find(|k| k.as_str() == kind)?;
     Some((kind, id))
 }

@@ -281,14 +281,18 @@ impl From<&RouteView> for AdminRouteJson {
                 .map(|n| AdminRouteNumberJson {
                     connection_id: n.connection.id.to_string(),
                     number_id: n.connection.number_id.to_string(),
-                    e164: n.connection.e164.masked().to_string(),
+                    e164: n.connection.e164.masked().clone(),
                     status: n.connection.status.as_str().to_owned(),
                     livekit_trunk_id: n
                         .connection
                         .livekit_trunk_id
                         .as_ref()
-                        .map(|t| t.to_string()),
-                    livekit_rule_id: n.connection.livekit_rule_id.as_ref().map(|r| r.to_string()),
+                        .map(ToString::to_string),
+                    livekit_rule_id: n
+                        .connection
+                        .livekit_rule_id
+                        .as_ref()
+                        .map(ToString::to_string),
                     reconciler: n.check.as_ref().map(Into::into),
                 })
                 .collect(),
@@ -344,20 +348,22 @@ pub struct LiveKitOwnerJson {
     pub customer_id: String,
     #[schema(example = "twilio")]
     pub provider: String,
-    /// The owning connection's status (`disconnected`: a disconnect left the object).
+    /// The owning connection's status (`disconnected`: a disconnect left the object). An
+    /// outbound trunk belongs to a carrier route: its owner is the route's first connection.
     pub status: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveKitObjectJson {
-    /// `inbound_trunk` or `dispatch_rule`.
+    /// `inbound_trunk`, `dispatch_rule` or `outbound_trunk`.
     #[schema(example = "inbound_trunk")]
     pub kind: String,
     #[schema(example = "ST_abc123")]
     pub id: String,
     pub name: String,
-    /// Inbound trunk: the numbers it accepts (masked).
+    /// Inbound trunk: the numbers it accepts; outbound trunk: the numbers it may call from
+    /// (masked).
     pub numbers: Vec<String>,
     /// Dispatch rule: the trunks it applies to.
     pub trunk_ids: Vec<String>,
@@ -369,14 +375,14 @@ pub struct LiveKitObjectJson {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminLiveKitResponse {
-    /// trunkline's LiveKit inbound trunks and dispatch rules, trunks first, by id.
-    /// trunkline creates no outbound trunks, so none are listed.
+    /// trunkline's LiveKit inbound trunks, dispatch rules and outbound trunks, in that
+    /// order, each kind by id.
     pub items: Vec<LiveKitObjectJson>,
     pub next_cursor: Option<String>,
 }
 
 fn mask_raw(raw: &str) -> String {
-    trunkline_core::E164::parse(raw).map_or_else(|_| "***".to_owned(), |e| e.masked().to_string())
+    trunkline_core::E164::parse(raw).map_or_else(|_| "***".to_owned(), |e| e.masked().clone())
 }
 
 impl From<&LiveKitObject> for LiveKitObjectJson {

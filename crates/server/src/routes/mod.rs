@@ -13,12 +13,16 @@
 pub mod admin;
 pub mod audit;
 pub mod calls;
+pub mod console;
 pub mod credentials;
+pub mod jobs;
 pub mod json;
 pub mod numbers;
+pub mod outbound;
 pub mod providers;
 pub mod purchase;
 pub mod schema;
+pub mod voice;
 pub mod webhook;
 
 use actix_web::web;
@@ -36,6 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // turn: LiveKit's webhook is by far the busiest route, so it is tried first
     // (docs/benchmarks.md measured the router at a fifth of a webhook's CPU otherwise).
     webhook::configure(cfg);
+    // Twilio's voice webhook is on every call's critical path, too.
+    voice::configure(cfg);
     providers::configure(cfg);
     credentials::configure(cfg);
     numbers::configure(cfg);
@@ -43,6 +49,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     calls::configure(cfg);
     purchase::configure(cfg);
     admin::configure(cfg);
+    jobs::configure(cfg);
+    outbound::configure(cfg);
+    console::configure(cfg);
 }
 
 /// `{provider}` of a path.

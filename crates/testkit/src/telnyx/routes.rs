@@ -23,10 +23,19 @@ pub enum Route {
     CreateNumberOrder,
     RetrieveNumberOrder,
     DeletePhoneNumber,
+    /// Not in the trimmed spec (Telnyx's SDKs have it).
+    RetrieveFqdnAuthentication,
+    /// Not in the trimmed spec (Telnyx's SDKs have it).
+    UpdateFqdnAuthentication,
+    ListOutboundVoiceProfiles,
+    CreateVoiceProfile,
+    GetOutboundVoiceProfile,
+    UpdateOutboundVoiceProfile,
+    DeleteOutboundVoiceProfile,
 }
 
 impl Route {
-    pub const ALL: [Route; 18] = [
+    pub const ALL: [Route; 25] = [
         Self::GetUserBalance,
         Self::ListPhoneNumbers,
         Self::RetrievePhoneNumber,
@@ -45,6 +54,13 @@ impl Route {
         Self::CreateNumberOrder,
         Self::RetrieveNumberOrder,
         Self::DeletePhoneNumber,
+        Self::RetrieveFqdnAuthentication,
+        Self::UpdateFqdnAuthentication,
+        Self::ListOutboundVoiceProfiles,
+        Self::CreateVoiceProfile,
+        Self::GetOutboundVoiceProfile,
+        Self::UpdateOutboundVoiceProfile,
+        Self::DeleteOutboundVoiceProfile,
     ];
 
     /// The spec's `operationId`.
@@ -68,7 +84,23 @@ impl Route {
             Self::CreateNumberOrder => "CreateNumberOrder",
             Self::RetrieveNumberOrder => "RetrieveNumberOrder",
             Self::DeletePhoneNumber => "DeletePhoneNumber",
+            Self::RetrieveFqdnAuthentication => "RetrieveFqdnAuthentication",
+            Self::UpdateFqdnAuthentication => "UpdateFqdnAuthentication",
+            Self::ListOutboundVoiceProfiles => "ListOutboundVoiceProfiles",
+            Self::CreateVoiceProfile => "CreateVoiceProfile",
+            Self::GetOutboundVoiceProfile => "GetOutboundVoiceProfile",
+            Self::UpdateOutboundVoiceProfile => "UpdateOutboundVoiceProfile",
+            Self::DeleteOutboundVoiceProfile => "DeleteOutboundVoiceProfile",
         }
+    }
+
+    /// Whether Telnyx's spec (`telnyx_byoc_v2.json`) has the route; the two
+    /// `fqdn_authentication` routes follow Telnyx's SDK types instead.
+    pub fn in_spec(self) -> bool {
+        !matches!(
+            self,
+            Self::RetrieveFqdnAuthentication | Self::UpdateFqdnAuthentication
+        )
     }
 
     pub fn parse(op: &str) -> Option<Self> {
@@ -175,6 +207,28 @@ pub(crate) fn resolve(method: &str, path: &str) -> Resolved {
                 ("GET", Route::RetrieveFqdnConnection),
                 ("PATCH", Route::UpdateFqdnConnection),
                 ("DELETE", Route::DeleteFqdnConnection),
+            ],
+            Some(id),
+        ),
+        ["fqdn_connections", id, "fqdn_authentication"] if !id.is_empty() => by_method(
+            &[
+                ("GET", Route::RetrieveFqdnAuthentication),
+                ("PATCH", Route::UpdateFqdnAuthentication),
+            ],
+            Some(id),
+        ),
+        ["outbound_voice_profiles"] => by_method(
+            &[
+                ("GET", Route::ListOutboundVoiceProfiles),
+                ("POST", Route::CreateVoiceProfile),
+            ],
+            None,
+        ),
+        ["outbound_voice_profiles", id] if !id.is_empty() => by_method(
+            &[
+                ("GET", Route::GetOutboundVoiceProfile),
+                ("PATCH", Route::UpdateOutboundVoiceProfile),
+                ("DELETE", Route::DeleteOutboundVoiceProfile),
             ],
             Some(id),
         ),

@@ -228,5 +228,12 @@ fn serve(
         Route::CreateNumberOrder => ok(store.create_order(a, body)?),
         Route::RetrieveNumberOrder => ok(store.get_order(a, &id)?),
         Route::DeletePhoneNumber => ok(store.delete_number(a, &id)?),
+        Route::RetrieveFqdnAuthentication => ok(store.get_fqdn_authentication(a, &id)?),
+        Route::UpdateFqdnAuthentication => ok(store.update_fqdn_authentication(a, &id, body)?),
+        Route::ListOutboundVoiceProfiles => ok(store.list_voice_profiles(a, query)?),
+        Route::CreateVoiceProfile => Ok((200, store.create_voice_profile(a, body)?)),
+        Route::GetOutboundVoiceProfile => ok(store.get_voice_profile(a, &id)?),
+        Route::UpdateOutboundVoiceProfile => ok(store.update_voice_profile(a, &id, body)?),
+        Route::DeleteOutboundVoiceProfile => ok(store.delete_voice_profile(a, &id)?),
     }
 }
