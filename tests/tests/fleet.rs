@@ -575,10 +575,19 @@ async fn reconciler_finds_and_clears_drift_on_one_instance(backend: Backend) {
         .find(|(_, c)| **c > 0.0)
         .map(|(s, _)| s)
         .unwrap();
-    let connected = metric(
-        leader,
-        "trunkline_connections{provider=\"twilio\",state=\"connected\"}",
+    // The gauges are exported when a batch ends, after the checks it stored (which status
+    // shows at once): wait for the batch that saw both clean.
+    wait_for(
+        "two connected in the leader's gauge",
+        Duration::from_secs(20),
+        || async {
+            let connected = metric(
+                leader,
+                "trunkline_connections{provider=\"twilio\",state=\"connected\"}",
+            )
+            .await;
+            ((connected - 2.0).abs() < f64::EPSILON).then_some(())
+        },
     )
     .await;
-    assert!((connected - 2.0).abs() < f64::EPSILON, "{connected}");
 }

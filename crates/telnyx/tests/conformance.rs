@@ -9,9 +9,11 @@ use std::collections::BTreeSet;
 
 use secrecy::SecretString;
 use trunkline_core::E164;
+use trunkline_core::model::CarrierCredentials;
+use trunkline_core::ports::{AvailableNumberQuery, NumberMarket, NumberType};
 use trunkline_telnyx::{
     ConnectionId, DnsRecordType, FQDN_AUTHENTICATION_SDK_FIELDS, FailoverPlan, FqdnSpec,
-    NewConnection, NumberId, NumberQuery, TelnyxOperation, Transport,
+    NewConnection, NumberId, NumberQuery, TelnyxCarrier, TelnyxOperation, Transport,
 };
 use trunkline_testkit::telnyx::spec::TelnyxSpec;
 
@@ -200,6 +202,40 @@ async fn every_request_the_adapter_sends_fits_the_spec() {
     c.delete_fqdn(key, &fqdns[0].id).await.unwrap();
     c.delete_connection(key, &conn.id).await.unwrap();
     c.delete_connection(key, &conn.id).await.unwrap();
+
+    // The number market, through the port: a search of each type with every filter, a
+    // purchase (an order polled until complete), its release.
+    w.emu.add_for_sale("US", "local", "+14157770001");
+    w.emu.add_for_sale("US", "toll_free", "+18885550123");
+    w.emu.add_for_sale("US", "mobile", "+14157770002");
+    w.emu.set_order_polls(2);
+    let market = TelnyxCarrier::from_client(c.clone());
+    let creds = CarrierCredentials {
+        account_id: None,
+        key_id: None,
+        secret: key.clone(),
+    };
+    for number_type in [NumberType::Local, NumberType::TollFree, NumberType::Mobile] {
+        market
+            .search_available_numbers(
+                &creds,
+                &AvailableNumberQuery {
+                    country: "US".into(),
+                    number_type,
+                    area_code: Some("415".into()),
+                    prefix: Some("4157".into()),
+                    contains: Some("777".into()),
+                    limit: 5,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let bought = market
+        .purchase_number(&creds, &E164::parse("+14157770001").unwrap())
+        .await
+        .unwrap();
+    market.release_number(&creds, &bought.id).await.unwrap();
 
     let mut problems = Vec::new();
     let mut used = BTreeSet::new();

@@ -8,11 +8,12 @@ mod common;
 use std::collections::BTreeSet;
 
 use secrecy::SecretString;
-use trunkline_core::SipTarget;
 use trunkline_core::model::OriginationTarget;
 use trunkline_core::ports::{
-    CarrierProvider, NumberQuery, RouteSpec, RouteTargetSpec, TerminationSpec,
+    AvailableNumberQuery, CarrierProvider, NumberMarket, NumberQuery, NumberType, RouteSpec,
+    RouteTargetSpec, TerminationSpec,
 };
+use trunkline_core::{E164, SipTarget};
 use trunkline_testkit::twilio::spec::TwilioSpecs;
 use trunkline_testkit::twilio::{Host, Params, RecordedRequest};
 use trunkline_twilio::{ApplicationSid, TwilioHost, TwilioOperation, VoiceConfig};
@@ -75,6 +76,11 @@ fn sample_ids(template: &str) -> Vec<String> {
     while let Some(open) = rest.find('{') {
         let close = open + rest[open..].find('}').unwrap();
         let name = &rest[open + 1..close];
+        if name == "CountryCode" {
+            ids.push("US".to_owned());
+            rest = &rest[close + 1..];
+            continue;
+        }
         let prefix = match (name, &rest[..open]) {
             ("AccountSid", _) => "AC",
             ("TrunkSid", _) => "TK",
@@ -328,6 +334,33 @@ async fn exercise_everything(w: &World) {
         .await
         .unwrap();
     c.delete_route(&creds, &trunk.id).await.unwrap();
+
+    // The number market: a search of each type with every filter, a purchase (which looks
+    // for the number in the account first), and its release.
+    let for_sale = E164::parse("+14157770001").unwrap();
+    w.emu.add_for_sale("US", "Local", &for_sale);
+    w.emu
+        .add_for_sale("US", "TollFree", &E164::parse("+18885550123").unwrap());
+    w.emu
+        .add_for_sale("US", "Mobile", &E164::parse("+14157770002").unwrap());
+    for number_type in [NumberType::Local, NumberType::TollFree, NumberType::Mobile] {
+        c.search_available_numbers(
+            &creds,
+            &AvailableNumberQuery {
+                country: "US".into(),
+                number_type,
+                area_code: Some("415".into()),
+                prefix: None,
+                contains: Some("777".into()),
+                limit: 5,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let bought = c.purchase_number(&creds, &for_sale).await.unwrap();
+    assert_eq!(bought.e164, for_sale);
+    c.release_number(&creds, &bought.id).await.unwrap();
 }
 
 #[tokio::test]

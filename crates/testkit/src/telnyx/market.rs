@@ -35,8 +35,6 @@ fn order_json(id: &str, o: &Order) -> Value {
         "phone_numbers_count": 1,
         "status": o.status,
         "requirements_met": true,
-        "customer_reference": null,
-        "connection_id": null,
         "phone_numbers": [{
             "id": id,
             "record_type": "number_order_phone_number",
@@ -178,7 +176,21 @@ impl Store {
             .ok()
             .filter(|i| self.numbers.get(i).is_some_and(|n| n.account == account))
             .ok_or_else(ApiError::not_found)?;
-        let rendered = self.number_json(key, &self.numbers[&key]);
+        let mut rendered = self.number_json(key, &self.numbers[&key]);
+        // `PhoneNumberDeletedDetailed` has fewer fields than a retrieved number, and none of
+        // them nullable: an unset one is left out.
+        if let Some(o) = rendered.as_object_mut() {
+            o.retain(|k, v| {
+                !v.is_null()
+                    && ![
+                        "country_iso_alpha2",
+                        "emergency_status",
+                        "inbound_call_screening",
+                        "source_type",
+                    ]
+                    .contains(&k.as_str())
+            });
+        }
         self.numbers.remove(&key);
         Ok(json!({"data": rendered}))
     }

@@ -45,7 +45,9 @@ fn national(e164: &str) -> &str {
 
 fn available_json(n: &ForSale) -> Value {
     json!({
-        "friendly_name": default_friendly_name(&n.e164),
+        // The spec types this field `phone-number` (E.164), unlike an incoming number's
+        // free-text friendly name: the emulator answers what the spec says.
+        "friendly_name": n.e164,
         "phone_number": n.e164,
         "lata": "722",
         "locality": n.locality,

@@ -190,6 +190,47 @@ async fn every_route_answers_in_the_spec_shape() {
     go("DELETE", format!("{base}/fqdns/{fqdn_id}"), None).await;
     go("DELETE", conn_url.clone(), None).await;
 
+    // Numbers for sale: each type, an order read while pending and once complete, and the
+    // bought number deleted.
+    emu.add_for_sale("US", "local", "+14157770001");
+    emu.add_for_sale("US", "toll_free", "+18885550123");
+    emu.add_for_sale("US", "mobile", "+14157770002");
+    emu.set_order_polls(2);
+    for kind in ["local", "toll_free", "mobile"] {
+        go(
+            "GET",
+            format!(
+                "{base}/available_phone_numbers?filter[country_code]=US\
+                 &filter[phone_number_type]={kind}&filter[limit]=5"
+            ),
+            None,
+        )
+        .await;
+    }
+    let order = go(
+        "POST",
+        format!("{base}/number_orders"),
+        Some(json!({"phone_numbers": [{"phone_number": "+14157770001"}]})),
+    )
+    .await;
+    let order_id = order.body["data"]["id"].as_str().unwrap().to_owned();
+    let pending = go("GET", format!("{base}/number_orders/{order_id}"), None).await;
+    assert_eq!(
+        pending.body["data"]["status"], "pending",
+        "{}",
+        pending.body
+    );
+    let done = go("GET", format!("{base}/number_orders/{order_id}"), None).await;
+    assert_eq!(done.body["data"]["status"], "success", "{}", done.body);
+    let bought = go(
+        "GET",
+        format!("{base}/phone_numbers?filter[phone_number]=14157770001"),
+        None,
+    )
+    .await;
+    let bought_id = bought.body["data"][0]["id"].as_str().unwrap().to_owned();
+    go("DELETE", format!("{base}/phone_numbers/{bought_id}"), None).await;
+
     assert!(problems.is_empty(), "{problems:#?}");
     let served: BTreeSet<_> = emu
         .requests()

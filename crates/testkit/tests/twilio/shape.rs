@@ -233,6 +233,42 @@ async fn every_route_answers_in_the_spec_shape() {
     go(Host::Api, "DELETE", format!("{cls}/{list_sid}.json"), &[]).await;
     go(Host::Trunking, "DELETE", trunk.clone(), &[]).await;
 
+    // Numbers for sale: each type, then one bought and released.
+    emu.add_for_sale("US", "Local", &E164::parse("+14157770001").unwrap());
+    emu.add_for_sale("US", "TollFree", &E164::parse("+18885550123").unwrap());
+    emu.add_for_sale("US", "Mobile", &E164::parse("+14157770002").unwrap());
+    let available = format!(
+        "{api}/2010-04-01/Accounts/{}/AvailablePhoneNumbers/US",
+        a.sid
+    );
+    for kind in ["Local", "TollFree", "Mobile"] {
+        go(
+            Host::Api,
+            "GET",
+            format!("{available}/{kind}.json?VoiceEnabled=true&PageSize=5"),
+            &[],
+        )
+        .await;
+    }
+    let bought = go(
+        Host::Api,
+        "POST",
+        numbers.clone(),
+        &[("PhoneNumber", "+14157770001")],
+    )
+    .await;
+    let bought_sid = bought.body["sid"].as_str().unwrap().to_owned();
+    go(
+        Host::Api,
+        "DELETE",
+        format!(
+            "{api}/2010-04-01/Accounts/{}/IncomingPhoneNumbers/{bought_sid}.json",
+            a.sid
+        ),
+        &[],
+    )
+    .await;
+
     assert!(c.problems.is_empty(), "{:#?}", c.problems);
     let served: BTreeSet<_> = emu
         .requests()
