@@ -189,6 +189,10 @@ impl TestServer {
             .env("TRUNKLINE_DATA_DIR", &data_dir)
             .env("TRUNKLINE_LOG_FORMAT", "json")
             .env("TRUNKLINE_SHUTDOWN_TIMEOUT_SECS", "2")
+            // The drift reconciler reads every carrier and LiveKit in the background: off, so
+            // that tests counting upstream requests count only their own. The fleet tests
+            // turn it on.
+            .env("TRUNKLINE_RECONCILE_CHECKS_PER_MINUTE", "0")
             .env("RUST_LOG", "info");
         for (k, v) in &opts.env {
             cmd.env(k, v);

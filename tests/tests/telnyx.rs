@@ -553,10 +553,13 @@ async fn refusals_have_their_codes(backend: Backend) {
             .expect(400, Some("VALIDATION_FAILED"))
             .names_field("numberId");
     }
-    assert_eq!(
-        emu.requests().len(),
-        mark,
-        "nothing sent for a malformed id"
+    let extra: Vec<String> = emu.requests()[mark..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "nothing sent for a malformed id: {extra:?}"
     );
 
     // Telnyx fails creating the FQDN: 503, and a retry finishes without duplicates.
