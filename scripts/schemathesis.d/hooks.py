@@ -7,8 +7,8 @@
 - `phoneNumber` must be valid for its country code, which takes libphonenumber's tables to
   judge. A generated value in E.164 form is replaced with a valid number; one that is not
   in E.164 form is sent as it is, and must be refused. The same for `To` of the Twilio voice
-  webhook's form body, and for `from` and `to` of `POST /telephony/calls` (which must also
-  differ from each other).
+  webhook's form body, for `phoneNumber` of `numbers:purchase`, and for `from` and `to` of
+  `POST /telephony/calls` (which must also differ from each other).
 
 Everything else is generated from /openapi.json untouched.
 """
@@ -41,3 +41,7 @@ def before_call(ctx, case, **kwargs):
         to = body.get("To")
         if isinstance(to, str) and E164.fullmatch(to):
             body["To"] = "+14155550100"
+        # numbers:purchase: a valid number for its country, as libphonenumber decides.
+        phone = body.get("phoneNumber")
+        if isinstance(phone, str) and E164.fullmatch(phone):
+            body["phoneNumber"] = "+14155550100"
