@@ -312,6 +312,12 @@ async fn a_killed_instance_leaves_its_job_to_another(backend: Backend) {
     // Nor connected twice: every connect is audited (a connect that finds everything in
     // place too), so a number done again shows as a second event. Only the numbers under
     // way at the kill may be; a successor redoing finished numbers would show dozens.
+    if n_numbers() > 500 {
+        // The audit trail answers its newest 500 events: a bigger run rests on the counts
+        // at the emulators above.
+        drop(first);
+        return;
+    }
     let audit = acme.audit("limit=500").await;
     let mut per_number: BTreeMap<String, usize> = BTreeMap::new();
     for e in audit.ok()["items"].as_array().unwrap() {
