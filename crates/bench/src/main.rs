@@ -129,6 +129,11 @@ struct WebhookArgs {
     /// Longest one run may take, in seconds.
     #[arg(long, default_value_t = 60)]
     run_limit_s: u64,
+    /// Database transactions each instance makes every second at rest, taken off the
+    /// transactions per delivery: 2 since bulk jobs (dispatch retrier, job runner), 1 for
+    /// builds before them (9dc07a1 and earlier).
+    #[arg(long, default_value_t = 2)]
+    background_polls: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -207,6 +212,7 @@ async fn webhooks(
         insert_keys: scale(args.insert_keys),
         ceilings_only,
         run_limit: Duration::from_secs(args.run_limit_s),
+        background_polls: args.background_polls,
     };
     let results = webhooks::run(&opts, ctx.work.path()).await?;
     let settings = json!({
@@ -220,6 +226,7 @@ async fn webhooks(
         "sqlite_pool": trunkline_bench::insert::SQLITE_POOL_SIZE,
         "copies_per_event": 2,
         "sip_percent_in_mix": 20,
+        "background_polls_per_instance_s": opts.background_polls,
         "quick": ctx.quick,
     });
     ctx.save(
