@@ -36,7 +36,8 @@ on_both_backends!(
     a_whole_job_with_every_result_checked,
     a_killed_instance_leaves_its_job_to_another,
     cancel_leaves_numbers_not_started_untouched,
-    jobs_are_the_customers_own
+    jobs_are_the_customers_own,
+    a_telnyx_job_rides_out_a_rate_limit_burst
 );
 
 /// Fast claims and polls, so takeover and pick-up happen within a test's patience.
@@ -55,6 +56,16 @@ impl Client<'_> {
         }
         self.call(Method::POST, &format!("{TWILIO}/numbers:{action}"), &body)
             .await
+    }
+
+    async fn bulk_at(&self, provider: &str, action: &str, ids: &[String]) -> Reply {
+        let body = json!({ "numberIds": ids });
+        self.call(
+            Method::POST,
+            &format!("/telephony/providers/{provider}/numbers:{action}"),
+            &body,
+        )
+        .await
     }
 
     async fn job(&self, id: &str) -> Reply {
@@ -510,4 +521,90 @@ async fn jobs_are_the_customers_own(backend: Backend) {
         .filter(|e| e["action"] == "number.connected")
         .count();
     assert_eq!(connected, 3);
+}
+
+/// The same jobs on Telnyx (the carrier-neutral seam): every number on the one FQDN
+/// connection and at LiveKit once, through a burst of 429s with `x-ratelimit-reset` on the
+/// number updates (each number is tried again after the shared pause; none fails); then a
+/// bulk disconnect takes every number off it.
+async fn a_telnyx_job_rides_out_a_rate_limit_burst(backend: Backend) {
+    use trunkline_testkit::telnyx::{Fault as TelnyxFault, Route as TelnyxRoute};
+    const NUMBERS: usize = 30;
+    let emus = support::telnyx::Emulators::start();
+    let livekit = livekit_emulator();
+    let account = emus.account("Acme Telnyx", NUMBERS);
+    let server = emus
+        .settings(&backend)
+        .with_livekit(&livekit)
+        .with("TRUNKLINE_JOBS_POLL_INTERVAL_MS", "50")
+        .start()
+        .await;
+    let transcript = Transcript::default();
+    let acme = Client::new(&server, token("acme", &["customer"]), &transcript);
+    acme.call(
+        Method::POST,
+        "/telephony/providers/telnyx/credentials",
+        &account.key_body(),
+    )
+    .await
+    .expect(200, None);
+    emus.telnyx.inject(
+        TelnyxRoute::UpdatePhoneNumber,
+        TelnyxFault::RateLimit {
+            count: 5,
+            reset: Duration::from_secs(1),
+        },
+    );
+    let numbers: Vec<String> = (0..NUMBERS).map(|i| account.id(i).to_owned()).collect();
+    let queued = acme.bulk_at("telnyx", "connect", &numbers).await;
+    let id = queued.expect(202, None).body["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = acme.wait_job(&id, Duration::from_secs(120), finished).await;
+    assert_eq!(job["status"], "completed", "{}", job["progress"]);
+    assert_eq!(job["progress"]["connected"], NUMBERS, "{}", job["progress"]);
+    assert_eq!(job["progress"]["failed"], 0, "{}", job["progress"]);
+    let limited = emus
+        .telnyx
+        .requests()
+        .iter()
+        .filter(|r| r.status == Some(429))
+        .count();
+    assert_eq!(limited, 5, "the burst was met");
+    let ours = emus.our_connections(&account);
+    assert_eq!(ours.len(), 1, "one shared FQDN connection: {ours:?}");
+    for n in &numbers {
+        assert_eq!(
+            emus.telnyx.number(n).unwrap().connection_id.as_deref(),
+            Some(ours[0].id.as_str()),
+            "{n} is on it"
+        );
+    }
+    assert_eq!(emus.telnyx.count(TelnyxRoute::CreateFqdnConnection), 1);
+    assert_eq!(emus.telnyx.count(TelnyxRoute::CreateFqdn), 1);
+    assert_eq!(
+        done_at_livekit(&livekit, lk::Method::CreateSipInboundTrunk),
+        NUMBERS
+    );
+    assert_eq!(
+        done_at_livekit(&livekit, lk::Method::CreateSipDispatchRule),
+        NUMBERS
+    );
+
+    let queued = acme.bulk_at("telnyx", "disconnect", &numbers).await;
+    let id = queued.expect(202, None).body["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = acme.wait_job(&id, Duration::from_secs(120), finished).await;
+    assert_eq!(
+        job["progress"]["disconnected"], NUMBERS,
+        "{}",
+        job["progress"]
+    );
+    for n in &numbers {
+        assert_eq!(emus.telnyx.number(n).unwrap().connection_id, None, "{n}");
+    }
+    assert!(livekit.trunks().is_empty() && livekit.rules().is_empty());
 }

@@ -165,6 +165,13 @@ async fn deploy(
     let keys = Keys::generate(&data_dir)?;
     let mut env = keys.env();
     env.extend(setup::upstream_env(&twilio, &livekit));
+    // The drift reconciler (issue 13) polls its lease every second and reads every
+    // connection: off, so that the webhook path's transactions are counted alone (an older
+    // build ignores the variable).
+    env.push((
+        "TRUNKLINE_RECONCILE_CHECKS_PER_MINUTE".to_owned(),
+        "0".to_owned(),
+    ));
     match db {
         Some(db) => {
             env.push(("TRUNKLINE_DATABASE_URL".to_owned(), db.url.clone()));
