@@ -53,6 +53,7 @@ pub const ALLOW_SIP_TARGET_OVERRIDE: &str = "TRUNKLINE_ALLOW_SIP_TARGET_OVERRIDE
 pub const CREDENTIAL_CHECKS_PER_MINUTE: &str = "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE";
 pub const CREDENTIAL_CHECKS_BURST: &str = "TRUNKLINE_CREDENTIAL_CHECKS_BURST";
 pub const DATABASE_TIMEOUT_MS: &str = "TRUNKLINE_DATABASE_TIMEOUT_MS";
+pub const LEASE_TTL_MS: &str = "TRUNKLINE_LEASE_TTL_MS";
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/trunkline.db";
@@ -318,6 +319,9 @@ pub struct Config {
     /// The prefix of the rooms the dispatch rules create.
     pub livekit_room_prefix: String,
     pub dispatch: DispatchConfig,
+    /// How long a connect/disconnect lease lives without renewal: after a crash, the number
+    /// is free again within it.
+    pub lease_ttl: Duration,
     pub sip_target: Option<SipTarget>,
     pub allow_sip_target_override: bool,
     /// The Telnyx adapter's settings (`TRUNKLINE_TELNYX_*`), parsed and validated by the
@@ -476,6 +480,13 @@ impl Config {
         let livekit = parse_livekit(env, &mut p);
         let livekit_room_prefix = parse_room_prefix(env, &mut p);
         let dispatch = parse_dispatch(env, &mut p);
+        let lease_ttl = Duration::from_millis(parse_number(
+            env,
+            LEASE_TTL_MS,
+            u64::try_from(trunkline_core::usecases::LEASE_TTL.as_millis()).unwrap_or(10_000),
+            1_000..=60_000,
+            &mut p,
+        ));
         let sip_target = env
             .get(SIP_TARGET, &mut p)
             .and_then(|raw| match SipTarget::parse(&raw) {
@@ -523,6 +534,7 @@ impl Config {
                 livekit,
                 livekit_room_prefix,
                 dispatch,
+                lease_ttl,
                 sip_target,
                 allow_sip_target_override,
                 telnyx,

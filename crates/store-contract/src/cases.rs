@@ -1653,3 +1653,73 @@ pub async fn check_ready_reports_pending_migrations(store: Arc<dyn Store>, migra
             .is_some()
     );
 }
+
+/// Key rotation's walk: every integration once, in id order, across customers and providers,
+/// resumable from the last id; a replacement only of the value that was read.
+pub async fn sealed_secrets_walk_in_id_order_and_replace_only_what_was_read(
+    store: Arc<dyn Store>,
+) {
+    let mut stored = Vec::new();
+    for n in 0..5 {
+        let mut i = integration(&customer(&format!("rot{n}")));
+        i.sealed_secret = SealedSecret(vec![1, 2, n]);
+        store.put_integration(&i).await.unwrap();
+        stored.push(i);
+    }
+    let mut t = telnyx_integration(&customer("rot0"));
+    t.sealed_secret = SealedSecret(vec![9]);
+    store.put_integration(&t).await.unwrap();
+    stored.push(t);
+    stored.sort_by_key(|i| i.id);
+
+    // Pages of two, each from the last id of the one before: all, once, in order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.integrations_after(after, 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        seen.extend(page);
+    }
+    assert_eq!(seen, stored);
+    assert!(store.integrations_after(after, 10).await.unwrap().is_empty());
+
+    // Compare-and-swap: the value read is replaced; a stale one is not.
+    let target = &stored[0];
+    let new = SealedSecret(vec![7, 7, 7]);
+    assert!(
+        store
+            .replace_sealed_secret(target.id, &target.sealed_secret, &new)
+            .await
+            .unwrap()
+    );
+    let again = store
+        .replace_sealed_secret(target.id, &target.sealed_secret, &SealedSecret(vec![8]))
+        .await
+        .unwrap();
+    assert!(!again, "a stale value replaced the newer one");
+    let read = store
+        .get_integration(&target.customer_id, target.provider)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.sealed_secret, new);
+    assert_eq!(read.updated_at, target.updated_at);
+    // Nothing else changed.
+    for other in &stored[1..] {
+        let read = store
+            .get_integration(&other.customer_id, other.provider)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&read, other);
+    }
+    // An integration that is gone is not replaced.
+    assert!(
+        !store
+            .replace_sealed_secret(IntegrationId::new(), &new, &SealedSecret(vec![1]))
+            .await
+            .unwrap()
+    );
+}

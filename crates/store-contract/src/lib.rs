@@ -69,6 +69,7 @@ macro_rules! contract_tests {
             end_call_cancels_a_pending_dispatch,
             claim_dispatch_refuses_an_ended_call,
             audit_append_and_list_newest_first_per_customer,
+            sealed_secrets_walk_in_id_order_and_replace_only_what_was_read,
         );
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]

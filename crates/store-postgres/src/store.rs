@@ -287,7 +287,7 @@ impl PostgresStore {
         Ok(applied)
     }
 
-    async fn conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
+    pub(crate) async fn conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
         tokio::time::timeout(self.acquire_timeout, self.pool.get())
             .await
             .map_err(|_| error::timed_out())?

@@ -5,6 +5,7 @@ mod error;
 mod migrate;
 mod rows;
 mod schema;
+mod secrets;
 mod store;
 mod sync_ops;
 

@@ -260,7 +260,7 @@ impl SqliteStore {
         &self.path
     }
 
-    async fn conn(&self) -> Result<Object<Conn>, StoreError> {
+    pub(crate) async fn conn(&self) -> Result<Object<Conn>, StoreError> {
         tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.get())
             .await
             .map_err(|_| error::timed_out())?

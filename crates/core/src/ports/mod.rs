@@ -6,6 +6,7 @@
 
 mod carrier;
 mod errors;
+mod secrets;
 mod sip_platform;
 mod store;
 pub mod store_codec;
@@ -13,6 +14,7 @@ mod vault;
 
 pub use carrier::*;
 pub use errors::*;
+pub use secrets::*;
 pub use sip_platform::*;
 pub use store::*;
 pub use vault::*;

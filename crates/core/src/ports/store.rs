@@ -270,11 +270,23 @@ pub trait StoreHealth: Send + Sync {
 
 /// Everything a store adapter provides. Implemented automatically.
 pub trait Store:
-    IntegrationStore + ConnectionStore + LeaseStore + CallStore + AuditLog + StoreHealth
+    IntegrationStore
+    + ConnectionStore
+    + LeaseStore
+    + CallStore
+    + AuditLog
+    + StoreHealth
+    + super::SealedSecretStore
 {
 }
 
 impl<T> Store for T where
-    T: IntegrationStore + ConnectionStore + LeaseStore + CallStore + AuditLog + StoreHealth
+    T: IntegrationStore
+        + ConnectionStore
+        + LeaseStore
+        + CallStore
+        + AuditLog
+        + StoreHealth
+        + super::SealedSecretStore
 {
 }

@@ -483,6 +483,45 @@ impl IntegrationStore for FakeStore {
 }
 
 #[async_trait]
+impl crate::ports::SealedSecretStore for FakeStore {
+    async fn integrations_after(
+        &self,
+        after: Option<crate::ids::IntegrationId>,
+        limit: u32,
+    ) -> Result<Vec<Integration>, StoreError> {
+        let mut v: Vec<Integration> = self
+            .integrations
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|i| after.is_none_or(|a| i.id > a))
+            .cloned()
+            .collect();
+        v.sort_by_key(|i| i.id);
+        v.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(v)
+    }
+    async fn replace_sealed_secret(
+        &self,
+        id: crate::ids::IntegrationId,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> Result<bool, StoreError> {
+        let mut v = self.integrations.lock().unwrap();
+        match v
+            .iter_mut()
+            .find(|i| i.id == id && &i.sealed_secret == expected)
+        {
+            Some(i) => {
+                i.sealed_secret = new.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
 impl ConnectionStore for FakeStore {
     async fn get_connection(
         &self,

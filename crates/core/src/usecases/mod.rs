@@ -8,6 +8,7 @@ mod calls;
 mod connect;
 mod credentials;
 mod naming;
+pub mod rotation;
 mod status;
 
 use std::collections::HashMap;
