@@ -84,7 +84,10 @@ impl Flow {
 
     fn request(self) -> (&'static str, Value) {
         match self {
-            Self::Connect => ("connect", json!({"routing": {"agentName": "support-agent"}})),
+            Self::Connect => (
+                "connect",
+                json!({"routing": {"agentName": "support-agent"}}),
+            ),
             Self::Reconnect => (
                 "connect",
                 json!({"sipTarget": OTHER_TARGET, "routing": {"agentName": "agent-b"}}),
@@ -340,11 +343,7 @@ impl World {
     fn flow_path(&self, flow: Flow, subject: &Subject) -> (String, Value) {
         let (op, body) = flow.request();
         (
-            format!(
-                "{}/numbers/{}/{op}",
-                self.carrier.path(),
-                subject.number_id
-            ),
+            format!("{}/numbers/{}/{op}", self.carrier.path(), subject.number_id),
             body,
         )
     }
@@ -536,7 +535,10 @@ impl World {
         let holding = self.lk.trunks_for_number(&subject.e164);
         let lk_ids = &conn["livekit"];
         if targets.is_empty() {
-            assert!(holding.is_empty(), "{what}: LiveKit trunks left: {holding:?}");
+            assert!(
+                holding.is_empty(),
+                "{what}: LiveKit trunks left: {holding:?}"
+            );
             assert_eq!(conn["status"], "disconnected", "{what}: {conn}");
             assert_eq!(lk_ids["trunkId"], Value::Null, "{what}: {conn}");
             assert_eq!(lk_ids["ruleId"], Value::Null, "{what}: {conn}");

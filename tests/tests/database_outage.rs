@@ -155,9 +155,7 @@ impl Drop for Cluster {
         } else {
             Command::new(&exe)
         };
-        let _ = cmd
-            .args(["-D", &data, "-m", "immediate", "stop"])
-            .output();
+        let _ = cmd.args(["-D", &data, "-m", "immediate", "stop"]).output();
     }
 }
 
@@ -194,7 +192,12 @@ impl Seen {
 
 /// Deliver `event` until an instance accepts it (as LiveKit retries a webhook that was not
 /// answered 2xx), round the instances.
-async fn deliver_until_accepted(lk: &LiveKitEmulator, targets: &[String], event: &Value, seen: &Seen) {
+async fn deliver_until_accepted(
+    lk: &LiveKitEmulator,
+    targets: &[String],
+    event: &Value,
+    seen: &Seen,
+) {
     let deadline = Instant::now() + Duration::from_secs(90);
     for attempt in 0.. {
         let target = &targets[attempt % targets.len()];
@@ -210,7 +213,13 @@ async fn deliver_until_accepted(lk: &LiveKitEmulator, targets: &[String], event:
 }
 
 /// Send one onboarding request until it goes through; the final answer.
-async fn until_done(client: &Client<'_>, path: &str, body: &Value, seen: &Seen, what: &str) -> Value {
+async fn until_done(
+    client: &Client<'_>,
+    path: &str,
+    body: &Value,
+    seen: &Seen,
+    what: &str,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let r = client.call(Method::POST, path, body).await;
@@ -218,7 +227,11 @@ async fn until_done(client: &Client<'_>, path: &str, body: &Value, seen: &Seen, 
         if r.status.is_success() {
             return r.body;
         }
-        assert!(Instant::now() < deadline, "{what} never went through: {}", r.body);
+        assert!(
+            Instant::now() < deadline,
+            "{what} never went through: {}",
+            r.body
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -273,7 +286,8 @@ async fn database_outage_under_load() {
             if outage_over.load(std::sync::atomic::Ordering::SeqCst) {
                 after += 1;
             }
-            let played = lk.inbound_call(&CallScript::new(&e164, format!("+1415555{:04}", 2000 + i)));
+            let played =
+                lk.inbound_call(&CallScript::new(&e164, format!("+1415555{:04}", 2000 + i)));
             i += 1;
             rooms.push(played.room.clone());
             let events: Vec<Value> = played.events[..2].to_vec();
@@ -304,11 +318,25 @@ async fn database_outage_under_load() {
                     after += 1;
                 }
                 let base = format!("/telephony/providers/twilio/numbers/{pn}");
-                let c = until_done(client, &format!("{base}/connect"), &json!({"routing": routing}), seen, "connect").await;
+                let c = until_done(
+                    client,
+                    &format!("{base}/connect"),
+                    &json!({"routing": routing}),
+                    seen,
+                    "connect",
+                )
+                .await;
                 assert_eq!(c["status"], "connected", "{c}");
                 last = "connected";
                 if cycles % 2 == 0 {
-                    let d = until_done(client, &format!("{base}/disconnect"), &json!({"restoreVoiceConfig": true}), seen, "disconnect").await;
+                    let d = until_done(
+                        client,
+                        &format!("{base}/disconnect"),
+                        &json!({"restoreVoiceConfig": true}),
+                        seen,
+                        "disconnect",
+                    )
+                    .await;
                     assert_eq!(d["status"], "disconnected", "{d}");
                     last = "disconnected";
                 }
@@ -364,15 +392,17 @@ async fn database_outage_under_load() {
                 if r.status() == 200 {
                     break;
                 }
-                assert!(Instant::now() < deadline, "not ready again after the outage");
+                assert!(
+                    Instant::now() < deadline,
+                    "not ready again after the outage"
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         outage_over.store(true, std::sync::atomic::Ordering::SeqCst);
         (outage_for, probes)
     };
-    let (rooms, cycles, (outage_for, probes)) =
-        tokio::join!(calls_load, onboarding_load, outage);
+    let (rooms, cycles, (outage_for, probes)) = tokio::join!(calls_load, onboarding_load, outage);
     // A webhook refused during the outage and never delivered again dispatches nothing.
     for room in &probes {
         assert!(lk.dispatch_history(room).is_empty(), "{room}");
@@ -454,7 +484,11 @@ async fn check_number(
             s["connection"]["livekit"]["trunkId"].as_str(),
             Some(holding[0].sip_trunk_id.as_str())
         );
-        assert_eq!(lk.rules_for_trunk(&holding[0].sip_trunk_id).len(), 1, "{pn}");
+        assert_eq!(
+            lk.rules_for_trunk(&holding[0].sip_trunk_id).len(),
+            1,
+            "{pn}"
+        );
     } else {
         assert_eq!(number.trunk_sid, None, "{pn}");
         assert!(holding.is_empty(), "{pn}: {holding:?}");

@@ -71,7 +71,11 @@ async fn rotate_then_remove_the_old_key(backend: Backend) {
     // Three customers save under the old key.
     let server = start(&only_old).await.expect("start");
     for (i, c) in carriers[..3].iter().enumerate() {
-        let client = Client::new(&server, token(&format!("cust{i}"), &["customer"]), &transcript);
+        let client = Client::new(
+            &server,
+            token(&format!("cust{i}"), &["customer"]),
+            &transcript,
+        );
         client.save(&c.key_body()).await.ok();
     }
     drop(server);
@@ -107,7 +111,10 @@ async fn rotate_then_remove_the_old_key(backend: Backend) {
     );
     let (ok, out) = vault(&both, data.path(), &["rotate"]);
     assert!(ok, "{out}");
-    assert!(out.contains("examined 4, re-sealed 0, already on the active key 4"), "{out}");
+    assert!(
+        out.contains("examined 4, re-sealed 0, already on the active key 4"),
+        "{out}"
+    );
     let (ok, out) = vault(&only_new, data.path(), &["status"]);
     assert!(ok, "{out}");
     assert!(out.contains("  new: 4 (active)"), "{out}");
@@ -116,7 +123,11 @@ async fn rotate_then_remove_the_old_key(backend: Backend) {
     // The old key gone, every secret opens: each customer's numbers come from the carrier.
     let server = start(&only_new).await.expect("start");
     for (i, c) in carriers.iter().enumerate() {
-        let client = Client::new(&server, token(&format!("cust{i}"), &["customer"]), &transcript);
+        let client = Client::new(
+            &server,
+            token(&format!("cust{i}"), &["customer"]),
+            &transcript,
+        );
         let page = client.numbers("").await;
         assert_eq!(
             page.ok()["items"][0]["numberId"],

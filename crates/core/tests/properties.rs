@@ -123,8 +123,11 @@ fn policy() -> impl Strategy<Value = RoutingPolicy> {
         proptest::option::of(policy_text(RoutingPolicy::MAX_AGENT_NAME)),
         proptest::option::of(prop_oneof![
             "[ -~]{0,20}",
-            prop::collection::vec(Just('x'), RoutingPolicy::MAX_METADATA..=RoutingPolicy::MAX_METADATA + 1)
-                .prop_map(String::from_iter),
+            prop::collection::vec(
+                Just('x'),
+                RoutingPolicy::MAX_METADATA..=RoutingPolicy::MAX_METADATA + 1
+            )
+            .prop_map(String::from_iter),
         ]),
         prop::collection::btree_map(
             policy_text(RoutingPolicy::MAX_ATTRIBUTE_LEN),

@@ -1656,9 +1656,7 @@ pub async fn check_ready_reports_pending_migrations(store: Arc<dyn Store>, migra
 
 /// Key rotation's walk: every integration once, in id order, across customers and providers,
 /// resumable from the last id; a replacement only of the value that was read.
-pub async fn sealed_secrets_walk_in_id_order_and_replace_only_what_was_read(
-    store: Arc<dyn Store>,
-) {
+pub async fn sealed_secrets_walk_in_id_order_and_replace_only_what_was_read(store: Arc<dyn Store>) {
     let mut stored = Vec::new();
     for n in 0..5 {
         let mut i = integration(&customer(&format!("rot{n}")));
@@ -1683,7 +1681,13 @@ pub async fn sealed_secrets_walk_in_id_order_and_replace_only_what_was_read(
         seen.extend(page);
     }
     assert_eq!(seen, stored);
-    assert!(store.integrations_after(after, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .integrations_after(after, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Compare-and-swap: the value read is replaced; a stale one is not.
     let target = &stored[0];
