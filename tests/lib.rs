@@ -58,6 +58,9 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// Return once the server listens, without waiting for `/readyz` (to test readiness).
     pub skip_ready: bool,
+    /// Run `trunkline dev` (in-process emulators, data in the data directory) instead of
+    /// `trunkline serve`.
+    pub dev: bool,
 }
 
 impl ServerOptions {
@@ -70,6 +73,12 @@ impl ServerOptions {
     #[must_use]
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    #[must_use]
+    pub fn dev(mut self) -> Self {
+        self.dev = true;
         self
     }
 
@@ -156,8 +165,12 @@ impl TestServer {
         };
         std::fs::create_dir_all(&data_dir)?;
         let mut cmd = Command::new(&bin);
-        cmd.arg("serve")
-            .current_dir(&data_dir)
+        if opts.dev {
+            cmd.arg("dev").arg("--data-dir").arg(&data_dir);
+        } else {
+            cmd.arg("serve");
+        }
+        cmd.current_dir(&data_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

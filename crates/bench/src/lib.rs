@@ -15,5 +15,6 @@ pub mod machine;
 pub mod mix;
 pub mod observe;
 pub mod scenarios;
+pub mod scrape;
 pub mod setup;
 pub mod stats;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use trunkline_bench::machine::{Machine, say, write_raw};
+use trunkline_bench::scenarios::bulk::{self, BulkOptions};
 use trunkline_bench::scenarios::connect::{self, ConnectOptions};
 use trunkline_bench::scenarios::footprint::{self, FootprintOptions};
 use trunkline_bench::scenarios::webhooks::{self, Deployment, WebhookOptions};
@@ -62,6 +63,8 @@ enum Command {
     Connect(ConnectArgs),
     /// Start-up time to ready and idle memory.
     Footprint(FootprintArgs),
+    /// Bulk connect of many numbers as one job, under Twilio's concurrency limit.
+    Bulk(BulkArgs),
     /// Everything, in order: footprint, connect, webhooks (with ceilings).
     All {
         #[command(flatten)]
@@ -70,7 +73,31 @@ enum Command {
         connect: ConnectArgs,
         #[command(flatten)]
         footprint: FootprintArgs,
+        #[command(flatten)]
+        bulk: BulkArgs,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+struct BulkArgs {
+    /// Numbers in the job.
+    #[arg(long, default_value_t = 1000)]
+    bulk_numbers: usize,
+    /// Latency injected on every upstream call, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    bulk_latency_ms: u64,
+    /// The Twilio emulator's concurrency limit (Twilio's default per account: 100).
+    #[arg(long, default_value_t = 100)]
+    twilio_limit: usize,
+    /// `TRUNKLINE_UPSTREAM_CONCURRENCY` of the server.
+    #[arg(long, default_value_t = 50)]
+    upstream_concurrency: usize,
+    /// `TRUNKLINE_JOBS_PARALLELISM` of the server.
+    #[arg(long, default_value_t = 64)]
+    parallelism: usize,
+    /// Trunk strategies to measure.
+    #[arg(long, value_delimiter = ',', default_values = ["dedicated"])]
+    strategies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -204,6 +231,30 @@ async fn connect(ctx: &Context, args: &ConnectArgs) -> anyhow::Result<String> {
     Ok(connect::markdown(&results))
 }
 
+async fn bulk(ctx: &Context, args: &BulkArgs) -> anyhow::Result<String> {
+    let opts = BulkOptions {
+        bin: ctx.bin.clone(),
+        latency: Duration::from_millis(args.bulk_latency_ms),
+        numbers: if ctx.quick { 100 } else { args.bulk_numbers },
+        twilio_limit: args.twilio_limit,
+        upstream_concurrency: args.upstream_concurrency,
+        parallelism: args.parallelism,
+        strategies: args.strategies.clone(),
+        postgres_admin_url: ctx.postgres.clone(),
+    };
+    let results = bulk::run(&opts, ctx.work.path()).await?;
+    let settings = json!({
+        "numbers": opts.numbers,
+        "latency_ms": args.bulk_latency_ms,
+        "twilio_limit": opts.twilio_limit,
+        "upstream_concurrency": opts.upstream_concurrency,
+        "parallelism": opts.parallelism,
+        "strategies": opts.strategies,
+    });
+    ctx.save("bulk", &settings, &results)?;
+    Ok(bulk::markdown(&results))
+}
+
 async fn footprint(ctx: &Context, args: &FootprintArgs) -> anyhow::Result<String> {
     let opts = FootprintOptions {
         bin: ctx.bin.clone(),
@@ -268,14 +319,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ceilings(a) => tables.push(("Ceilings", webhooks(&ctx, a, true).await?)),
         Command::Connect(a) => tables.push(("Connect critical path", connect(&ctx, a).await?)),
         Command::Footprint(a) => tables.push(("Footprint", footprint(&ctx, a).await?)),
+        Command::Bulk(a) => tables.push(("Bulk connect", bulk(&ctx, a).await?)),
         Command::All {
             webhooks: w,
             connect: c,
             footprint: f,
+            bulk: b,
         } => {
             tables.push(("Footprint", footprint(&ctx, f).await?));
             tables.push(("Connect critical path", connect(&ctx, c).await?));
             tables.push(("Webhooks", webhooks(&ctx, w, false).await?));
+            tables.push(("Bulk connect", bulk(&ctx, b).await?));
         }
     }
     if cli.common.keep_work {

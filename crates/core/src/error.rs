@@ -49,6 +49,18 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// Unexpected failure on our side; details are in the logs under the request id.
     Internal,
+    /// The number is connected, but not with `outbound: true`.
+    OutboundNotEnabled,
+    /// The callee was busy (SIP 486/600).
+    CallBusy,
+    /// Nobody answered in time (SIP 408/480/487).
+    CallNoAnswer,
+    /// The far end or the carrier refused the call (SIP 403/603 and other final answers).
+    CallRejected,
+    /// The carrier refused the caller ID (not a number of the account).
+    CallerIdNotAllowed,
+    /// The carrier does not allow calls to this destination (country or number type).
+    DestinationNotPermitted,
 }
 
 impl ErrorCode {
@@ -75,11 +87,17 @@ impl ErrorCode {
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
+            Self::OutboundNotEnabled => "OUTBOUND_NOT_ENABLED",
+            Self::CallBusy => "CALL_BUSY",
+            Self::CallNoAnswer => "CALL_NO_ANSWER",
+            Self::CallRejected => "CALL_REJECTED",
+            Self::CallerIdNotAllowed => "CALLER_ID_NOT_ALLOWED",
+            Self::DestinationNotPermitted => "DESTINATION_NOT_PERMITTED",
         }
     }
 
     /// Every code, for exhaustive table tests and documentation.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::AuthInvalid,
         Self::InsufficientPermissions,
         Self::NumberNotFound,
@@ -100,6 +118,12 @@ impl ErrorCode {
         Self::MethodNotAllowed,
         Self::ServiceUnavailable,
         Self::Internal,
+        Self::OutboundNotEnabled,
+        Self::CallBusy,
+        Self::CallNoAnswer,
+        Self::CallRejected,
+        Self::CallerIdNotAllowed,
+        Self::DestinationNotPermitted,
     ];
 }
 

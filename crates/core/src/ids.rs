@@ -90,6 +90,11 @@ uuid_id!(
     /// An audit event.
     AuditEventId
 );
+uuid_id!(
+    /// A bulk job (connect or disconnect of many numbers). Time-ordered: newer ids sort
+    /// after older ones, which is what paging the job list relies on.
+    JobId
+);
 
 macro_rules! opaque_id {
     ($(#[$doc:meta])* $name:ident, $max:literal, $what:literal) => {

@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod phone;
 pub mod ports;

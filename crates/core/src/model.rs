@@ -180,7 +180,8 @@ impl RoutingPolicy {
     /// Check limits; the returned error names the offending field (`routing.agentName`, ...).
     pub fn validate(&self) -> Result<(), ValidationError> {
         if let Some(name) = &self.agent_name {
-            if name.trim().is_empty() || name.len() > Self::MAX_AGENT_NAME {
+            // Characters, as JSON Schema's `maxLength` (in /openapi.json) counts them.
+            if name.trim().is_empty() || name.chars().count() > Self::MAX_AGENT_NAME {
                 return Err(ValidationError::new(format!(
                     "must be 1 to {} characters",
                     Self::MAX_AGENT_NAME
@@ -195,10 +196,10 @@ impl RoutingPolicy {
         if self
             .metadata
             .as_ref()
-            .is_some_and(|m| m.len() > Self::MAX_METADATA)
+            .is_some_and(|m| m.chars().count() > Self::MAX_METADATA)
         {
             return Err(ValidationError::new(format!(
-                "must be at most {} bytes",
+                "must be at most {} characters",
                 Self::MAX_METADATA
             ))
             .field("routing.metadata"));
@@ -212,11 +213,11 @@ impl RoutingPolicy {
         }
         for (k, v) in &self.attributes {
             if k.is_empty()
-                || k.len() > Self::MAX_ATTRIBUTE_LEN
-                || v.len() > Self::MAX_ATTRIBUTE_LEN
+                || k.chars().count() > Self::MAX_ATTRIBUTE_LEN
+                || v.chars().count() > Self::MAX_ATTRIBUTE_LEN
             {
                 return Err(ValidationError::new(format!(
-                    "keys must be non-empty; keys and values at most {} bytes",
+                    "keys must be non-empty; keys and values at most {} characters",
                     Self::MAX_ATTRIBUTE_LEN
                 ))
                 .field("routing.attributes"));
@@ -559,6 +560,43 @@ mod tests {
         assert!(!dbg.contains("super-secret-value"), "{dbg}");
         let sealed = SealedSecret(b"ciphertext-bytes".to_vec());
         assert_eq!(format!("{sealed:?}"), "SealedSecret(16 bytes)");
+    }
+
+    /// The limits count characters, as the `maxLength` of /openapi.json does: a name of
+    /// 128 two-byte characters is one the schema allows (schemathesis found the byte count).
+    #[test]
+    fn routing_policy_limits_count_characters_not_bytes() {
+        let wide = |n: usize| "é".repeat(n);
+        let ok = RoutingPolicy {
+            agent_name: Some(wide(RoutingPolicy::MAX_AGENT_NAME)),
+            metadata: Some(wide(RoutingPolicy::MAX_METADATA)),
+            attributes: [(
+                wide(RoutingPolicy::MAX_ATTRIBUTE_LEN),
+                wide(RoutingPolicy::MAX_ATTRIBUTE_LEN),
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let long_name = RoutingPolicy {
+            agent_name: Some(wide(RoutingPolicy::MAX_AGENT_NAME + 1)),
+            ..Default::default()
+        };
+        assert_eq!(
+            long_name.validate().unwrap_err().field,
+            Some("routing.agentName")
+        );
+        let long_value = RoutingPolicy {
+            attributes: [("k".to_owned(), wide(RoutingPolicy::MAX_ATTRIBUTE_LEN + 1))]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            long_value.validate().unwrap_err().field,
+            Some("routing.attributes")
+        );
     }
 
     #[test]

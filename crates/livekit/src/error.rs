@@ -16,6 +16,9 @@ pub(crate) struct TwirpErrorBody {
     pub code: String,
     #[serde(default)]
     pub msg: String,
+    /// `CreateSIPParticipant` failures carry the SIP answer: `sip_status_code`, `sip_status`.
+    #[serde(default)]
+    pub meta: std::collections::HashMap<String, String>,
 }
 
 /// Classify a non-200 answer of `method`. `body` is the raw answer: Twirp JSON from the
@@ -35,6 +38,12 @@ pub(crate) fn classify(
         None => String::from_utf8_lossy(body).trim().to_owned(),
     };
     let detail = sanitize(&detail);
+    if let Some(sip) = twirp.as_ref().and_then(|t| {
+        let code = t.meta.get("sip_status_code")?.parse::<u16>().ok()?;
+        Some((code, t.meta.get("sip_status").cloned().unwrap_or_default()))
+    }) {
+        return sip_failure(sip.0, &sanitize(&sip.1));
+    }
     let code = twirp.as_ref().map(|t| t.code.as_str());
     let (error_code, summary) = match (code, status) {
         (Some("unauthenticated"), _) | (None, 401) => (
@@ -86,6 +95,43 @@ pub(crate) fn classify(
         error = error.with_retry_after(after);
     }
     error
+}
+
+/// A call LiveKit dialled and the far end (or the carrier) answered with a final failure.
+/// Carriers answer "caller ID" and "destination" refusals with 403 and a reason phrase, so
+/// the phrase tells them apart from a plain rejection.
+pub(crate) fn sip_failure(status: u16, phrase: &str) -> ProviderError {
+    let lower = phrase.to_ascii_lowercase();
+    let (code, what) = match status {
+        486 | 600 => (ErrorCode::CallBusy, "the callee is busy"),
+        408 | 480 | 487 => (ErrorCode::CallNoAnswer, "nobody answered"),
+        _ if lower.contains("caller") || lower.contains("from number") => (
+            ErrorCode::CallerIdNotAllowed,
+            "the carrier refused the caller ID",
+        ),
+        _ if lower.contains("destination")
+            || lower.contains("geo")
+            || lower.contains("country")
+            || lower.contains("not permitted") =>
+        {
+            (
+                ErrorCode::DestinationNotPermitted,
+                "the carrier does not allow calls to this destination",
+            )
+        }
+        500..=599 => (
+            ErrorCode::ProviderUnavailable,
+            "the carrier could not complete the call",
+        ),
+        _ => (ErrorCode::CallRejected, "the call was rejected"),
+    };
+    let phrase = if phrase.is_empty() {
+        String::new()
+    } else {
+        format!(" {phrase}")
+    };
+    ProviderError::new(code, format!("{what} (SIP {status}{phrase})"))
+        .with_provider_code(format!("sip_{status}"))
 }
 
 /// A request that got no answer (connection refused, reset, timed out).

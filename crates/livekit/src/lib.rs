@@ -2,6 +2,7 @@
 
 mod config;
 mod error;
+mod outbound;
 mod platform;
 mod twirp;
 mod webhook;

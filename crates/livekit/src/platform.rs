@@ -12,8 +12,9 @@ use proto::sip_dispatch_rule::Rule;
 use secrecy::ExposeSecret;
 use trunkline_core::model::DispatchMode;
 use trunkline_core::ports::{
-    DispatchRuleInfo, DispatchRuleSpec, InboundTrunkInfo, InboundTrunkSpec, ProviderError,
-    SipPlatform, WebhookError, WebhookEvent,
+    DispatchRuleInfo, DispatchRuleSpec, InboundTrunkInfo, InboundTrunkSpec, OutboundTrunkInfo,
+    OutboundTrunkSpec, ProviderError, SipCallInfo, SipCallRequest, SipPlatform, WebhookError,
+    WebhookEvent,
 };
 use trunkline_core::{
     AgentDispatchId, ConnectionId, DispatchRuleId, E164, ErrorCode, RoomName, SipTrunkId,
@@ -99,18 +100,25 @@ impl LiveKitPlatform {
     #[allow(deprecated)] // `media_encryption` is kept in step with `media` for older servers.
     fn desired_trunk(&self, spec: &InboundTrunkSpec) -> proto::SipInboundTrunkInfo {
         let encryption = self.inbound.media_encryption.map(|e| e.to_proto() as i32);
+        // The connection's own credentials (voice-URL mode) win over the server-wide ones.
+        let (auth_username, auth_password) = match &spec.auth {
+            Some(a) => (a.username.clone(), a.password.expose_secret().to_owned()),
+            None => (
+                self.inbound.auth_username.clone().unwrap_or_default(),
+                self.inbound
+                    .auth_password
+                    .as_ref()
+                    .map(|p| p.expose_secret().to_owned())
+                    .unwrap_or_default(),
+            ),
+        };
         proto::SipInboundTrunkInfo {
             name: spec.name.clone(),
             metadata: trunk_metadata(spec.connection_id),
             numbers: vec![spec.number.as_str().to_owned()],
             allowed_addresses: self.inbound.allowed_addresses.clone(),
-            auth_username: self.inbound.auth_username.clone().unwrap_or_default(),
-            auth_password: self
-                .inbound
-                .auth_password
-                .as_ref()
-                .map(|p| p.expose_secret().to_owned())
-                .unwrap_or_default(),
+            auth_username,
+            auth_password,
             media_encryption: encryption.unwrap_or_default(),
             media: encryption.map(|e| proto::SipMediaConfig {
                 encryption: Some(e),
@@ -599,6 +607,32 @@ impl SipPlatform for LiveKitPlatform {
         authorization: &str,
     ) -> Result<WebhookEvent, WebhookError> {
         webhook::verify(&self.receiver, &self.verifier, body, authorization)
+    }
+
+    async fn ensure_outbound_trunk(
+        &self,
+        spec: &OutboundTrunkSpec,
+        existing: Option<SipTrunkId>,
+    ) -> Result<OutboundTrunkInfo, ProviderError> {
+        crate::outbound::ensure(&self.twirp, spec, existing).await
+    }
+
+    async fn get_outbound_trunk(
+        &self,
+        id: &SipTrunkId,
+    ) -> Result<Option<OutboundTrunkInfo>, ProviderError> {
+        crate::outbound::fetch(&self.twirp, id).await
+    }
+
+    async fn delete_outbound_trunk(&self, id: &SipTrunkId) -> Result<(), ProviderError> {
+        crate::outbound::delete(&self.twirp, id).await
+    }
+
+    async fn create_sip_participant(
+        &self,
+        request: &SipCallRequest,
+    ) -> Result<SipCallInfo, ProviderError> {
+        crate::outbound::dial(&self.twirp, request).await
     }
 }
 

@@ -28,6 +28,8 @@ pub(crate) enum Grant {
     SipAdmin,
     /// `video.roomAdmin` for exactly this room: agent dispatch.
     RoomAdmin(String),
+    /// `sip.call`: dial a SIP participant (`CreateSIPParticipant`).
+    SipCall,
 }
 
 pub(crate) struct Twirp {
@@ -58,6 +60,10 @@ impl Twirp {
         let token = match grant {
             Grant::SipAdmin => token.with_sip_grants(SIPGrants {
                 admin: true,
+                ..SIPGrants::default()
+            }),
+            Grant::SipCall => token.with_sip_grants(SIPGrants {
+                call: true,
                 ..SIPGrants::default()
             }),
             Grant::RoomAdmin(room) => token.with_grants(VideoGrants {

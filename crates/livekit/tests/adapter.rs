@@ -38,6 +38,7 @@ fn trunk_spec(number: &str) -> InboundTrunkSpec {
         name: format!("trunkline {connection_id}"),
         number: e164(number),
         attributes: BTreeMap::new(),
+        auth: None,
     }
 }
 
@@ -685,4 +686,47 @@ async fn a_new_connections_lost_create_answer_is_found_not_repeated() {
         lk.get_dispatch_rule(&rule.id).await.unwrap().map(|r| r.id),
         Some(rule.id)
     );
+}
+
+#[tokio::test]
+async fn a_connections_own_digest_credentials_win_over_the_servers() {
+    let emu = LiveKitEmulator::start();
+    let mut cfg = config(&emu);
+    cfg.inbound.auth_username = Some("carrier".to_owned());
+    cfg.inbound.auth_password = Some(SecretString::from("server-wide-pass"));
+    let lk = platform_from(cfg);
+    let spec = InboundTrunkSpec {
+        auth: Some(trunkline_core::ports::SipDigestAuth {
+            username: "tl0123456789abcdef".to_owned(),
+            password: SecretString::from("per-connection-password"),
+        }),
+        ..trunk_spec("+14155550177")
+    };
+    let created = lk.ensure_inbound_trunk(&spec, None).await.unwrap();
+    let stored = emu.trunk(created.id.as_str()).unwrap();
+    assert_eq!(
+        (stored.auth_username.as_str(), stored.auth_password.as_str()),
+        ("tl0123456789abcdef", "per-connection-password")
+    );
+    // The same credentials again: nothing to update.
+    lk.ensure_inbound_trunk(&spec, Some(created.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(emu.count(Method::UpdateSipInboundTrunk), 0);
+    // New credentials (generated again): the trunk is updated in place.
+    let renewed = InboundTrunkSpec {
+        auth: Some(trunkline_core::ports::SipDigestAuth {
+            username: "tlfedcba9876543210".to_owned(),
+            password: SecretString::from("another-password"),
+        }),
+        ..spec
+    };
+    let updated = lk
+        .ensure_inbound_trunk(&renewed, Some(created.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(updated.id, created.id);
+    assert_eq!(emu.count(Method::UpdateSipInboundTrunk), 1);
+    let stored = emu.trunk(created.id.as_str()).unwrap();
+    assert_eq!(stored.auth_password, "another-password");
 }

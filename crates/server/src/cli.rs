@@ -1,4 +1,4 @@
-//! The `trunkline` command line: `serve` (default), `migrate`, `dev-token`.
+//! The `trunkline` command line: `serve` (default), `migrate`, `dev-token`, `dev`.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -49,6 +49,9 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::vault_cli::VaultCommand,
     },
+    /// Try trunkline with no configuration: SQLite under ./data/dev, in-process Twilio,
+    /// Telnyx and LiveKit emulators with demo accounts, and the console (not in production).
+    Dev(crate::devmode::DevArgs),
 }
 
 /// Why the process stops. Exit code 2 for configuration (and a database that cannot be
@@ -60,14 +63,14 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn config(message: impl fmt::Display) -> Self {
+    pub(crate) fn config(message: impl fmt::Display) -> Self {
         Self {
             exit_code: 2,
             message: one_line(&message.to_string()),
         }
     }
 
-    fn runtime(message: impl fmt::Display) -> Self {
+    pub(crate) fn runtime(message: impl fmt::Display) -> Self {
         Self {
             exit_code: 1,
             message: one_line(&message.to_string()),
@@ -119,6 +122,7 @@ pub fn run(cli: Cli, env: &Env) -> Result<(), Failure> {
             telemetry::init_logging(config.log_format, &config.log_filter);
             tokio_runtime()?.block_on(vault(&config, command))
         }
+        Command::Dev(args) => crate::devmode::run(&args, env),
     }
 }
 
@@ -135,7 +139,7 @@ fn runtime() -> Result<actix_web::rt::SystemRunner, Failure> {
 }
 
 /// Write to stdout without panicking when it is closed.
-fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
     let _ = out.flush();
@@ -265,7 +269,23 @@ struct DevNotes {
     tokens: Option<(String, String)>,
 }
 
+/// Serve with the development mode's emulators and routes (`trunkline dev`).
+pub(crate) fn serve_dev(
+    config: Config,
+    dev: Arc<dyn crate::devmode::DevSurface>,
+) -> Result<(), Failure> {
+    telemetry::init_logging(config.log_format, &config.log_filter);
+    runtime()?.block_on(serve_with(config, Some(dev)))
+}
+
 async fn serve(config: Config) -> Result<(), Failure> {
+    serve_with(config, None).await
+}
+
+async fn serve_with(
+    config: Config,
+    dev_mode: Option<Arc<dyn crate::devmode::DevSurface>>,
+) -> Result<(), Failure> {
     let config = Arc::new(config);
     let dev = !config.environment.is_production();
     let mut notes = DevNotes {
@@ -374,6 +394,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
         &instance,
     );
     let calls = state.calls.clone();
+    let jobs = state.jobs.clone();
     let upkeep = state.metrics.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -383,15 +404,25 @@ async fn serve(config: Config) -> Result<(), Failure> {
         }
     });
 
-    let server = actix_web::HttpServer::new(move || crate::http::app(state.clone()))
-        // actix treats SIGINT as a forced stop; both signals drain here (see `on_signals`).
-        .disable_signals()
-        .shutdown_timeout(config.shutdown_timeout.as_secs())
-        .bind(config.listen)
-        .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", config.listen)))?;
+    let dev_routes = dev_mode.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let dev_routes = dev_routes.clone();
+        crate::http::app(state.clone()).configure(move |cfg| {
+            if let Some(d) = dev_routes {
+                d.configure(cfg);
+            }
+        })
+    })
+    // actix treats SIGINT as a forced stop; both signals drain here (see `on_signals`).
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .bind(config.listen)
+    .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", config.listen)))?;
     let bound = server.addrs().first().copied().unwrap_or(config.listen);
 
-    if dev {
+    if let Some(d) = &dev_mode {
+        d.started(bound, notes.tokens.as_ref());
+    } else if dev {
         print_dev_banner(&notes, bound);
     }
     say(&format!("listening on http://{bound}"));
@@ -417,6 +448,12 @@ async fn serve(config: Config) -> Result<(), Failure> {
             stop_rx,
         ))
     });
+    // A worker of the multi-threaded runtime (see `jobs::run_jobs`).
+    let job_runner = tokio::spawn(crate::jobs::run_jobs(
+        jobs,
+        config.jobs,
+        stop_tx.subscribe(),
+    ));
     let stop_on_signal = stop_tx.clone();
     actix_web::rt::spawn(async move {
         if let Err(e) = on_signals(handle, timeout, stop_on_signal).await {
@@ -425,6 +462,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     });
     let outcome = server.await;
     let _ = stop_tx.send(true);
+    drop(job_runner);
     if let Some(retrier) = retrier {
         // A pass in flight finishes (its dispatch claims would otherwise wait out their
         // TTL before another instance takes them over), within the shutdown budget.

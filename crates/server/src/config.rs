@@ -50,10 +50,17 @@ pub const DISPATCH_BACKOFF_MAX_MS: &str = "TRUNKLINE_DISPATCH_BACKOFF_MAX_MS";
 pub const DISPATCH_MAX_ATTEMPTS: &str = "TRUNKLINE_DISPATCH_MAX_ATTEMPTS";
 pub const SIP_TARGET: &str = "TRUNKLINE_SIP_TARGET";
 pub const ALLOW_SIP_TARGET_OVERRIDE: &str = "TRUNKLINE_ALLOW_SIP_TARGET_OVERRIDE";
+pub const OUTBOUND_ALLOWED_COUNTRIES: &str = "TRUNKLINE_OUTBOUND_ALLOWED_COUNTRIES";
 pub const CREDENTIAL_CHECKS_PER_MINUTE: &str = "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE";
 pub const CREDENTIAL_CHECKS_BURST: &str = "TRUNKLINE_CREDENTIAL_CHECKS_BURST";
 pub const DATABASE_TIMEOUT_MS: &str = "TRUNKLINE_DATABASE_TIMEOUT_MS";
 pub const LEASE_TTL_MS: &str = "TRUNKLINE_LEASE_TTL_MS";
+pub const UPSTREAM_CONCURRENCY: &str = "TRUNKLINE_UPSTREAM_CONCURRENCY";
+pub const JOBS_PARALLELISM: &str = "TRUNKLINE_JOBS_PARALLELISM";
+pub const JOBS_MAX_RUNNING: &str = "TRUNKLINE_JOBS_MAX_RUNNING";
+pub const JOBS_POLL_INTERVAL_MS: &str = "TRUNKLINE_JOBS_POLL_INTERVAL_MS";
+pub const JOBS_CLAIM_TTL_SECS: &str = "TRUNKLINE_JOBS_CLAIM_TTL_SECS";
+pub const PUBLIC_URL: &str = "TRUNKLINE_PUBLIC_URL";
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/trunkline.db";
@@ -142,6 +149,22 @@ impl Env {
     pub fn with_terminal(mut self, is_terminal: bool) -> Self {
         self.stderr_is_terminal = is_terminal;
         self
+    }
+
+    /// This environment with `name` set to `value` (`None`: removed); `trunkline dev` lays
+    /// its emulators' settings over the developer's environment this way.
+    #[must_use]
+    pub fn with_var(mut self, name: &str, value: Option<OsString>) -> Self {
+        match value {
+            Some(v) => self.vars.insert(name.to_owned(), v),
+            None => self.vars.remove(name),
+        };
+        self
+    }
+
+    /// The names set in this environment.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(String::as_str)
     }
 
     /// A set, non-blank value. Blank counts as unset: orchestrators often render an unset
@@ -289,6 +312,21 @@ impl Default for DispatchConfig {
     }
 }
 
+/// Bulk jobs and the per-integration upstream limits (see `crate::jobs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobsConfig {
+    /// Carrier requests one integration may have in flight at once, per instance.
+    pub upstream_concurrency: usize,
+    /// Numbers of one job under way at once.
+    pub parallelism: usize,
+    /// Jobs one instance runs at once.
+    pub max_running: usize,
+    /// How often an idle instance looks for jobs to claim.
+    pub poll_interval: Duration,
+    /// How long a claim outlives its holder's last renewal.
+    pub claim_ttl: Duration,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -322,14 +360,22 @@ pub struct Config {
     /// How long a connect/disconnect lease lives without renewal: after a crash, the number
     /// is free again within it.
     pub lease_ttl: Duration,
+    pub jobs: JobsConfig,
     pub sip_target: Option<SipTarget>,
     pub allow_sip_target_override: bool,
+    /// Countries outbound calls may reach, on carriers that whitelist destinations (Telnyx's
+    /// outbound voice profile); empty: the countries of the route's numbers.
+    pub outbound_allowed_countries: Vec<String>,
     /// The Telnyx adapter's settings (`TRUNKLINE_TELNYX_*`), parsed and validated by the
     /// adapter itself.
     pub telnyx: trunkline_telnyx::TelnyxConfig,
     /// The Twilio adapter's settings (`TRUNKLINE_TWILIO_*`), parsed and validated by the
     /// adapter itself.
     pub twilio: trunkline_twilio::TwilioConfig,
+    /// The URL carriers reach trunkline at, behind any proxy (`TRUNKLINE_PUBLIC_URL`), without
+    /// a trailing slash: voice-URL mode points numbers at it, and the voice webhook checks
+    /// signatures over it. `None`: voice-URL mode is refused as not configured.
+    pub public_url: Option<String>,
 }
 
 /// One problem with one variable.
@@ -487,6 +533,7 @@ impl Config {
             1_000..=60_000,
             &mut p,
         ));
+        let jobs = parse_jobs(env, &mut p);
         let sip_target = env
             .get(SIP_TARGET, &mut p)
             .and_then(|raw| match SipTarget::parse(&raw) {
@@ -497,6 +544,16 @@ impl Config {
                 }
             });
         let allow_sip_target_override = parse_bool(env, ALLOW_SIP_TARGET_OVERRIDE, false, &mut p);
+        let outbound_allowed_countries = parse_countries(env, &mut p);
+        let public_url = env
+            .get(PUBLIC_URL, &mut p)
+            .and_then(|raw| match parse_public_url(&raw) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    p.push(PUBLIC_URL, e);
+                    None
+                }
+            });
         // Each carrier adapter owns its variables and reports every problem, each by name.
         let twilio = trunkline_twilio::TwilioConfig::from_lookup(|name| env.lossy(name))
             .unwrap_or_else(|e| {
@@ -535,10 +592,13 @@ impl Config {
                 livekit_room_prefix,
                 dispatch,
                 lease_ttl,
+                jobs,
                 sip_target,
                 allow_sip_target_override,
+                outbound_allowed_countries,
                 telnyx,
                 twilio,
+                public_url,
             }),
             _ => Err(ConfigError { problems: p.0 }),
         }
@@ -929,6 +989,38 @@ fn parse_livekit(env: &Env, p: &mut Problems) -> Option<LiveKitConfig> {
     report(config.validate(), p).then_some(config)
 }
 
+/// ISO 3166-1 alpha-2 codes, comma-separated (`US, CA`); upper-cased, duplicates dropped.
+fn parse_countries(env: &Env, p: &mut Problems) -> Vec<String> {
+    let Some(raw) = env.get(OUTBOUND_ALLOWED_COUNTRIES, p) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_alphabetic()) {
+            p.push(
+                OUTBOUND_ALLOWED_COUNTRIES,
+                "must be ISO 3166-1 alpha-2 country codes separated by commas, e.g. \"US,CA\"",
+            );
+            return Vec::new();
+        }
+        let code = part.to_ascii_uppercase();
+        if !out.contains(&code) {
+            out.push(code);
+        }
+    }
+    if out.len() > MAX_OUTBOUND_COUNTRIES {
+        p.push(
+            OUTBOUND_ALLOWED_COUNTRIES,
+            format!("at most {MAX_OUTBOUND_COUNTRIES} countries"),
+        );
+        return Vec::new();
+    }
+    out
+}
+
+/// More countries than any carrier's whitelist holds is a typo, not a policy.
+const MAX_OUTBOUND_COUNTRIES: usize = 250;
+
 /// Room names are LiveKit identifiers that end up in URLs and logs: letters, digits, `-`,
 /// `_` and `.` only.
 fn parse_room_prefix(env: &Env, p: &mut Problems) -> String {
@@ -947,6 +1039,24 @@ fn parse_room_prefix(env: &Env, p: &mut Problems) -> String {
         return DEFAULT_LIVEKIT_ROOM_PREFIX.to_owned();
     }
     raw
+}
+
+/// An http(s) URL with a host and no credentials, query or fragment, kept as written (the
+/// carrier signs the URL exactly as it requests it) minus a trailing slash.
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(
+            "must be an http(s) URL with a host, e.g. https://trunkline.example.com".into(),
+        );
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(raw.trim().trim_end_matches('/').to_owned())
 }
 
 fn parse_dispatch(env: &Env, p: &mut Problems) -> DispatchConfig {
@@ -992,6 +1102,24 @@ fn parse_dispatch(env: &Env, p: &mut Problems) -> DispatchConfig {
         backoff_base,
         backoff_max,
         max_attempts,
+    }
+}
+
+fn parse_jobs(env: &Env, p: &mut Problems) -> JobsConfig {
+    // Twilio's default account concurrency limit is 100 requests: half of it leaves room
+    // for the customer's own use of the account and for a second instance.
+    JobsConfig {
+        upstream_concurrency: parse_number(env, UPSTREAM_CONCURRENCY, 50, 1..=1_000, p),
+        parallelism: parse_number(env, JOBS_PARALLELISM, 64, 1..=1_000, p),
+        max_running: parse_number(env, JOBS_MAX_RUNNING, 4, 1..=64, p),
+        poll_interval: Duration::from_millis(parse_number(
+            env,
+            JOBS_POLL_INTERVAL_MS,
+            1_000,
+            10..=60_000,
+            p,
+        )),
+        claim_ttl: Duration::from_secs(parse_number(env, JOBS_CLAIM_TTL_SECS, 15, 2..=600, p)),
     }
 }
 
@@ -1087,6 +1215,7 @@ mod tests {
             (DISPATCH_MAX_ATTEMPTS, "3"),
             (SIP_TARGET, "sip:abc.sip.livekit.cloud;transport=tcp"),
             (ALLOW_SIP_TARGET_OVERRIDE, "yes"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "us, CA,US"),
             (trunkline_twilio::API_BASE_ENV, "http://127.0.0.1:1234"),
             (trunkline_twilio::TIMEOUT_MS_ENV, "750"),
             (trunkline_telnyx::RETRY_BUDGET_MS_ENV, "0"),
@@ -1149,6 +1278,7 @@ mod tests {
             Some(trunkline_livekit::MediaEncryption::Require)
         );
         assert_eq!(c.livekit_room_prefix, "inbound-");
+        assert_eq!(c.outbound_allowed_countries, ["US", "CA"]);
         assert_eq!(
             c.dispatch,
             DispatchConfig {
@@ -1229,6 +1359,9 @@ mod tests {
             (SHUTDOWN_TIMEOUT_SECS, "1e3"),
             (SIP_TARGET, "sips:x.example.com"),
             (ALLOW_SIP_TARGET_OVERRIDE, "2"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "USA"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "US;CA"),
+            (OUTBOUND_ALLOWED_COUNTRIES, "U1"),
             (AUTH_CUSTOMER_CLAIM, "a b"),
             (AUTH_ROLES_CLAIM, "a\tb"),
         ];

@@ -40,6 +40,13 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::OutboundNotEnabled => StatusCode::CONFLICT,
+        // The call was placed and the far end or the carrier answered it with a failure.
+        ErrorCode::CallBusy
+        | ErrorCode::CallNoAnswer
+        | ErrorCode::CallRejected
+        | ErrorCode::CallerIdNotAllowed
+        | ErrorCode::DestinationNotPermitted => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::ProviderUnavailable
         | ErrorCode::NotConfigured
@@ -352,6 +359,12 @@ mod tests {
             (ErrorCode::ProviderUnavailable, 503),
             (ErrorCode::NotConfigured, 503),
             (ErrorCode::ServiceUnavailable, 503),
+            (ErrorCode::OutboundNotEnabled, 409),
+            (ErrorCode::CallBusy, 422),
+            (ErrorCode::CallNoAnswer, 422),
+            (ErrorCode::CallRejected, 422),
+            (ErrorCode::CallerIdNotAllowed, 422),
+            (ErrorCode::DestinationNotPermitted, 422),
         ];
         assert_eq!(rows.len(), ErrorCode::ALL.len(), "a code is missing a row");
         for (code, status) in rows {

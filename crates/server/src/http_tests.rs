@@ -822,16 +822,32 @@ async fn openapi_document_states_the_constraints_the_server_enforces() {
     let forms = twilio["oneOf"]
         .as_array()
         .expect("Twilio's body is a oneOf");
-    assert_eq!(forms.len(), 2);
+    assert_eq!(forms.len(), 3);
     let mut required: Vec<Value> = forms.iter().map(|f| f["required"].clone()).collect();
     required.sort_by_key(ToString::to_string);
     assert_eq!(
         required,
+        // Sorted as JSON text: `,` sorts before `]`, so the longer API-key form comes first.
         [
+            json!(["accountSid", "apiKeySid", "apiKeySecret", "authToken"]),
             json!(["accountSid", "apiKeySid", "apiKeySecret"]),
             json!(["accountSid", "authToken"])
         ]
     );
+    // Twilio's voice webhook: no bearer token, the signature header, TwiML or the envelope.
+    let voice = &doc["paths"]["/telephony/providers/twilio/voice"]["post"];
+    assert!(voice.get("security").is_none(), "{voice}");
+    assert!(
+        voice["requestBody"]["content"]["application/x-www-form-urlencoded"].is_object(),
+        "{voice}"
+    );
+    assert!(
+        voice["responses"]["200"]["content"]["text/xml"].is_object(),
+        "{voice}"
+    );
+    for status in ["400", "403", "503"] {
+        assert!(voice["responses"][status].is_object(), "{status}");
+    }
     for form in forms {
         assert_eq!(form["additionalProperties"], false, "{form}");
         assert_eq!(

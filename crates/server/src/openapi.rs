@@ -87,6 +87,20 @@ fn specialize(
                 }
             }
         }
+        // A bulk job's number ids are in the carrier's format too.
+        if method == "post"
+            && (path.ends_with("numbers:connect") || path.ends_with("numbers:disconnect"))
+            && let Some(f) = format
+        {
+            let schema = &mut op["requestBody"]["content"]["application/json"]["schema"];
+            let generic = schema.take();
+            *schema = json!({"allOf": [generic, {
+                "type": "object",
+                "properties": {"numberIds": {"type": "array", "uniqueItems": true, "items": {
+                    "type": "string", "pattern": f.pattern, "examples": [f.example],
+                }}},
+            }]});
+        }
         if method == "post" && (path.ends_with("/credentials") || path.ends_with(":verify")) {
             op["requestBody"]["content"]["application/json"]["schema"] = credentials_body(form);
         }

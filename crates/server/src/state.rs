@@ -8,12 +8,15 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret as _;
 use trunkline_core::ProviderKind;
+use trunkline_core::limits::{LimitedCarrier, UpstreamLimits};
 use trunkline_core::ports::{
     AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore,
-    LeaseStore, SipPlatform, Store, StoreError, StoreHealth,
+    JobStore, LeaseStore, OutboundStore, SipPlatform, Store, StoreError, StoreHealth,
+    VoiceUrlStore,
 };
 use trunkline_core::usecases::{
-    CallSettings, Calls, CallsPorts, Onboarding, OnboardingPorts, OnboardingSettings,
+    CallSettings, Calls, CallsPorts, Jobs, LIVE_CONNECTION_TTL, LiveConnections, Onboarding,
+    OnboardingPorts, OnboardingSettings, OutboundCalls, OutboundCallsPorts,
 };
 use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
@@ -35,16 +38,28 @@ pub struct Stores {
     pub calls: Arc<dyn CallStore>,
     pub audit: Arc<dyn AuditLog>,
     pub health: Arc<dyn StoreHealth>,
+    pub jobs: Arc<dyn JobStore>,
+    /// Outbound routes, numbers and calls.
+    pub outbound: Arc<dyn OutboundStore>,
+    pub voice: Arc<dyn VoiceUrlStore>,
+    /// `connections` itself: the webhook path's cache of live connections, emptied by every
+    /// connection this instance saves.
+    pub live_connections: Arc<LiveConnections>,
 }
 
 impl Stores {
     pub fn from_store<S: Store + 'static>(store: Arc<S>) -> Self {
+        let live_connections = Arc::new(LiveConnections::new(store.clone(), LIVE_CONNECTION_TTL));
         Self {
+            outbound: store.clone(),
             integrations: store.clone(),
-            connections: store.clone(),
+            connections: live_connections.clone(),
+            live_connections,
             leases: store.clone(),
             calls: store.clone(),
             audit: store.clone(),
+            jobs: store.clone(),
+            voice: store.clone(),
             health: store,
         }
     }
@@ -112,6 +127,13 @@ pub struct AppState {
     pub calls: Arc<Calls>,
     /// Per-customer allowance of credential checks (verify, save).
     pub credential_checks: Arc<Throttle>,
+    /// The per-integration upstream limits every carrier call goes through (connect, bulk
+    /// jobs, and whatever else reads carriers in the background).
+    pub limits: Arc<UpstreamLimits>,
+    /// Bulk connect and disconnect jobs.
+    pub jobs: Arc<Jobs>,
+    /// `POST /telephony/calls`.
+    pub outbound_calls: Arc<OutboundCalls>,
 }
 
 /// The credential-check throttle the configuration asks for.
@@ -218,6 +240,8 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         connections: adapters.stores.connections.clone(),
         leases: adapters.stores.leases.clone(),
         audit: adapters.stores.audit.clone(),
+        outbound: Some(adapters.stores.outbound.clone()),
+        voice: adapters.stores.voice.clone(),
     };
     let settings = OnboardingSettings {
         default_sip_target: config.sip_target.clone(),
@@ -228,6 +252,8 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         // the lifetime only waits for a dead one.
         lease_wait: trunkline_core::usecases::LEASE_WAIT.min(config.lease_ttl / 2),
         room_prefix: config.livekit_room_prefix.clone(),
+        outbound_allowed_countries: config.outbound_allowed_countries.clone(),
+        public_url: config.public_url.clone(),
     };
     Onboarding::new(ports, settings)
 }
@@ -257,9 +283,10 @@ pub fn build_calls(
     let ports = CallsPorts {
         calls: stores.calls.clone(),
         connections: stores.connections.clone(),
-        sip,
+        // Timed, for `trunkline_time_to_dispatch_seconds`.
+        sip: sip.map(|s| Arc::new(crate::dispatch_timing::TimedSip(s)) as Arc<dyn SipPlatform>),
     };
-    Calls::new(ports, settings)
+    Calls::with_live_connections(ports, settings, stores.live_connections.clone())
 }
 
 impl AppState {
@@ -272,16 +299,43 @@ impl AppState {
         metrics: PrometheusHandle,
         instance_id: &str,
     ) -> Self {
-        let onboarding = build_onboarding(&config, &adapters, instance_id);
-        let calls = build_calls(&config, &adapters.stores, adapters.sip.clone(), instance_id);
+        let limits = crate::jobs::build_limits(&config);
+        let limited = Adapters {
+            carriers: LimitedCarrier::wrap_all(&adapters.carriers, &limits),
+            ..adapters
+        };
+        let onboarding = Arc::new(build_onboarding(&config, &limited, instance_id));
+        let calls = Arc::new(build_calls(
+            &config,
+            &limited.stores,
+            limited.sip.clone(),
+            instance_id,
+        ));
+        let jobs = crate::jobs::build_jobs(&config, &onboarding, &limited.stores, instance_id);
+        // Outbound calls read the carriers through the same per-integration limits.
+        let outbound_calls = OutboundCalls::new(
+            OutboundCallsPorts {
+                calls: calls.clone(),
+                call_store: limited.stores.calls.clone(),
+                connections: limited.stores.connections.clone(),
+                outbound: limited.stores.outbound.clone(),
+                leases: limited.stores.leases.clone(),
+                sip: limited.sip.clone(),
+                carriers: limited.carriers.clone(),
+            },
+            config.livekit_room_prefix.clone(),
+        );
         Self {
-            stores: adapters.stores,
-            vault: adapters.vault,
+            outbound_calls: Arc::new(outbound_calls),
+            stores: limited.stores,
+            vault: limited.vault,
             auth,
             metrics,
-            onboarding: Arc::new(onboarding),
-            calls: Arc::new(calls),
+            onboarding,
+            calls,
             credential_checks: credential_checks(&config),
+            limits,
+            jobs: Arc::new(jobs),
             config,
         }
     }

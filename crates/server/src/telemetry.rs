@@ -20,6 +20,20 @@ pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
 pub const LIVEKIT_WEBHOOKS_TOTAL: &str = "livekit_webhooks_total";
 /// Background dispatch retries by `outcome`: dispatched, failed, gave_up.
 pub const DISPATCH_RETRIES_TOTAL: &str = "agent_dispatch_retries_total";
+/// Twilio voice webhook requests by `result`: dialed, rejected, unsigned, malformed,
+/// unknown_account, bad_signature, not_configured, error.
+pub const VOICE_WEBHOOKS_TOTAL: &str = "voice_webhooks_total";
+
+/// Webhook receipt → LiveKit's answer settling the agent dispatch, by `outcome`:
+/// dispatched, recovered, failed, gave_up (`dispatch_timing`).
+pub const TIME_TO_DISPATCH: &str = "trunkline_time_to_dispatch_seconds";
+
+/// Time-to-dispatch buckets (seconds): fine below 50 ms, where a healthy path lands (the
+/// benchmark reads p50/p99 from them), then LiveKit's slow answers and timeouts.
+const DISPATCH_BUCKETS: [f64; 24] = [
+    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.010, 0.012, 0.015, 0.020,
+    0.025, 0.030, 0.040, 0.050, 0.075, 0.100, 0.250, 0.500, 1.0, 2.5, 10.0,
+];
 
 /// Latency buckets (seconds): the management API waits on carriers, so the tail matters.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -66,6 +80,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                     Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
                     &LATENCY_BUCKETS,
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(TIME_TO_DISPATCH.to_owned()),
+                        &DISPATCH_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -78,8 +98,17 @@ pub fn metrics_handle() -> PrometheusHandle {
                 "LiveKit webhook deliveries, by what was done with them"
             );
             metrics::describe_counter!(
+                VOICE_WEBHOOKS_TOTAL,
+                "Carrier voice webhook requests (voice-URL mode), by answer"
+            );
+            metrics::describe_counter!(
                 DISPATCH_RETRIES_TOTAL,
                 "Agent dispatch attempts made by the background retrier, by outcome"
+            );
+            metrics::describe_histogram!(
+                TIME_TO_DISPATCH,
+                metrics::Unit::Seconds,
+                "LiveKit webhook receipt to LiveKit's answer settling the agent dispatch, by outcome"
             );
             metrics::describe_histogram!(
                 HTTP_REQUEST_DURATION,

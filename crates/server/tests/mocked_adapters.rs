@@ -265,6 +265,8 @@ fn carrier() -> MockCarrierProvider {
             secret: SecretString::from(secret.expose_secret().to_owned()),
         })
     });
+    // This carrier signs no webhooks (voice-URL mode): saving credentials stores no secret.
+    c.expect_parse_webhook_secret().returning(|_| Ok(None));
     c.expect_parse_number_id().returning(CarrierNumberId::parse);
     c.expect_number_id_format().return_const(IdFormat {
         pattern: "^PN[0-9]+$",

@@ -25,6 +25,11 @@ use crate::fixtures::{
     telnyx_integration, ts, webhook_event,
 };
 use crate::harness::MigrateFn;
+pub use crate::voice_url_cases::*;
+
+pub use crate::outbound_cases::{
+    outbound_call_idempotency_key_has_one_winner, outbound_routes_and_numbers_round_trip,
+};
 
 const TWILIO: ProviderKind = ProviderKind::Twilio;
 const TELNYX: ProviderKind = ProviderKind::Telnyx;
@@ -852,6 +857,11 @@ pub async fn record_join_records_claims_and_recognises_duplicates(store: Arc<dyn
     assert_eq!(merged.id, call.id, "the stored id wins");
     assert_eq!(merged.caller, Some(e164(7)), "a missing field is filled");
     assert_eq!(claim, Some(DispatchClaim::HeldByOther));
+    assert_eq!(
+        (merged.dispatch_status, merged.dispatch_attempts),
+        (DispatchStatus::Claimed, 1),
+        "the answer is the call as the claim left it"
+    );
 
     // Without a claim request nothing is claimed.
     let r2 = room("join-no-claim");
@@ -935,6 +945,50 @@ pub async fn record_join_concurrent_deliveries_have_one_claim_winner(store: Arc<
     );
     let stored = store.get_call_by_room(&r).await.unwrap().unwrap();
     assert_eq!(stored.dispatch_attempts, 1);
+}
+
+/// Copies of one event delivered at once (LiveKit retries, several instances): one records
+/// the call and claims; every other copy is a duplicate, even one that raced past the event
+/// insert while the first was committing. It claims nothing, so it costs nothing more.
+pub async fn record_join_racing_copies_of_one_event_are_duplicates(store: Arc<dyn Store>) {
+    for round in 0..4 {
+        let r = room(&format!("join-copies-{round}"));
+        let mut call = bare_call(&r, ts(0));
+        call.dispatch_status = DispatchStatus::Failed;
+        let event = webhook_event(Some(&r), ts(0));
+        let results = race(RACERS, |i| {
+            let (store, event, call) = (Arc::clone(&store), event.clone(), call.clone());
+            async move {
+                let claim = ClaimRequest {
+                    claimant: format!("worker-{i}"),
+                    ttl: LONG,
+                };
+                store.record_join(&event, &call, Some(claim)).await
+            }
+        })
+        .await;
+        let outcomes: Vec<JoinRecorded> = results
+            .into_iter()
+            .map(|r| r.expect("no racer fails"))
+            .collect();
+        let recorded: Vec<&JoinRecorded> = outcomes
+            .iter()
+            .filter(|o| !matches!(o, JoinRecorded::Duplicate))
+            .collect();
+        assert_eq!(recorded.len(), 1, "one copy records: {outcomes:?}");
+        assert!(
+            matches!(
+                recorded[0],
+                JoinRecorded::Recorded {
+                    claim: Some(DispatchClaim::Won { attempt: 1 }),
+                    ..
+                }
+            ),
+            "{recorded:?}"
+        );
+        let stored = store.get_call_by_room(&r).await.unwrap().unwrap();
+        assert_eq!(stored.dispatch_attempts, 1);
+    }
 }
 
 pub async fn end_call_first_end_time_wins(store: Arc<dyn Store>) {
@@ -1541,6 +1595,11 @@ pub async fn claim_dispatch_refuses_an_ended_call(store: Arc<dyn Store>) {
     };
     assert_eq!(claim, Some(DispatchClaim::HeldByOther));
     assert_eq!(joined.status, CallStatus::Ended);
+    assert_eq!(
+        joined.dispatch_status,
+        DispatchStatus::Cancelled,
+        "the answer shows the refusal's cancellation without another read"
+    );
     let stored = store.get_call_by_room(&r).await.unwrap().unwrap();
     assert_eq!(
         (

@@ -28,7 +28,10 @@
 pub mod cases;
 pub mod fixtures;
 mod harness;
+pub mod job_cases;
+pub mod outbound_cases;
 pub mod upgrade;
+mod voice_url_cases;
 
 pub use harness::{BoxFuture, Harness, MigrateFn};
 
@@ -58,6 +61,7 @@ macro_rules! contract_tests {
             upsert_call_concurrent_merges_into_one_row,
             record_join_records_claims_and_recognises_duplicates,
             record_join_concurrent_deliveries_have_one_claim_winner,
+            record_join_racing_copies_of_one_event_are_duplicates,
             end_call_first_end_time_wins,
             recent_calls_newest_first_per_connection,
             claim_dispatch_concurrent_has_one_winner,
@@ -70,6 +74,22 @@ macro_rules! contract_tests {
             claim_dispatch_refuses_an_ended_call,
             audit_append_and_list_newest_first_per_customer,
             sealed_secrets_walk_in_id_order_and_replace_only_what_was_read,
+            voice_webhook_secret_follows_the_current_integration,
+            voice_binding_round_trip_replace_delete,
+            voice_route_finds_every_owner_of_the_account_in_one_read,
+        );
+        $crate::__contract_cases!(
+            $factory;
+            outbound_routes_and_numbers_round_trip,
+            outbound_call_idempotency_key_has_one_winner,
+        );
+
+        $crate::__job_cases!(
+            $factory;
+            job_round_trips_and_is_the_customers_own,
+            job_claim_has_one_winner_and_an_expired_claim_is_taken_over,
+            job_results_are_recorded_once_and_a_finished_job_is_never_claimed,
+            job_cancel_queued_at_once_running_through_its_holder,
         );
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -92,6 +112,21 @@ macro_rules! __contract_cases {
             async fn $case() {
                 if let Some(harness) = ($factory)().await {
                     harness.run($crate::cases::$case).await;
+                }
+            }
+        )+
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __job_cases {
+    ($factory:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                if let Some(harness) = ($factory)().await {
+                    harness.run($crate::job_cases::$case).await;
                 }
             }
         )+

@@ -221,15 +221,6 @@ pub(crate) struct WebhookEventRow {
 }
 
 impl WebhookEventRow {
-    pub fn from_domain(e: &WebhookEventRecord) -> Self {
-        Self {
-            id: e.id.as_str().to_owned(),
-            kind: e.kind.clone(),
-            room_name: e.room_name.as_ref().map(|r| r.as_str().to_owned()),
-            received_at: e.received_at,
-        }
-    }
-
     pub fn into_domain(self) -> Result<WebhookEventRecord, StoreError> {
         Ok(WebhookEventRecord {
             id: parse("webhook_events.id", &self.id, WebhookEventId::parse)?,

@@ -6,9 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
-use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::upsert::excluded;
 use diesel::{ConnectionError, ConnectionResult};
@@ -34,6 +32,7 @@ use uuid::Uuid;
 use crate::codec;
 use crate::error;
 use crate::migrate;
+use crate::prepared::Prepared;
 use crate::rows::{AuditRow, CallRow, ConnectionRow, IntegrationRow, LeaseRow, WebhookEventRow};
 use crate::schema::{
     __diesel_schema_migrations, audit_events, calls, integrations, leases, number_connections,
@@ -47,10 +46,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 const DISCONNECTED: &str = "disconnected";
-
-/// The dispatch statuses its claimant can complete: its claim, or the claim the call's end
-/// cancelled while it was dispatching.
-const COMPLETABLE: [&str; 2] = ["claimed", "cancelled"];
 
 macro_rules! call_columns {
     () => {
@@ -100,8 +95,7 @@ macro_rules! merge_call {
                  WHEN calls.status IN ('unrouted', 'ended') THEN calls.status \
                  WHEN EXCLUDED.status IN ('active', 'ended') THEN EXCLUDED.status \
                  ELSE calls.status END, \
-             updated_at = GREATEST(calls.updated_at, EXCLUDED.updated_at) \
-         RETURNING "
+             updated_at = GREATEST(calls.updated_at, EXCLUDED.updated_at)"
     };
 }
 
@@ -111,15 +105,21 @@ const UPSERT_CALL: &str = concat!(
     call_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     merge_call!(),
+    " RETURNING ",
     call_columns!()
 );
 
 /// A join's event and call in one statement (one round trip, one commit): the event id is
 /// inserted (`$17`–`$20`); the call (`$1`–`$16`) is merged unless the event was known and
-/// the room already has a call, in which case no row comes back (a duplicate). Run
-/// concurrently, the event insert of a second delivery waits for the first's commit; its
-/// check for the call uses the statement's snapshot and may then merge instead of stopping,
-/// which the merge makes harmless (as in the default `record_join`).
+/// the room already has a call, in which case no row comes back (a duplicate).
+///
+/// Run concurrently, the event insert of a second delivery waits for the first's commit,
+/// which wrote the call in the same transaction. The second's `NOT EXISTS` uses the
+/// statement's older snapshot and may let its row through to the insert; the insert then
+/// meets the committed call, and the merge's own `WHERE` (the event was new) stops it there:
+/// a duplicate that raced is still a duplicate, with no claim and no read after it.
+/// (`NOT EXISTS` is for an event recorded without its call, which this statement never
+/// leaves behind but a crash between the separate steps of older versions could.)
 const JOIN_CALL: &str = concat!(
     "WITH ev AS (INSERT INTO webhook_events (id, kind, room_name, received_at) \
          VALUES ($17, $18, $19, $20) ON CONFLICT DO NOTHING RETURNING 1) \
@@ -129,6 +129,7 @@ const JOIN_CALL: &str = concat!(
      WHERE EXISTS (SELECT 1 FROM ev) \
         OR NOT EXISTS (SELECT 1 FROM calls WHERE room_name = $2)",
     merge_call!(),
+    " WHERE EXISTS (SELECT 1 FROM ev) RETURNING ",
     call_columns!()
 );
 
@@ -159,10 +160,20 @@ macro_rules! ended_at {
 /// A claim without an expiry (written by `upsert_call`) counts as expired. A call that
 /// ended is not claimed: the same statement cancels its dispatch (and ends the call when
 /// only `room_finished` said so), and the row comes back `cancelled`.
+///
+/// The same statement answers a lost claim: `updated` false and the call as the statement's
+/// snapshot saw it. That row may predate the winner's commit; any answer but "won" means
+/// "nothing to do now", which stays true, so no second read is needed.
+///
+/// The claim stays a statement of its own, after the join's commit, on purpose: LiveKit's
+/// `room_finished` can arrive at the same moment on another instance, whose `end_call`
+/// cannot see a call that is not committed yet. Claiming after the commit means that either
+/// the end sees the call (and cancels its dispatch) or the claim sees the `room_finished`
+/// event; one statement doing both from one older snapshot could miss both.
 const CLAIM_DISPATCH: &str = concat!(
     "WITH finished AS (SELECT MIN(received_at) AS at FROM webhook_events \
-         WHERE room_name = $1 AND kind = 'room_finished') \
-     UPDATE calls SET \
+         WHERE room_name = $1 AND kind = 'room_finished'), \
+     claimed AS (UPDATE calls SET \
          ended_at = ",
     ended_at!(),
     ", status = CASE WHEN status = 'unrouted' OR ",
@@ -185,16 +196,40 @@ const CLAIM_DISPATCH: &str = concat!(
        AND (dispatch_status IN ('none', 'failed') \
             OR (dispatch_status = 'claimed' \
                 AND (claim_expires_at IS NULL OR claim_expires_at <= now()))) \
-     RETURNING dispatch_status, dispatch_attempts"
+     RETURNING ",
+    call_columns!(),
+    ") SELECT true AS updated, ",
+    call_columns!(),
+    " FROM claimed \
+     UNION ALL SELECT false, ",
+    call_columns!(),
+    " FROM calls WHERE room_name = $1 AND NOT EXISTS (SELECT 1 FROM claimed)"
 );
 
+/// A claim's answer: whether this statement changed the row, and the row.
 #[derive(QueryableByName)]
-struct Attempts {
-    #[diesel(sql_type = Text)]
-    dispatch_status: String,
-    #[diesel(sql_type = Integer)]
-    dispatch_attempts: i32,
+struct ClaimRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    updated: bool,
+    #[diesel(embed)]
+    call: CallRow,
 }
+
+/// A dispatch cancelled by the call's end while its claimant was dispatching is still
+/// recorded: the agent may be in the room.
+const COMPLETE_DISPATCH: &str = "\
+    UPDATE calls SET dispatch_status = 'dispatched', dispatch_id = $3, claimant = NULL, \
+        claim_expires_at = NULL, updated_at = now() \
+    WHERE room_name = $1 AND dispatch_status IN ('claimed', 'cancelled') AND claimant = $2";
+
+const FAIL_DISPATCH: &str = "\
+    UPDATE calls SET dispatch_status = $3, claimant = NULL, claim_expires_at = NULL, \
+        updated_at = now() \
+    WHERE room_name = $1 AND dispatch_status = 'claimed' AND claimant = $2";
+
+const RECORD_EVENT: &str = "\
+    INSERT INTO webhook_events (id, kind, room_name, received_at) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT DO NOTHING";
 
 /// The PostgreSQL store: production, several instances against one database.
 ///
@@ -514,14 +549,9 @@ impl LeaseStore for PostgresStore {
 #[async_trait]
 impl CallStore for PostgresStore {
     async fn record_webhook_event(&self, event: &WebhookEventRecord) -> Result<bool, StoreError> {
-        let row = WebhookEventRow::from_domain(event);
+        let query = event_binds(RECORD_EVENT, event);
         let mut conn = self.conn().await?;
-        let inserted = diesel::insert_into(webhook_events::table)
-            .values(&row)
-            .on_conflict_do_nothing()
-            .execute(&mut conn)
-            .await
-            .map_err(error::db)?;
+        let inserted = query.execute(&mut conn).await.map_err(error::db)?;
         Ok(inserted == 1)
     }
 
@@ -558,7 +588,7 @@ impl CallStore for PostgresStore {
         at: DateTime<Utc>,
     ) -> Result<Option<CallRecord>, StoreError> {
         let mut conn = self.conn().await?;
-        let row: Option<CallRow> = diesel::sql_query(END_CALL)
+        let row: Option<CallRow> = Prepared::new(END_CALL)
             .bind::<Text, _>(room.as_str())
             .bind::<Timestamptz, _>(at)
             .get_result(&mut conn)
@@ -619,34 +649,7 @@ impl CallStore for PostgresStore {
         claimant: &str,
         ttl: Duration,
     ) -> Result<DispatchClaim, StoreError> {
-        let mut conn = self.conn().await?;
-        let won: Option<Attempts> = diesel::sql_query(CLAIM_DISPATCH)
-            .bind::<Text, _>(room.as_str())
-            .bind::<Text, _>(claimant)
-            .bind::<BigInt, _>(codec::ttl_micros(ttl))
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(error::db)?;
-        if let Some(row) = won {
-            if row.dispatch_status != DispatchStatus::Claimed.as_str() {
-                // Refused: the call ended, and the statement cancelled its dispatch.
-                return classify_lost_claim(Some((row.dispatch_status, None)));
-            }
-            return Ok(DispatchClaim::Won {
-                attempt: codec::attempts_from_db(row.dispatch_attempts)?,
-            });
-        }
-        // Lost: say why. The row may have moved on since the UPDATE; any answer other
-        // than `Won` means "nothing to do now", which stays true.
-        let current: Option<(String, Option<String>)> = calls::table
-            .filter(calls::room_name.eq(room.as_str()))
-            .select((calls::dispatch_status, calls::dispatch_id))
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(error::db)?;
-        classify_lost_claim(current)
+        Ok(self.claim(room, claimant, ttl).await?.0)
     }
 
     async fn complete_dispatch(
@@ -656,24 +659,13 @@ impl CallStore for PostgresStore {
         dispatch_id: &AgentDispatchId,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
-        // A dispatch cancelled by the call's end while its claimant was dispatching is
-        // still recorded: the agent may be in the room.
-        let updated = diesel::update(
-            calls::table
-                .filter(calls::room_name.eq(room.as_str()))
-                .filter(calls::dispatch_status.eq_any(COMPLETABLE))
-                .filter(calls::claimant.eq(claimant)),
-        )
-        .set((
-            calls::dispatch_status.eq(DispatchStatus::Dispatched.as_str()),
-            calls::dispatch_id.eq(dispatch_id.as_str()),
-            calls::claimant.eq(None::<String>),
-            calls::claim_expires_at.eq(None::<DateTime<Utc>>),
-            calls::updated_at.eq(now),
-        ))
-        .execute(&mut conn)
-        .await
-        .map_err(error::db)?;
+        let updated = Prepared::new(COMPLETE_DISPATCH)
+            .bind::<Text, _>(room.as_str())
+            .bind::<Text, _>(claimant)
+            .bind::<Text, _>(dispatch_id.as_str())
+            .execute(&mut conn)
+            .await
+            .map_err(error::db)?;
         Ok(updated == 1)
     }
 
@@ -689,21 +681,13 @@ impl CallStore for PostgresStore {
             DispatchStatus::Failed
         };
         let mut conn = self.conn().await?;
-        let updated = diesel::update(
-            calls::table
-                .filter(calls::room_name.eq(room.as_str()))
-                .filter(calls::dispatch_status.eq(DispatchStatus::Claimed.as_str()))
-                .filter(calls::claimant.eq(claimant)),
-        )
-        .set((
-            calls::dispatch_status.eq(status.as_str()),
-            calls::claimant.eq(None::<String>),
-            calls::claim_expires_at.eq(None::<DateTime<Utc>>),
-            calls::updated_at.eq(now),
-        ))
-        .execute(&mut conn)
-        .await
-        .map_err(error::db)?;
+        let updated = Prepared::new(FAIL_DISPATCH)
+            .bind::<Text, _>(room.as_str())
+            .bind::<Text, _>(claimant)
+            .bind::<Text, _>(status.as_str())
+            .execute(&mut conn)
+            .await
+            .map_err(error::db)?;
         Ok(updated == 1)
     }
 
@@ -740,9 +724,9 @@ impl CallStore for PostgresStore {
         claim: Option<ClaimRequest>,
     ) -> Result<JoinRecorded, StoreError> {
         let query = call_binds(JOIN_CALL, call)?
-            .bind::<Text, _>(event.id.as_str().to_owned())
-            .bind::<Text, _>(event.kind.clone())
-            .bind::<Nullable<Text>, _>(event.room_name.as_ref().map(|r| r.as_str().to_owned()))
+            .bind::<Text, _>(event.id.as_str())
+            .bind::<Text, _>(event.kind.as_str())
+            .bind::<Nullable<Text>, _>(event.room_name.as_ref().map(RoomName::as_str))
             .bind::<Timestamptz, _>(event.received_at);
         let row: Option<CallRow> = {
             let mut conn = self.conn().await?;
@@ -755,12 +739,14 @@ impl CallStore for PostgresStore {
         let Some(row) = row else {
             return Ok(JoinRecorded::Duplicate);
         };
-        let call = row.into_domain()?;
+        let mut call = row.into_domain()?;
+        // A statement of its own, after the join's commit (see `CLAIM_DISPATCH`).
         let claim = match claim {
-            Some(c) => Some(
-                self.claim_dispatch(&call.room_name, &c.claimant, c.ttl)
-                    .await?,
-            ),
+            Some(c) => {
+                let (claim, after) = self.claim(&call.room_name, &c.claimant, c.ttl).await?;
+                call = after.unwrap_or(call);
+                Some(claim)
+            }
             None => None,
         };
         Ok(JoinRecorded::Recorded {
@@ -792,29 +778,72 @@ fn classify_lost_claim(
 }
 
 /// `sql` with a call's columns bound as `$1`–`$16`, in `call_columns!` order.
-fn call_binds<'a>(
-    sql: &'a str,
-    call: &CallRecord,
-) -> Result<BoxedSqlQuery<'a, Pg, SqlQuery>, StoreError> {
+fn call_binds<'a>(sql: &'static str, call: &'a CallRecord) -> Result<Prepared<'a>, StoreError> {
     let attempts = codec::attempts_to_db(call.dispatch_attempts)?;
-    Ok(diesel::sql_query(sql)
-        .into_boxed::<Pg>()
+    Ok(Prepared::new(sql)
         .bind::<SqlUuid, _>(call.id.as_uuid())
-        .bind::<Text, _>(call.room_name.as_str().to_owned())
-        .bind::<Nullable<Text>, _>(call.customer_id.as_ref().map(|c| c.as_str().to_owned()))
+        .bind::<Text, _>(call.room_name.as_str())
+        .bind::<Nullable<Text>, _>(call.customer_id.as_ref().map(CustomerId::as_str))
         .bind::<Nullable<SqlUuid>, _>(call.connection_id.map(|c| c.as_uuid()))
-        .bind::<Nullable<Text>, _>(call.sip_call_id.clone())
-        .bind::<Nullable<Text>, _>(call.called.as_ref().map(|n| n.as_str().to_owned()))
-        .bind::<Nullable<Text>, _>(call.caller.as_ref().map(|n| n.as_str().to_owned()))
+        .bind::<Nullable<Text>, _>(call.sip_call_id.as_deref())
+        .bind::<Nullable<Text>, _>(call.called.as_ref().map(E164::as_str))
+        .bind::<Nullable<Text>, _>(call.caller.as_ref().map(E164::as_str))
         .bind::<Text, _>(call.status.as_str())
         .bind::<Text, _>(call.dispatch_status.as_str())
-        .bind::<Nullable<Text>, _>(call.dispatch_id.as_ref().map(|d| d.as_str().to_owned()))
+        .bind::<Nullable<Text>, _>(call.dispatch_id.as_ref().map(AgentDispatchId::as_str))
         .bind::<Integer, _>(attempts)
-        .bind::<Nullable<Text>, _>(call.agent_name.clone())
+        .bind::<Nullable<Text>, _>(call.agent_name.as_deref())
         .bind::<Timestamptz, _>(call.started_at)
         .bind::<Nullable<Timestamptz>, _>(call.answered_at)
         .bind::<Nullable<Timestamptz>, _>(call.ended_at)
         .bind::<Timestamptz, _>(call.updated_at))
+}
+
+/// `sql` with an event bound as `$1`–`$4` (id, kind, room, received).
+fn event_binds<'a>(sql: &'static str, event: &'a WebhookEventRecord) -> Prepared<'a> {
+    Prepared::new(sql)
+        .bind::<Text, _>(event.id.as_str())
+        .bind::<Text, _>(event.kind.as_str())
+        .bind::<Nullable<Text>, _>(event.room_name.as_ref().map(RoomName::as_str))
+        .bind::<Timestamptz, _>(event.received_at)
+}
+
+impl PostgresStore {
+    /// `claim_dispatch`, plus the call as this statement left it (`None`: no such call).
+    async fn claim(
+        &self,
+        room: &RoomName,
+        claimant: &str,
+        ttl: Duration,
+    ) -> Result<(DispatchClaim, Option<CallRecord>), StoreError> {
+        let mut conn = self.conn().await?;
+        let row: Option<ClaimRow> = Prepared::new(CLAIM_DISPATCH)
+            .bind::<Text, _>(room.as_str())
+            .bind::<Text, _>(claimant)
+            .bind::<BigInt, _>(codec::ttl_micros(ttl))
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(error::db)?;
+        drop(conn);
+        let Some(ClaimRow { updated, call }) = row else {
+            return Ok((DispatchClaim::NoSuchCall, None));
+        };
+        let claim = if updated && call.dispatch_status == DispatchStatus::Claimed.as_str() {
+            DispatchClaim::Won {
+                attempt: codec::attempts_from_db(call.dispatch_attempts)?,
+            }
+        } else if updated {
+            // Refused: the call ended, and the statement cancelled its dispatch.
+            classify_lost_claim(Some((call.dispatch_status.clone(), None)))?
+        } else {
+            classify_lost_claim(Some((
+                call.dispatch_status.clone(),
+                call.dispatch_id.clone(),
+            )))?
+        };
+        Ok((claim, Some(call.into_domain()?)))
+    }
 }
 
 #[async_trait]

@@ -31,6 +31,7 @@ use trunkline_core::{
 };
 use uuid::Uuid;
 
+use crate::blocking::Blocking;
 use crate::codec;
 use crate::error;
 use crate::migrate;
@@ -44,7 +45,9 @@ use crate::schema::{
 };
 use crate::sync_ops::{self, ClaimOutcome};
 
-type Conn = SyncConnectionWrapper<SqliteConnection>;
+/// Statements run on [`Blocking`]: a store call dropped mid-statement waits for it without
+/// diesel-async's `block_in_place`, which panics on actix's current-thread workers.
+type Conn = SyncConnectionWrapper<SqliteConnection, Blocking>;
 
 /// Run on every new connection. `busy_timeout` first: SQLite serializes writers, and a
 /// writer that finds the lock taken must wait for it rather than fail with SQLITE_BUSY.

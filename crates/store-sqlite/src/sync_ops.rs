@@ -166,15 +166,18 @@ pub(crate) fn record_join(
                 return Ok(JoinOutcome::Duplicate);
             }
         }
-        let row = upsert_call(conn, call, attempts)?;
+        let mut row = upsert_call(conn, call, attempts)?;
         let claim = match claim {
-            Some((claimant, now, ttl)) => Some(claim_in(
-                conn,
-                call.room_name.as_str(),
-                claimant,
-                *now,
-                *ttl,
-            )?),
+            Some((claimant, now, ttl)) => {
+                let claim = claim_in(conn, call.room_name.as_str(), claimant, *now, *ttl)?;
+                // The call as the claim left it (a refusal cancels its dispatch): read in
+                // this transaction, in-process, so the webhook's answer needs no read later.
+                row = calls::table
+                    .filter(calls::room_name.eq(call.room_name.as_str()))
+                    .select(CallRow::as_select())
+                    .first(conn)?;
+                Some(claim)
+            }
             None => None,
         };
         Ok(JoinOutcome::Recorded(Box::new(row), claim))

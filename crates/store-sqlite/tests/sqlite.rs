@@ -86,6 +86,49 @@ async fn a_writer_waits_for_the_lock_instead_of_failing_busy() {
     holder.join().unwrap();
 }
 
+/// A store call dropped while its statement runs (a client gone, a timeout around it) on a
+/// current-thread runtime, which is what every actix worker runs: the store must neither panic
+/// (diesel-async's own cancel guard calls `block_in_place`, which panics there) nor lose the
+/// connection; the statement finishes, and the next call works.
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_dropped_mid_statement_on_a_current_thread_runtime_is_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let mut raw = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        raw.batch_execute("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        raw.batch_execute("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+
+    // The write waits for the lock (busy_timeout); the caller gives up first.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        store.record_webhook_event(&webhook_event(Some(&room("dropped")), ts(0))),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the write was still waiting for the lock");
+    holder.join().unwrap();
+
+    // The store goes on: every connection of the pool works.
+    for i in 0..6 {
+        let recorded = store
+            .record_webhook_event(&webhook_event(Some(&room(&format!("after-{i}"))), ts(i)))
+            .await
+            .expect("the store works after a dropped call");
+        assert!(recorded);
+    }
+    store.check_ready().await.expect("ready");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_stores_on_one_file_migrate_once_and_agree_on_dedupe_and_claims() {
     let dir = tempfile::tempdir().unwrap();

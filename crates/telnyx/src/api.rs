@@ -18,16 +18,16 @@ use crate::ops::TelnyxOperation as Op;
 use crate::wire;
 
 /// Longest listing read whole (connections, FQDNs): a runaway `total_pages` stops here.
-const MAX_PAGES: u64 = 200;
+pub(crate) const MAX_PAGES: u64 = 200;
 
 /// The Telnyx adapter. Cheap to clone (one connection pool). Every operation takes the
 /// customer's API key; the client keeps none.
 #[derive(Debug, Clone)]
 pub struct TelnyxClient {
-    http: Http,
+    pub(crate) http: Http,
 }
 
-fn bad_response(what: &str) -> ProviderError {
+pub(crate) fn bad_response(what: &str) -> ProviderError {
     tracing::warn!(what, "Telnyx answered a value trunkline cannot read");
     transport(TransportFailure::BadResponse)
 }
@@ -46,7 +46,15 @@ fn number(n: wire::Number) -> Result<TelnyxNumber, ProviderError> {
             .transpose()?,
         connection_name: n.connection_name.filter(|c| !c.is_empty()),
         status: n.status.unwrap_or_default(),
+        country: n
+            .country_iso_alpha2
+            .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
+            .map(|c| c.to_ascii_uppercase()),
     })
+}
+
+pub(crate) fn connection_of(c: wire::Connection) -> Result<FqdnConnection, ProviderError> {
+    connection(c)
 }
 
 fn connection(c: wire::Connection) -> Result<FqdnConnection, ProviderError> {
@@ -73,6 +81,10 @@ fn connection(c: wire::Connection) -> Result<FqdnConnection, ProviderError> {
             .default_routing_method
             .as_deref()
             .and_then(RoutingMethod::parse),
+        outbound_voice_profile_id: c
+            .outbound
+            .and_then(|o| o.outbound_voice_profile_id)
+            .filter(|p| !p.is_empty()),
     })
 }
 
@@ -487,7 +499,7 @@ impl TelnyxClient {
 
     /// Every item of a listing, page by page (`page[size]` = `list_page_size`), up to
     /// `MAX_PAGES`. `call(page, size)` builds the request for one page.
-    async fn read_all<W: serde::de::DeserializeOwned>(
+    pub(crate) async fn read_all<W: serde::de::DeserializeOwned>(
         &self,
         key: &SecretString,
         call: impl Fn(String, String) -> Call<'static>,
@@ -509,7 +521,11 @@ impl TelnyxClient {
         }
     }
 
-    async fn delete(&self, key: &SecretString, call: &Call<'_>) -> Result<(), ProviderError> {
+    pub(crate) async fn delete(
+        &self,
+        key: &SecretString,
+        call: &Call<'_>,
+    ) -> Result<(), ProviderError> {
         // Telnyx answers the deleted object; only the status matters.
         match self.http.json_or_failure::<Value>(key, call).await {
             Ok(_) => Ok(()),

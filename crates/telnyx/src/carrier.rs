@@ -10,7 +10,7 @@ use trunkline_core::model::{CarrierCredentials, NumberRouting, OriginationTarget
 use trunkline_core::ports::{
     Capabilities, Capability, CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget,
     CredentialForm, CredentialInput, IdFormat, NumberPage, NumberQuery, ProviderError, RouteSpec,
-    RouteTargetSpec, VerifyReport,
+    RouteTargetSpec, Termination, TerminationSpec, TerminationState, VerifyReport,
 };
 use trunkline_core::sip::SipTransport;
 use trunkline_core::usecases::TRUNKLINE_NAME_PREFIX;
@@ -110,7 +110,7 @@ fn route_id(c: &ConnectionId) -> Result<RouteId, ProviderError> {
 
 /// A route id that is not a Telnyx id names no connection: `None`, and callers decide what
 /// absence means for them.
-fn connection_id(route: &RouteId) -> Option<ConnectionId> {
+pub(crate) fn connection_id(route: &RouteId) -> Option<ConnectionId> {
     let id = ConnectionId::parse(route.as_str()).ok();
     if id.is_none() {
         tracing::warn!("a route id of another format reached the Telnyx adapter");
@@ -126,7 +126,7 @@ fn fqdn_id(target: &RouteTargetId) -> Option<FqdnId> {
     id
 }
 
-fn no_route() -> ProviderError {
+pub(crate) fn no_route() -> ProviderError {
     ProviderError::new(ErrorCode::NotFound, "no such FQDN connection at Telnyx")
 }
 
@@ -668,6 +668,44 @@ impl CarrierProvider for TelnyxCarrier {
         Ok(())
     }
 
+    /// Telnyx's documented default: 20 per second per SIP username (see
+    /// [`crate::TERMINATION_CALLS_PER_SECOND`]).
+    fn termination_calls_per_second(&self) -> u32 {
+        crate::outbound::TERMINATION_CALLS_PER_SECOND
+    }
+
+    /// Credential authentication on the FQDN connection and an outbound voice profile
+    /// (named `spec.name`) assigned to it; LiveKit dials `sip.telnyx.com` with the
+    /// `X-Telnyx-Username` header. See `outbound.rs`.
+    async fn ensure_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        spec: &TerminationSpec,
+    ) -> Result<Termination, ProviderError> {
+        self.ensure_termination_impl(creds, route, spec).await
+    }
+
+    async fn inspect_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        name: &str,
+        username: &str,
+    ) -> Result<TerminationState, ProviderError> {
+        self.inspect_termination_impl(creds, route, name, username)
+            .await
+    }
+
+    async fn remove_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        name: &str,
+    ) -> Result<(), ProviderError> {
+        self.remove_termination_impl(creds, route, name).await
+    }
+
     /// Puts the number back on the connection it was on. Only a number on no connection
     /// (detached, as the core leaves it) is moved: one someone has put on another
     /// connection since is theirs now and left alone. `null` (nothing recorded) and
@@ -718,6 +756,7 @@ mod tests {
             dnis_number_format: None,
             failover: failover.iter().map(|f| FqdnId::parse(f).unwrap()).collect(),
             routing_method: Some(method),
+            outbound_voice_profile_id: None,
         }
     }
 
@@ -808,5 +847,33 @@ mod tests {
             "numberId: must be a Telnyx phone number id (digits)"
         );
         assert_eq!(c.parse_number_id("123").unwrap().as_str(), "123");
+    }
+
+    /// Telnyx has no voice-URL mode: the port's default answers, without any request, and
+    /// says what to do instead.
+    #[tokio::test]
+    async fn voice_url_mode_is_not_supported_with_a_clear_error() {
+        let c = TelnyxCarrier::new(TelnyxConfig::default()).unwrap();
+        let creds = trunkline_core::model::CarrierCredentials {
+            account_id: None,
+            key_id: None,
+            secret: secrecy::SecretString::from("KEY0123"),
+        };
+        let number = c.parse_number_id("123").unwrap();
+        let e = c
+            .set_voice_url(&creds, &number, "https://tl.example.com/v")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationFailed);
+        assert!(
+            e.message
+                .contains("telnyx numbers cannot be connected by voice URL")
+                && e.message.contains("mode \"trunk\""),
+            "{}",
+            e.message
+        );
+        assert!(!c.routing_points_at(&NumberRouting::none(), "https://tl.example.com/v"));
+        let input = trunkline_core::ports::CredentialInput::default();
+        assert!(c.parse_webhook_secret(&input).unwrap().is_none());
     }
 }

@@ -88,6 +88,7 @@ pub(crate) enum Resource {
     Number,
     Connection,
     Fqdn,
+    VoiceProfile,
 }
 
 impl Resource {
@@ -97,6 +98,7 @@ impl Resource {
             Self::Number => "phone number",
             Self::Connection => "FQDN connection",
             Self::Fqdn => "FQDN",
+            Self::VoiceProfile => "outbound voice profile",
         }
     }
 }

@@ -9,6 +9,7 @@ mod cursor;
 mod error;
 mod model;
 mod ops;
+mod outbound;
 #[cfg(test)]
 mod properties;
 mod wire;
@@ -22,8 +23,13 @@ pub use config::{
 };
 pub use credentials::{API_KEY_FIELD, MAX_API_KEY_LEN};
 pub use model::{
-    ANI_NUMBER_FORMAT, Balance, Capability, ConnectionId, DNIS_NUMBER_FORMAT, DnsRecordType,
-    FailoverPlan, Fqdn, FqdnConnection, FqdnId, FqdnSpec, MAX_FAILOVER, NewConnection, NumberId,
-    NumberPage, NumberQuery, RoutingMethod, TelnyxNumber, Transport, Verification,
+    ANI_NUMBER_FORMAT, Balance, CREDENTIAL_AUTHENTICATION, Capability, ConnectionId,
+    DNIS_NUMBER_FORMAT, DnsRecordType, FailoverPlan, Fqdn, FqdnConnection, FqdnId, FqdnSpec,
+    IP_AUTHENTICATION, MAX_FAILOVER, NewConnection, NumberId, NumberPage, NumberQuery,
+    OutboundAuth, RoutingMethod, TelnyxNumber, Transport, Verification, VoiceProfile,
 };
-pub use ops::{Idempotency, OperationInfo, TelnyxOperation};
+pub use ops::{
+    FQDN_AUTHENTICATION_BODY, FQDN_AUTHENTICATION_SDK_FIELDS, Idempotency, OperationInfo,
+    TelnyxOperation,
+};
+pub use outbound::{TERMINATION_CALLS_PER_SECOND, TERMINATION_HOST, USERNAME_HEADER};

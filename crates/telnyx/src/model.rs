@@ -66,6 +66,9 @@ pub struct TelnyxNumber {
     pub connection_name: Option<String>,
     /// Telnyx's `status` (`active`, `port-pending`, …).
     pub status: String,
+    /// `country_iso_alpha2` (`US`), when Telnyx says: the default destination country of
+    /// outbound calls from the number.
+    pub country: Option<String>,
 }
 
 /// What to list.
@@ -165,6 +168,8 @@ pub struct FqdnConnection {
     /// The primary, secondary and tertiary FQDNs that are set, in that order.
     pub failover: Vec<FqdnId>,
     pub routing_method: Option<RoutingMethod>,
+    /// `outbound.outbound_voice_profile_id`: what outbound calls of the connection may do.
+    pub outbound_voice_profile_id: Option<String>,
 }
 
 impl FqdnConnection {
@@ -351,4 +356,39 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::ValidationFailed);
     }
+}
+
+/// `fqdn_outbound_authentication` of an FQDN connection.
+pub const CREDENTIAL_AUTHENTICATION: &str = "credential-authentication";
+/// What `remove_termination` puts back: outbound calls are then only taken from the
+/// connection's FQDNs' addresses.
+pub const IP_AUTHENTICATION: &str = "ip-authentication";
+
+/// How an FQDN connection authenticates outbound calls
+/// (`GET /fqdn_connections/{id}/fqdn_authentication`). The password is never read: Telnyx
+/// shows it back masked on newer accounts, and trunkline keeps its own sealed copy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboundAuth {
+    /// `fqdn_outbound_authentication` (`credential-authentication`, `ip-authentication`).
+    pub method: Option<String>,
+    pub user_name: Option<String>,
+}
+
+impl OutboundAuth {
+    /// Whether outbound calls authenticate with `user_name`'s credentials.
+    pub fn is_credentials_of(&self, user_name: &str) -> bool {
+        self.method.as_deref() == Some(CREDENTIAL_AUTHENTICATION)
+            && self.user_name.as_deref() == Some(user_name)
+    }
+}
+
+/// An outbound voice profile: where outbound calls of its connections may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceProfile {
+    /// Telnyx's numeric id, as text.
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    /// `whitelisted_destinations`: ISO 3166-1 alpha-2 codes, sorted.
+    pub destinations: Vec<String>,
 }

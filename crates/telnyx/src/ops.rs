@@ -35,6 +35,14 @@ pub enum TelnyxOperation {
     CreateFqdn,
     UpdateFqdn,
     DeleteFqdn,
+    /// Not in the trimmed spec: Telnyx's SDKs (`fqdn_connections.fqdn_authentication.list`).
+    RetrieveFqdnAuthentication,
+    /// Not in the trimmed spec: Telnyx's SDKs (`fqdn_connections.fqdn_authentication.patch_all`).
+    UpdateFqdnAuthentication,
+    ListOutboundVoiceProfiles,
+    CreateVoiceProfile,
+    UpdateOutboundVoiceProfile,
+    DeleteOutboundVoiceProfile,
 }
 
 /// What the catalogue says about one operation.
@@ -49,6 +57,10 @@ pub struct OperationInfo {
     pub query: &'static [&'static str],
     /// JSON body fields the adapter may send, nested ones dotted (`inbound.dnis_number_format`).
     pub body: &'static [&'static str],
+    /// Whether Telnyx's OpenAPI spec (`telnyx_byoc_v2.json`) has the operation. The two
+    /// `fqdn_authentication` operations are only in Telnyx's official SDKs (the spec's README
+    /// says so); the conformance test checks them against the SDKs' field names instead.
+    pub in_spec: bool,
 }
 
 const CONNECTION_BODY: &[&str] = &[
@@ -59,9 +71,29 @@ const CONNECTION_BODY: &[&str] = &[
     "inbound.dnis_number_format",
 ];
 const FQDN_BODY: &[&str] = &["connection_id", "fqdn", "port", "dns_record_type"];
+const PROFILE_BODY: &[&str] = &["name", "enabled", "whitelisted_destinations"];
+
+/// The body fields of `PATCH /fqdn_connections/{id}/fqdn_authentication` trunkline sends, as
+/// Telnyx's SDKs name them (`FqdnAuthenticationPatchAllParams`).
+pub const FQDN_AUTHENTICATION_BODY: &[&str] =
+    &["fqdn_outbound_authentication", "user_name", "password"];
+
+/// Every body field Telnyx's SDKs know for that PATCH (the conformance test's reference for
+/// an operation the spec does not have).
+pub const FQDN_AUTHENTICATION_SDK_FIELDS: &[&str] = &[
+    "failover_url",
+    "fqdn_outbound_authentication",
+    "ip_authentication_method",
+    "password",
+    "txt_name",
+    "txt_ttl",
+    "txt_value",
+    "user_name",
+    "webhook_url",
+];
 
 impl TelnyxOperation {
-    pub const ALL: [TelnyxOperation; 13] = [
+    pub const ALL: [TelnyxOperation; 19] = [
         Self::GetUserBalance,
         Self::ListPhoneNumbers,
         Self::RetrievePhoneNumber,
@@ -75,6 +107,12 @@ impl TelnyxOperation {
         Self::CreateFqdn,
         Self::UpdateFqdn,
         Self::DeleteFqdn,
+        Self::RetrieveFqdnAuthentication,
+        Self::UpdateFqdnAuthentication,
+        Self::ListOutboundVoiceProfiles,
+        Self::CreateVoiceProfile,
+        Self::UpdateOutboundVoiceProfile,
+        Self::DeleteOutboundVoiceProfile,
     ];
 
     pub fn info(self) -> OperationInfo {
@@ -161,6 +199,7 @@ impl TelnyxOperation {
                     "inbound.default_secondary_fqdn_id",
                     "inbound.default_tertiary_fqdn_id",
                     "inbound.default_routing_method",
+                    "outbound.outbound_voice_profile_id",
                 ],
             ),
             Self::DeleteFqdnConnection => (
@@ -189,7 +228,59 @@ impl TelnyxOperation {
                 &["fqdn", "port", "dns_record_type"],
             ),
             Self::DeleteFqdn => ("DeleteFqdn", "DELETE", "/fqdns/{id}", Idempotent, &[], &[]),
+            Self::RetrieveFqdnAuthentication => (
+                "RetrieveFqdnAuthentication",
+                "GET",
+                "/fqdn_connections/{id}/fqdn_authentication",
+                Read,
+                &[],
+                &[],
+            ),
+            Self::UpdateFqdnAuthentication => (
+                "UpdateFqdnAuthentication",
+                "PATCH",
+                "/fqdn_connections/{id}/fqdn_authentication",
+                Idempotent,
+                &[],
+                FQDN_AUTHENTICATION_BODY,
+            ),
+            Self::ListOutboundVoiceProfiles => (
+                "ListOutboundVoiceProfiles",
+                "GET",
+                "/outbound_voice_profiles",
+                Read,
+                &["page[number]", "page[size]", "filter[name][contains]"],
+                &[],
+            ),
+            Self::CreateVoiceProfile => (
+                "CreateVoiceProfile",
+                "POST",
+                "/outbound_voice_profiles",
+                Create,
+                &[],
+                PROFILE_BODY,
+            ),
+            Self::UpdateOutboundVoiceProfile => (
+                "UpdateOutboundVoiceProfile",
+                "PATCH",
+                "/outbound_voice_profiles/{id}",
+                Idempotent,
+                &[],
+                PROFILE_BODY,
+            ),
+            Self::DeleteOutboundVoiceProfile => (
+                "DeleteOutboundVoiceProfile",
+                "DELETE",
+                "/outbound_voice_profiles/{id}",
+                Idempotent,
+                &[],
+                &[],
+            ),
         };
+        let in_spec = !matches!(
+            self,
+            Self::RetrieveFqdnAuthentication | Self::UpdateFqdnAuthentication
+        );
         OperationInfo {
             operation_id,
             method,
@@ -197,6 +288,7 @@ impl TelnyxOperation {
             idempotency,
             query,
             body,
+            in_spec,
         }
     }
 

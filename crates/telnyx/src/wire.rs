@@ -43,6 +43,8 @@ pub(crate) struct Number {
     pub connection_name: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+    #[serde(default)]
+    pub country_iso_alpha2: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +74,35 @@ pub(crate) struct Connection {
     pub transport_protocol: Option<String>,
     #[serde(default)]
     pub inbound: Option<Inbound>,
+    #[serde(default)]
+    pub outbound: Option<Outbound>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Outbound {
+    #[serde(default)]
+    pub outbound_voice_profile_id: Option<String>,
+}
+
+/// `fqdn_authentication` of a connection. The password is deliberately not a field: it is
+/// never read, so it can never be logged from here.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FqdnAuthentication {
+    #[serde(default)]
+    pub fqdn_outbound_authentication: Option<String>,
+    #[serde(default)]
+    pub user_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct VoiceProfile {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub whitelisted_destinations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

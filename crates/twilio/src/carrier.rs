@@ -1,12 +1,13 @@
 //! [`CarrierProvider`] for Twilio.
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use trunkline_core::model::{CarrierCredentials, NumberRouting};
 use trunkline_core::ports::{
     Capabilities, Capability, CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget,
     CredentialForm, CredentialInput, IdFormat, NumberPage, NumberQuery, ProviderError, RouteSpec,
-    RouteTargetSpec, VerifyReport,
+    RouteTargetSpec, Termination, TerminationSpec, TerminationState, VerifyReport,
 };
 use trunkline_core::{
     CarrierNumberId, ErrorCode, ProviderKind, RouteId, RouteTargetId, ValidationError,
@@ -47,6 +48,10 @@ impl TwilioCarrier {
 
     pub fn config(&self) -> &TwilioConfig {
         self.client.config()
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Every item of a Trunking v1 list, following `meta.next_page_url`.
@@ -176,7 +181,7 @@ fn number_sid(id: &CarrierNumberId) -> Result<PhoneNumberSid, ProviderError> {
 }
 
 /// A route id that is not a `TK…` SID names no Twilio trunk: `NOT_FOUND`.
-fn trunk_sid(id: &RouteId) -> Result<TrunkSid, ProviderError> {
+pub(crate) fn trunk_sid(id: &RouteId) -> Result<TrunkSid, ProviderError> {
     TrunkSid::try_from(id).map_err(|e| not_found(&e.field("routeId")))
 }
 
@@ -597,6 +602,86 @@ impl CarrierProvider for TwilioCarrier {
         }
     }
 
+    fn parse_webhook_secret(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<Option<SecretString>, ValidationError> {
+        credentials::webhook_secret(input)
+    }
+
+    /// Voice URL and method POST; the voice application is cleared, since Twilio prefers an
+    /// application over the voice URL. The fallback URL and status callback are left alone.
+    fn supports_voice_url(&self) -> bool {
+        true
+    }
+
+    async fn set_voice_url(
+        &self,
+        creds: &CarrierCredentials,
+        number: &CarrierNumberId,
+        url: &str,
+    ) -> Result<(), ProviderError> {
+        let number = number_sid(number)?;
+        let auth = Auth::of(creds)?;
+        let ids = [auth.account.as_str(), number.as_str()];
+        let call = Call::new(Op::UpdateIncomingPhoneNumber, Resource::Number, &ids)
+            .form("VoiceUrl", url.to_owned())
+            .form("VoiceMethod", "POST".to_owned())
+            .form("VoiceApplicationSid", String::new());
+        self.client
+            .json::<serde_json::Value>(&auth, &call)
+            .await
+            .map(drop)?;
+        tracing::info!(number = %number, "number voice URL pointed at trunkline");
+        Ok(())
+    }
+
+    /// An auth token beside an API key: the key was verified, the token not yet. It is
+    /// checked as the account's own credentials with the numbers probe of `verify` (the
+    /// request Twilio answers 20003 to a token of another account).
+    async fn verify_webhook_secret(
+        &self,
+        creds: &CarrierCredentials,
+        secret: &SecretString,
+    ) -> Result<(), ProviderError> {
+        if creds.key_id.is_none() {
+            // The token alone is the credentials' secret, verified with them.
+            return Ok(());
+        }
+        let as_token = CarrierCredentials {
+            account_id: creds.account_id.clone(),
+            key_id: None,
+            secret: secret.clone(),
+        };
+        let auth = Auth::of(&as_token)?;
+        let account = [auth.account.as_str()];
+        self.probe(
+            &auth,
+            Call::new(Op::ListIncomingPhoneNumber, Resource::Numbers, &account)
+                .query("PageSize", "1"),
+        )
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::AuthInvalid => ProviderError::new(
+                ErrorCode::AuthInvalid,
+                "authToken: Twilio does not accept this auth token for the Account SID (the \
+                 API key is fine); copy the account's current auth token from the Twilio \
+                 console: Twilio signs the voice webhook with it",
+            ),
+            _ => e,
+        })
+    }
+
+    fn routing_points_at(&self, routing: &NumberRouting, url: &str) -> bool {
+        VoiceConfig::from_routing(routing).is_ok_and(|v| {
+            v.voice_application_sid.is_none()
+                && v.voice_url.as_deref() == Some(url)
+                && v.voice_method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case("POST"))
+        })
+    }
+
     /// The record is a [`VoiceConfig`]; all six fields are sent: `""` clears a URL or the
     /// application; a method Twilio cannot leave unset goes back to Twilio's default `POST`.
     /// Setting a voice application makes Twilio drop the number's trunk, so this belongs
@@ -636,6 +721,35 @@ impl CarrierProvider for TwilioCarrier {
             .map(drop)?;
         tracing::info!(number = %number, "number voice configuration restored");
         Ok(())
+    }
+
+    async fn ensure_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        spec: &TerminationSpec,
+    ) -> Result<Termination, ProviderError> {
+        self.ensure_termination_impl(creds, route, spec).await
+    }
+
+    async fn inspect_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        name: &str,
+        username: &str,
+    ) -> Result<TerminationState, ProviderError> {
+        self.inspect_termination_impl(creds, route, name, username)
+            .await
+    }
+
+    async fn remove_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        name: &str,
+    ) -> Result<(), ProviderError> {
+        self.remove_termination_impl(creds, route, name).await
     }
 }
 

@@ -32,45 +32,68 @@ fn account_field() -> CredentialField {
     }
 }
 
-/// The credentials form: `apiKey` (recommended) or `authToken`.
+fn api_key_fields() -> [CredentialField; 2] {
+    [
+        CredentialField {
+            name: API_KEY_SID,
+            label: "API key SID",
+            secret: false,
+            pattern: Some("^SK[0-9a-fA-F]{32}$"),
+            example: Some("SK0123456789abcdef0123456789abcdef"),
+        },
+        CredentialField {
+            name: API_KEY_SECRET,
+            label: "API key secret",
+            secret: true,
+            pattern: None,
+            example: None,
+        },
+    ]
+}
+
+fn auth_token_field() -> CredentialField {
+    CredentialField {
+        name: AUTH_TOKEN,
+        label: "Auth token",
+        secret: true,
+        pattern: None,
+        example: None,
+    }
+}
+
+/// The credentials form: `apiKey` (recommended) or `authToken`; or both, `apiKeyAndAuthToken`:
+/// the API key acts on the account, and the auth token is only kept to check the signatures
+/// of Twilio's voice webhooks (voice-URL mode), since Twilio signs them with the auth token.
 pub(crate) fn form() -> CredentialForm {
+    let [key_sid, key_secret] = api_key_fields();
     CredentialForm {
         alternatives: vec![
             CredentialAlternative {
                 name: "apiKey",
-                fields: vec![
-                    account_field(),
-                    CredentialField {
-                        name: API_KEY_SID,
-                        label: "API key SID",
-                        secret: false,
-                        pattern: Some("^SK[0-9a-fA-F]{32}$"),
-                        example: Some("SK0123456789abcdef0123456789abcdef"),
-                    },
-                    CredentialField {
-                        name: API_KEY_SECRET,
-                        label: "API key secret",
-                        secret: true,
-                        pattern: None,
-                        example: None,
-                    },
-                ],
+                fields: vec![account_field(), key_sid.clone(), key_secret.clone()],
             },
             CredentialAlternative {
                 name: "authToken",
-                fields: vec![
-                    account_field(),
-                    CredentialField {
-                        name: AUTH_TOKEN,
-                        label: "Auth token",
-                        secret: true,
-                        pattern: None,
-                        example: None,
-                    },
-                ],
+                fields: vec![account_field(), auth_token_field()],
+            },
+            CredentialAlternative {
+                name: "apiKeyAndAuthToken",
+                fields: vec![account_field(), key_sid, key_secret, auth_token_field()],
             },
         ],
     }
+}
+
+/// The auth token of the input, for checking webhook signatures: given alone (then it is
+/// also the credentials' secret) or beside an API key.
+pub(crate) fn webhook_secret(
+    input: &CredentialInput,
+) -> Result<Option<SecretString>, ValidationError> {
+    input
+        .secrets
+        .get(AUTH_TOKEN)
+        .map(|t| secret(t, AUTH_TOKEN))
+        .transpose()
 }
 
 fn secret(value: &SecretString, field: &'static str) -> Result<SecretString, ValidationError> {
@@ -106,7 +129,7 @@ pub(crate) fn parse(input: &CredentialInput) -> Result<CarrierCredentials, Valid
     {
         return Err(ValidationError::new(
             "unknown field: the Twilio credentials are accountSid with apiKeySid and \
-             apiKeySecret, or accountSid with authToken",
+             apiKeySecret (and optionally authToken), or accountSid with authToken",
         ));
     }
     let account = input
@@ -123,6 +146,14 @@ pub(crate) fn parse(input: &CredentialInput) -> Result<CarrierCredentials, Valid
             secret(key_secret, API_KEY_SECRET)?,
         ),
         (None, None, Some(token)) => (None, secret(token, AUTH_TOKEN)?),
+        // The key acts; the token is only kept for webhook signatures (`webhook_secret`).
+        (Some(sid), Some(key_secret), Some(token)) => {
+            secret(token, AUTH_TOKEN)?;
+            (
+                Some(ApiKeySid::parse(sid).map_err(|e| e.field(API_KEY_SID))?),
+                secret(key_secret, API_KEY_SECRET)?,
+            )
+        }
         (None, None, None) => {
             return Err(ValidationError::new(
                 "is required, with apiKeySecret (or give authToken instead)",
@@ -137,7 +168,8 @@ pub(crate) fn parse(input: &CredentialInput) -> Result<CarrierCredentials, Valid
         }
         (_, _, Some(_)) => {
             return Err(ValidationError::new(
-                "give either apiKeySid and apiKeySecret, or authToken, not both",
+                "give apiKeySid and apiKeySecret, authToken, or all three; not half of the \
+                 API key with authToken",
             )
             .field(AUTH_TOKEN));
         }
@@ -284,9 +316,29 @@ mod tests {
         );
         refused(&[(ACCOUNT_SID, AC)], &[], "apiKeySid");
         refused(
-            &[(ACCOUNT_SID, AC), (API_KEY_SID, SK)],
+            &[(ACCOUNT_SID, AC)],
             &[(API_KEY_SECRET, "hunter2"), (AUTH_TOKEN, "hunter2")],
             "authToken",
+        );
+        refused(
+            &[(ACCOUNT_SID, AC), (API_KEY_SID, SK)],
+            &[(API_KEY_SECRET, "hunter2"), (AUTH_TOKEN, " ")],
+            "authToken",
+        );
+        // Both: the key acts, the token is only the webhook secret.
+        let both = input(
+            &[(ACCOUNT_SID, AC), (API_KEY_SID, SK)],
+            &[(API_KEY_SECRET, "key-secret"), (AUTH_TOKEN, "the-token")],
+        );
+        let creds = parse(&both).unwrap();
+        assert_eq!(creds.secret.expose_secret(), "key-secret");
+        assert!(creds.key_id.is_some());
+        let token = webhook_secret(&both).unwrap().unwrap();
+        assert_eq!(token.expose_secret(), "the-token");
+        assert!(
+            webhook_secret(&input(&[(ACCOUNT_SID, AC)], &[]))
+                .unwrap()
+                .is_none()
         );
         refused(
             &[(ACCOUNT_SID, AC), (API_KEY_SID, SK)],
@@ -318,7 +370,7 @@ mod tests {
     fn the_form_lists_both_alternatives_and_marks_the_secrets() {
         let f = form();
         let names: Vec<_> = f.alternatives.iter().map(|a| a.name).collect();
-        assert_eq!(names, ["apiKey", "authToken"]);
+        assert_eq!(names, ["apiKey", "authToken", "apiKeyAndAuthToken"]);
         assert!(f.is_secret(API_KEY_SECRET) && f.is_secret(AUTH_TOKEN));
         assert!(!f.is_secret(ACCOUNT_SID) && !f.is_secret(API_KEY_SID));
         // The patterns a UI checks are the parser's own rules.

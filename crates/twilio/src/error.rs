@@ -51,6 +51,7 @@ pub(crate) enum Resource {
     Trunk,
     OriginationUrl,
     TrunkNumber,
+    CredentialList,
 }
 
 impl Resource {
@@ -61,6 +62,7 @@ impl Resource {
             Self::Trunks | Self::Trunk => "trunk",
             Self::OriginationUrl => "origination URL",
             Self::TrunkNumber => "trunk phone number",
+            Self::CredentialList => "SIP credential list",
         }
     }
 }

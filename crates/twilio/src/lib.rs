@@ -10,7 +10,9 @@ mod ops;
 #[cfg(test)]
 mod properties;
 mod sid;
+mod termination;
 mod voice;
+pub mod webhook;
 mod wire;
 
 pub use carrier::{MAX_FRIENDLY_NAME, TwilioCarrier};

@@ -50,6 +50,8 @@ pub(crate) struct MetaJson {
 pub(crate) struct TrunkJson {
     pub sid: Option<String>,
     pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub domain_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,9 +7,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use secrecy::SecretString;
 use trunkline_core::SipTarget;
 use trunkline_core::model::OriginationTarget;
-use trunkline_core::ports::{CarrierProvider, NumberQuery, RouteSpec, RouteTargetSpec};
+use trunkline_core::ports::{
+    CarrierProvider, NumberQuery, RouteSpec, RouteTargetSpec, TerminationSpec,
+};
 use trunkline_testkit::twilio::spec::TwilioSpecs;
 use trunkline_testkit::twilio::{Host, Params, RecordedRequest};
 use trunkline_twilio::{ApplicationSid, TwilioHost, TwilioOperation, VoiceConfig};
@@ -80,6 +83,9 @@ fn sample_ids(template: &str) -> Vec<String> {
             ("Sid", before) if before.ends_with("/OriginationUrls/") => "OU",
             ("Sid", before) if before.ends_with("/PhoneNumbers/") => "PN",
             ("Sid", before) if before.ends_with("/Trunks/") => "TK",
+            ("Sid", before) if before.ends_with("/CredentialLists/") => "CL",
+            ("Sid", before) if before.ends_with("/Credentials/") => "CR",
+            ("CredentialListSid", _) => "CL",
             other => panic!("no sample for {other:?}"),
         };
         ids.push(format!("{prefix}{}", "0123456789abcdef".repeat(2)));
@@ -300,6 +306,27 @@ async fn exercise_everything(w: &World) {
             .await
             .unwrap();
     }
+    // Termination: created, found again (a second ensure), inspected, removed.
+    let spec = TerminationSpec {
+        name: "trunkline-outbound-conformance".into(),
+        username: "tlconformance".into(),
+        password: SecretString::from("Conformance0Password1"),
+        allowed_countries: vec!["US".into()],
+    };
+    c.ensure_termination(&creds, &trunk.id, &spec)
+        .await
+        .unwrap();
+    c.ensure_termination(&creds, &trunk.id, &spec)
+        .await
+        .unwrap();
+    let state = c
+        .inspect_termination(&creds, &trunk.id, &spec.name, &spec.username)
+        .await
+        .unwrap();
+    assert!(state.credentials_attached, "{state:?}");
+    c.remove_termination(&creds, &trunk.id, &spec.name)
+        .await
+        .unwrap();
     c.delete_route(&creds, &trunk.id).await.unwrap();
 }
 

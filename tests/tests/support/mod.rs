@@ -488,6 +488,71 @@ pub fn action(answer: &Value, step: &str) -> String {
     found[0].clone()
 }
 
+/// No secret anywhere in the server's database in clear: every byte of the SQLite files in
+/// its data directory, or every row of every PostgreSQL table as text.
+pub async fn assert_not_stored_in_clear(
+    server: &TestServer,
+    backend: &Backend,
+    secrets: &[String],
+) {
+    let mut haystacks: Vec<(String, Vec<u8>)> = Vec::new();
+    match backend {
+        Backend::Sqlite => {
+            let mut dirs = vec![server.data_dir().to_path_buf()];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir).expect("read the data directory") {
+                    let path = entry.expect("a directory entry").path();
+                    if path.is_dir() {
+                        dirs.push(path);
+                    } else {
+                        let bytes = std::fs::read(&path).expect("read a database file");
+                        haystacks.push((path.display().to_string(), bytes));
+                    }
+                }
+            }
+            assert!(
+                haystacks.iter().any(|(p, _)| std::path::Path::new(p)
+                    .extension()
+                    .is_some_and(|e| e == "db")),
+                "no SQLite file found in {}",
+                server.data_dir().display()
+            );
+        }
+        Backend::Postgres(db) => {
+            let (client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test database");
+            tokio::spawn(conn);
+            let tables = client
+                .query(
+                    "select tablename from pg_tables where schemaname = 'public'",
+                    &[],
+                )
+                .await
+                .expect("list the tables");
+            assert!(!tables.is_empty());
+            for t in tables {
+                let table: String = t.get(0);
+                let rows = client
+                    .query(&format!("select t::text from \"{table}\" t"), &[])
+                    .await
+                    .expect("read a table");
+                let text: String = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+                haystacks.push((table, text.into_bytes()));
+            }
+        }
+    }
+    for secret in secrets {
+        assert!(secret.len() >= 8, "too short to search for: {secret}");
+        for (place, bytes) in &haystacks {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a secret is stored in clear in {place}"
+            );
+        }
+    }
+}
+
 /// No secret in any answer, and none in anything the server printed or logged.
 #[track_caller]
 pub fn assert_no_secrets(server: &TestServer, transcript: &Transcript, secrets: &[String]) {

@@ -29,6 +29,7 @@ use crate::load::{self, Job, LoadOptions, LoadResult};
 use crate::machine::{mib, say, verdict};
 use crate::mix::{self, MixSpec, PlannedEvent};
 use crate::observe::{CpuSnapshot, Perf, RssSampler};
+use crate::scrape;
 use crate::setup::{self, Keys, ScratchDatabase, WEBHOOK_PATH};
 use crate::stats::{ratio, round3};
 
@@ -230,6 +231,7 @@ fn healthz_jobs(instances: &[Instance], n: usize) -> Arc<[Job]> {
 fn webhook_jobs(
     deployed: &Deployed,
     spec: &MixSpec,
+    copies: usize,
 ) -> (Arc<[Job]>, Vec<PlannedEvent>, BTreeSet<String>) {
     let events = mix::plan(spec);
     let now = chrono::Utc::now().timestamp();
@@ -246,7 +248,7 @@ fn webhook_jobs(
         .iter()
         .map(|i| Arc::from(i.url(WEBHOOK_PATH)))
         .collect();
-    let jobs = mix::deliveries(events.len(), 2, urls.len(), SHUFFLE_WINDOW, spec.seed)
+    let jobs = mix::deliveries(events.len(), copies, urls.len(), SHUFFLE_WINDOW, spec.seed)
         .into_iter()
         .map(|d| Job::Webhook {
             url: Arc::clone(&urls[d.target]),
@@ -319,6 +321,12 @@ struct WebhookRun {
     perf: Option<PathBuf>,
     /// PostgreSQL only: what the database did during the run (`pg_stat_database` deltas).
     db: Option<BTreeMap<String, i64>>,
+    /// Seconds between the two `pg_stat_database` reads, and instances polling meanwhile:
+    /// each instance's dispatch retrier reads the due dispatches once a second (one
+    /// transaction), which the delta includes.
+    db_window: Option<(f64, usize)>,
+    /// `trunkline_time_to_dispatch_seconds` recorded during the run, every instance.
+    time_to_dispatch: scrape::Buckets,
     cpu: Value,
 }
 
@@ -345,14 +353,22 @@ impl WebhookRun {
             })),
             "perf_data": self.perf.as_ref().map(|p| p.display().to_string()),
             "cpu": self.cpu,
+            "time_to_dispatch": self.time_to_dispatch.summary(),
             "database": self.db.as_ref().map(|d| {
                 #[allow(clippy::cast_precision_loss)] // counts far below 2^53
-                let per = |k: &str| {
-                    d.get(k).map(|v| round3(*v as f64 / self.result.planned.max(1) as f64))
-                };
+                let deliveries = self.result.planned.max(1) as f64;
+                #[allow(clippy::cast_precision_loss)]
+                let per = |k: &str| d.get(k).map(|v| round3(*v as f64 / deliveries));
+                #[allow(clippy::cast_precision_loss)]
+                let net = self.db_window.and_then(|(seconds, instances)| {
+                    d.get("xact_commit")
+                        .map(|v| round3((*v as f64 - seconds * instances as f64) / deliveries))
+                });
                 json!({
                     "delta": d,
+                    "window_seconds": self.db_window.map(|w| round3(w.0)),
                     "transactions_per_delivery": per("xact_commit"),
+                    "transactions_per_delivery_net_of_retrier": net,
                     "rows_inserted_per_delivery": per("tup_inserted"),
                     "rows_updated_per_delivery": per("tup_updated"),
                 })
@@ -370,7 +386,39 @@ async fn webhook_run(
     spec: MixSpec,
     options: LoadOptions,
 ) -> WebhookRun {
-    let (jobs, events, rooms) = webhook_jobs(deployed, &spec);
+    let (jobs, events, rooms) = webhook_jobs(deployed, &spec, 2);
+    measure_run(
+        deployed,
+        db,
+        client,
+        name,
+        slug,
+        &spec.tag,
+        jobs,
+        (events.len(), rooms),
+        options,
+    )
+    .await
+}
+
+/// Run prepared deliveries with every measurement around them.
+#[allow(clippy::too_many_arguments)]
+async fn measure_run(
+    deployed: &Deployed,
+    db: Option<&ScratchDatabase>,
+    client: &reqwest::Client,
+    name: &str,
+    slug: &str,
+    tag: &str,
+    jobs: Arc<[Job]>,
+    (events, rooms): (usize, BTreeSet<String>),
+    options: LoadOptions,
+) -> WebhookRun {
+    let bases: Vec<String> = deployed
+        .instances
+        .iter()
+        .map(|i| i.base_url.clone())
+        .collect();
     // Let the sessions publish what the previous run did before taking the baseline.
     if db.is_some() {
         tokio::time::sleep(STATS_FLUSH).await;
@@ -379,7 +427,9 @@ async fn webhook_run(
         Some(db) => db.stats().await.ok(),
         None => None,
     };
-    let perf = Perf::maybe_start(deployed.instances[0].pid, &format!("{slug}-{}", spec.tag));
+    let stats_from = Instant::now();
+    let ttd_before = scrape::time_to_dispatch(client, &bases).await;
+    let perf = Perf::maybe_start(deployed.instances[0].pid, &format!("{slug}-{tag}"));
     let pids: Vec<u32> = deployed.instances.iter().map(|i| i.pid).collect();
     let me = [std::process::id()];
     let cpu_servers = CpuSnapshot::take(&pids);
@@ -394,11 +444,16 @@ async fn webhook_run(
     let check = if rooms.is_empty() {
         None
     } else {
-        Some(settle_and_check(&deployed.livekit, &spec.tag, &rooms).await)
+        Some(settle_and_check(&deployed.livekit, tag, &rooms).await)
     };
+    let time_to_dispatch = scrape::time_to_dispatch(client, &bases)
+        .await
+        .minus(&ttd_before);
+    let mut db_window = None;
     let db_delta = match (db, &before) {
         (Some(db), Some(before)) => {
             tokio::time::sleep(STATS_FLUSH).await;
+            db_window = Some((stats_from.elapsed().as_secs_f64(), deployed.instances.len()));
             db.stats()
                 .await
                 .ok()
@@ -406,8 +461,27 @@ async fn webhook_run(
         }
         _ => None,
     };
+    #[allow(clippy::cast_precision_loss)]
+    let xacts = db_delta
+        .as_ref()
+        .and_then(|d| d.get("xact_commit"))
+        .map_or_else(String::new, |x| {
+            format!(
+                ", {:.2} transactions/delivery",
+                *x as f64 / result.planned.max(1) as f64
+            )
+        });
+    let ttd = if time_to_dispatch.count() > 0.0 {
+        format!(
+            ", time to dispatch p50 {:.2} ms p99 {:.2} ms",
+            time_to_dispatch.quantile_ms(0.5).unwrap_or(0.0),
+            time_to_dispatch.quantile_ms(0.99).unwrap_or(0.0)
+        )
+    } else {
+        String::new()
+    };
     say(&format!(
-        "  {name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, failed {}, errors {}{}",
+        "  {name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, failed {}, errors {}{ttd}{xacts}{}",
         result.rate(),
         result.latencies.quantile_ms(0.5),
         result.latencies.quantile_ms(0.99),
@@ -424,11 +498,13 @@ async fn webhook_run(
     WebhookRun {
         name: name.to_owned(),
         result,
-        events: events.len(),
+        events,
         calls: rooms.len(),
         check,
         perf,
         db: db_delta,
+        db_window,
+        time_to_dispatch,
         cpu,
     }
 }
@@ -581,9 +657,42 @@ async fn run_deployment(
             )
             .await,
         );
+        // The same calls' joins delivered once, then every one again: what a first
+        // delivery and a duplicate each cost (`pg_stat_database`), apart.
+        let once = spec("f", opts.calls / 2, 100, 6);
+        let (jobs, events, rooms) = webhook_jobs(&deployed, &once, 1);
+        let n = events.len();
+        runs.push(
+            measure_run(
+                &deployed,
+                db,
+                &client,
+                "SIP participant_joined, first deliveries only",
+                d.slug(),
+                &once.tag,
+                Arc::clone(&jobs),
+                (n, rooms.clone()),
+                closed,
+            )
+            .await,
+        );
+        runs.push(
+            measure_run(
+                &deployed,
+                db,
+                &client,
+                "SIP participant_joined, the same again (duplicates only)",
+                d.slug(),
+                &once.tag,
+                jobs,
+                (n, rooms),
+                closed,
+            )
+            .await,
+        );
         let mixed = webhook_run(
             &deployed,
-            None,
+            db,
             &client,
             "mix 80/20, max rate",
             d.slug(),
@@ -596,7 +705,7 @@ async fn run_deployment(
         runs.push(
             webhook_run(
                 &deployed,
-                None,
+                db,
                 &client,
                 "mix 80/20, half the max rate",
                 d.slug(),
@@ -671,7 +780,7 @@ pub fn markdown(results: &Value) -> String {
         "| deployment | /healthz ceiling /s | insert ceiling /s (pool) | other insert variants /s (pool) |\n|---|---|---|---|\n",
     );
     let mut runs = String::from(
-        "| deployment | run | deliveries | deliveries/s | distinct events/s | p50 ms | p99 ms | max ms | p99 ms no action / SIP join | failed | dispatches / calls |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| deployment | run | deliveries | deliveries/s | distinct events/s | p50 ms | p99 ms | max ms | p99 ms no action / SIP join | time to dispatch p50 / p99 ms | transactions / delivery (net of retrier) | failed | dispatches / calls |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut targets = String::from(
         "| deployment | no action / HTTP ceiling (≥ 0.70) | SIP joined / insert ceiling (≥ 0.60) | p99 at half max rate (< 25 ms) | dispatches == calls | RSS idle / under load MiB |\n|---|---|---|---|---|---|\n",
@@ -715,7 +824,7 @@ pub fn markdown(results: &Value) -> String {
             let check = &r["dispatch_check"];
             let _ = writeln!(
                 runs,
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} ({}) | {} | {} |",
                 r["run"].as_str().unwrap_or_default(),
                 r["deliveries"],
                 cell(l["rate_per_s"].as_f64(), 0),
@@ -726,6 +835,13 @@ pub fn markdown(results: &Value) -> String {
                 cell(l["latency_by_class"]["no_action"]["p99_ms"].as_f64(), 2),
                 cell(
                     l["latency_by_class"]["sip_participant_joined"]["p99_ms"].as_f64(),
+                    2
+                ),
+                cell(r["time_to_dispatch"]["p50_ms"].as_f64(), 2),
+                cell(r["time_to_dispatch"]["p99_ms"].as_f64(), 2),
+                cell(r["database"]["transactions_per_delivery"].as_f64(), 2),
+                cell(
+                    r["database"]["transactions_per_delivery_net_of_retrier"].as_f64(),
                     2
                 ),
                 l["failed"].as_u64().unwrap_or(0) + l["errors"].as_u64().unwrap_or(0),

@@ -179,6 +179,42 @@ pub struct RouteTargetSpec {
     pub name: String,
 }
 
+/// What outbound termination a route should have: calls LiveKit sends to the carrier
+/// authenticate with these credentials and may leave the account with the route's numbers as
+/// caller ID.
+#[derive(Debug, Clone)]
+pub struct TerminationSpec {
+    /// How trunkline finds its own termination objects again (a Twilio credential list's
+    /// friendly name); at most 64 characters.
+    pub name: String,
+    /// The SIP username, at most 32 characters (Twilio's limit), letters and digits.
+    pub username: String,
+    /// Never logged: `SecretString`'s `Debug` is redacted.
+    pub password: SecretString,
+    /// ISO 3166-1 alpha-2 countries calls may go to (carriers with a whitelist: Telnyx).
+    pub allowed_countries: Vec<String>,
+}
+
+/// Termination as the carrier holds it after [`CarrierProvider::ensure_termination`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Termination {
+    /// The host LiveKit's outbound trunk sends its INVITEs to (no `sip:`).
+    pub host: String,
+    /// The carrier's id of what holds the credentials (a Twilio credential list), for status.
+    pub credential_ref: Option<String>,
+    /// SIP headers LiveKit must add to every INVITE (Telnyx: `X-Telnyx-Username`).
+    pub invite_headers: BTreeMap<String, String>,
+}
+
+/// Termination as the carrier holds it now, for status and drift.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TerminationState {
+    /// The termination host, when the route has one.
+    pub host: Option<String>,
+    /// Whether credentials named `spec.name` with the username are attached to the route.
+    pub credentials_attached: bool,
+}
+
 /// A carrier: primitive, idempotent-where-possible operations shaped around what bringing
 /// your own number needs from any carrier (numbers, one number's live routing, a SIP route
 /// with SIP targets, attaching a number to it), not around one carrier's objects.
@@ -346,6 +382,74 @@ pub trait CarrierProvider: Send + Sync {
         number: &CarrierNumberId,
     ) -> Result<(), ProviderError>;
 
+    /// The secret the carrier signs its webhooks to trunkline with, when the customer's
+    /// input carries one (Twilio: the account's auth token, optional beside an API key).
+    /// Sealed like the credentials' secret and never shown back. The default: this carrier's
+    /// credentials carry none.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the field; it never echoes the secret.
+    fn parse_webhook_secret(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<Option<SecretString>, ValidationError> {
+        let _ = input;
+        Ok(None)
+    }
+
+    /// Check at the carrier a webhook secret given beside the credentials (Twilio: an auth
+    /// token beside an API key), so that a wrong one is refused when saved rather than
+    /// failing every call's signature. The default: nothing to check.
+    ///
+    /// # Errors
+    /// `AUTH_INVALID` naming the secret's field; the carrier's transport errors.
+    async fn verify_webhook_secret(
+        &self,
+        creds: &CarrierCredentials,
+        secret: &SecretString,
+    ) -> Result<(), ProviderError> {
+        let _ = (creds, secret);
+        Ok(())
+    }
+
+    /// Voice-URL mode: make the carrier fetch what to do with a call to the number from `url`
+    /// (HTTP POST), instead of a SIP route or anything else it points at. Idempotent. The
+    /// default: the carrier has no such mode.
+    ///
+    /// # Errors
+    /// `VALIDATION_FAILED` saying the carrier does not support voice-URL mode;
+    /// `NUMBER_NOT_FOUND`.
+    /// Whether the carrier can route a number by a voice URL ([`Self::set_voice_url`]);
+    /// connect refuses `mode: voiceUrl` up front on a carrier that cannot, before it asks for
+    /// anything else.
+    fn supports_voice_url(&self) -> bool {
+        false
+    }
+
+    async fn set_voice_url(
+        &self,
+        creds: &CarrierCredentials,
+        number: &CarrierNumberId,
+        url: &str,
+    ) -> Result<(), ProviderError> {
+        let _ = (creds, number, url);
+        Err(ProviderError::new(
+            crate::ErrorCode::ValidationFailed,
+            format!(
+                "mode: {} numbers cannot be connected by voice URL; connect with mode \"trunk\"",
+                self.kind()
+            ),
+        ))
+    }
+
+    /// Whether the number, with `routing` as [`CarrierNumber::routing`] reports it, sends its
+    /// calls to `url` by voice URL (POST). Tells connect what to record and status whether
+    /// the voice URL was changed at the carrier. The default: never.
+    fn routing_points_at(&self, routing: &NumberRouting, url: &str) -> bool {
+        let _ = (routing, url);
+        false
+    }
+
     /// Put back what the number pointed at, as [`CarrierNumber::routing`] recorded it
     /// before trunkline attached it (used on disconnect, after detaching). Idempotent.
     ///
@@ -357,4 +461,60 @@ pub trait CarrierProvider: Send + Sync {
         number: &CarrierNumberId,
         routing: &NumberRouting,
     ) -> Result<(), ProviderError>;
+
+    /// Outbound calls per second the carrier allows per number by default (Twilio trunks: 1);
+    /// `POST /telephony/calls` refuses faster calls with `RATE_LIMITED` instead of letting
+    /// the carrier fail them.
+    fn termination_calls_per_second(&self) -> u32 {
+        1
+    }
+
+    /// Make outbound termination on `route` true as `spec` says: the termination host (Twilio:
+    /// a `<unique>.pstn.twilio.com` domain name on the trunk), the credentials (Twilio: a
+    /// credential list named `spec.name` holding `spec.username` with `spec.password`,
+    /// attached to the trunk; the password is set again, since a carrier never shows it back),
+    /// and whatever else the carrier needs. Idempotent: a second call with the same spec
+    /// changes nothing the carrier reports; never creates a second list or credential.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` when the route does not exist; `VALIDATION_FAILED` when the carrier refuses
+    /// a credential (its message never carries the password); `NOT_CONFIGURED` for a carrier
+    /// without outbound support in trunkline.
+    async fn ensure_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        spec: &TerminationSpec,
+    ) -> Result<Termination, ProviderError> {
+        let _ = (creds, route, spec);
+        Err(ProviderError::new(
+            crate::error::ErrorCode::NotConfigured,
+            format!("outbound calls are not supported for {} yet", self.kind()),
+        ))
+    }
+
+    /// The route's termination as the carrier holds it (status and drift). A route that no
+    /// longer exists answers the default (nothing attached).
+    async fn inspect_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        name: &str,
+        username: &str,
+    ) -> Result<TerminationState, ProviderError> {
+        let _ = (creds, route, name, username);
+        Ok(TerminationState::default())
+    }
+
+    /// Remove what [`CarrierProvider::ensure_termination`] set up under `name`: detach and
+    /// delete the credentials. Absent already (or the route gone) is success.
+    async fn remove_termination(
+        &self,
+        creds: &CarrierCredentials,
+        route: &RouteId,
+        name: &str,
+    ) -> Result<(), ProviderError> {
+        let _ = (creds, route, name);
+        Ok(())
+    }
 }

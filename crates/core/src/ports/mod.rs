@@ -7,14 +7,20 @@
 mod carrier;
 mod errors;
 mod secrets;
+mod jobs;
+mod outbound_store;
 mod sip_platform;
 mod store;
 pub mod store_codec;
 mod vault;
+mod voice_url;
 
 pub use carrier::*;
 pub use errors::*;
 pub use secrets::*;
+pub use jobs::*;
+pub use outbound_store::*;
 pub use sip_platform::*;
 pub use store::*;
 pub use vault::*;
+pub use voice_url::*;

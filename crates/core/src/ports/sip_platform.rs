@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 
 use super::errors::ProviderError;
 use crate::ids::{
@@ -22,7 +24,27 @@ pub struct InboundTrunkSpec {
     /// participant attributes; the LiveKit adapter sets them through the dispatch rule,
     /// whose spec carries the same map (`routing.attributes`).
     pub attributes: BTreeMap<String, String>,
+    /// SIP digest credentials the trunk requires of callers (voice-URL mode: the carrier's
+    /// TwiML dials with them); `None` keeps the server-wide setting.
+    pub auth: Option<SipDigestAuth>,
 }
+
+/// A username and password for SIP digest authentication. `Debug` hides the password.
+#[derive(Debug, Clone)]
+pub struct SipDigestAuth {
+    pub username: String,
+    pub password: secrecy::SecretString,
+}
+
+impl PartialEq for SipDigestAuth {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        self.username == other.username
+            && self.password.expose_secret() == other.password.expose_secret()
+    }
+}
+
+impl Eq for SipDigestAuth {}
 
 /// An inbound trunk as LiveKit holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +129,62 @@ pub enum WebhookError {
     BodyMismatch,
     #[error("malformed event: {0}")]
     Malformed(String),
+}
+
+/// The LiveKit outbound trunk of one carrier route: every outbound number of the route in
+/// its list, the route's termination as address and credentials (caller ID chosen per call).
+#[derive(Debug, Clone)]
+pub struct OutboundTrunkSpec {
+    /// How trunkline finds it again (derived from the route).
+    pub name: String,
+    /// The carrier's termination host, without `sip:`.
+    pub address: String,
+    pub numbers: Vec<E164>,
+    pub auth_username: String,
+    /// Never logged (`SecretString`). Set on create, and on an existing trunk only when
+    /// `password_changed` (LiveKit does not show it back, so it cannot be compared).
+    pub auth_password: SecretString,
+    pub password_changed: bool,
+    /// Added to every INVITE (Telnyx: `X-Telnyx-Username`).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// An outbound trunk as LiveKit holds it. The password is never read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundTrunkInfo {
+    pub id: SipTrunkId,
+    pub name: String,
+    pub address: String,
+    /// Raw, as LiveKit holds them.
+    pub numbers: Vec<String>,
+    pub auth_username: String,
+    /// Whether the trunk signals over TCP (what trunkline sets).
+    pub tcp: bool,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// One outbound call: a SIP participant dialled into a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipCallRequest {
+    pub trunk_id: SipTrunkId,
+    /// The caller ID (`sip_number`): one of the trunk's numbers.
+    pub from: E164,
+    pub to: E164,
+    pub room: RoomName,
+    pub participant_identity: String,
+    pub attributes: BTreeMap<String, String>,
+    pub metadata: Option<String>,
+    /// Answer only once the callee answered or the call failed.
+    pub wait_until_answered: bool,
+    pub ringing_timeout: Option<Duration>,
+}
+
+/// What LiveKit answered for a SIP participant it created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipCallInfo {
+    pub participant_id: String,
+    pub participant_identity: String,
+    pub sip_call_id: String,
 }
 
 /// LiveKit: inbound SIP trunks, dispatch rules, agent dispatch and webhook verification.
@@ -197,4 +275,53 @@ pub trait SipPlatform: Send + Sync {
         body: &[u8],
         authorization: &str,
     ) -> Result<WebhookEvent, WebhookError>;
+
+    /// Make the outbound trunk match `spec`: reuse `existing` (or one found by `spec.name`)
+    /// and update what differs, or create one. Idempotent; never creates a second trunk for
+    /// the same name. Signals over TCP.
+    async fn ensure_outbound_trunk(
+        &self,
+        spec: &OutboundTrunkSpec,
+        existing: Option<SipTrunkId>,
+    ) -> Result<OutboundTrunkInfo, ProviderError> {
+        let _ = (spec, existing);
+        Err(outbound_unsupported())
+    }
+
+    /// `Ok(None)` when absent.
+    async fn get_outbound_trunk(
+        &self,
+        id: &SipTrunkId,
+    ) -> Result<Option<OutboundTrunkInfo>, ProviderError> {
+        let _ = id;
+        Err(outbound_unsupported())
+    }
+
+    /// Delete; absent is success.
+    async fn delete_outbound_trunk(&self, id: &SipTrunkId) -> Result<(), ProviderError> {
+        let _ = id;
+        Err(outbound_unsupported())
+    }
+
+    /// Dial `request.to` into the room (LiveKit's `CreateSIPParticipant`).
+    ///
+    /// # Errors
+    /// A SIP failure maps to `CALL_BUSY` (486/600), `CALL_NO_ANSWER` (408/480/487),
+    /// `CALLER_ID_NOT_ALLOWED`, `DESTINATION_NOT_PERMITTED`, `CALL_REJECTED` (403/603 and other
+    /// final answers), with the SIP status as `provider_code` and in the message; `NOT_FOUND`
+    /// for an unknown trunk; the usual transport codes otherwise.
+    async fn create_sip_participant(
+        &self,
+        request: &SipCallRequest,
+    ) -> Result<SipCallInfo, ProviderError> {
+        let _ = request;
+        Err(outbound_unsupported())
+    }
+}
+
+fn outbound_unsupported() -> ProviderError {
+    ProviderError::new(
+        crate::error::ErrorCode::NotConfigured,
+        "this SIP platform adapter does not place outbound calls",
+    )
 }

@@ -119,8 +119,9 @@ pub struct ClaimRequest {
 pub enum JoinRecorded {
     /// The event was seen before and its room has a call: nothing was changed.
     Duplicate,
-    /// The call as stored after the merge (before the claim), and the claim's outcome when
-    /// one was asked for.
+    /// The call as stored after the merge and, when a claim was asked for, after the claim
+    /// (so a refused claim's cancellation, or another worker's dispatch, shows without
+    /// reading the call again), and the claim's outcome.
     Recorded {
         call: Box<CallRecord>,
         claim: Option<DispatchClaim>,
@@ -217,7 +218,8 @@ pub trait CallStore: Send + Sync {
     /// `claim_dispatch`). The default runs those methods one after another, which is correct
     /// because each is atomic and idempotent; a store may do better (SQLite runs them as one
     /// transaction: one fsync instead of three; PostgreSQL records the event and the call in one
-    /// statement, then claims).
+    /// statement, then claims in a second one that also answers the lost claim's reason and
+    /// the stored call). A delivery whose event was seen before never claims.
     async fn record_join(
         &self,
         event: &WebhookEventRecord,
@@ -228,7 +230,7 @@ pub trait CallStore: Send + Sync {
         if !first && self.get_call_by_room(&call.room_name).await?.is_some() {
             return Ok(JoinRecorded::Duplicate);
         }
-        let call = self.upsert_call(call).await?;
+        let mut call = self.upsert_call(call).await?;
         let claim = match claim {
             Some(c) => Some(
                 self.claim_dispatch(&call.room_name, &c.claimant, c.ttl)
@@ -236,6 +238,19 @@ pub trait CallStore: Send + Sync {
             ),
             None => None,
         };
+        match &claim {
+            None => {}
+            // What the claim wrote.
+            Some(DispatchClaim::Won { attempt }) => {
+                call.dispatch_status = crate::model::DispatchStatus::Claimed;
+                call.dispatch_attempts = *attempt;
+            }
+            Some(_) => {
+                if let Some(after) = self.get_call_by_room(&call.room_name).await? {
+                    call = after;
+                }
+            }
+        }
         Ok(JoinRecorded::Recorded {
             call: Box::new(call),
             claim,
@@ -277,6 +292,9 @@ pub trait Store:
     + AuditLog
     + StoreHealth
     + super::SealedSecretStore
+    + super::JobStore
+    + super::OutboundStore
+    + super::VoiceUrlStore
 {
 }
 
@@ -288,5 +306,8 @@ impl<T> Store for T where
         + AuditLog
         + StoreHealth
         + super::SealedSecretStore
+        + super::JobStore
+        + super::OutboundStore
+        + super::VoiceUrlStore
 {
 }

@@ -143,6 +143,20 @@ pub fn parse_audit_action(raw: &str) -> Result<AuditAction, StoreError> {
     AuditAction::parse(raw).ok_or_else(|| corrupt("audit_events.action", "unknown value"))
 }
 
+/// The voice webhook's candidates, one per integration: the first row of each (the stores
+/// order a customer's connections of the number most recently updated first).
+pub fn one_candidate_per_integration(
+    rows: Vec<super::VoiceRouteCandidate>,
+) -> Vec<super::VoiceRouteCandidate> {
+    let mut out: Vec<super::VoiceRouteCandidate> = Vec::new();
+    for c in rows {
+        if out.iter().all(|o| o.integration_id != c.integration_id) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

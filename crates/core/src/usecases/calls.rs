@@ -35,6 +35,7 @@ use crate::ports::{
     CallStore, ClaimRequest, ConnectionStore, JoinRecorded, ProviderError, SipParticipant,
     SipPlatform, WebhookError, WebhookEvent, WebhookEventRecord, WebhookKind,
 };
+use crate::usecases::live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 
 /// Settings of the call use cases (from configuration).
 #[derive(Debug, Clone)]
@@ -183,6 +184,8 @@ pub struct CallActivity {
 pub struct Calls {
     ports: CallsPorts,
     settings: CallSettings,
+    /// Live connections by called number, for the webhook path.
+    live: Arc<LiveConnections>,
 }
 
 /// What a SIP webhook says about its call.
@@ -193,8 +196,29 @@ struct CallFacts<'a> {
 }
 
 impl Calls {
+    /// With a cache of live connections of its own: changes made through other handles of
+    /// the connection store reach the webhook path within [`LIVE_CONNECTION_TTL`].
     pub fn new(ports: CallsPorts, settings: CallSettings) -> Self {
-        Self { ports, settings }
+        let live = Arc::new(LiveConnections::new(
+            ports.connections.clone(),
+            LIVE_CONNECTION_TTL,
+        ));
+        Self::with_live_connections(ports, settings, live)
+    }
+
+    /// Sharing `live` with the use cases that connect and disconnect numbers (give them
+    /// `live` as their connection store), so that their changes reach the webhook path at
+    /// once.
+    pub fn with_live_connections(
+        ports: CallsPorts,
+        settings: CallSettings,
+        live: Arc<LiveConnections>,
+    ) -> Self {
+        Self {
+            ports,
+            settings,
+            live,
+        }
     }
 
     pub fn settings(&self) -> &CallSettings {
@@ -276,25 +300,23 @@ impl Calls {
         &self,
         facts: &CallFacts<'_>,
     ) -> Result<(CallRecord, Option<NumberConnection>), Error> {
-        let to_number = facts
-            .sip
-            .called_number
-            .as_deref()
-            .and_then(|n| E164::parse(n).ok());
+        // The called number is parsed only when its connection is not in memory; the
+        // caller's once.
+        let CalledNumber {
+            number: to_number,
+            connection,
+        } = match facts.sip.called_number.as_deref() {
+            Some(raw) => self.live.live_for_called(raw).await?,
+            None => CalledNumber {
+                number: None,
+                connection: None,
+            },
+        };
         let from_number = facts
             .sip
             .caller_number
             .as_deref()
             .and_then(|n| E164::parse(n).ok());
-        let connection = match &to_number {
-            Some(number) => {
-                self.ports
-                    .connections
-                    .find_live_connection_by_e164(number)
-                    .await?
-            }
-            None => None,
-        };
         let mut call = CallRecord {
             id: CallId::new(),
             room_name: facts.room.clone(),
@@ -373,16 +395,9 @@ impl Calls {
                 let (dispatch, recorded) = self
                     .dispatch_claimed(&call, &agent, conn.routing.metadata.clone(), claim)
                     .await?;
-                let call = match recorded {
-                    Some(call) => call,
-                    // Somebody else's work (or a failure) decided the stored state.
-                    None => self
-                        .ports
-                        .calls
-                        .get_call_by_room(facts.room)
-                        .await?
-                        .unwrap_or(call),
-                };
+                // Not recorded by this attempt: somebody else's work decided the stored state,
+                // which `record_join` returned as it was after the claim.
+                let call = recorded.unwrap_or(call);
                 // The claim was refused because the call had ended (its end was acted on
                 // first): say so rather than "in progress elsewhere".
                 let dispatch = match dispatch {
@@ -465,6 +480,16 @@ impl Calls {
         Ok(self.dispatch_claimed(call, agent, metadata, claim).await?.0)
     }
 
+    /// An outbound call's agent, dispatched under the same claim as an inbound call's.
+    pub(super) async fn dispatch_outbound(
+        &self,
+        call: &CallRecord,
+        agent: &str,
+        metadata: Option<String>,
+    ) -> Result<DispatchOutcome, Error> {
+        self.dispatch(call, agent, metadata).await
+    }
+
     /// One dispatch attempt, when `claim` was won; plus the call as it is now stored when
     /// this attempt recorded the dispatch itself (so the webhook's answer needs no
     /// read-back), `None` otherwise.
@@ -492,19 +517,19 @@ impl Calls {
         match find_dispatch(&**sip, room, agent).await {
             Ok(Some(found)) => return self.complete(call, attempt, found, true).await,
             Ok(None) => {}
-            Err(e) => return Ok((self.failed(call, attempt, e).await?, None)),
+            Err(e) => return self.failed(call, attempt, e).await,
         }
         if attempt > self.settings.max_attempts {
             let e = ProviderError::unavailable("retries exhausted");
-            return Ok((self.failed(call, attempt, e).await?, None));
+            return self.failed(call, attempt, e).await;
         }
         match sip.dispatch_agent(room, agent, metadata).await {
             Ok(id) => self.complete(call, attempt, id, false).await,
             Err(e) if e.is_transient() => match find_dispatch(&**sip, room, agent).await {
                 Ok(Some(found)) => self.complete(call, attempt, found, true).await,
-                _ => Ok((self.failed(call, attempt, e).await?, None)),
+                _ => self.failed(call, attempt, e).await,
             },
-            Err(e) => Ok((self.failed(call, attempt, e).await?, None)),
+            Err(e) => self.failed(call, attempt, e).await,
         }
     }
 
@@ -551,12 +576,14 @@ impl Calls {
         ))
     }
 
+    /// Record a failed attempt; plus the call as stored after it (what was written, or read
+    /// back when the call's end or another worker decided it).
     async fn failed(
         &self,
         call: &CallRecord,
         attempt: u32,
         error: ProviderError,
-    ) -> Result<DispatchOutcome, Error> {
+    ) -> Result<(DispatchOutcome, Option<CallRecord>), Error> {
         let gave_up = attempt >= self.settings.max_attempts;
         let me = self.settings.instance_id.as_str();
         let recorded = self
@@ -594,11 +621,28 @@ impl Calls {
                 "agent dispatch failed; it will be retried"
             );
         }
-        Ok(DispatchOutcome::Failed {
-            attempt,
-            gave_up,
-            error,
-        })
+        let stored = if recorded {
+            Some(CallRecord {
+                dispatch_status: if gave_up {
+                    DispatchStatus::GaveUp
+                } else {
+                    DispatchStatus::Failed
+                },
+                dispatch_attempts: attempt,
+                updated_at: Utc::now(),
+                ..call.clone()
+            })
+        } else {
+            self.ports.calls.get_call_by_room(&call.room_name).await?
+        };
+        Ok((
+            DispatchOutcome::Failed {
+                attempt,
+                gave_up,
+                error,
+            },
+            stored,
+        ))
     }
 
     /// Retry the dispatches that are due: failed ones whose backoff has passed and claims
@@ -958,6 +1002,32 @@ mod tests {
         fn call(&self, room: &str) -> CallRecord {
             self.store.state().calls.get(room).unwrap().call.clone()
         }
+    }
+
+    #[tokio::test]
+    async fn the_called_numbers_connection_is_looked_up_once_per_instance() {
+        let w = world();
+        let first = call_events("call-cache");
+        let second = call_events("call-cache-2");
+        assert!(matches!(
+            w.deliver(&first[1]).await,
+            WebhookOutcome::CallRecorded { .. }
+        ));
+        assert!(matches!(
+            w.deliver(&first[1]).await,
+            WebhookOutcome::Duplicate { .. }
+        ));
+        assert!(matches!(
+            w.deliver(&second[1]).await,
+            WebhookOutcome::CallRecorded { .. }
+        ));
+        assert_eq!(
+            w.connections
+                .live_lookups
+                .load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the duplicate and the next call are routed from memory"
+        );
     }
 
     #[tokio::test]

@@ -20,14 +20,14 @@ use crate::model::{
 };
 use crate::ports::{
     CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget, DispatchRuleSpec,
-    InboundTrunkSpec, RouteSpec, RouteTargetSpec,
+    InboundTrunkSpec, RouteSpec, RouteTargetSpec, SipDigestAuth,
 };
 use crate::sip::SipTarget;
 
 /// How a refusal names a number someone else holds. It never names the holder: that may be
 /// another trunkline customer sharing the carrier account or the LiveKit project, whose ids
 /// are not this customer's to see.
-const HELD_ELSEWHERE: &str =
+pub(super) const HELD_ELSEWHERE: &str =
     "the number is configured by another trunkline customer or outside trunkline";
 
 /// The name of a connection's LiveKit trunk and rule: how connect knows its own.
@@ -54,11 +54,17 @@ pub struct ConnectRequest {
     /// Take the number even when it sits on a trunk trunkline did not create. Never takes it
     /// from another trunkline customer's live connection.
     pub force: bool,
+    /// Set up (`true`) or remove (`false`) the outbound half (see `outbound.rs`); `None`
+    /// keeps what is stored (a first connect: inbound only).
+    pub outbound: Option<bool>,
+    /// How the number reaches LiveKit; `None` keeps the stored connection's mode (`trunk`
+    /// on a first connect). See [`super::voice_url`].
+    pub mode: Option<super::ConnectMode>,
 }
 
 impl ConnectRequest {
     /// Checks that need nothing stored: run before any lease or read.
-    fn check(&self, allow_override: bool) -> Result<(), Error> {
+    pub(super) fn check(&self, allow_override: bool) -> Result<(), Error> {
         if self.sip_target.is_some() && self.origination_targets.is_some() {
             return Err(Error::new(
                 ErrorCode::ValidationFailed,
@@ -86,13 +92,13 @@ impl ConnectRequest {
 }
 
 /// What one connect makes true: the request's fields, else what is stored, else defaults.
-struct Desired {
-    targets: Vec<OriginationTarget>,
-    routing: RoutingPolicy,
-    strategy: TrunkStrategy,
+pub(super) struct Desired {
+    pub(super) targets: Vec<OriginationTarget>,
+    pub(super) routing: RoutingPolicy,
+    pub(super) strategy: TrunkStrategy,
     /// Request fields that differ from what was stored (`routing`, `trunkStrategy`,
     /// `originationTargets`), in that order.
-    changes: Vec<&'static str>,
+    pub(super) changes: Vec<&'static str>,
 }
 
 /// What a step did.
@@ -124,7 +130,7 @@ pub struct Step {
 }
 
 impl Step {
-    fn new(step: &'static str, action: StepAction, id: Option<String>) -> Self {
+    pub(super) fn new(step: &'static str, action: StepAction, id: Option<String>) -> Self {
         Self {
             step,
             action,
@@ -133,7 +139,7 @@ impl Step {
         }
     }
 
-    fn detail(mut self, detail: impl Into<String>) -> Self {
+    pub(super) fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
     }
@@ -146,6 +152,8 @@ pub struct ConnectOutcome {
     /// What this connect changed against the stored connection (`routing`,
     /// `trunkStrategy`, `originationTargets`); empty for a first connect or a resume.
     pub changes: Vec<&'static str>,
+    /// The mode the number is connected in (`auto` resolved).
+    pub mode: super::ConnectMode,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -158,13 +166,13 @@ pub struct DisconnectOutcome {
 
 /// The connection row, shared by the concurrent halves so each can persist its ids at once
 /// without overwriting the other's.
-struct Progress<'a> {
-    onboarding: &'a Onboarding,
-    conn: Mutex<NumberConnection>,
+pub(super) struct Progress<'a> {
+    pub(super) onboarding: &'a Onboarding,
+    pub(super) conn: Mutex<NumberConnection>,
 }
 
 impl Progress<'_> {
-    async fn update(&self, f: impl FnOnce(&mut NumberConnection)) -> Result<(), Error> {
+    pub(super) async fn update(&self, f: impl FnOnce(&mut NumberConnection)) -> Result<(), Error> {
         let mut conn = self.conn.lock().await;
         f(&mut conn);
         conn.updated_at = Utc::now();
@@ -176,7 +184,7 @@ impl Progress<'_> {
         Ok(())
     }
 
-    async fn snapshot(&self) -> NumberConnection {
+    pub(super) async fn snapshot(&self) -> NumberConnection {
         self.conn.lock().await.clone()
     }
 }
@@ -185,7 +193,7 @@ impl Onboarding {
     /// What this connect makes true, and what of it differs from `stored`. Targets are the
     /// request's own, else the stored ones, else the configured default; where overriding is
     /// not allowed the server owns them, and they are always the configured default.
-    fn desired(
+    pub(super) fn desired(
         &self,
         req: &ConnectRequest,
         stored: Option<&NumberConnection>,
@@ -344,7 +352,7 @@ impl Onboarding {
             .holding(
                 &lease,
                 // Boxed: the reconcile's state machine is large, and lives on the heap.
-                Box::pin(self.connect_locked(&Job {
+                Box::pin(self.connect_in_mode(&Job {
                     carrier: &*carrier,
                     creds: &creds,
                     customer,
@@ -359,7 +367,17 @@ impl Onboarding {
             .await;
         self.release_lease(&lease).await;
 
-        let outcome = result?;
+        let mut outcome = result?;
+        let outbound = self
+            .reconcile_outbound(
+                &*carrier,
+                &creds,
+                &integration,
+                &outcome.connection,
+                req.outbound,
+            )
+            .await?;
+        outcome.steps.extend(outbound);
         self.audit(
             customer,
             provider,
@@ -372,6 +390,7 @@ impl Onboarding {
                 "livekitTrunkId": outcome.connection.livekit_trunk_id,
                 "livekitRuleId": outcome.connection.livekit_rule_id,
                 "changes": outcome.changes,
+                "mode": outcome.mode,
                 "steps": outcome.steps,
             }),
             request_id,
@@ -380,7 +399,7 @@ impl Onboarding {
         Ok(outcome)
     }
 
-    async fn connect_locked(&self, job: &Job<'_>) -> Result<ConnectOutcome, Error> {
+    pub(super) async fn connect_locked(&self, job: &Job<'_>) -> Result<ConnectOutcome, Error> {
         let Job {
             customer,
             provider,
@@ -457,7 +476,7 @@ impl Onboarding {
             Ok::<_, Error>(steps)
         };
         let routing_changed = desired.changes.contains(&"routing");
-        let livekit_half = self.livekit_half(&number, fresh, routing_changed, &progress);
+        let livekit_half = self.livekit_half(&number, fresh, routing_changed, None, &progress);
         let (carrier_result, livekit_result) = futures::join!(carrier_half, livekit_half);
 
         let failure = match (&carrier_result, &livekit_result) {
@@ -488,6 +507,7 @@ impl Onboarding {
             connection: progress.snapshot().await,
             steps,
             changes: desired.changes,
+            mode: super::ConnectMode::Trunk,
         })
     }
 
@@ -532,11 +552,10 @@ impl Onboarding {
             carrier,
             creds,
             customer,
-            provider,
             number_id,
             req,
-            integration_id,
             desired_name,
+            ..
         } = *job;
         let stored_trunk = existing.as_ref().and_then(|c| c.route_id.clone());
         let (number, found) = futures::try_join!(
@@ -581,40 +600,7 @@ impl Onboarding {
         }
 
         let now = Utc::now();
-        let primary = desired.targets[0].sip_url.clone();
-        let mut conn = existing.unwrap_or_else(|| NumberConnection {
-            id: ConnectionId::new(),
-            customer_id: customer.clone(),
-            provider,
-            integration_id,
-            number_id: number_id.clone(),
-            e164: number.e164.clone(),
-            status: ConnectionStatus::Pending,
-            trunk_strategy: desired.strategy,
-            route_id: None,
-            route_created: false,
-            route_targets: Vec::new(),
-            sip_target: primary.clone(),
-            routing: desired.routing.clone(),
-            previous_routing: None,
-            livekit_trunk_id: None,
-            livekit_rule_id: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-            connected_at: None,
-            disconnected_at: None,
-        });
-        let was_disconnected = conn.status == ConnectionStatus::Disconnected;
-        if was_disconnected {
-            conn.status = ConnectionStatus::Pending;
-            conn.disconnected_at = None;
-        }
-        conn.integration_id = integration_id;
-        conn.e164 = number.e164.clone();
-        conn.trunk_strategy = desired.strategy;
-        conn.sip_target = primary;
-        conn.routing = desired.routing.clone();
+        let (mut conn, was_disconnected) = pending_connection(job, existing, &number, desired, now);
         let mut steps = Vec::new();
         // Attaching overrides the number's own voice configuration: remember it first, unless
         // the number already sits on one of our trunks (then what we hold is the original).
@@ -648,7 +634,7 @@ impl Onboarding {
     /// connection holds or that a LiveKit inbound trunk other than this connection's accepts:
     /// LiveKit lets one trunk accept a number, and taking the carrier side alone would cut
     /// the holder's calls off without making them ours.
-    async fn refuse_numbers_held_elsewhere(
+    pub(super) async fn refuse_numbers_held_elsewhere(
         &self,
         customer: &CustomerId,
         existing: Option<&NumberConnection>,
@@ -859,16 +845,17 @@ impl Onboarding {
 
     /// The LiveKit inbound trunk and dispatch rule. For a `fresh` connection (made by this
     /// call) nothing of it can exist at LiveKit yet, so both are created without looking first.
-    async fn livekit_half(
+    pub(super) async fn livekit_half(
         &self,
         number: &CarrierNumber,
         fresh: bool,
         routing_changed: bool,
+        auth: Option<SipDigestAuth>,
         progress: &Progress<'_>,
     ) -> Result<Vec<Step>, Error> {
         // Only a race with another holder gets this far (connect checks LiveKit first); the
         // adapter's message names the holder's trunk, which is not this customer's to see.
-        self.livekit_steps(number, fresh, routing_changed, progress)
+        self.livekit_steps(number, fresh, routing_changed, auth, progress)
             .await
             .map_err(|e| {
                 if e.code == ErrorCode::NumberInUse {
@@ -887,6 +874,7 @@ impl Onboarding {
         number: &CarrierNumber,
         fresh: bool,
         routing_changed: bool,
+        auth: Option<SipDigestAuth>,
         progress: &Progress<'_>,
     ) -> Result<Vec<Step>, Error> {
         let Some(sip) = &self.ports.sip else {
@@ -909,6 +897,7 @@ impl Onboarding {
             name: livekit_name(connection_id),
             number: number.e164.clone(),
             attributes: routing.attributes.clone(),
+            auth,
         };
         let rule_spec = |trunk_id: &SipTrunkId| DispatchRuleSpec {
             connection_id,
@@ -1015,6 +1004,9 @@ impl Onboarding {
         let carrier = self.carrier(provider)?.clone();
         let integration = self.integration(customer, provider).await?;
         let creds = self.credentials_of(&integration).await?;
+        let outbound = self
+            .disconnect_outbound(&*carrier, &creds, &integration, existing.id)
+            .await?;
         let lease = self
             .acquire_lease(&LeaseKey::number(
                 customer.clone(),
@@ -1036,7 +1028,8 @@ impl Onboarding {
             )
             .await;
         self.release_lease(&lease).await;
-        let outcome = result?;
+        let mut outcome = result?;
+        outcome.steps.splice(0..0, outbound);
         if !outcome.already_disconnected {
             self.audit(
                 customer,
@@ -1097,6 +1090,12 @@ impl Onboarding {
                 Err(e) if e.code == ErrorCode::NumberNotFound => None,
                 Err(e) => return Err(Error::from(e)),
             };
+            if let Some(steps) = self
+                .disconnect_voice_url(carrier, creds, &conn, number.as_ref())
+                .await?
+            {
+                return Ok(steps);
+            }
             if let (Some(n), Some(trunk)) = (&number, &conn.route_id) {
                 if n.route_id.as_ref() == Some(trunk) {
                     carrier.detach_number(creds, trunk, number_id).await?;
@@ -1200,18 +1199,65 @@ impl Onboarding {
     }
 }
 
+/// The row a connect works on: the stored connection (a disconnected one back to pending) or
+/// a new pending one, brought up to date with the number and the desired routing (both
+/// modes). Also whether it was disconnected.
+pub(super) fn pending_connection(
+    job: &Job<'_>,
+    stored: Option<NumberConnection>,
+    number: &CarrierNumber,
+    desired: &Desired,
+    now: chrono::DateTime<Utc>,
+) -> (NumberConnection, bool) {
+    let primary = desired.targets[0].sip_url.clone();
+    let mut conn = stored.unwrap_or_else(|| NumberConnection {
+        id: ConnectionId::new(),
+        customer_id: job.customer.clone(),
+        provider: job.provider,
+        integration_id: job.integration_id,
+        number_id: job.number_id.clone(),
+        e164: number.e164.clone(),
+        status: ConnectionStatus::Pending,
+        trunk_strategy: desired.strategy,
+        route_id: None,
+        route_created: false,
+        route_targets: Vec::new(),
+        sip_target: primary.clone(),
+        routing: desired.routing.clone(),
+        previous_routing: None,
+        livekit_trunk_id: None,
+        livekit_rule_id: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        connected_at: None,
+        disconnected_at: None,
+    });
+    let was_disconnected = conn.status == ConnectionStatus::Disconnected;
+    if was_disconnected {
+        conn.status = ConnectionStatus::Pending;
+        conn.disconnected_at = None;
+    }
+    conn.integration_id = job.integration_id;
+    conn.e164 = number.e164.clone();
+    conn.trunk_strategy = desired.strategy;
+    conn.sip_target = primary;
+    conn.routing = desired.routing.clone();
+    (conn, was_disconnected)
+}
+
 /// One connect's fixed inputs, passed down its steps.
 #[derive(Clone, Copy)]
-struct Job<'a> {
-    carrier: &'a dyn CarrierProvider,
-    creds: &'a CarrierCredentials,
-    customer: &'a CustomerId,
-    provider: ProviderKind,
-    number_id: &'a CarrierNumberId,
-    req: &'a ConnectRequest,
-    integration_id: crate::ids::IntegrationId,
+pub(super) struct Job<'a> {
+    pub(super) carrier: &'a dyn CarrierProvider,
+    pub(super) creds: &'a CarrierCredentials,
+    pub(super) customer: &'a CustomerId,
+    pub(super) provider: ProviderKind,
+    pub(super) number_id: &'a CarrierNumberId,
+    pub(super) req: &'a ConnectRequest,
+    pub(super) integration_id: crate::ids::IntegrationId,
     /// The name of the trunk the number goes on (see `naming`).
-    desired_name: &'a str,
+    pub(super) desired_name: &'a str,
 }
 
 /// A trunk connect found before writing anything, with its origination URLs.

@@ -248,6 +248,11 @@ impl Onboarding {
             .integrations
             .delete_integration(customer, provider)
             .await?;
+        // The webhook secret goes with the credentials it was saved with.
+        self.ports
+            .voice
+            .put_webhook_secret(customer, provider, IntegrationId::new(), None)
+            .await?;
         if existed {
             self.audit(
                 customer,

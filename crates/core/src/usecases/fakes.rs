@@ -15,8 +15,8 @@ use crate::ids::{
     RouteTargetId,
 };
 use crate::model::{
-    AuditEvent, CarrierCredentials, Integration, Lease, LeaseKey, NumberConnection, NumberRouting,
-    SealContext, SealedSecret,
+    AuditEvent, CarrierCredentials, ConnectionStatus, Integration, Lease, LeaseKey,
+    NumberConnection, NumberRouting, SealContext, SealedSecret,
 };
 use crate::phone::E164;
 use crate::ports::*;
@@ -37,6 +37,10 @@ pub struct CarrierState {
     pub fail_once: HashMap<&'static str, ProviderError>,
     /// `create_trunk` creates the trunk but answers with an error (a lost answer).
     pub lose_create_answer: bool,
+    /// `verify` reports trunking as not enabled (an account without Elastic SIP Trunking).
+    pub trunking_not_enabled: bool,
+    /// The carrier has no voice-URL routing (`supports_voice_url` is false).
+    pub no_voice_url: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,6 +97,7 @@ impl FakeCarrier {
             "attach_number",
             "detach_number",
             "restore_routing",
+            "set_voice_url",
         ]
         .iter()
         .map(|m| s.calls.get(m).copied().unwrap_or(0))
@@ -165,13 +170,17 @@ impl CarrierProvider for FakeCarrier {
     }
 
     async fn verify(&self, creds: &CarrierCredentials) -> Result<VerifyReport, ProviderError> {
-        let _s = self.enter("verify")?;
+        let s = self.enter("verify")?;
         Ok(VerifyReport {
             account_id: creds.account_id.clone(),
             friendly_name: Some("Test".into()),
             capabilities: Capabilities {
                 numbers: Capability::Available,
-                trunking: Capability::Available,
+                trunking: if s.trunking_not_enabled {
+                    Capability::NotEnabled
+                } else {
+                    Capability::Available
+                },
             },
         })
     }
@@ -394,6 +403,38 @@ impl CarrierProvider for FakeCarrier {
         num.routing = v.clone();
         Ok(())
     }
+
+    fn parse_webhook_secret(
+        &self,
+        input: &CredentialInput,
+    ) -> Result<Option<SecretString>, crate::ValidationError> {
+        Ok(input.secrets.get("authToken").cloned())
+    }
+
+    fn supports_voice_url(&self) -> bool {
+        !self.state().no_voice_url
+    }
+
+    async fn set_voice_url(
+        &self,
+        _: &CarrierCredentials,
+        n: &CarrierNumberId,
+        url: &str,
+    ) -> Result<(), ProviderError> {
+        let mut s = self.enter("set_voice_url")?;
+        let num = s
+            .numbers
+            .iter_mut()
+            .find(|x| &x.id == n)
+            .ok_or_else(not_found)?;
+        num.routing = NumberRouting(serde_json::json!({ "voiceUrl": url, "voiceMethod": "POST" }));
+        Ok(())
+    }
+
+    fn routing_points_at(&self, routing: &NumberRouting, url: &str) -> bool {
+        routing.0.get("voiceUrl").and_then(|v| v.as_str()) == Some(url)
+            && routing.0.get("voiceMethod").and_then(|v| v.as_str()) == Some("POST")
+    }
 }
 
 /// Seals by prefixing the context, so a wrong context fails like the real vault.
@@ -447,6 +488,128 @@ pub struct FakeStore {
     pub connections: Arc<Mutex<Vec<NumberConnection>>>,
     pub leases: Arc<Mutex<HashMap<String, Lease>>>,
     pub audit: Arc<Mutex<Vec<AuditEvent>>>,
+    pub voice: Arc<Mutex<FakeVoice>>,
+    /// `find_live_connection_by_e164` calls.
+    pub live_lookups: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Voice-URL storage in memory; `route_reads` counts the webhook's reads.
+#[derive(Debug, Default)]
+pub struct FakeVoice {
+    pub secrets: Vec<(
+        CustomerId,
+        ProviderKind,
+        crate::ids::IntegrationId,
+        SealedSecret,
+    )>,
+    pub bindings: Vec<VoiceBinding>,
+    pub route_reads: usize,
+}
+
+#[async_trait]
+impl VoiceUrlStore for FakeStore {
+    async fn put_webhook_secret(
+        &self,
+        c: &CustomerId,
+        p: ProviderKind,
+        i: crate::ids::IntegrationId,
+        sealed: Option<SealedSecret>,
+    ) -> Result<(), StoreError> {
+        let mut v = self.voice.lock().unwrap();
+        v.secrets.retain(|(cc, pp, _, _)| !(cc == c && *pp == p));
+        if let Some(s) = sealed {
+            v.secrets.push((c.clone(), p, i, s));
+        }
+        Ok(())
+    }
+    async fn has_webhook_secret(
+        &self,
+        c: &CustomerId,
+        p: ProviderKind,
+    ) -> Result<bool, StoreError> {
+        let current = self.get_integration(c, p).await?.map(|i| i.id);
+        Ok(self
+            .voice
+            .lock()
+            .unwrap()
+            .secrets
+            .iter()
+            .any(|(cc, pp, i, _)| cc == c && *pp == p && Some(*i) == current))
+    }
+    async fn save_voice_binding(&self, b: &VoiceBinding) -> Result<(), StoreError> {
+        let mut v = self.voice.lock().unwrap();
+        v.bindings.retain(|x| x.connection_id != b.connection_id);
+        v.bindings.push(b.clone());
+        Ok(())
+    }
+    async fn get_voice_binding(
+        &self,
+        id: ConnectionId,
+    ) -> Result<Option<VoiceBinding>, StoreError> {
+        Ok(self
+            .voice
+            .lock()
+            .unwrap()
+            .bindings
+            .iter()
+            .find(|b| b.connection_id == id)
+            .cloned())
+    }
+    async fn delete_voice_binding(&self, id: ConnectionId) -> Result<(), StoreError> {
+        self.voice
+            .lock()
+            .unwrap()
+            .bindings
+            .retain(|b| b.connection_id != id);
+        Ok(())
+    }
+    async fn voice_route(
+        &self,
+        p: ProviderKind,
+        account: &CarrierAccountId,
+        e: &E164,
+    ) -> Result<Vec<VoiceRouteCandidate>, StoreError> {
+        let integrations = self.integrations.lock().unwrap().clone();
+        let connections = self.connections.lock().unwrap().clone();
+        let mut v = self.voice.lock().unwrap();
+        v.route_reads += 1;
+        let mut out = Vec::new();
+        for i in integrations.iter().filter(|i| {
+            i.provider == p
+                && i.account_id.as_ref() == Some(account)
+                && i.status == crate::model::IntegrationStatus::Active
+        }) {
+            let Some((_, _, _, sealed)) = v
+                .secrets
+                .iter()
+                .find(|(c, pp, id, _)| c == &i.customer_id && *pp == p && *id == i.id)
+            else {
+                continue;
+            };
+            let connection = connections
+                .iter()
+                .find(|c| {
+                    c.customer_id == i.customer_id
+                        && c.provider == p
+                        && &c.e164 == e
+                        && c.status != crate::model::ConnectionStatus::Disconnected
+                })
+                .map(|c| VoiceRouteConnection {
+                    connection_id: c.id,
+                    integration_id: c.integration_id,
+                    status: c.status,
+                    sip_target: c.sip_target.to_string(),
+                    binding: v.bindings.iter().find(|b| b.connection_id == c.id).cloned(),
+                });
+            out.push(VoiceRouteCandidate {
+                customer_id: i.customer_id.clone(),
+                integration_id: i.id,
+                sealed_webhook_secret: sealed.clone(),
+                connection,
+            });
+        }
+        Ok(out)
+    }
 }
 
 #[async_trait]
@@ -553,12 +716,14 @@ impl ConnectionStore for FakeStore {
         &self,
         e: &E164,
     ) -> Result<Option<NumberConnection>, StoreError> {
+        self.live_lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(self
             .connections
             .lock()
             .unwrap()
             .iter()
-            .find(|x| &x.e164 == e)
+            .find(|x| &x.e164 == e && x.status != ConnectionStatus::Disconnected)
             .cloned())
     }
     async fn list_connections(
@@ -669,6 +834,41 @@ pub mod calls {
     use crate::ids::ConnectionId;
     use crate::model::{CallRecord, CallStatus, DispatchClaim, DispatchStatus};
     use crate::ports::*;
+
+    /// A connected number routed to an agent by webhook, as calls tests need one.
+    pub fn sample_connection(e164: &str) -> crate::model::NumberConnection {
+        use crate::ids::{CarrierNumberId, CustomerId, IntegrationId, ProviderKind};
+        use crate::model::{ConnectionStatus, DispatchMode, RoutingPolicy, TrunkStrategy};
+        let now = Utc::now();
+        crate::model::NumberConnection {
+            id: ConnectionId::new(),
+            customer_id: CustomerId::parse("acme").unwrap(),
+            provider: ProviderKind::Twilio,
+            integration_id: IntegrationId::new(),
+            number_id: CarrierNumberId::parse(&format!("PN{:032x}", 1)).unwrap(),
+            e164: crate::phone::E164::parse(e164).unwrap(),
+            status: ConnectionStatus::Connected,
+            trunk_strategy: TrunkStrategy::Shared,
+            route_id: None,
+            route_created: false,
+            route_targets: Vec::new(),
+            sip_target: crate::sip::SipTarget::parse("sip:lk.example").unwrap(),
+            routing: RoutingPolicy {
+                agent_name: Some("support-agent".to_owned()),
+                metadata: None,
+                attributes: std::collections::BTreeMap::new(),
+                dispatch_mode: DispatchMode::Webhook,
+            },
+            previous_routing: None,
+            livekit_trunk_id: None,
+            livekit_rule_id: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            connected_at: Some(now),
+            disconnected_at: None,
+        }
+    }
 
     #[derive(Debug, Clone)]
     pub struct StoredCall {
@@ -1160,6 +1360,253 @@ pub mod calls {
                     .and_then(serde_json::Value::as_i64)
                     .and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
             })
+        }
+    }
+}
+
+/// Bulk jobs in memory, with the SQL stores' semantics (one lock makes every method atomic).
+pub mod jobs {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+
+    use crate::ids::{CarrierNumberId, CustomerId, JobId};
+    use crate::ports::*;
+
+    #[derive(Debug, Clone)]
+    pub struct StoredJob {
+        pub job: BulkJob,
+        pub items: Vec<JobItem>,
+        pub token: Option<uuid::Uuid>,
+        pub expires: Option<DateTime<Utc>>,
+    }
+
+    #[derive(Debug, Default, Clone)]
+    pub struct FakeJobStore(pub Arc<Mutex<HashMap<JobId, StoredJob>>>);
+
+    fn view(s: &StoredJob) -> BulkJob {
+        let mut job = s.job.clone();
+        job.counts = JobCounts::default();
+        for i in &s.items {
+            job.counts.add(i.outcome, 1);
+        }
+        job
+    }
+
+    fn until(ttl: Duration) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::from_std(ttl).unwrap()
+    }
+
+    fn finish(s: &mut StoredJob, status: JobStatus) {
+        let now = Utc::now();
+        s.job.status = status;
+        s.job.finished_at = Some(now);
+        s.job.updated_at = now;
+        s.job.holder = None;
+        s.token = None;
+        s.expires = None;
+        if status == JobStatus::Cancelled {
+            for i in s
+                .items
+                .iter_mut()
+                .filter(|i| i.outcome == ItemOutcome::Pending)
+            {
+                i.outcome = ItemOutcome::Cancelled;
+                i.finished_at = Some(now);
+            }
+        }
+    }
+
+    #[async_trait]
+    impl JobStore for FakeJobStore {
+        async fn create_job(
+            &self,
+            job: &BulkJob,
+            numbers: &[CarrierNumberId],
+        ) -> Result<(), StoreError> {
+            let mut m = self.0.lock().unwrap();
+            if m.contains_key(&job.id) {
+                return Err(StoreError::Conflict("job id".into()));
+            }
+            let items = numbers
+                .iter()
+                .enumerate()
+                .map(|(i, n)| JobItem {
+                    position: u32::try_from(i).unwrap(),
+                    number_id: n.clone(),
+                    outcome: ItemOutcome::Pending,
+                    error_code: None,
+                    message: None,
+                    finished_at: None,
+                })
+                .collect();
+            m.insert(
+                job.id,
+                StoredJob {
+                    job: job.clone(),
+                    items,
+                    token: None,
+                    expires: None,
+                },
+            );
+            Ok(())
+        }
+
+        async fn get_job(
+            &self,
+            customer: &CustomerId,
+            id: JobId,
+        ) -> Result<Option<BulkJob>, StoreError> {
+            let m = self.0.lock().unwrap();
+            Ok(m.get(&id)
+                .filter(|s| &s.job.customer_id == customer)
+                .map(view))
+        }
+
+        async fn list_jobs(
+            &self,
+            customer: &CustomerId,
+            limit: u32,
+            before: Option<JobId>,
+        ) -> Result<Vec<BulkJob>, StoreError> {
+            let m = self.0.lock().unwrap();
+            let mut jobs: Vec<BulkJob> = m
+                .values()
+                .filter(|s| &s.job.customer_id == customer)
+                .filter(|s| before.is_none_or(|b| s.job.id < b))
+                .map(view)
+                .collect();
+            jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+            jobs.truncate(limit as usize);
+            Ok(jobs)
+        }
+
+        async fn job_items(
+            &self,
+            id: JobId,
+            from: u32,
+            limit: u32,
+        ) -> Result<Vec<JobItem>, StoreError> {
+            let m = self.0.lock().unwrap();
+            Ok(m.get(&id)
+                .map(|s| {
+                    s.items
+                        .iter()
+                        .filter(|i| i.position >= from)
+                        .take(limit as usize)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default())
+        }
+
+        async fn claim_job(
+            &self,
+            holder: &str,
+            ttl: Duration,
+        ) -> Result<Option<JobClaim>, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            let now = Utc::now();
+            let Some(s) = m
+                .values_mut()
+                .filter(|s| match s.job.status {
+                    JobStatus::Queued => true,
+                    JobStatus::Running => s.expires.is_none_or(|e| e <= now),
+                    _ => false,
+                })
+                .min_by_key(|s| s.job.id)
+            else {
+                return Ok(None);
+            };
+            let token = uuid::Uuid::new_v4();
+            s.job.status = JobStatus::Running;
+            s.job.holder = Some(holder.to_owned());
+            s.job.updated_at = now;
+            s.token = Some(token);
+            s.expires = Some(until(ttl));
+            Ok(Some(JobClaim {
+                job: view(s),
+                token,
+            }))
+        }
+
+        async fn renew_job_claim(
+            &self,
+            id: JobId,
+            token: uuid::Uuid,
+            ttl: Duration,
+        ) -> Result<ClaimState, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            match m.get_mut(&id) {
+                Some(s) if s.token == Some(token) => {
+                    s.expires = Some(until(ttl));
+                    Ok(ClaimState::Held {
+                        cancel_requested: s.job.cancel_requested,
+                    })
+                }
+                _ => Ok(ClaimState::Lost),
+            }
+        }
+
+        async fn record_job_item(
+            &self,
+            id: JobId,
+            token: uuid::Uuid,
+            r: &ItemResult,
+        ) -> Result<bool, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            let Some(s) = m.get_mut(&id).filter(|s| s.token == Some(token)) else {
+                return Ok(false);
+            };
+            let Some(item) = s
+                .items
+                .iter_mut()
+                .find(|i| i.position == r.position && i.outcome == ItemOutcome::Pending)
+            else {
+                return Ok(false);
+            };
+            item.outcome = r.outcome;
+            item.error_code.clone_from(&r.error_code);
+            item.message.clone_from(&r.message);
+            item.finished_at = Some(Utc::now());
+            s.job.updated_at = Utc::now();
+            Ok(true)
+        }
+
+        async fn finish_job(
+            &self,
+            id: JobId,
+            token: uuid::Uuid,
+            status: JobStatus,
+        ) -> Result<bool, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            let Some(s) = m.get_mut(&id).filter(|s| s.token == Some(token)) else {
+                return Ok(false);
+            };
+            finish(s, status);
+            Ok(true)
+        }
+
+        async fn cancel_job(
+            &self,
+            customer: &CustomerId,
+            id: JobId,
+        ) -> Result<Option<BulkJob>, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            let Some(s) = m.get_mut(&id).filter(|s| &s.job.customer_id == customer) else {
+                return Ok(None);
+            };
+            if !s.job.status.is_finished() {
+                s.job.cancel_requested = true;
+                s.job.updated_at = Utc::now();
+                if s.job.status == JobStatus::Queued {
+                    finish(s, JobStatus::Cancelled);
+                }
+            }
+            Ok(Some(view(s)))
         }
     }
 }

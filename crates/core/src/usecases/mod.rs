@@ -7,9 +7,14 @@
 mod calls;
 mod connect;
 mod credentials;
+mod jobs;
+mod live_connections;
 mod naming;
 pub mod rotation;
+mod outbound;
+mod place_call;
 mod status;
+mod voice_url;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,15 +26,22 @@ pub use calls::{
 };
 pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepAction};
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
+pub use jobs::{JobOptions, JobSettings, JobView, Jobs, MAX_JOB_NUMBERS};
+pub use live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
+pub use outbound::OutboundStatus;
+pub use place_call::{OutboundCalls, OutboundCallsPorts, PlaceCall, PlacedCall, PlacedStatus};
 pub use status::{Drift, NumberStatus, Section};
+pub use voice_url::{
+    ConnectMode, VoiceAnswer, VoiceRefusal, voice_webhook_path, voice_webhook_url,
+};
 
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CustomerId, ProviderKind};
 use crate::model::{CarrierCredentials, Integration, SealContext};
 use crate::ports::{
     AuditLog, CarrierProvider, ConnectionStore, CredentialVault, IntegrationStore, LeaseStore,
-    SipPlatform,
+    OutboundStore, SipPlatform, VoiceUrlStore,
 };
 use crate::sip::SipTarget;
 
@@ -58,6 +70,13 @@ pub struct OnboardingSettings {
     pub lease_wait: Duration,
     /// Room name prefix of the LiveKit dispatch rule's individual rooms.
     pub room_prefix: String,
+    /// ISO 3166-1 alpha-2 countries outbound calls may reach, for carriers that whitelist
+    /// destinations ([`crate::ports::TerminationSpec::allowed_countries`]); empty: the
+    /// carrier's default, the countries of the route's numbers.
+    pub outbound_allowed_countries: Vec<String>,
+    /// The URL the carriers reach trunkline at (`TRUNKLINE_PUBLIC_URL`), for voice-URL mode;
+    /// `None`: that mode is refused as not configured.
+    pub public_url: Option<String>,
 }
 
 impl Default for OnboardingSettings {
@@ -69,6 +88,8 @@ impl Default for OnboardingSettings {
             lease_ttl: LEASE_TTL,
             lease_wait: LEASE_WAIT,
             room_prefix: "call-".to_owned(),
+            outbound_allowed_countries: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -104,6 +125,10 @@ pub struct OnboardingPorts {
     pub connections: Arc<dyn ConnectionStore>,
     pub leases: Arc<dyn LeaseStore>,
     pub audit: Arc<dyn AuditLog>,
+    /// Outbound routes and numbers; `None` where the store has none (connect then refuses
+    /// `outbound: true`).
+    pub outbound: Option<Arc<dyn OutboundStore>>,
+    pub voice: Arc<dyn VoiceUrlStore>,
 }
 
 impl std::fmt::Debug for OnboardingPorts {
@@ -193,5 +218,7 @@ impl Onboarding {
 
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod jobs_tests;
 #[cfg(test)]
 mod tests;

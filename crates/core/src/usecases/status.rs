@@ -74,7 +74,7 @@ pub struct Drift {
 }
 
 impl Drift {
-    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(kind: &'static str, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -96,6 +96,8 @@ pub struct NumberStatus {
     pub drifts: Vec<Drift>,
     /// What keeps the number from working that connecting again cannot repair.
     pub warnings: Vec<Drift>,
+    /// How the connection reaches LiveKit (`trunk` when nothing is stored).
+    pub mode: super::ConnectMode,
 }
 
 /// What the carrier sections are read with.
@@ -294,6 +296,7 @@ impl Onboarding {
             connection,
             drifts: Vec::new(),
             warnings: if live { self.warnings() } else { Vec::new() },
+            mode: super::ConnectMode::Trunk,
         };
         status.drifts = drifts(&status, self.ports.sip.is_some());
         status.drifts.extend(orphans.into_iter().map(|t| {
@@ -305,6 +308,8 @@ impl Onboarding {
                 ),
             )
         }));
+        let carrier = access.as_ref().ok().map(|(c, _)| &**c);
+        self.voice_url_status(&mut status, carrier).await?;
         log_failed_parts(&status);
         Ok(status)
     }

@@ -46,6 +46,8 @@ async fn world_with(
         connections: Arc::new(store.clone()),
         leases: Arc::new(store.clone()),
         audit: Arc::new(store.clone()),
+        outbound: None,
+        voice: Arc::new(store.clone()),
     };
     let settings = OnboardingSettings {
         default_sip_target: Some(target("sip:ingress.example")),
@@ -1067,3 +1069,6 @@ async fn without_livekit_status_and_connect_say_calls_cannot_reach_an_agent() {
     w.disconnect(0, false).await.unwrap();
     assert!(status_of(&w, 0).await.unwrap().warnings.is_empty());
 }
+
+#[path = "voice_url_tests.rs"]
+mod voice_url;

@@ -117,6 +117,9 @@ pub struct CallJson {
     #[schema(example = "call-_+14155550199_aBcD1234")]
     pub room_name: String,
     pub status: CallStatusJson,
+    /// `inbound` (a call to a connected number) or `outbound` (placed with
+    /// `POST /telephony/calls`: `called` is the callee, `caller` the customer's number).
+    pub direction: super::outbound::DirectionJson,
     /// The customer whose connected number was called; `null` when unrouted.
     pub customer_id: Option<String>,
     pub connection_id: Option<String>,
@@ -165,6 +168,7 @@ impl CallJson {
             call_id: c.id.to_string(),
             room_name: c.room_name.to_string(),
             status: c.status.into(),
+            direction: super::outbound::DirectionJson::Inbound,
             customer_id: c.customer_id.as_ref().map(ToString::to_string),
             connection_id: c.connection_id.map(|id| id.to_string()),
             sip_call_id: c.sip_call_id.clone(),
@@ -248,7 +252,9 @@ pub async fn get_call(
     let id = CallId::parse(&path.call_id).map_err(|e| ApiError::from(e.field("callId")))?;
     let viewer = viewer(&scope);
     let call = state.calls.get_call(&viewer, id).await?;
-    Ok(HttpResponse::Ok().json(CallJson::for_viewer(&call, &viewer)))
+    let mut json = CallJson::for_viewer(&call, &viewer);
+    json.direction = super::outbound::direction_of(&state, call.id).await?;
+    Ok(HttpResponse::Ok().json(json))
 }
 
 /// The call of a LiveKit room.
@@ -275,7 +281,9 @@ pub async fn get_call_by_room(
     let room = RoomName::parse(&path.room_name).map_err(|e| ApiError::from(e.field("roomName")))?;
     let viewer = viewer(&scope);
     let call = state.calls.get_call_by_room(&viewer, &room).await?;
-    Ok(HttpResponse::Ok().json(CallJson::for_viewer(&call, &viewer)))
+    let mut json = CallJson::for_viewer(&call, &viewer);
+    json.direction = super::outbound::direction_of(&state, call.id).await?;
+    Ok(HttpResponse::Ok().json(json))
 }
 
 #[cfg(test)]

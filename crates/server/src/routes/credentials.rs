@@ -224,6 +224,9 @@ pub struct SaveResponse {
     pub capabilities: CapabilitiesJson,
     /// Whether earlier credentials were replaced (the integration keeps its id).
     pub replaced: bool,
+    /// Whether a secret the carrier signs its webhooks with is stored (Twilio: the auth
+    /// token, given alone or beside the API key): voice-URL mode needs it. Never returned.
+    pub webhook_secret_stored: bool,
 }
 
 /// Verify again, encrypt the secret and store the credentials, replacing earlier ones.
@@ -255,9 +258,18 @@ pub async fn save_credentials(
     body: ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
-    let creds = parse_body(&state, provider, body.into_inner())?;
+    let form = state.onboarding.credential_form(provider)?;
+    let input = credential_input(&form, body.into_inner())?;
+    let creds = state.onboarding.parse_credentials(provider, &input)?;
+    let webhook_secret = state.onboarding.parse_webhook_secret(provider, &input)?;
     // Saving verifies the credentials at the carrier again: it counts as a check.
     state.credential_checks.check(&scope.customer_id)?;
+    if let Some(secret) = &webhook_secret {
+        state
+            .onboarding
+            .verify_webhook_secret(provider, &creds, secret)
+            .await?;
+    }
     let saved = state
         .onboarding
         .save_credentials(
@@ -267,6 +279,12 @@ pub async fn save_credentials(
             &creds,
             Some(request_id.as_str()),
         )
+        .await?;
+    // Replaced with the credentials (or removed when they carry none): an old auth token
+    // must not keep validating webhooks after the customer rotated it.
+    state
+        .onboarding
+        .save_webhook_secret(&scope.customer_id, provider, webhook_secret.as_ref())
         .await?;
     tracing::info!(
         integration = %saved.integration_id,
@@ -280,6 +298,7 @@ pub async fn save_credentials(
         key_id: saved.key_id.as_ref().map(ToString::to_string),
         capabilities: (&saved.report.capabilities).into(),
         replaced: saved.replaced,
+        webhook_secret_stored: webhook_secret.is_some(),
     }))
 }
 

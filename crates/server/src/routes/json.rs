@@ -76,10 +76,10 @@ pub struct RoutingJson {
     /// The LiveKit agent to dispatch (1–128 bytes, not blank, no control characters).
     #[schema(schema_with = super::schema::agent_name)]
     pub agent_name: Option<String>,
-    /// Opaque to trunkline; handed to the agent as dispatch metadata (at most 16 KiB).
+    /// Opaque to trunkline; handed to the agent as dispatch metadata (at most 16,384 characters).
     #[schema(max_length = 16384)]
     pub metadata: Option<String>,
-    /// Set on the SIP participant by the LiveKit trunk (at most 64, each at most 1 KiB).
+    /// Set on the SIP participant by the LiveKit trunk (at most 64, keys and values at most 1,024 characters).
     #[serde(default)]
     #[schema(schema_with = super::schema::attributes)]
     pub attributes: BTreeMap<String, String>,

@@ -12,11 +12,15 @@
 
 pub mod audit;
 pub mod calls;
+pub mod console;
 pub mod credentials;
+pub mod jobs;
 pub mod json;
 pub mod numbers;
+pub mod outbound;
 pub mod providers;
 pub mod schema;
+pub mod voice;
 pub mod webhook;
 
 use actix_web::web;
@@ -34,11 +38,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // turn: LiveKit's webhook is by far the busiest route, so it is tried first
     // (docs/benchmarks.md measured the router at a fifth of a webhook's CPU otherwise).
     webhook::configure(cfg);
+    // Twilio's voice webhook is on every call's critical path, too.
+    voice::configure(cfg);
     providers::configure(cfg);
     credentials::configure(cfg);
     numbers::configure(cfg);
     audit::configure(cfg);
     calls::configure(cfg);
+    jobs::configure(cfg);
+    outbound::configure(cfg);
+    console::configure(cfg);
 }
 
 /// `{provider}` of a path.

@@ -212,7 +212,7 @@ pub struct OriginationTargetBody {
 
 /// A whole number from 0 to 65535. JSON Schema counts `394.0` as an integer, so it is
 /// accepted as one; `394.5` is not.
-fn whole_u16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+pub(super) fn whole_u16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
         return Ok(None);
     };
@@ -260,10 +260,20 @@ pub struct ConnectBody {
     /// Move the number even when it sits on a trunk trunkline did not create. It never
     /// takes a number another trunkline customer has connected.
     pub force: Option<bool>,
+    /// `true`: also set up outbound calls from this number (carrier termination and the
+    /// LiveKit outbound trunk of its route); `false`: remove them. Left out, what is stored
+    /// is kept (a first connect: inbound only).
+    pub outbound: Option<bool>,
+    /// `trunk` (the carrier's SIP route), `voiceUrl` (the number's voice URL, answered by
+    /// trunkline's voice webhook, for accounts without SIP trunking) or `auto` (`voiceUrl`
+    /// when the carrier reports trunking forbidden or not enabled). Left out, the stored
+    /// mode is kept (`trunk` on a first connect). A connected number changes mode only
+    /// after a disconnect.
+    pub mode: Option<super::voice::ConnectModeJson>,
 }
 
 impl ConnectBody {
-    fn into_request(self) -> Result<ConnectRequest, ApiError> {
+    pub(crate) fn into_request(self) -> Result<ConnectRequest, ApiError> {
         let sip_target = self
             .sip_target
             .map(|raw| SipTarget::parse(&raw).map_err(|e| ApiError::from(e.field("sipTarget"))))
@@ -285,6 +295,8 @@ impl ConnectBody {
             routing,
             trunk_strategy: self.trunk_strategy.map(Into::into),
             force: self.force.unwrap_or(false),
+            outbound: self.outbound,
+            mode: self.mode.map(Into::into),
         })
     }
 }
@@ -347,6 +359,8 @@ pub struct ConnectResponse {
     /// What keeps the number from working although connect succeeded (e.g.
     /// `livekit_not_configured`: calls cannot reach an agent).
     pub warnings: Vec<WarningJson>,
+    /// The mode the number is connected in: `trunk` or `voiceUrl`.
+    pub mode: super::voice::ConnectModeJson,
 }
 
 /// Connect an existing number: trunk, origination URL(s), attachment. Idempotent: calling
@@ -414,6 +428,7 @@ pub async fn connect_number(
         steps: steps(&out.steps),
         livekit: c.into(),
         warnings: warnings(&state.onboarding.warnings()),
+        mode: out.mode.into(),
     }))
 }
 
@@ -814,6 +829,12 @@ pub struct StatusResponse {
     pub last_webhook: Option<WebhookSeenJson>,
     /// The number's most recent calls (at most 10), newest first.
     pub recent_calls: Vec<CallJson>,
+    /// The outbound half (carrier termination and the LiveKit outbound trunk) as they hold
+    /// it, with its drift; `null` when trunkline never connected the number.
+    pub outbound: Option<super::outbound::OutboundStatusJson>,
+    /// How the connection reaches LiveKit: `trunk` or `voiceUrl` (`trunk` when trunkline
+    /// never connected the number).
+    pub mode: super::voice::ConnectModeJson,
 }
 
 impl StatusResponse {
@@ -837,6 +858,8 @@ impl StatusResponse {
             warnings: warnings(&s.warnings),
             last_webhook: None,
             recent_calls: Vec::new(),
+            outbound: None,
+            mode: s.mode.into(),
         }
     }
 }
@@ -891,6 +914,13 @@ pub async fn number_status(
             .iter()
             .map(|c| CallJson::for_viewer(c, &viewer))
             .collect();
+        for (json, call) in body.recent_calls.iter_mut().zip(&activity.recent_calls) {
+            json.direction = super::outbound::direction_of(&state, call.id).await?;
+        }
+        body.outbound = Some(
+            super::outbound::outbound_status(&state, &scope.customer_id, provider, connection)
+                .await,
+        );
     }
     Ok(HttpResponse::Ok().json(body))
 }

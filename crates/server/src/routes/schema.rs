@@ -101,8 +101,8 @@ pub fn customer_id() -> Schema {
         .into()
 }
 
-/// `routing.attributes`: at most 64, keys 1 to 1024 bytes outside LiveKit's reserved `sip.`
-/// and `lk.` namespaces, values at most 1024 bytes.
+/// `routing.attributes`: at most 64, keys 1 to 1024 characters outside LiveKit's reserved `sip.`
+/// and `lk.` namespaces, values at most 1024 characters.
 pub fn attributes() -> Schema {
     let max = RoutingPolicy::MAX_ATTRIBUTE_LEN;
     ObjectBuilder::new()
@@ -185,6 +185,15 @@ pub fn phone_number() -> Schema {
             "Only this number, in E.164 (`+14155550100`; encode `+` as `%2B`); it must be \
              valid for its country code.",
         ))
+        .pattern(Some("^\\+[1-9][0-9]{7,14}$"))
+        .examples(["+14155550100"])
+        .into()
+}
+
+/// An E.164 number in a request body (`from`, `to` of a call).
+pub fn e164() -> Schema {
+    string()
+        .description(Some("E.164 (`+14155550100`), valid for its country code."))
         .pattern(Some("^\\+[1-9][0-9]{7,14}$"))
         .examples(["+14155550100"])
         .into()

@@ -19,6 +19,7 @@ use serde::Serialize;
 use trunkline_core::usecases::{DispatchOutcome, WebhookOutcome};
 use utoipa::ToSchema;
 
+use crate::dispatch_timing;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::state::AppState;
 use crate::telemetry::LIVEKIT_WEBHOOKS_TOTAL;
@@ -185,14 +186,20 @@ pub async fn livekit_webhook(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let received = std::time::Instant::now();
     // A header that is not visible ASCII cannot be a JWT: treated as absent (refused).
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let outcome = match state.calls.handle_webhook(&body, authorization).await {
-        Ok(outcome) => outcome,
+    let (handled, answered) =
+        dispatch_timing::timed(state.calls.handle_webhook(&body, authorization)).await;
+    let outcome = match handled {
+        Ok(outcome) => {
+            dispatch_timing::record(received, answered, &outcome);
+            outcome
+        }
         Err(e) => {
             let result = match e.code {
                 trunkline_core::ErrorCode::Unauthenticated => "refused",

@@ -7,3 +7,4 @@ mod carrier;
 mod errors;
 mod operations;
 mod retries;
+mod termination;

@@ -37,10 +37,14 @@ pub enum Method {
     CreateDispatch,
     ListDispatch,
     DeleteDispatch,
+    CreateSipOutboundTrunk,
+    UpdateSipOutboundTrunk,
+    ListSipOutboundTrunk,
+    CreateSipParticipant,
 }
 
 impl Method {
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 16] = [
         Self::CreateSipInboundTrunk,
         Self::UpdateSipInboundTrunk,
         Self::GetSipInboundTrunk,
@@ -53,6 +57,10 @@ impl Method {
         Self::CreateDispatch,
         Self::ListDispatch,
         Self::DeleteDispatch,
+        Self::CreateSipOutboundTrunk,
+        Self::UpdateSipOutboundTrunk,
+        Self::ListSipOutboundTrunk,
+        Self::CreateSipParticipant,
     ];
 
     /// The method name in the path.
@@ -70,6 +78,10 @@ impl Method {
             Self::CreateDispatch => "CreateDispatch",
             Self::ListDispatch => "ListDispatch",
             Self::DeleteDispatch => "DeleteDispatch",
+            Self::CreateSipOutboundTrunk => "CreateSIPOutboundTrunk",
+            Self::UpdateSipOutboundTrunk => "UpdateSIPOutboundTrunk",
+            Self::ListSipOutboundTrunk => "ListSIPOutboundTrunk",
+            Self::CreateSipParticipant => "CreateSIPParticipant",
         }
     }
 
@@ -88,6 +100,7 @@ impl Method {
             self,
             Self::GetSipInboundTrunk
                 | Self::ListSipInboundTrunk
+                | Self::ListSipOutboundTrunk
                 | Self::ListSipDispatchRule
                 | Self::ListDispatch
         )

@@ -23,9 +23,12 @@
 //! are sent from the caller's tokio runtime.
 
 mod faults;
+mod invite;
+mod outbound;
 mod server;
 mod state;
 mod webhook;
+pub use invite::InviteRefused;
 
 use std::collections::HashMap;
 use std::io;
@@ -40,6 +43,7 @@ use rand::seq::SliceRandom;
 
 pub use faults::{Fault, Method, MethodSelector, RecordedRequest, Service};
 pub use livekit_protocol as proto;
+pub use outbound::{CallOutcome, OutboundCall};
 pub use state::{TwirpError, normalize_number};
 pub use webhook::{
     CallScript, PlayedCall, WEBHOOK_CONTENT_TYPE, WEBHOOK_TOKEN_TTL, WebhookDelivery,
@@ -131,6 +135,7 @@ impl LiveKitEmulator {
             log: Mutex::new(Vec::new()),
             hang_for: options.hang_for,
             gates: crate::crashpoint::Gates::default(),
+            concurrency: Arc::default(),
         });
         let (tx, rx) = mpsc::channel::<io::Result<ServerHandle>>();
         let for_thread = Arc::clone(&shared);
@@ -354,6 +359,12 @@ impl LiveKitEmulator {
         lock(&self.shared.faults).clear();
     }
 
+    /// Requests in flight now and the most at once since the start (or the last
+    /// [`LiveKitEmulator::reset_requests`]).
+    pub fn concurrency(&self) -> crate::ConcurrencyStats {
+        self.shared.concurrency.stats()
+    }
+
     // --- request log --------------------------------------------------------------------
 
     /// Every request since the start (or the last reset), in arrival order.
@@ -382,6 +393,7 @@ impl LiveKitEmulator {
 
     pub fn reset_requests(&self) {
         lock(&self.shared.log).clear();
+        self.shared.concurrency.reset();
     }
 
     /// Forget trunks, rules, rooms, faults and the request log (keys stay).
@@ -570,6 +582,70 @@ impl LiveKitEmulator {
                 .collect(),
             deliveries: Vec::new(),
         }
+    }
+
+    // --- outbound -----------------------------------------------------------------------
+
+    /// Outbound trunks as LiveKit holds them (passwords included, for tests to check).
+    pub fn outbound_trunks(&self) -> Vec<proto::SipOutboundTrunkInfo> {
+        lock(&self.shared.store).outbound_trunks.clone()
+    }
+
+    /// Remove an outbound trunk behind trunkline's back (drift).
+    pub fn remove_outbound_trunk(&self, id: &str) -> bool {
+        let mut store = lock(&self.shared.store);
+        let before = store.outbound_trunks.len();
+        store.outbound_trunks.retain(|t| t.sip_trunk_id != id);
+        store.outbound_trunks.len() != before
+    }
+
+    /// How calls to `to` (E.164) end from now on.
+    pub fn script_destination(&self, to: &str, outcome: CallOutcome) {
+        lock(&self.shared.store)
+            .scripts
+            .insert(normalize_number(to), outcome);
+    }
+
+    /// Every call `CreateSIPParticipant` placed, oldest first.
+    pub fn outbound_calls(&self) -> Vec<OutboundCall> {
+        lock(&self.shared.store).outbound_calls.clone()
+    }
+
+    /// Deliver the webhooks of the outbound call in `room` to `target_urls` (each event to
+    /// the next URL in turn), signed as LiveKit signs them: `participant_joined` and
+    /// `participant_left` of the callee when the call was answered, then `room_finished`.
+    /// Empty when no call was placed in the room.
+    pub async fn play_outbound_call(
+        &self,
+        target_urls: &[String],
+        room: &str,
+    ) -> Vec<WebhookDelivery> {
+        let events = {
+            let mut store = lock(&self.shared.store);
+            let Some(call) = store
+                .outbound_calls
+                .iter()
+                .rev()
+                .find(|c| c.room == room)
+                .cloned()
+            else {
+                return Vec::new();
+            };
+            let sid = store.room_mut(room).sid.clone();
+            outbound::call_events(&call, &sid)
+        };
+        let mut deliveries = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            if target_urls.is_empty() {
+                break;
+            }
+            let value = serde_json::to_value(event).unwrap_or_default();
+            deliveries.push(
+                self.send_webhook(&target_urls[i % target_urls.len()], &value)
+                    .await,
+            );
+        }
+        deliveries
     }
 
     /// Play an inbound call: deliver its webhooks (see [`Self::inbound_call`]) to

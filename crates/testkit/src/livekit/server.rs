@@ -28,6 +28,7 @@ pub(crate) struct Shared {
     pub hang_for: Duration,
     /// Requests a test holds to kill its client at that moment.
     pub gates: crate::crashpoint::Gates,
+    pub concurrency: std::sync::Arc<crate::concurrency::Concurrency>,
 }
 
 /// The state is plain data; a panic while holding a lock cannot leave it half-updated in a
@@ -89,6 +90,7 @@ struct VideoClaims {
 #[serde(default)]
 struct SipClaims {
     admin: bool,
+    call: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +156,14 @@ fn permission_denied() -> TwirpError {
 
 fn require_sip_admin(claims: Option<&Claims>) -> Result<(), TwirpError> {
     if claims.is_some_and(|c| c.sip.admin) {
+        Ok(())
+    } else {
+        Err(permission_denied())
+    }
+}
+
+fn require_sip_call(claims: Option<&Claims>) -> Result<(), TwirpError> {
+    if claims.is_some_and(|c| c.sip.call) {
         Ok(())
     } else {
         Err(permission_denied())
@@ -237,6 +247,8 @@ async fn handle(
         error_code: None,
     });
 
+    // Counted only: LiveKit has no concurrency limit to emulate.
+    let _in_flight = shared.concurrency.admit();
     let decision = decide(&mut lock(&shared.faults), method);
     if !decision.latency.is_zero() {
         actix_web::rt::time::sleep(decision.latency).await;
@@ -408,6 +420,29 @@ fn call(
             Method::DeleteSipDispatchRule => {
                 rpc!(enc, body, proto::DeleteSipDispatchRuleRequest, |r| {
                     require_sip_admin(claims).and_then(|()| lock(&shared.store).delete_rule(&r))
+                })
+            }
+            Method::CreateSipOutboundTrunk => {
+                rpc!(enc, body, proto::CreateSipOutboundTrunkRequest, |r| {
+                    require_sip_admin(claims)
+                        .and_then(|()| lock(&shared.store).create_outbound_trunk(r))
+                })
+            }
+            Method::UpdateSipOutboundTrunk => {
+                rpc!(enc, body, proto::UpdateSipOutboundTrunkRequest, |r| {
+                    require_sip_admin(claims)
+                        .and_then(|()| lock(&shared.store).update_outbound_trunk(r))
+                })
+            }
+            Method::ListSipOutboundTrunk => {
+                rpc!(enc, body, proto::ListSipOutboundTrunkRequest, |r| {
+                    require_sip_admin(claims).map(|()| lock(&shared.store).list_outbound_trunks(&r))
+                })
+            }
+            Method::CreateSipParticipant => {
+                rpc!(enc, body, proto::CreateSipParticipantRequest, |r| {
+                    require_sip_call(claims)
+                        .and_then(|()| lock(&shared.store).create_sip_participant(&r))
                 })
             }
             _ => Err(TwirpError::new("bad_route", "no such method")),

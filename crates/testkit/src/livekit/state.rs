@@ -15,6 +15,8 @@ pub struct TwirpError {
     pub status: u16,
     pub code: &'static str,
     pub msg: String,
+    /// Twirp's `meta`: a failed SIP call carries `sip_status_code` and `sip_status`.
+    pub meta: BTreeMap<String, String>,
 }
 
 impl TwirpError {
@@ -23,6 +25,7 @@ impl TwirpError {
             status: status_of(code),
             code,
             msg: msg.into(),
+            meta: BTreeMap::new(),
         }
     }
 
@@ -53,11 +56,16 @@ impl TwirpError {
             status,
             code,
             msg: format!("injected fault: HTTP {status}"),
+            meta: BTreeMap::new(),
         }
     }
 
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "code": self.code, "msg": self.msg })
+        if self.meta.is_empty() {
+            serde_json::json!({ "code": self.code, "msg": self.msg })
+        } else {
+            serde_json::json!({ "code": self.code, "msg": self.msg, "meta": self.meta })
+        }
     }
 }
 
@@ -87,7 +95,7 @@ pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}{tail}")
 }
 
-fn now_timestamp() -> pbjson_types::Timestamp {
+pub(crate) fn now_timestamp() -> pbjson_types::Timestamp {
     let now = Utc::now();
     pbjson_types::Timestamp {
         seconds: now.timestamp(),
@@ -133,6 +141,10 @@ pub struct Store {
     pub trunks: Vec<proto::SipInboundTrunkInfo>,
     pub rules: Vec<proto::SipDispatchRuleInfo>,
     pub rooms: BTreeMap<String, Room>,
+    /// Outbound trunks and calls (see `outbound.rs`).
+    pub outbound_trunks: Vec<proto::SipOutboundTrunkInfo>,
+    pub outbound_calls: Vec<super::outbound::OutboundCall>,
+    pub scripts: BTreeMap<String, super::outbound::CallOutcome>,
 }
 
 impl Store {
@@ -337,9 +349,11 @@ impl Store {
         if req.sip_trunk_id.is_empty() {
             return Err(TwirpError::invalid("trunk ID is required"));
         }
-        let before = self.trunks.len();
+        let before = self.trunks.len() + self.outbound_trunks.len();
         self.trunks.retain(|t| t.sip_trunk_id != req.sip_trunk_id);
-        if self.trunks.len() == before {
+        self.outbound_trunks
+            .retain(|t| t.sip_trunk_id != req.sip_trunk_id);
+        if self.trunks.len() + self.outbound_trunks.len() == before {
             return Err(TwirpError::not_found("requested sip trunk does not exist"));
         }
         Ok(proto::SipTrunkInfo {
@@ -644,7 +658,7 @@ impl Store {
     }
 }
 
-fn apply_list(list: &mut Vec<String>, update: Option<proto::ListUpdate>) {
+pub(crate) fn apply_list(list: &mut Vec<String>, update: Option<proto::ListUpdate>) {
     let Some(u) = update else {
         return;
     };

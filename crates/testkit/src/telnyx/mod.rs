@@ -17,12 +17,16 @@
 //!   primary/secondary/tertiary FQDN ids (only FQDNs of the same connection), and FQDNs
 //!   (`a` or `srv`, port default 5060). Deleting an FQDN clears it from its connection's
 //!   failover slots; deleting a connection that numbers still use is refused (422).
+//! - Outbound: a connection's `fqdn_authentication` (credential authentication; passwords
+//!   shown masked only) and outbound voice profiles assigned through
+//!   `outbound.outbound_voice_profile_id` (see `outbound.rs`).
 //! - Faults per route ([`Fault`]) and a request log with per-route counts.
 //!
 //! The emulator runs its own actix system on a background thread, so it can be started
 //! from plain `#[test]`s, `#[tokio::test]`s and binaries alike, and stops when dropped.
 
 mod faults;
+mod outbound;
 mod routes;
 mod server;
 pub mod spec;
@@ -37,6 +41,7 @@ use actix_web::dev::ServerHandle;
 use chrono::Utc;
 
 pub use faults::{Fault, RATE_LIMIT, RecordedRequest};
+pub use outbound::MASKED_PASSWORD;
 pub use routes::{Route, RouteSelector};
 pub use state::{ApiError, MAX_PAGE_SIZE, codes};
 
@@ -134,6 +139,42 @@ pub struct ConnectionView {
     /// `default_primary_fqdn_id`, `…secondary…`, `…tertiary…`, in order.
     pub failover: [Option<String>; 3],
     pub routing_method: String,
+    /// `outbound.outbound_voice_profile_id`.
+    pub outbound_voice_profile_id: Option<String>,
+}
+
+/// How a connection authenticates outbound calls, as the emulator holds it. The password is
+/// here for tests to compare with what LiveKit was given; the HTTP side never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboundAuthView {
+    pub connection_id: String,
+    /// `fqdn_outbound_authentication`.
+    pub method: String,
+    pub user_name: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for OutboundAuthView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundAuthView")
+            .field("connection_id", &self.connection_id)
+            .field("method", &self.method)
+            .field("user_name", &self.user_name)
+            .field("password", &self.password.as_ref().map(|_| MASKED_PASSWORD))
+            .finish()
+    }
+}
+
+/// An outbound voice profile as the emulator holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceProfileView {
+    pub id: String,
+    pub account: String,
+    pub name: String,
+    pub enabled: bool,
+    pub whitelisted_destinations: Vec<String>,
+    /// The connections whose `outbound_voice_profile_id` it is, in id order.
+    pub connections: Vec<String>,
 }
 
 /// An FQDN as the emulator holds it.
@@ -438,6 +479,58 @@ impl TelnyxEmulator {
             .collect()
     }
 
+    /// How a connection authenticates outbound calls; `None` when it does not exist.
+    pub fn outbound_auth(&self, connection_id: &str) -> Option<OutboundAuthView> {
+        let id: u64 = connection_id.parse().ok()?;
+        lock(&self.shared.store)
+            .connections
+            .get(&id)
+            .map(|c| OutboundAuthView {
+                connection_id: id.to_string(),
+                method: c.outbound_auth.clone(),
+                user_name: c.user_name.clone(),
+                password: c.password.clone(),
+            })
+    }
+
+    /// Every outbound voice profile of an account, in id order.
+    pub fn voice_profiles(&self, account: &str) -> Vec<VoiceProfileView> {
+        let store = lock(&self.shared.store);
+        store
+            .voice_profiles
+            .iter()
+            .filter(|(_, p)| p.account == account)
+            .map(|(id, p)| VoiceProfileView {
+                id: id.to_string(),
+                account: p.account.clone(),
+                name: p.name.clone(),
+                enabled: p.enabled,
+                whitelisted_destinations: p.destinations.clone(),
+                connections: store
+                    .connections
+                    .iter()
+                    .filter(|(_, c)| c.voice_profile == Some(*id))
+                    .map(|(c, _)| c.to_string())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Switch a connection's outbound authentication back to `ip-authentication` behind
+    /// trunkline's back (drift). `false` when the connection does not exist.
+    pub fn drop_outbound_credentials(&self, connection_id: &str) -> bool {
+        let Ok(id) = connection_id.parse::<u64>() else {
+            return false;
+        };
+        match lock(&self.shared.store).connections.get_mut(&id) {
+            Some(c) => {
+                "ip-authentication".clone_into(&mut c.outbound_auth);
+                true
+            }
+            None => false,
+        }
+    }
+
     // --- faults ------------------------------------------------------------------------------
 
     /// Hold the `occurrence`-th request (from 0, counted from now) of `call` (a route's
@@ -543,5 +636,6 @@ fn connection_view(id: u64, c: &Connection) -> ConnectionView {
         dnis_number_format: c.dnis_number_format.clone(),
         failover: [s(c.primary_fqdn), s(c.secondary_fqdn), s(c.tertiary_fqdn)],
         routing_method: c.routing_method.clone(),
+        outbound_voice_profile_id: c.voice_profile.map(|p| p.to_string()),
     }
 }

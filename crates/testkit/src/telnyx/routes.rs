@@ -19,10 +19,19 @@ pub enum Route {
     RetrieveFqdn,
     UpdateFqdn,
     DeleteFqdn,
+    /// Not in the trimmed spec (Telnyx's SDKs have it).
+    RetrieveFqdnAuthentication,
+    /// Not in the trimmed spec (Telnyx's SDKs have it).
+    UpdateFqdnAuthentication,
+    ListOutboundVoiceProfiles,
+    CreateVoiceProfile,
+    GetOutboundVoiceProfile,
+    UpdateOutboundVoiceProfile,
+    DeleteOutboundVoiceProfile,
 }
 
 impl Route {
-    pub const ALL: [Route; 14] = [
+    pub const ALL: [Route; 21] = [
         Self::GetUserBalance,
         Self::ListPhoneNumbers,
         Self::RetrievePhoneNumber,
@@ -37,6 +46,13 @@ impl Route {
         Self::RetrieveFqdn,
         Self::UpdateFqdn,
         Self::DeleteFqdn,
+        Self::RetrieveFqdnAuthentication,
+        Self::UpdateFqdnAuthentication,
+        Self::ListOutboundVoiceProfiles,
+        Self::CreateVoiceProfile,
+        Self::GetOutboundVoiceProfile,
+        Self::UpdateOutboundVoiceProfile,
+        Self::DeleteOutboundVoiceProfile,
     ];
 
     /// The spec's `operationId`.
@@ -56,7 +72,23 @@ impl Route {
             Self::RetrieveFqdn => "RetrieveFqdn",
             Self::UpdateFqdn => "UpdateFqdn",
             Self::DeleteFqdn => "DeleteFqdn",
+            Self::RetrieveFqdnAuthentication => "RetrieveFqdnAuthentication",
+            Self::UpdateFqdnAuthentication => "UpdateFqdnAuthentication",
+            Self::ListOutboundVoiceProfiles => "ListOutboundVoiceProfiles",
+            Self::CreateVoiceProfile => "CreateVoiceProfile",
+            Self::GetOutboundVoiceProfile => "GetOutboundVoiceProfile",
+            Self::UpdateOutboundVoiceProfile => "UpdateOutboundVoiceProfile",
+            Self::DeleteOutboundVoiceProfile => "DeleteOutboundVoiceProfile",
         }
+    }
+
+    /// Whether Telnyx's spec (`telnyx_byoc_v2.json`) has the route; the two
+    /// `fqdn_authentication` routes follow Telnyx's SDK types instead.
+    pub fn in_spec(self) -> bool {
+        !matches!(
+            self,
+            Self::RetrieveFqdnAuthentication | Self::UpdateFqdnAuthentication
+        )
     }
 
     pub fn parse(op: &str) -> Option<Self> {
@@ -150,6 +182,28 @@ pub(crate) fn resolve(method: &str, path: &str) -> Resolved {
                 ("GET", Route::RetrieveFqdnConnection),
                 ("PATCH", Route::UpdateFqdnConnection),
                 ("DELETE", Route::DeleteFqdnConnection),
+            ],
+            Some(id),
+        ),
+        ["fqdn_connections", id, "fqdn_authentication"] if !id.is_empty() => by_method(
+            &[
+                ("GET", Route::RetrieveFqdnAuthentication),
+                ("PATCH", Route::UpdateFqdnAuthentication),
+            ],
+            Some(id),
+        ),
+        ["outbound_voice_profiles"] => by_method(
+            &[
+                ("GET", Route::ListOutboundVoiceProfiles),
+                ("POST", Route::CreateVoiceProfile),
+            ],
+            None,
+        ),
+        ["outbound_voice_profiles", id] if !id.is_empty() => by_method(
+            &[
+                ("GET", Route::GetOutboundVoiceProfile),
+                ("PATCH", Route::UpdateOutboundVoiceProfile),
+                ("DELETE", Route::DeleteOutboundVoiceProfile),
             ],
             Some(id),
         ),

@@ -252,5 +252,12 @@ fn serve(
         Route::RetrieveFqdn => ok(store.get_fqdn(a, &id)?),
         Route::UpdateFqdn => ok(store.update_fqdn(a, &id, body)?),
         Route::DeleteFqdn => ok(store.delete_fqdn(a, &id)?),
+        Route::RetrieveFqdnAuthentication => ok(store.get_fqdn_authentication(a, &id)?),
+        Route::UpdateFqdnAuthentication => ok(store.update_fqdn_authentication(a, &id, body)?),
+        Route::ListOutboundVoiceProfiles => ok(store.list_voice_profiles(a, query)?),
+        Route::CreateVoiceProfile => Ok((200, store.create_voice_profile(a, body)?)),
+        Route::GetOutboundVoiceProfile => ok(store.get_voice_profile(a, &id)?),
+        Route::UpdateOutboundVoiceProfile => ok(store.update_voice_profile(a, &id, body)?),
+        Route::DeleteOutboundVoiceProfile => ok(store.delete_voice_profile(a, &id)?),
     }
 }

@@ -130,7 +130,7 @@ pub(crate) fn new_api_key() -> String {
     format!("KEY{tail}")
 }
 
-fn timestamp(t: DateTime<Utc>) -> String {
+pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -170,6 +170,14 @@ pub(crate) struct Connection {
     pub tertiary_fqdn: Option<u64>,
     pub routing_method: String,
     pub tags: Vec<String>,
+    /// `fqdn_outbound_authentication`: `ip-authentication` (the default) or
+    /// `credential-authentication`.
+    pub outbound_auth: String,
+    pub user_name: Option<String>,
+    /// Kept to compare in tests; never rendered (Telnyx masks it).
+    pub password: Option<String>,
+    /// `outbound.outbound_voice_profile_id`.
+    pub voice_profile: Option<u64>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
 }
@@ -191,6 +199,10 @@ impl Connection {
             tertiary_fqdn: None,
             routing_method: "sequential".to_owned(),
             tags: Vec::new(),
+            outbound_auth: "ip-authentication".to_owned(),
+            user_name: None,
+            password: None,
+            voice_profile: None,
             created: now,
             updated: now,
         }
@@ -217,6 +229,7 @@ pub(crate) struct Store {
     pub numbers: BTreeMap<u64, Number>,
     pub connections: BTreeMap<u64, Connection>,
     pub fqdns: BTreeMap<u64, Fqdn>,
+    pub voice_profiles: BTreeMap<u64, super::outbound::VoiceProfile>,
     next_id: u64,
     pub next_phone: u32,
 }
@@ -229,6 +242,7 @@ impl Default for Store {
             numbers: BTreeMap::new(),
             connections: BTreeMap::new(),
             fqdns: BTreeMap::new(),
+            voice_profiles: BTreeMap::new(),
             next_id: 1_293_384_261_075_731_000,
             next_phone: 0,
         }
@@ -242,12 +256,12 @@ pub(crate) const ROUTING_METHODS: [&str; 2] = ["sequential", "round-robin"];
 pub(crate) const DNS_RECORD_TYPES: [&str; 2] = ["a", "srv"];
 
 /// A page request: `page[number]` (from 1) and `page[size]` (1..=250).
-struct Page {
+pub(crate) struct Page {
     number: u64,
     size: u64,
 }
 
-fn page(query: &Params, default_size: u64) -> Result<Page, ApiError> {
+pub(crate) fn page(query: &Params, default_size: u64) -> Result<Page, ApiError> {
     let read = |name: &str, default: u64, max: u64| -> Result<u64, ApiError> {
         match query.get(name) {
             None => Ok(default),
@@ -267,7 +281,7 @@ fn page(query: &Params, default_size: u64) -> Result<Page, ApiError> {
 }
 
 /// `{data, meta}` for one page of `items` (already filtered and ordered).
-fn paged(items: Vec<Value>, page: &Page) -> Value {
+pub(crate) fn paged(items: Vec<Value>, page: &Page) -> Value {
     let total = items.len() as u64;
     let total_pages = total.div_ceil(page.size);
     let skip = usize::try_from((page.number - 1).saturating_mul(page.size)).unwrap_or(usize::MAX);
@@ -284,12 +298,12 @@ fn paged(items: Vec<Value>, page: &Page) -> Value {
     })
 }
 
-fn body_object(body: Option<&Value>) -> Result<&Map<String, Value>, ApiError> {
+pub(crate) fn body_object(body: Option<&Value>) -> Result<&Map<String, Value>, ApiError> {
     body.and_then(Value::as_object)
         .ok_or_else(|| ApiError::invalid_field("/", "The request body must be a JSON object."))
 }
 
-fn string_field<'a>(
+pub(crate) fn string_field<'a>(
     obj: &'a Map<String, Value>,
     name: &str,
     pointer: &str,
@@ -304,7 +318,7 @@ fn string_field<'a>(
     }
 }
 
-fn one_of(
+pub(crate) fn one_of(
     obj: &Map<String, Value>,
     name: &str,
     pointer: &str,
@@ -323,7 +337,7 @@ fn one_of(
     }
 }
 
-fn parse_id(raw: &str) -> Option<u64> {
+pub(crate) fn parse_id(raw: &str) -> Option<u64> {
     if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -392,7 +406,7 @@ impl Store {
             "inbound_call_screening": "disabled",
             "deletion_lock_enabled": false,
             "phone_number_type": "local",
-            "country_iso_alpha2": "US",
+            "country_iso_alpha2": super::outbound::country_of(&n.phone_number),
             "source_type": "number_order",
             "purchased_at": timestamp(n.created),
             "created_at": timestamp(n.created),
@@ -544,6 +558,7 @@ impl Store {
                 "timeout_1xx_secs": 3,
                 "timeout_2xx_secs": 90,
             },
+            "outbound": super::outbound::connection_outbound_json(c),
             "created_at": timestamp(c.created),
             "updated_at": timestamp(c.updated),
         })
@@ -642,6 +657,9 @@ impl Store {
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect();
+        }
+        if let Some(outbound) = obj.get("outbound") {
+            self.apply_connection_outbound(account, c, outbound)?;
         }
         let Some(inbound) = obj.get("inbound") else {
             return Ok(());

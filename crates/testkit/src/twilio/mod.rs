@@ -24,6 +24,8 @@ mod routes;
 pub(crate) mod server;
 pub mod spec;
 mod state;
+mod termination;
+mod voice_call;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -42,6 +44,7 @@ use trunkline_twilio::{
 pub use faults::{Fault, RecordedRequest};
 pub use routes::{Host, Params, Route, RouteSelector};
 pub use state::{ApiError, KeyPermissions, codes};
+pub use voice_call::{Twiml, VoiceCallOptions, VoiceCallOutcome, parse_twiml, twilio_signature};
 
 use server::{Shared, lock};
 use state::{Account, ApiKey, Number, OriginationUrl, Store, Trunk, new_secret, new_sid};
@@ -198,6 +201,7 @@ impl TwilioEmulator {
             trunking_base: format!("http://{trunking_addr}"),
             hang_for: options.hang_for,
             gates: crate::crashpoint::Gates::default(),
+            concurrency: Arc::default(),
         });
         let (tx, rx) = mpsc::channel::<io::Result<Vec<ServerHandle>>>();
         let for_thread = Arc::clone(&shared);
@@ -504,6 +508,43 @@ impl TwilioEmulator {
     }
 
     /// The numbers on a trunk, in SID order.
+    /// The account's SIP credential lists: (sid, friendly name).
+    pub fn credential_lists(&self, account: &AccountSid) -> Vec<(String, String)> {
+        lock(&self.shared.store)
+            .credential_lists
+            .values()
+            .filter(|l| l.account_sid == account.as_str())
+            .map(|l| (l.sid.clone(), l.friendly_name.clone()))
+            .collect()
+    }
+
+    /// A credential list's credentials: (username, password), as Twilio stores them.
+    pub fn sip_credentials(&self, list: &str) -> Vec<(String, String)> {
+        lock(&self.shared.store)
+            .credentials
+            .values()
+            .filter(|c| c.list_sid == list)
+            .map(|c| (c.username.clone(), c.password.clone()))
+            .collect()
+    }
+
+    /// The credential lists a trunk authenticates outbound calls with.
+    pub fn trunk_credential_lists(&self, trunk: &TrunkSid) -> Vec<String> {
+        lock(&self.shared.store)
+            .trunk_credential_lists
+            .iter()
+            .filter(|(t, _)| t == trunk.as_str())
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    /// Detach a credential list from a trunk behind trunkline's back (drift).
+    pub fn detach_credential_list(&self, trunk: &TrunkSid, list: &str) -> bool {
+        lock(&self.shared.store)
+            .trunk_credential_lists
+            .remove(&(trunk.as_str().to_owned(), list.to_owned()))
+    }
+
     pub fn trunk_numbers(&self, trunk: &TrunkSid) -> Vec<PhoneNumberSid> {
         lock(&self.shared.store)
             .numbers
@@ -537,6 +578,19 @@ impl TwilioEmulator {
         lock(&self.shared.faults).clear();
     }
 
+    /// Refuse requests beyond `limit` in flight at once with 429 and code 20429, as Twilio
+    /// enforces an account's concurrency limit (100 by default); `None` lifts it. One
+    /// limit for the whole emulator: the tests that use it have one account.
+    pub fn set_concurrency_limit(&self, limit: Option<usize>) {
+        self.shared.concurrency.set_limit(limit);
+    }
+
+    /// Requests in flight now, the most at once since the start (or the last
+    /// [`TwilioEmulator::reset_requests`]), and how many the limit refused.
+    pub fn concurrency(&self) -> crate::ConcurrencyStats {
+        self.shared.concurrency.stats()
+    }
+
     // --- request log -------------------------------------------------------------------------
 
     /// Every request since the start (or the last reset), in arrival order.
@@ -565,6 +619,7 @@ impl TwilioEmulator {
 
     pub fn reset_requests(&self) {
         lock(&self.shared.log).clear();
+        self.shared.concurrency.reset();
     }
 
     /// Forget everything: accounts, keys, numbers, trunks, faults and the request log.

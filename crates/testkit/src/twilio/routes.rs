@@ -32,10 +32,20 @@ pub enum Route {
     CreatePhoneNumber,
     FetchPhoneNumber,
     DeletePhoneNumber,
+    ListSipCredentialList,
+    CreateSipCredentialList,
+    DeleteSipCredentialList,
+    ListSipCredential,
+    CreateSipCredential,
+    UpdateSipCredential,
+    DeleteSipCredential,
+    ListCredentialList,
+    CreateCredentialList,
+    DeleteCredentialList,
 }
 
 impl Route {
-    pub const ALL: [Route; 18] = [
+    pub const ALL: [Route; 28] = [
         Self::FetchAccount,
         Self::ListIncomingPhoneNumber,
         Self::FetchIncomingPhoneNumber,
@@ -54,6 +64,16 @@ impl Route {
         Self::CreatePhoneNumber,
         Self::FetchPhoneNumber,
         Self::DeletePhoneNumber,
+        Self::ListSipCredentialList,
+        Self::CreateSipCredentialList,
+        Self::DeleteSipCredentialList,
+        Self::ListSipCredential,
+        Self::CreateSipCredential,
+        Self::UpdateSipCredential,
+        Self::DeleteSipCredential,
+        Self::ListCredentialList,
+        Self::CreateCredentialList,
+        Self::DeleteCredentialList,
     ];
 
     /// The spec's `operationId`.
@@ -77,6 +97,16 @@ impl Route {
             Self::CreatePhoneNumber => "CreatePhoneNumber",
             Self::FetchPhoneNumber => "FetchPhoneNumber",
             Self::DeletePhoneNumber => "DeletePhoneNumber",
+            Self::ListSipCredentialList => "ListSipCredentialList",
+            Self::CreateSipCredentialList => "CreateSipCredentialList",
+            Self::DeleteSipCredentialList => "DeleteSipCredentialList",
+            Self::ListSipCredential => "ListSipCredential",
+            Self::CreateSipCredential => "CreateSipCredential",
+            Self::UpdateSipCredential => "UpdateSipCredential",
+            Self::DeleteSipCredential => "DeleteSipCredential",
+            Self::ListCredentialList => "ListCredentialList",
+            Self::CreateCredentialList => "CreateCredentialList",
+            Self::DeleteCredentialList => "DeleteCredentialList",
         }
     }
 
@@ -89,7 +119,14 @@ impl Route {
             Self::FetchAccount
             | Self::ListIncomingPhoneNumber
             | Self::FetchIncomingPhoneNumber
-            | Self::UpdateIncomingPhoneNumber => Host::Api,
+            | Self::UpdateIncomingPhoneNumber
+            | Self::ListSipCredentialList
+            | Self::CreateSipCredentialList
+            | Self::DeleteSipCredentialList
+            | Self::ListSipCredential
+            | Self::CreateSipCredential
+            | Self::UpdateSipCredential
+            | Self::DeleteSipCredential => Host::Api,
             _ => Host::Trunking,
         }
     }
@@ -161,6 +198,8 @@ pub(crate) struct PathIds {
     pub account: Option<String>,
     pub trunk: Option<String>,
     pub sid: Option<String>,
+    /// A SIP credential list (`CL…`) whose credentials the path names.
+    pub list: Option<String>,
 }
 
 /// The result of matching a request line.
@@ -235,6 +274,87 @@ fn resolve_api(method: &str, s: &[&str]) -> Resolved {
             ),
             _ => Resolved::NotFound,
         },
+        [
+            "2010-04-01",
+            "Accounts",
+            account,
+            "SIP",
+            "CredentialLists.json",
+        ] => by_method(
+            method,
+            &[
+                ("GET", Route::ListSipCredentialList),
+                ("POST", Route::CreateSipCredentialList),
+            ],
+            PathIds {
+                account: Some((*account).to_owned()),
+                ..PathIds::default()
+            },
+        ),
+        [
+            "2010-04-01",
+            "Accounts",
+            account,
+            "SIP",
+            "CredentialLists",
+            file,
+        ] => match file.strip_suffix(".json") {
+            Some(sid) if !sid.is_empty() => by_method(
+                method,
+                &[("DELETE", Route::DeleteSipCredentialList)],
+                PathIds {
+                    account: Some((*account).to_owned()),
+                    sid: Some(sid.to_owned()),
+                    ..PathIds::default()
+                },
+            ),
+            _ => Resolved::NotFound,
+        },
+        [
+            "2010-04-01",
+            "Accounts",
+            account,
+            "SIP",
+            "CredentialLists",
+            list,
+            "Credentials.json",
+        ] => by_method(
+            method,
+            &[
+                ("GET", Route::ListSipCredential),
+                ("POST", Route::CreateSipCredential),
+            ],
+            PathIds {
+                account: Some((*account).to_owned()),
+                list: Some((*list).to_owned()),
+                ..PathIds::default()
+            },
+        ),
+        [
+            "2010-04-01",
+            "Accounts",
+            account,
+            "SIP",
+            "CredentialLists",
+            list,
+            "Credentials",
+            file,
+        ] => match file.strip_suffix(".json") {
+            Some(sid) if !sid.is_empty() => by_method(
+                method,
+                &[
+                    ("POST", Route::UpdateSipCredential),
+                    ("DELETE", Route::DeleteSipCredential),
+                ],
+                PathIds {
+                    account: Some((*account).to_owned()),
+                    list: Some((*list).to_owned()),
+                    sid: Some(sid.to_owned()),
+                    ..PathIds::default()
+                },
+            ),
+            _ => Resolved::NotFound,
+        },
         _ => Resolved::NotFound,
     }
 }
@@ -244,6 +364,7 @@ fn resolve_trunking(method: &str, s: &[&str]) -> Resolved {
         account: None,
         trunk: trunk.map(str::to_owned),
         sid: sid.map(str::to_owned),
+        list: None,
     };
     match s {
         ["v1", "Trunks"] => by_method(
@@ -284,6 +405,19 @@ fn resolve_trunking(method: &str, s: &[&str]) -> Resolved {
                 ("POST", Route::CreatePhoneNumber),
             ],
             ids(Some(trunk), None),
+        ),
+        ["v1", "Trunks", trunk, "CredentialLists"] => by_method(
+            method,
+            &[
+                ("GET", Route::ListCredentialList),
+                ("POST", Route::CreateCredentialList),
+            ],
+            ids(Some(trunk), None),
+        ),
+        ["v1", "Trunks", trunk, "CredentialLists", sid] => by_method(
+            method,
+            &[("DELETE", Route::DeleteCredentialList)],
+            ids(Some(trunk), Some(sid)),
         ),
         ["v1", "Trunks", trunk, "PhoneNumbers", sid] => by_method(
             method,

@@ -26,6 +26,7 @@ pub(crate) struct Shared {
     pub hang_for: Duration,
     /// Requests a test holds to kill its client at that moment.
     pub gates: crate::crashpoint::Gates,
+    pub concurrency: Arc<crate::concurrency::Concurrency>,
 }
 
 /// The emulator's state is plain data; a panic while holding a lock cannot leave it
@@ -158,6 +159,25 @@ async fn handle(
         status: None,
     });
 
+    // Twilio counts an account's requests in flight and refuses those over its limit
+    // before doing anything else (they are safe to retry).
+    let _in_flight = match shared.concurrency.admit() {
+        Ok(guard) => guard,
+        Err(now) => {
+            let mut refused = error_response(
+                &ApiError::new(429, codes::TOO_MANY_REQUESTS, "Too Many Requests"),
+                None,
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&now.to_string()) {
+                refused.headers_mut().insert(
+                    header::HeaderName::from_static("twilio-concurrent-requests"),
+                    v,
+                );
+            }
+            shared.set_status(seq, 429);
+            return refused;
+        }
+    };
     let decision = decide(&mut super::server::lock(&shared.faults), host, route);
     if !decision.latency.is_zero() {
         actix_web::rt::time::sleep(decision.latency).await;
@@ -290,6 +310,19 @@ fn serve(
         Route::DeletePhoneNumber => {
             store.delete_trunk_number(&p, required(trunk)?, required(sid)?)?;
             Ok((204, None))
+        }
+        Route::ListSipCredentialList
+        | Route::CreateSipCredentialList
+        | Route::DeleteSipCredentialList
+        | Route::ListSipCredential
+        | Route::CreateSipCredential
+        | Route::UpdateSipCredential
+        | Route::DeleteSipCredential
+        | Route::ListCredentialList
+        | Route::CreateCredentialList
+        | Route::DeleteCredentialList => {
+            let api = shared.api_base.as_str();
+            store.serve_termination(route, (api, trunking), &p, &ids, query, form)
         }
     }
 }

@@ -204,6 +204,11 @@ pub(crate) struct Store {
     pub numbers: BTreeMap<String, Number>,
     pub trunks: BTreeMap<String, Trunk>,
     pub origination_urls: BTreeMap<String, OriginationUrl>,
+    /// SIP credential lists (`CL…`) and their credentials (`CR…`), and which lists each trunk
+    /// uses for termination (trunk sid, list sid).
+    pub credential_lists: BTreeMap<String, super::termination::CredentialList>,
+    pub credentials: BTreeMap<String, super::termination::SipCredential>,
+    pub trunk_credential_lists: std::collections::BTreeSet<(String, String)>,
     /// Domains of deleted trunks: Twilio reserves them (error 21248).
     pub reserved_domains: HashSet<String>,
     /// Sequence for seeded phone numbers, so numbers are distinct across accounts.
@@ -220,11 +225,11 @@ pub(crate) fn new_secret() -> String {
     format!("{n:032x}")
 }
 
-fn rfc2822(t: DateTime<Utc>) -> String {
+pub(crate) fn rfc2822(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S +0000").to_string()
 }
 
-fn iso8601(t: DateTime<Utc>) -> String {
+pub(crate) fn iso8601(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -760,6 +765,7 @@ impl Store {
             self.reserved_domains.insert(d);
         }
         self.origination_urls.retain(|_, o| o.trunk_sid != sid);
+        self.trunk_credential_lists.retain(|(t, _)| t != sid);
         for n in self.numbers.values_mut() {
             if n.trunk_sid.as_deref() == Some(sid) {
                 n.trunk_sid = None;
@@ -1273,7 +1279,7 @@ impl Paging {
 }
 
 /// A Trunking v1 list page: the items under `key` and a `meta` block with absolute URLs.
-fn v1_list<T>(
+pub(crate) fn v1_list<T>(
     base: &str,
     path: &str,
     key: &str,

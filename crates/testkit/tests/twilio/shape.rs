@@ -179,6 +179,58 @@ async fn every_route_answers_in_the_spec_shape() {
     go(Host::Api, "GET", number.clone(), &[]).await;
     go(Host::Api, "GET", format!("{numbers}?PageSize=50"), &[]).await;
     go(Host::Trunking, "DELETE", format!("{tns}/{pn}"), &[]).await;
+
+    // Termination: a credential list with one credential, attached to the trunk.
+    let cls = format!("{api}/2010-04-01/Accounts/{}/SIP/CredentialLists", a.sid);
+    let list_reply = go(
+        Host::Api,
+        "POST",
+        format!("{cls}.json"),
+        &[("FriendlyName", "shape-list")],
+    )
+    .await;
+    let list_sid = list_reply.body["sid"].as_str().unwrap().to_owned();
+    go(Host::Api, "GET", format!("{cls}.json"), &[]).await;
+    let credentials = format!("{cls}/{list_sid}/Credentials");
+    let credential = go(
+        Host::Api,
+        "POST",
+        format!("{credentials}.json"),
+        &[("Username", "shapeuser"), ("Password", "Shape0Password1")],
+    )
+    .await;
+    assert!(
+        credential.body.get("password").is_none(),
+        "a password is never shown back: {}",
+        credential.body
+    );
+    let credential_sid = credential.body["sid"].as_str().unwrap().to_owned();
+    go(Host::Api, "GET", format!("{credentials}.json"), &[]).await;
+    go(
+        Host::Api,
+        "POST",
+        format!("{credentials}/{credential_sid}.json"),
+        &[("Password", "Shape0Password2")],
+    )
+    .await;
+    let tcls = format!("{trunk}/CredentialLists");
+    go(
+        Host::Trunking,
+        "POST",
+        tcls.clone(),
+        &[("CredentialListSid", list_sid.as_str())],
+    )
+    .await;
+    go(Host::Trunking, "GET", tcls.clone(), &[]).await;
+    go(Host::Trunking, "DELETE", format!("{tcls}/{list_sid}"), &[]).await;
+    go(
+        Host::Api,
+        "DELETE",
+        format!("{credentials}/{credential_sid}.json"),
+        &[],
+    )
+    .await;
+    go(Host::Api, "DELETE", format!("{cls}/{list_sid}.json"), &[]).await;
     go(Host::Trunking, "DELETE", trunk.clone(), &[]).await;
 
     assert!(c.problems.is_empty(), "{:#?}", c.problems);

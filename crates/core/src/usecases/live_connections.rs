@@ -1,0 +1,287 @@
+//! A per-instance cache of live connections by called number, for the webhook path.
+//!
+//! Every SIP webhook names the number that was called; routing it needs that number's live
+//! connection. Reading it from the store on every delivery (duplicates included) costs a
+//! round trip, and parsing the number with libphonenumber costs more CPU than the rest of
+//! the delivery's own work. The cache answers from memory, keyed by the number exactly as
+//! LiveKit sent it, so a hit needs neither the store nor a parse (the connection carries the
+//! number in its normalised form).
+//!
+//! Consistency:
+//! - on this instance, every `save_connection` (connect, reconnect, disconnect, routing
+//!   change) goes through this decorator and empties the cache before it returns, so the
+//!   next webhook reads the store again;
+//! - another instance's change is seen at the latest [`LIVE_CONNECTION_TTL`] after it (an
+//!   entry is reused for that long after it was read, then read again). A number connected
+//!   elsewhere is seen at once: only live connections are cached, never their absence.
+//!
+//! Only the webhook path reads through the cache ([`LiveConnections::live_for_called`]);
+//! every [`ConnectionStore`] method, `find_live_connection_by_e164` included, goes to the
+//! store, so connect and disconnect never decide on cached data.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::ids::{CarrierNumberId, ConnectionId, CustomerId, ProviderKind};
+use crate::model::NumberConnection;
+use crate::phone::E164;
+use crate::ports::{ConnectionStore, StoreError};
+
+/// How long another instance's connect, disconnect or routing change may take to reach this
+/// instance's webhook path (documented in docs/architecture.md).
+pub const LIVE_CONNECTION_TTL: Duration = Duration::from_secs(5);
+
+/// Entries kept at most; past it the cache is emptied (the next deliveries read the store).
+const MAX_ENTRIES: usize = 10_000;
+
+/// The called number of a webhook, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalledNumber {
+    /// The number, normalised; `None` when it is not a valid phone number.
+    pub number: Option<E164>,
+    /// Its live connection, if any.
+    pub connection: Option<NumberConnection>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Bumped by every local change: a read that started before one is not cached.
+    generation: u64,
+    entries: HashMap<String, (Instant, NumberConnection)>,
+}
+
+/// A [`ConnectionStore`] that also answers the webhook path from memory (see the module).
+pub struct LiveConnections {
+    inner: Arc<dyn ConnectionStore>,
+    ttl: Duration,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for LiveConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveConnections")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveConnections {
+    pub fn new(inner: Arc<dyn ConnectionStore>, ttl: Duration) -> Self {
+        Self {
+            inner,
+            ttl,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is a cache: whatever a panicking holder left is still a valid cache.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The called number `raw` (as the webhook carries it), normalised, with its live
+    /// connection. From memory when this instance read it less than the TTL ago and changed
+    /// no connection since; otherwise parsed once and read from the store.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn live_for_called(&self, raw: &str) -> Result<CalledNumber, StoreError> {
+        let generation = {
+            let state = self.state();
+            if let Some((read_at, conn)) = state.entries.get(raw)
+                && read_at.elapsed() < self.ttl
+            {
+                return Ok(CalledNumber {
+                    number: Some(conn.e164.clone()),
+                    connection: Some(conn.clone()),
+                });
+            }
+            state.generation
+        };
+        let Ok(number) = E164::parse(raw) else {
+            return Ok(CalledNumber {
+                number: None,
+                connection: None,
+            });
+        };
+        let read_at = Instant::now();
+        let connection = self.inner.find_live_connection_by_e164(&number).await?;
+        if let Some(conn) = &connection {
+            let mut state = self.state();
+            // A local change while reading may have made what was read stale.
+            if state.generation == generation {
+                if state.entries.len() >= MAX_ENTRIES {
+                    state.entries.clear();
+                }
+                state
+                    .entries
+                    .insert(raw.to_owned(), (read_at, conn.clone()));
+            }
+        }
+        Ok(CalledNumber {
+            number: Some(number),
+            connection,
+        })
+    }
+
+    /// Forget everything read so far.
+    pub fn invalidate(&self) {
+        let mut state = self.state();
+        state.generation = state.generation.wrapping_add(1);
+        state.entries.clear();
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for LiveConnections {
+    async fn get_connection(
+        &self,
+        customer: &CustomerId,
+        provider: ProviderKind,
+        number: &CarrierNumberId,
+    ) -> Result<Option<NumberConnection>, StoreError> {
+        self.inner.get_connection(customer, provider, number).await
+    }
+
+    async fn get_connection_by_id(
+        &self,
+        id: ConnectionId,
+    ) -> Result<Option<NumberConnection>, StoreError> {
+        self.inner.get_connection_by_id(id).await
+    }
+
+    async fn find_live_connection_by_e164(
+        &self,
+        e164: &E164,
+    ) -> Result<Option<NumberConnection>, StoreError> {
+        self.inner.find_live_connection_by_e164(e164).await
+    }
+
+    async fn list_connections(
+        &self,
+        customer: &CustomerId,
+        provider: ProviderKind,
+    ) -> Result<Vec<NumberConnection>, StoreError> {
+        self.inner.list_connections(customer, provider).await
+    }
+
+    async fn save_connection(&self, connection: &NumberConnection) -> Result<(), StoreError> {
+        // Before and after: a webhook reading during the write must not cache the old row
+        // (the generation check), and none may answer from it afterwards. Also on failure:
+        // the write may have happened.
+        self.invalidate();
+        let saved = self.inner.save_connection(connection).await;
+        self.invalidate();
+        saved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ConnectionStatus;
+    use crate::usecases::fakes::FakeStore;
+    use crate::usecases::fakes::calls::sample_connection;
+
+    const CALLED: &str = "+14155550100";
+
+    fn cache(ttl: Duration) -> (LiveConnections, FakeStore) {
+        let store = FakeStore::default();
+        store
+            .connections
+            .lock()
+            .unwrap()
+            .push(sample_connection(CALLED));
+        (LiveConnections::new(Arc::new(store.clone()), ttl), store)
+    }
+
+    fn lookups(store: &FakeStore) -> usize {
+        store.live_lookups.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_hit_needs_neither_the_store_nor_a_parse() {
+        let (cache, store) = cache(Duration::from_secs(60));
+        let first = cache.live_for_called(CALLED).await.unwrap();
+        assert_eq!(first.number.as_ref().map(E164::as_str), Some(CALLED));
+        assert!(first.connection.is_some());
+        assert_eq!(lookups(&store), 1);
+        let second = cache.live_for_called(CALLED).await.unwrap();
+        assert_eq!(second, first);
+        assert_eq!(lookups(&store), 1, "answered from memory");
+    }
+
+    #[tokio::test]
+    async fn a_local_save_is_seen_by_the_next_webhook() {
+        let (cache, store) = cache(Duration::from_secs(60));
+        let conn = cache
+            .live_for_called(CALLED)
+            .await
+            .unwrap()
+            .connection
+            .unwrap();
+        let mut gone = conn.clone();
+        gone.status = ConnectionStatus::Disconnected;
+        cache.save_connection(&gone).await.unwrap();
+        let after = cache.live_for_called(CALLED).await.unwrap();
+        assert_eq!(after.connection, None, "the disconnect is seen at once");
+        assert_eq!(lookups(&store), 2);
+    }
+
+    #[tokio::test]
+    async fn another_instances_change_is_seen_after_the_ttl() {
+        let (cache, store) = cache(Duration::from_millis(50));
+        assert!(
+            cache
+                .live_for_called(CALLED)
+                .await
+                .unwrap()
+                .connection
+                .is_some()
+        );
+        // Another instance disconnects the number: straight into the store.
+        store.connections.lock().unwrap()[0].status = ConnectionStatus::Disconnected;
+        assert!(
+            cache
+                .live_for_called(CALLED)
+                .await
+                .unwrap()
+                .connection
+                .is_some(),
+            "within the ttl the cached connection may still answer"
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(
+            cache.live_for_called(CALLED).await.unwrap().connection,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn absence_is_not_cached_and_bad_numbers_are_not_looked_up() {
+        let (cache, store) = cache(Duration::from_secs(60));
+        let other = "+14155550101";
+        assert_eq!(cache.live_for_called(other).await.unwrap().connection, None);
+        store
+            .connections
+            .lock()
+            .unwrap()
+            .push(sample_connection(other));
+        assert!(
+            cache
+                .live_for_called(other)
+                .await
+                .unwrap()
+                .connection
+                .is_some(),
+            "a number connected elsewhere is seen at once"
+        );
+        let before = lookups(&store);
+        let bad = cache.live_for_called("not a number").await.unwrap();
+        assert_eq!(bad.number, None);
+        assert_eq!(lookups(&store), before);
+    }
+}

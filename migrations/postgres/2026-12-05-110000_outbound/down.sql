@@ -1,0 +1,3 @@
+DROP TABLE outbound_calls;
+DROP TABLE outbound_numbers;
+DROP TABLE outbound_routes;
