@@ -80,7 +80,13 @@ proptest! {
     /// header names every algorithm a forger tries (`none`, HS256 keyed with the public key).
     #[test]
     fn forged_headers_and_claims_are_refused(
-        alg in prop_oneof![Just("none"), Just("HS256"), Just("EdDSA"), Just("RS256"), "[A-Za-z0-9]{0,6}"],
+        alg in prop_oneof![
+            Just("none".to_owned()),
+            Just("HS256".to_owned()),
+            Just("EdDSA".to_owned()),
+            Just("RS256".to_owned()),
+            "[A-Za-z0-9]{0,6}",
+        ],
         kid in proptest::option::of(json_value()),
         extra in json_value(),
         claims in json_value(),
