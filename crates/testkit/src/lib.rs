@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 
-pub mod crashpoint;
 mod concurrency;
+pub mod crashpoint;
 pub mod livekit;
 pub mod telnyx;
 pub mod twilio;

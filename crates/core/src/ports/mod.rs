@@ -6,9 +6,9 @@
 
 mod carrier;
 mod errors;
-mod secrets;
 mod jobs;
 mod outbound_store;
+mod secrets;
 mod sip_platform;
 mod store;
 pub mod store_codec;
@@ -17,9 +17,9 @@ mod voice_url;
 
 pub use carrier::*;
 pub use errors::*;
-pub use secrets::*;
 pub use jobs::*;
 pub use outbound_store::*;
+pub use secrets::*;
 pub use sip_platform::*;
 pub use store::*;
 pub use vault::*;

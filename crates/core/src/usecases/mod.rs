@@ -10,9 +10,9 @@ mod credentials;
 mod jobs;
 mod live_connections;
 mod naming;
-pub mod rotation;
 mod outbound;
 mod place_call;
+pub mod rotation;
 mod status;
 mod voice_url;
 
