@@ -82,8 +82,8 @@ pub async fn rotate(
         .await
         .map_err(|e| e.to_string())?;
     let mut line = summary(&report);
-    for (id, why) in &report.failed {
-        let _ = write!(line, "\n  could not re-seal integration {id}: {why}");
+    for (which, why) in &report.failed {
+        let _ = write!(line, "\n  could not re-seal the {which}: {why}");
     }
     Ok((line, report.failed.is_empty()))
 }

@@ -1,8 +1,10 @@
 //! Key rotation as an operation: re-seal every stored secret with the active key, and count
 //! which key seals what.
 //!
-//! Resumable: the walk goes in integration id order, and a secret already sealed with the
-//! active key is left alone, so a run that stopped (or a second run) only does what is left.
+//! Every kind of stored secret is walked ([`SealedKind::ALL`]: carrier credentials, webhook
+//! secrets, outbound and voice-URL SIP passwords), each sealed with its integration's context.
+//! Resumable: each kind is walked in key order, and a secret already sealed with the active
+//! key is left alone, so a run that stopped (or a second run) only does what is left.
 //! Safe on a live system: each secret is replaced only if it is still the value that was
 //! read (compare-and-swap in the store); a secret saved meanwhile by a running instance is
 //! newer, already sealed with the active key (every instance must run with the same
@@ -11,11 +13,9 @@
 use std::collections::BTreeMap;
 
 use crate::error::Error;
-use crate::ids::IntegrationId;
-use crate::model::SealContext;
-use crate::ports::{CredentialVault, SealedSecretStore};
+use crate::ports::{CredentialVault, SealedKind, SealedSecretStore};
 
-/// What one rotation run did.
+/// What one rotation run did, over every kind of stored secret.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RotationReport {
     /// Secrets looked at.
@@ -26,8 +26,30 @@ pub struct RotationReport {
     pub current: u64,
     /// Changed by someone else between the read and the write: left as they are.
     pub changed_meanwhile: u64,
-    /// Could not be opened (unknown key, tampered bytes): left as they are, ids listed.
-    pub failed: Vec<(IntegrationId, String)>,
+    /// Could not be opened (unknown key, tampered bytes, owner gone): left as they are; which
+    /// secret (kind and key) and why.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Walk every stored secret of every kind, a page of `batch` at a time.
+async fn walk<F>(store: &dyn SealedSecretStore, batch: u32, mut each: F) -> Result<(), Error>
+where
+    F: AsyncFnMut(SealedKind, &crate::ports::SealedRow) -> Result<(), Error>,
+{
+    for kind in SealedKind::ALL {
+        let mut after = None;
+        loop {
+            let page = store.sealed_after(kind, after, batch.max(1)).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(last.key.clone());
+            for row in &page {
+                each(kind, row).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How many stored secrets each key id seals (`"?"` for bytes that name no key).
@@ -37,24 +59,17 @@ pub async fn key_census(
     batch: u32,
 ) -> Result<BTreeMap<String, u64>, Error> {
     let mut counts = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = store.integrations_after(after, batch.max(1)).await?;
-        let Some(last) = page.last() else {
-            return Ok(counts);
-        };
-        after = Some(last.id);
-        for i in &page {
-            let kid = vault
-                .key_id(&i.sealed_secret)
-                .unwrap_or_else(|| "?".to_owned());
-            *counts.entry(kid).or_default() += 1;
-        }
-    }
+    walk(store, batch, async |_, row| {
+        let kid = vault.key_id(&row.sealed).unwrap_or_else(|| "?".to_owned());
+        *counts.entry(kid).or_default() += 1;
+        Ok(())
+    })
+    .await?;
+    Ok(counts)
 }
 
 /// Re-seal, page by page, every secret sealed with a key other than the active one.
-/// `progress` is told after each page (for an operator watching a long run).
+/// `progress` is told after each secret re-sealed (for an operator watching a long run).
 pub async fn rotate(
     store: &dyn SealedSecretStore,
     vault: &dyn CredentialVault,
@@ -62,40 +77,37 @@ pub async fn rotate(
     mut progress: impl FnMut(&RotationReport),
 ) -> Result<RotationReport, Error> {
     let mut report = RotationReport::default();
-    let mut after = None;
-    loop {
-        let page = store.integrations_after(after, batch.max(1)).await?;
-        let Some(last) = page.last() else {
-            return Ok(report);
+    walk(store, batch, async |kind, row| {
+        report.examined += 1;
+        if !vault.needs_reseal(&row.sealed) {
+            report.current += 1;
+            return Ok(());
+        }
+        let which = format!("{} {}", kind.as_str(), row.key.replace('\u{1f}', "/"));
+        let Some(ctx) = &row.context else {
+            report
+                .failed
+                .push((which, "its integration or connection is gone".to_owned()));
+            return Ok(());
         };
-        after = Some(last.id);
-        for i in &page {
-            report.examined += 1;
-            if !vault.needs_reseal(&i.sealed_secret) {
-                report.current += 1;
-                continue;
+        let new = match vault.reseal(&row.sealed, ctx).await {
+            Ok(n) => n,
+            Err(e) => {
+                report.failed.push((which, e.to_string()));
+                return Ok(());
             }
-            let ctx = SealContext {
-                customer_id: i.customer_id.clone(),
-                integration_id: i.id,
-                provider: i.provider,
-            };
-            let new = match vault.reseal(&i.sealed_secret, &ctx).await {
-                Ok(n) => n,
-                Err(e) => {
-                    report.failed.push((i.id, e.to_string()));
-                    continue;
-                }
-            };
-            if store
-                .replace_sealed_secret(i.id, &i.sealed_secret, &new)
-                .await?
-            {
-                report.resealed += 1;
-            } else {
-                report.changed_meanwhile += 1;
-            }
+        };
+        if store
+            .replace_sealed(kind, &row.key, &row.sealed, &new)
+            .await?
+        {
+            report.resealed += 1;
+        } else {
+            report.changed_meanwhile += 1;
         }
         progress(&report);
-    }
+        Ok(())
+    })
+    .await?;
+    Ok(report)
 }
