@@ -21,6 +21,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use rand::{Rng as _, SeedableRng as _};
@@ -476,7 +477,11 @@ impl World {
                 } else {
                     assert_eq!(ours.len(), 1, "{what}: {ours:?}");
                     let trunk = &ours[0].sid;
-                    assert_eq!(self.twilio.trunk_numbers(trunk), [pn.clone()], "{what}");
+                    assert_eq!(
+                        self.twilio.trunk_numbers(trunk),
+                        std::slice::from_ref(&pn),
+                        "{what}"
+                    );
                     assert_eq!(number.trunk_sid.as_ref(), Some(trunk), "{what}");
                     let urls = self.twilio.origination_urls(trunk);
                     let mut got: Vec<&str> = urls.iter().map(|u| u.sip_url.as_str()).collect();
@@ -517,7 +522,7 @@ impl World {
                     let route = &ours[0].id;
                     assert_eq!(
                         self.telnyx.connection_numbers(route),
-                        [subject.number_id.clone()],
+                        std::slice::from_ref(&subject.number_id),
                         "{what}"
                     );
                     assert_eq!(number.connection_id.as_ref(), Some(route), "{what}");
@@ -733,7 +738,7 @@ async fn soak() {
         started.elapsed()
     );
     for (point, n) in &hits {
-        report.push_str(&format!("  {n:>4}  {point}\n"));
+        let _ = writeln!(report, "  {n:>4}  {point}");
     }
     let _ = std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes());
 }
