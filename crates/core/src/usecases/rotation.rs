@@ -69,7 +69,8 @@ pub async fn key_census(
 }
 
 /// Re-seal, page by page, every secret sealed with a key other than the active one.
-/// `progress` is told after each secret re-sealed (for an operator watching a long run).
+/// `progress` is told after every `batch` secrets re-sealed (for an operator watching a long
+/// run).
 pub async fn rotate(
     store: &dyn SealedSecretStore,
     vault: &dyn CredentialVault,
@@ -102,10 +103,12 @@ pub async fn rotate(
             .await?
         {
             report.resealed += 1;
+            if report.resealed % u64::from(batch.max(1)) == 0 {
+                progress(&report);
+            }
         } else {
             report.changed_meanwhile += 1;
         }
-        progress(&report);
         Ok(())
     })
     .await?;
