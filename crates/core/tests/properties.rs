@@ -102,3 +102,104 @@ opaque_id_properties!(
     room_name_accepts_exactly_its_contract: RoomName,
     webhook_event_id_accepts_exactly_its_contract: WebhookEventId,
 );
+
+// --- routing policy ------------------------------------------------------------------------
+
+use trunkline_core::model::{DispatchMode, RoutingPolicy};
+
+/// Text near the limits, with the occasional control character or reserved prefix.
+fn policy_text(max: usize) -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z \\-_.]{0,12}",
+        "(sip\\.|lk\\.)?[a-zA-Z0-9 ]{0,8}[\u{0}\n]?",
+        prop::collection::vec(proptest::char::range('a', 'z'), max - 1..=max + 1)
+            .prop_map(String::from_iter),
+        any::<String>(),
+    ]
+}
+
+fn policy() -> impl Strategy<Value = RoutingPolicy> {
+    (
+        proptest::option::of(policy_text(RoutingPolicy::MAX_AGENT_NAME)),
+        proptest::option::of(prop_oneof![
+            "[ -~]{0,20}",
+            prop::collection::vec(
+                Just('x'),
+                RoutingPolicy::MAX_METADATA..=RoutingPolicy::MAX_METADATA + 1
+            )
+            .prop_map(String::from_iter),
+        ]),
+        prop::collection::btree_map(
+            policy_text(RoutingPolicy::MAX_ATTRIBUTE_LEN),
+            policy_text(RoutingPolicy::MAX_ATTRIBUTE_LEN),
+            0..4,
+        ),
+        prop::bool::ANY,
+    )
+        .prop_map(|(agent_name, metadata, attributes, rule)| RoutingPolicy {
+            agent_name,
+            metadata,
+            attributes,
+            dispatch_mode: if rule {
+                DispatchMode::Rule
+            } else {
+                DispatchMode::Webhook
+            },
+        })
+}
+
+/// The contract of `RoutingPolicy::validate`, written out independently.
+fn policy_ok(p: &RoutingPolicy) -> bool {
+    let name_ok = p.agent_name.as_ref().is_none_or(|n| {
+        !n.trim().is_empty()
+            && n.len() <= RoutingPolicy::MAX_AGENT_NAME
+            && !n.chars().any(char::is_control)
+    });
+    let metadata_ok = p
+        .metadata
+        .as_ref()
+        .is_none_or(|m| m.len() <= RoutingPolicy::MAX_METADATA);
+    let attributes_ok = p.attributes.len() <= RoutingPolicy::MAX_ATTRIBUTES
+        && p.attributes.iter().all(|(k, v)| {
+            !k.is_empty()
+                && k.len() <= RoutingPolicy::MAX_ATTRIBUTE_LEN
+                && v.len() <= RoutingPolicy::MAX_ATTRIBUTE_LEN
+                && !k.starts_with("sip.")
+                && !k.starts_with("lk.")
+        });
+    let mode_ok = p.dispatch_mode == DispatchMode::Webhook || p.agent_name.is_some();
+    name_ok && metadata_ok && attributes_ok && mode_ok
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `validate` accepts exactly what its contract allows, and a refusal names a
+    /// `routing.` field; the stored form (JSON) reads back to the same policy.
+    #[test]
+    fn routing_policy_validates_its_contract_and_round_trips(p in policy()) {
+        match p.validate() {
+            Ok(()) => prop_assert!(policy_ok(&p), "accepted {p:?}"),
+            Err(e) => {
+                prop_assert!(!policy_ok(&p), "refused {p:?}: {e:?}");
+                prop_assert!(e.field.is_some_and(|f| f.starts_with("routing.")), "{e:?}");
+            }
+        }
+        let json = serde_json::to_string(&p).unwrap();
+        let back: RoutingPolicy = serde_json::from_str(&json).unwrap();
+        prop_assert_eq!(&back, &p);
+        prop_assert_eq!(back.validate().is_ok(), p.validate().is_ok());
+    }
+
+    /// Any JSON at all: reading a stored policy never panics.
+    #[test]
+    fn routing_policy_reads_any_json_without_panicking(raw in any::<String>(), n in any::<i64>()) {
+        let _ = serde_json::from_str::<RoutingPolicy>(&raw);
+        let doc = format!(
+            "{{\"agentName\":{n},\"attributes\":{{\"a\":{raw:?}}},\"dispatchMode\":{raw:?}}}"
+        );
+        if let Ok(p) = serde_json::from_str::<RoutingPolicy>(&doc) {
+            let _ = p.validate();
+        }
+    }
+}

@@ -44,6 +44,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "customer")]
         role: DevRole,
     },
+    /// The credential vault: which keys seal the stored secrets, and key rotation.
+    Vault {
+        #[command(subcommand)]
+        command: crate::vault_cli::VaultCommand,
+    },
     /// Try trunkline with no configuration: SQLite under ./data/dev, in-process Twilio,
     /// Telnyx and LiveKit emulators with demo accounts, and the console (not in production).
     Dev(crate::devmode::DevArgs),
@@ -113,6 +118,10 @@ pub fn run(cli: Cli, env: &Env) -> Result<(), Failure> {
             tokio_runtime()?.block_on(migrate(&config))
         }
         Command::DevToken { customer, role } => dev_token(&config, &customer, role),
+        Command::Vault { command } => {
+            telemetry::init_logging(config.log_format, &config.log_filter);
+            tokio_runtime()?.block_on(vault(&config, command))
+        }
         Command::Dev(args) => crate::devmode::run(&args, env),
     }
 }
@@ -174,6 +183,52 @@ async fn migrate(config: &Config) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+async fn vault(config: &Config, command: crate::vault_cli::VaultCommand) -> Result<(), Failure> {
+    use crate::vault_cli::{self, VaultCommand};
+    let mut notes = DevNotes {
+        lines: Vec::new(),
+        tokens: None,
+    };
+    let vault = build_vault(config, &absolute(&config.data_dir), &mut notes)?;
+    for line in &notes.lines {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+    let active = match &config.vault {
+        Some(keys) => keys.active_kid.clone(),
+        None => KeyRing::load_or_create_dev(&absolute(&config.data_dir))
+            .map(|(ring, _)| ring.active_key_id().to_owned())
+            .map_err(Failure::runtime)?,
+    };
+    let store = open_store(config).await?.sealed_secrets();
+    match command {
+        VaultCommand::Status { batch } => {
+            let lines = vault_cli::status(&*store, &*vault, &active, batch)
+                .await
+                .map_err(Failure::runtime)?;
+            for line in lines {
+                say(&line);
+            }
+            Ok(())
+        }
+        VaultCommand::Rotate { batch } => {
+            say(&format!("re-sealing with the active key {active}"));
+            let (line, complete) = vault_cli::rotate(&*store, &*vault, batch, |p| {
+                let _ = writeln!(std::io::stderr().lock(), "progress: {p}");
+            })
+            .await
+            .map_err(Failure::runtime)?;
+            say(&line);
+            if complete {
+                Ok(())
+            } else {
+                Err(Failure::runtime(
+                    "some secrets could not be re-sealed (listed above): they are left as they were",
+                ))
+            }
+        }
+    }
 }
 
 fn dev_token(config: &Config, customer: &str, role: DevRole) -> Result<(), Failure> {

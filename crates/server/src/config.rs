@@ -61,6 +61,7 @@ pub const OUTBOUND_ALLOWED_COUNTRIES: &str = "TRUNKLINE_OUTBOUND_ALLOWED_COUNTRI
 pub const CREDENTIAL_CHECKS_PER_MINUTE: &str = "TRUNKLINE_CREDENTIAL_CHECKS_PER_MINUTE";
 pub const CREDENTIAL_CHECKS_BURST: &str = "TRUNKLINE_CREDENTIAL_CHECKS_BURST";
 pub const DATABASE_TIMEOUT_MS: &str = "TRUNKLINE_DATABASE_TIMEOUT_MS";
+pub const LEASE_TTL_MS: &str = "TRUNKLINE_LEASE_TTL_MS";
 pub const UPSTREAM_CONCURRENCY: &str = "TRUNKLINE_UPSTREAM_CONCURRENCY";
 pub const JOBS_PARALLELISM: &str = "TRUNKLINE_JOBS_PARALLELISM";
 pub const JOBS_MAX_RUNNING: &str = "TRUNKLINE_JOBS_MAX_RUNNING";
@@ -363,6 +364,9 @@ pub struct Config {
     /// The prefix of the rooms the dispatch rules create.
     pub livekit_room_prefix: String,
     pub dispatch: DispatchConfig,
+    /// How long a connect/disconnect lease lives without renewal: after a crash, the number
+    /// is free again within it.
+    pub lease_ttl: Duration,
     pub jobs: JobsConfig,
     pub sip_target: Option<SipTarget>,
     pub allow_sip_target_override: bool,
@@ -577,6 +581,13 @@ impl Config {
         let livekit = parse_livekit(env, &mut p);
         let livekit_room_prefix = parse_room_prefix(env, &mut p);
         let dispatch = parse_dispatch(env, &mut p);
+        let lease_ttl = Duration::from_millis(parse_number(
+            env,
+            LEASE_TTL_MS,
+            u64::try_from(trunkline_core::usecases::LEASE_TTL.as_millis()).unwrap_or(10_000),
+            1_000..=60_000,
+            &mut p,
+        ));
         let jobs = parse_jobs(env, &mut p);
         let sip_target = env
             .get(SIP_TARGET, &mut p)
@@ -636,6 +647,7 @@ impl Config {
                 livekit,
                 livekit_room_prefix,
                 dispatch,
+                lease_ttl,
                 jobs,
                 sip_target,
                 allow_sip_target_override,

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+#[cfg(test)]
+mod auth_properties;
 pub mod cli;
 pub mod config;
 pub mod dev;
@@ -15,6 +17,7 @@ pub mod routes;
 pub mod state;
 pub mod telemetry;
 pub mod throttle;
+pub mod vault_cli;
 mod wire_errors;
 
 pub use auth::{Authenticator, Caller, ReadScope, WriteScope};

@@ -291,8 +291,10 @@ pub fn build_onboarding(config: &Config, adapters: &Adapters, instance_id: &str)
         default_sip_target: config.sip_target.clone(),
         allow_sip_target_override: config.allow_sip_target_override,
         instance_id: instance_id.to_owned(),
-        lease_ttl: trunkline_core::usecases::LEASE_TTL,
-        lease_wait: trunkline_core::usecases::LEASE_WAIT,
+        lease_ttl: config.lease_ttl,
+        // A holder that is alive renews within a third of the lifetime: waiting longer than
+        // the lifetime only waits for a dead one.
+        lease_wait: trunkline_core::usecases::LEASE_WAIT.min(config.lease_ttl / 2),
         room_prefix: config.livekit_room_prefix.clone(),
         outbound_allowed_countries: config.outbound_allowed_countries.clone(),
         public_url: config.public_url.clone(),

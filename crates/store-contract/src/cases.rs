@@ -1714,3 +1714,177 @@ pub async fn check_ready_reports_pending_migrations(store: Arc<dyn Store>, migra
             .is_some()
     );
 }
+
+/// Key rotation's walk: every sealed secret of every kind, in pages, each once and with the
+/// context it was sealed with; and its compare-and-swap, which keeps a newer value.
+pub async fn sealed_secrets_walk_in_id_order_and_replace_only_what_was_read(store: Arc<dyn Store>) {
+    use trunkline_core::model::SealContext;
+    use trunkline_core::ports::{OutboundRoute, SealedKind, SealedRow, VoiceBinding};
+
+    let ctx = |i: &trunkline_core::model::Integration| SealContext {
+        customer_id: i.customer_id.clone(),
+        integration_id: i.id,
+        provider: i.provider,
+    };
+    let mut integrations = Vec::new();
+    for n in 0..5 {
+        let mut i = integration(&customer(&format!("rot{n}")));
+        i.sealed_secret = SealedSecret(vec![1, 2, n]);
+        store.put_integration(&i).await.unwrap();
+        integrations.push(i);
+    }
+    let mut t = telnyx_integration(&customer("rot0"));
+    t.sealed_secret = SealedSecret(vec![9]);
+    store.put_integration(&t).await.unwrap();
+    integrations.push(t);
+    // A webhook secret, an outbound route and a voice-URL binding of rot1's.
+    let owner = integrations[1].clone();
+    store
+        .put_webhook_secret(
+            &owner.customer_id,
+            owner.provider,
+            owner.id,
+            Some(SealedSecret(vec![3, 1])),
+        )
+        .await
+        .unwrap();
+    let route = OutboundRoute {
+        customer_id: owner.customer_id.clone(),
+        provider: owner.provider,
+        route_id: crate::fixtures::route_id(),
+        termination_host: None,
+        sip_username: "tl0123456789".to_owned(),
+        sealed_password: SealedSecret(vec![3, 2]),
+        livekit_trunk_id: None,
+        created_at: now_micros(),
+        updated_at: now_micros(),
+    };
+    store.put_outbound_route(&route).await.unwrap();
+    let mut conn = bare_connection(&owner.customer_id, e164(7));
+    conn.integration_id = owner.id;
+    store.save_connection(&conn).await.unwrap();
+    store
+        .save_voice_binding(&VoiceBinding {
+            connection_id: conn.id,
+            voice_url: "https://tl.example.com/voice".to_owned(),
+            sip_username: "tlvoice".to_owned(),
+            sealed_sip_password: SealedSecret(vec![3, 3]),
+            created_at: now_micros(),
+            updated_at: now_micros(),
+        })
+        .await
+        .unwrap();
+
+    // Pages of two, each from the last key of the one before: all, once, in order.
+    let walk = async |kind: SealedKind| {
+        let mut seen: Vec<SealedRow> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.sealed_after(kind, after.clone(), 2).await.unwrap();
+            assert!(page.len() <= 2);
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            seen.extend(page);
+        }
+        assert!(
+            store
+                .sealed_after(kind, after, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        seen
+    };
+    let mut want: Vec<(Option<SealContext>, SealedSecret)> = integrations
+        .iter()
+        .map(|i| (Some(ctx(i)), i.sealed_secret.clone()))
+        .collect();
+    let creds = walk(SealedKind::Credentials).await;
+    assert!(creds.windows(2).all(|w| w[0].key < w[1].key), "{creds:?}");
+    let mut got: Vec<_> = creds
+        .iter()
+        .map(|r| (r.context.clone(), r.sealed.clone()))
+        .collect();
+    want.sort_by(|a, b| a.1.0.cmp(&b.1.0));
+    got.sort_by(|a, b| a.1.0.cmp(&b.1.0));
+    assert_eq!(got, want);
+    for (kind, sealed) in [
+        (SealedKind::WebhookSecret, SealedSecret(vec![3, 1])),
+        (SealedKind::OutboundPassword, SealedSecret(vec![3, 2])),
+        (SealedKind::VoiceSipPassword, SealedSecret(vec![3, 3])),
+    ] {
+        let rows = walk(kind).await;
+        assert_eq!(rows.len(), 1, "{kind:?}: {rows:?}");
+        assert_eq!(rows[0].context, Some(ctx(&owner)), "{kind:?}");
+        assert_eq!(rows[0].sealed, sealed, "{kind:?}");
+        // Compare-and-swap: the value read is replaced; a stale one is not.
+        let new = SealedSecret(vec![7, 7, 7]);
+        assert!(
+            store
+                .replace_sealed(kind, &rows[0].key, &sealed, &new)
+                .await
+                .unwrap(),
+            "{kind:?}"
+        );
+        assert!(
+            !store
+                .replace_sealed(kind, &rows[0].key, &sealed, &SealedSecret(vec![8]))
+                .await
+                .unwrap(),
+            "{kind:?}: a stale value replaced the newer one"
+        );
+        assert_eq!(walk(kind).await[0].sealed, new, "{kind:?}");
+    }
+    // Credentials: the value read is replaced, `updated_at` kept; a stale one is not.
+    let target = creds[0].clone();
+    let new = SealedSecret(vec![7, 7, 7]);
+    assert!(
+        store
+            .replace_sealed(SealedKind::Credentials, &target.key, &target.sealed, &new)
+            .await
+            .unwrap()
+    );
+    let again = store
+        .replace_sealed(
+            SealedKind::Credentials,
+            &target.key,
+            &target.sealed,
+            &SealedSecret(vec![8]),
+        )
+        .await
+        .unwrap();
+    assert!(!again, "a stale value replaced the newer one");
+    let ctx0 = target.context.clone().unwrap();
+    let before = integrations
+        .iter()
+        .find(|i| i.id == ctx0.integration_id)
+        .unwrap();
+    let read = store
+        .get_integration(&before.customer_id, before.provider)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.sealed_secret, new);
+    assert_eq!(read.updated_at, before.updated_at);
+    // Nothing else changed.
+    for other in integrations.iter().filter(|i| i.id != before.id) {
+        let read = store
+            .get_integration(&other.customer_id, other.provider)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&read, other);
+    }
+    // A secret that is gone is not replaced.
+    assert!(
+        !store
+            .replace_sealed(
+                SealedKind::Credentials,
+                &IntegrationId::new().to_string(),
+                &new,
+                &SealedSecret(vec![1])
+            )
+            .await
+            .unwrap()
+    );
+}

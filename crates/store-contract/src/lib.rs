@@ -77,6 +77,7 @@ macro_rules! contract_tests {
             fleet_lists_customers_and_connections_in_pages,
             fleet_checks_round_trip_and_replace,
             fleet_purchases_and_settings_round_trip,
+            sealed_secrets_walk_in_id_order_and_replace_only_what_was_read,
             voice_webhook_secret_follows_the_current_integration,
             voice_binding_round_trip_replace_delete,
             voice_route_finds_every_owner_of_the_account_in_one_read,

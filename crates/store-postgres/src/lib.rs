@@ -8,6 +8,7 @@ mod outbound;
 mod prepared;
 mod rows;
 mod schema;
+mod secrets;
 mod store;
 mod voice_url;
 

@@ -8,6 +8,7 @@ mod migrate;
 mod outbound;
 mod rows;
 mod schema;
+mod secrets;
 mod store;
 mod sync_ops;
 mod voice_url;

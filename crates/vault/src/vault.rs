@@ -122,6 +122,10 @@ impl CredentialVault for AesGcmVault {
     /// True for anything not sealed with the active key, including bytes that do not parse:
     /// a rotation sweep then calls [`CredentialVault::reseal`], which reports the problem,
     /// instead of silently skipping a corrupt value.
+    fn key_id(&self, sealed: &SealedSecret) -> Option<String> {
+        format::parse(&sealed.0).ok().map(|p| p.kid.to_owned())
+    }
+
     fn needs_reseal(&self, sealed: &SealedSecret) -> bool {
         format::parse(&sealed.0).map_or(true, |parts| parts.kid != self.ring.active_key_id())
     }

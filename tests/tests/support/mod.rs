@@ -334,6 +334,19 @@ impl<'a> Client<'a> {
 
     /// Send a request; a `Value::Null` body sends none.
     pub async fn call(&self, method: Method, path: &str, body: &Value) -> Reply {
+        self.try_call(method, path, body)
+            .await
+            .expect("the server answers")
+    }
+
+    /// [`Self::call`], with a connection error returned (a pooled connection the server
+    /// closed just as it was reused: a client sends again).
+    pub async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Reply, reqwest::Error> {
         let mut req = self
             .server
             .client()
@@ -342,7 +355,7 @@ impl<'a> Client<'a> {
         if !body.is_null() {
             req = req.json(body);
         }
-        let res = req.send().await.expect("the server answers");
+        let res = req.send().await?;
         let status = res.status();
         let header = |name: &str| {
             res.headers()
@@ -352,16 +365,16 @@ impl<'a> Client<'a> {
         };
         let request_id = header("x-request-id");
         let retry_after = header("retry-after");
-        let text = res.text().await.expect("a body");
+        let text = res.text().await?;
         self.transcript.push(text.clone());
         let body = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("not JSON ({e}), status {status}: {text}"));
-        Reply {
+        Ok(Reply {
             status,
             body,
             request_id,
             retry_after,
-        }
+        })
     }
 
     pub async fn verify(&self, body: &Value) -> Reply {

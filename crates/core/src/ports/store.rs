@@ -342,6 +342,7 @@ pub trait Store:
     + AuditLog
     + StoreHealth
     + FleetStore
+    + super::SealedSecretStore
     + super::JobStore
     + super::OutboundStore
     + super::VoiceUrlStore
@@ -356,6 +357,7 @@ impl<T> Store for T where
         + AuditLog
         + StoreHealth
         + FleetStore
+        + super::SealedSecretStore
         + super::JobStore
         + super::OutboundStore
         + super::VoiceUrlStore

@@ -30,6 +30,13 @@ pub trait CredentialVault: Send + Sync {
         ctx: &SealContext,
     ) -> Result<SecretString, VaultError>;
 
+    /// The id of the key that sealed the value, without opening it; `None` when the bytes
+    /// name none (or the vault cannot tell).
+    fn key_id(&self, sealed: &SealedSecret) -> Option<String> {
+        let _ = sealed;
+        None
+    }
+
     /// Whether the value was sealed with a key other than the active one.
     fn needs_reseal(&self, sealed: &SealedSecret) -> bool;
 

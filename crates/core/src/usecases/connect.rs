@@ -1082,6 +1082,7 @@ impl Onboarding {
             onboarding: self,
             conn: Mutex::new(conn.clone()),
         };
+        let route_gone = std::sync::atomic::AtomicBool::new(false);
         let carrier_half = async {
             let mut steps = Vec::new();
             let number = match carrier.fetch_number(creds, number_id).await {
@@ -1125,9 +1126,16 @@ impl Onboarding {
             }
             if let (TrunkStrategy::Dedicated, true, Some(trunk)) =
                 (conn.trunk_strategy, conn.route_created, &conn.route_id)
-                && carrier.fetch_route(creds, trunk).await?.is_some()
             {
-                if carrier.list_route_numbers(creds, trunk).await?.is_empty() {
+                if carrier.fetch_route(creds, trunk).await?.is_none() {
+                    // Deleted already: by an earlier attempt that died before recording it
+                    // (its answer lost), or by hand. The record must not keep naming it.
+                    route_gone.store(true, std::sync::atomic::Ordering::SeqCst);
+                    steps.push(
+                        Step::new("trunk", StepAction::Skipped, Some(trunk.to_string()))
+                            .detail("the trunk was already gone"),
+                    );
+                } else if carrier.list_route_numbers(creds, trunk).await?.is_empty() {
                     carrier.delete_route(creds, trunk).await?;
                     steps.push(Step::new(
                         "trunk",
@@ -1176,9 +1184,10 @@ impl Onboarding {
         let mut steps = carrier_result?;
         steps.extend(livekit_result?);
         let stored_trunk = conn.route_id.as_ref().map(ToString::to_string);
-        let trunk_deleted = steps
-            .iter()
-            .any(|s| s.step == "trunk" && s.action == StepAction::Deleted && s.id == stored_trunk);
+        let trunk_deleted = route_gone.load(std::sync::atomic::Ordering::SeqCst)
+            || steps.iter().any(|s| {
+                s.step == "trunk" && s.action == StepAction::Deleted && s.id == stored_trunk
+            });
         progress
             .update(|c| {
                 c.status = ConnectionStatus::Disconnected;

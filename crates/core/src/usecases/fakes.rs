@@ -764,6 +764,62 @@ impl IntegrationStore for FakeStore {
     }
 }
 
+/// Carrier credentials only: the core's tests of rotation need no other kind.
+#[async_trait]
+impl crate::ports::SealedSecretStore for FakeStore {
+    async fn sealed_after(
+        &self,
+        kind: crate::ports::SealedKind,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<crate::ports::SealedRow>, StoreError> {
+        if kind != crate::ports::SealedKind::Credentials {
+            return Ok(Vec::new());
+        }
+        let mut v: Vec<crate::ports::SealedRow> = self
+            .integrations
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| crate::ports::SealedRow {
+                key: i.id.to_string(),
+                context: Some(crate::model::SealContext {
+                    customer_id: i.customer_id.clone(),
+                    integration_id: i.id,
+                    provider: i.provider,
+                }),
+                sealed: i.sealed_secret.clone(),
+            })
+            .filter(|r| after.as_ref().is_none_or(|a| r.key > *a))
+            .collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(v)
+    }
+    async fn replace_sealed(
+        &self,
+        kind: crate::ports::SealedKind,
+        key: &str,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> Result<bool, StoreError> {
+        if kind != crate::ports::SealedKind::Credentials {
+            return Ok(false);
+        }
+        let mut v = self.integrations.lock().unwrap();
+        match v
+            .iter_mut()
+            .find(|i| i.id.to_string() == key && &i.sealed_secret == expected)
+        {
+            Some(i) => {
+                i.sealed_secret = new.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
 #[async_trait]
 impl ConnectionStore for FakeStore {
     async fn get_connection(

@@ -16,6 +16,7 @@ mod outbound;
 mod place_call;
 mod purchase;
 mod reconcile;
+pub mod rotation;
 mod status;
 mod voice_url;
 

@@ -352,6 +352,36 @@ async fn disconnect_restores_deletes_empty_dedicated_trunk_and_is_idempotent() {
     assert_eq!(re.connection.status, ConnectionStatus::Connected);
 }
 
+/// A disconnect killed after the carrier deleted its dedicated trunk (the answer lost): the
+/// retry finds the trunk gone and the record must not keep naming it.
+#[tokio::test]
+async fn disconnect_retried_after_the_trunk_was_deleted_forgets_the_trunk() {
+    let w = world(1, false).await;
+    let first = w
+        .connect(
+            0,
+            ConnectRequest {
+                trunk_strategy: Some(TrunkStrategy::Dedicated),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(first.connection.route_id.is_some());
+    {
+        // What the first attempt did before it died: detached, restored, deleted the trunk.
+        let mut s = w.carrier.state();
+        s.numbers[0].route_id = None;
+        s.trunks.clear();
+        s.urls.clear();
+    }
+    let out = w.disconnect(0, true).await.unwrap();
+    assert_eq!(out.connection.status, ConnectionStatus::Disconnected);
+    assert_eq!(out.connection.route_id, None);
+    assert!(!out.connection.route_created);
+    assert_eq!(actions(&out.steps, "trunk"), [StepAction::Skipped]);
+}
+
 #[tokio::test]
 async fn shared_trunk_survives_disconnect() {
     let w = world(2, false).await;

@@ -134,6 +134,7 @@ impl LiveKitEmulator {
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             hang_for: options.hang_for,
+            gates: crate::crashpoint::Gates::default(),
             concurrency: Arc::default(),
         });
         let (tx, rx) = mpsc::channel::<io::Result<ServerHandle>>();
@@ -335,6 +336,18 @@ impl LiveKitEmulator {
     }
 
     // --- faults -------------------------------------------------------------------------
+
+    /// Hold the `occurrence`-th request (from 0, counted from now) of `call` (a route's
+    /// `Debug` name, e.g. `"CreateTrunk"`) before or after serving it, until the test lets it
+    /// go: see [`crate::crashpoint`].
+    pub fn crash_point(
+        &self,
+        call: &str,
+        occurrence: usize,
+        moment: crate::crashpoint::Moment,
+    ) -> crate::crashpoint::CrashPoint {
+        self.shared.gates.arm(call, occurrence, moment)
+    }
 
     /// Inject a fault on the methods `selector` picks (a [`Method`], a [`Service`] or a
     /// [`MethodSelector`]).

@@ -14,6 +14,8 @@ use livekit_protocol as proto;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::crashpoint::Moment;
+
 use super::faults::{Action, ActiveFault, Method, RecordedRequest, Service, decide};
 use super::state::{Store, TwirpError};
 
@@ -24,6 +26,8 @@ pub(crate) struct Shared {
     pub faults: Mutex<Vec<ActiveFault>>,
     pub log: Mutex<Vec<RecordedRequest>>,
     pub hang_for: Duration,
+    /// Requests a test holds to kill its client at that moment.
+    pub gates: crate::crashpoint::Gates,
     pub concurrency: std::sync::Arc<crate::concurrency::Concurrency>,
 }
 
@@ -249,6 +253,19 @@ async fn handle(
     if !decision.latency.is_zero() {
         actix_web::rt::time::sleep(decision.latency).await;
     }
+    let held = shared
+        .gates
+        .check(method.map(|m| format!("{m:?}")).as_deref());
+    if let Some(h) = &held
+        && h.moment == Moment::Before
+    {
+        // Held, then never served: the client is killed meanwhile.
+        h.hold().await;
+        let e = TwirpError::for_status(503);
+        let response = twirp_error_response(&e);
+        shared.finish(seq, response.status().as_u16(), Some(e.code));
+        return response;
+    }
     let (response, code) = match decision.action {
         Action::Hang => {
             actix_web::rt::time::sleep(shared.hang_for).await;
@@ -279,6 +296,10 @@ async fn handle(
             }
         }
     };
+    if let Some(h) = &held {
+        // Served: the change is made; the answer waits until the client is gone.
+        h.hold().await;
+    }
     shared.finish(seq, response.status().as_u16(), code);
     response
 }

@@ -206,6 +206,7 @@ impl TelnyxEmulator {
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             hang_for: options.hang_for,
+            gates: crate::crashpoint::Gates::default(),
         });
         let (tx, rx) = mpsc::channel::<io::Result<ServerHandle>>();
         let for_thread = Arc::clone(&shared);
@@ -548,6 +549,18 @@ impl TelnyxEmulator {
     }
 
     // --- faults ------------------------------------------------------------------------------
+
+    /// Hold the `occurrence`-th request (from 0, counted from now) of `call` (a route's
+    /// `Debug` name, e.g. `"CreateTrunk"`) before or after serving it, until the test lets it
+    /// go: see [`crate::crashpoint`].
+    pub fn crash_point(
+        &self,
+        call: &str,
+        occurrence: usize,
+        moment: crate::crashpoint::Moment,
+    ) -> crate::crashpoint::CrashPoint {
+        self.shared.gates.arm(call, occurrence, moment)
+    }
 
     /// Inject a fault on the routes `selector` picks (a [`Route`] or [`RouteSelector::Any`]).
     pub fn inject(&self, selector: impl Into<RouteSelector>, fault: Fault) {

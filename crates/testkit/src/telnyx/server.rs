@@ -10,6 +10,8 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::Value;
 
+use crate::crashpoint::Moment;
+
 use super::faults::{Action, ActiveFault, RATE_LIMIT, RecordedRequest, decide};
 use super::routes::{Resolved, Route, resolve};
 use super::state::{ApiError, Store, codes};
@@ -21,6 +23,8 @@ pub(crate) struct Shared {
     pub faults: Mutex<Vec<ActiveFault>>,
     pub log: Mutex<Vec<RecordedRequest>>,
     pub hang_for: Duration,
+    /// Requests a test holds to kill its client at that moment.
+    pub gates: crate::crashpoint::Gates,
 }
 
 impl Shared {
@@ -142,6 +146,26 @@ async fn handle(
     if !decision.latency.is_zero() {
         actix_web::rt::time::sleep(decision.latency).await;
     }
+    let held = shared
+        .gates
+        .check(route.map(|r| format!("{r:?}")).as_deref());
+    if let Some(h) = &held
+        && h.moment == Moment::Before
+    {
+        // Held, then never served: the client is killed meanwhile.
+        h.hold().await;
+        let response = error_response(
+            &ApiError::new(
+                503,
+                codes::UNEXPECTED,
+                "Service Unavailable",
+                "The request was not served.",
+            ),
+            None,
+        );
+        shared.set_status(seq, response.status().as_u16());
+        return response;
+    }
     let response = match decision.action {
         Action::Hang => {
             actix_web::rt::time::sleep(shared.hang_for).await;
@@ -179,6 +203,10 @@ async fn handle(
             }
         }
     };
+    if let Some(h) = &held {
+        // Served: the change is made; the answer waits until the client is gone.
+        h.hold().await;
+    }
     shared.set_status(seq, response.status().as_u16());
     response
 }

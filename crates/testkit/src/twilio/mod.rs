@@ -201,6 +201,7 @@ impl TwilioEmulator {
             api_base: format!("http://{api_addr}"),
             trunking_base: format!("http://{trunking_addr}"),
             hang_for: options.hang_for,
+            gates: crate::crashpoint::Gates::default(),
             concurrency: Arc::default(),
         });
         let (tx, rx) = mpsc::channel::<io::Result<Vec<ServerHandle>>>();
@@ -589,6 +590,18 @@ impl TwilioEmulator {
     }
 
     // --- faults ------------------------------------------------------------------------------
+
+    /// Hold the `occurrence`-th request (from 0, counted from now) of `call` (a route's
+    /// `Debug` name, e.g. `"CreateTrunk"`) before or after serving it, until the test lets it
+    /// go: see [`crate::crashpoint`].
+    pub fn crash_point(
+        &self,
+        call: &str,
+        occurrence: usize,
+        moment: crate::crashpoint::Moment,
+    ) -> crate::crashpoint::CrashPoint {
+        self.shared.gates.arm(call, occurrence, moment)
+    }
 
     /// Inject a fault on the routes `selector` picks (a [`Route`], a [`Host`] or
     /// [`RouteSelector::Any`]).

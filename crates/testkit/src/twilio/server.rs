@@ -11,6 +11,8 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::crashpoint::Moment;
+
 use super::faults::{Action, ActiveFault, RecordedRequest, decide};
 use super::routes::{Host, Params, PathIds, Resolved, Route, resolve};
 use super::state::{ApiError, Store, codes, new_sid};
@@ -22,6 +24,8 @@ pub(crate) struct Shared {
     pub api_base: String,
     pub trunking_base: String,
     pub hang_for: Duration,
+    /// Requests a test holds to kill its client at that moment.
+    pub gates: crate::crashpoint::Gates,
     pub concurrency: Arc<crate::concurrency::Concurrency>,
 }
 
@@ -178,6 +182,21 @@ async fn handle(
     if !decision.latency.is_zero() {
         actix_web::rt::time::sleep(decision.latency).await;
     }
+    let held = shared
+        .gates
+        .check(route.map(|r| format!("{r:?}")).as_deref());
+    if let Some(h) = &held
+        && h.moment == Moment::Before
+    {
+        // Held, then never served: the client is killed meanwhile.
+        h.hold().await;
+        let response = error_response(
+            &ApiError::new(503, codes::UNAVAILABLE, "Service Unavailable"),
+            None,
+        );
+        shared.set_status(seq, response.status().as_u16());
+        return response;
+    }
     let response = match decision.action {
         Action::Hang => {
             actix_web::rt::time::sleep(shared.hang_for).await;
@@ -197,6 +216,10 @@ async fn handle(
             Err(e) => error_response(&e, None),
         },
     };
+    if let Some(h) = &held {
+        // Served: the change is made; the answer waits until the client is gone.
+        h.hold().await;
+    }
     shared.set_status(seq, response.status().as_u16());
     response
 }
