@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use super::Onboarding;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CustomerId, IntegrationId, ProviderKind};
-use crate::model::{Actor, AuditAction, AuditEvent, IntegrationSettings};
+use crate::model::{Actor, AuditAction, IntegrationSettings};
 use crate::ports::{FleetStore, NumberMarket};
 
 /// Settings of the fleet use cases (from configuration).
@@ -166,18 +166,9 @@ impl Fleet {
         details: serde_json::Value,
         request_id: Option<&str>,
     ) -> Result<(), Error> {
-        let event = AuditEvent {
-            id: crate::ids::AuditEventId::new(),
-            customer_id: customer.clone(),
-            provider,
-            action,
-            actor: actor.clone(),
-            details,
-            request_id: request_id.map(str::to_owned),
-            at: chrono::Utc::now(),
-        };
-        self.onboarding.ports.audit.append_audit(&event).await?;
-        Ok(())
+        self.onboarding
+            .audit(customer, provider, actor, action, details, request_id)
+            .await
     }
 
     /// The integration's fleet settings (defaults when never set).
