@@ -45,7 +45,10 @@ fn settings(twilio: &TwilioEmulator, livekit: &LiveKitEmulator, backend: &Backen
     Settings::new(twilio, backend)
         .with_livekit(livekit)
         .with("TRUNKLINE_JOBS_POLL_INTERVAL_MS", "50")
-        .with("TRUNKLINE_JOBS_CLAIM_TTL_SECS", "2")
+        // Short, so a killed instance's job is taken over soon; not the minimum (2 s): on a
+        // loaded machine a renewal queued behind 64 connects' store writes arrived late, the
+        // same instance claimed the job again and ran its numbers in flight twice (`reused`).
+        .with("TRUNKLINE_JOBS_CLAIM_TTL_SECS", "5")
 }
 
 impl Client<'_> {
