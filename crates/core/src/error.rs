@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Normalized error codes (seed 003, extended by the design).
+/// Normalized error codes (seed 003, extended by the design). The HTTP edge adds the codes
+/// of HTTP itself (a body too large, a method a route does not answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -41,10 +42,6 @@ pub enum ErrorCode {
     NotFound,
     /// The server is not configured for this operation (e.g. no LiveKit, no SIP target).
     NotConfigured,
-    /// The request body is larger than allowed.
-    PayloadTooLarge,
-    /// The route exists but not with this HTTP method.
-    MethodNotAllowed,
     /// This instance cannot serve right now (database unreachable or not migrated); retry.
     ServiceUnavailable,
     /// Unexpected failure on our side; details are in the logs under the request id.
@@ -87,8 +84,6 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::NotFound => "NOT_FOUND",
             Self::NotConfigured => "NOT_CONFIGURED",
-            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
             Self::PurchaseNotEnabled => "PURCHASE_NOT_ENABLED",
@@ -103,7 +98,7 @@ impl ErrorCode {
     }
 
     /// Every code, for exhaustive table tests and documentation.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::AuthInvalid,
         Self::InsufficientPermissions,
         Self::NumberNotFound,
@@ -120,8 +115,6 @@ impl ErrorCode {
         Self::Conflict,
         Self::NotFound,
         Self::NotConfigured,
-        Self::PayloadTooLarge,
-        Self::MethodNotAllowed,
         Self::ServiceUnavailable,
         Self::Internal,
         Self::PurchaseNotEnabled,

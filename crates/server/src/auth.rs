@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use spki::der::Decode;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 use trunkline_core::CustomerId;
+use trunkline_core::model::Actor;
 
 use crate::config::{ClaimNames, KeySource};
 use crate::error::ApiError;
@@ -187,6 +188,21 @@ impl Caller {
     /// Support reads every customer's data and changes nothing.
     pub fn is_support(&self) -> bool {
         self.has_role(SUPPORT_ROLE)
+    }
+
+    /// Who acts, for the audit trail: the token's subject and its role.
+    pub fn actor(&self) -> Actor {
+        let role = if self.is_support() {
+            SUPPORT_ROLE.to_owned()
+        } else if self.roles.is_empty() {
+            "customer".to_owned()
+        } else {
+            self.roles.join(" ")
+        };
+        Actor {
+            subject: self.subject.clone(),
+            role,
+        }
     }
 }
 

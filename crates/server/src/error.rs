@@ -19,8 +19,62 @@ use trunkline_core::ValidationError;
 use trunkline_core::ports::{ProviderError, StoreError, VaultError};
 use utoipa::ToSchema;
 
+/// The `errorCode` of an error response: every code of the core, and the codes only the
+/// HTTP edge produces (the core never sees a request body's size or an HTTP method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WireCode {
+    /// A code of the use cases, the adapters and the parsers.
+    Core(ErrorCode),
+    /// The request body is larger than allowed.
+    PayloadTooLarge,
+    /// The route exists but not with this HTTP method.
+    MethodNotAllowed,
+}
+
+impl WireCode {
+    /// The codes only the HTTP edge produces.
+    pub const EDGE: [WireCode; 2] = [Self::PayloadTooLarge, Self::MethodNotAllowed];
+
+    /// The wire form, e.g. `AUTH_INVALID`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Core(code) => code.as_str(),
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+        }
+    }
+
+    /// Every code an error response may carry.
+    pub fn all() -> impl Iterator<Item = WireCode> {
+        ErrorCode::ALL.into_iter().map(Self::Core).chain(Self::EDGE)
+    }
+}
+
+impl From<ErrorCode> for WireCode {
+    fn from(code: ErrorCode) -> Self {
+        Self::Core(code)
+    }
+}
+
+impl PartialEq<ErrorCode> for WireCode {
+    fn eq(&self, other: &ErrorCode) -> bool {
+        *self == Self::Core(*other)
+    }
+}
+
+impl fmt::Display for WireCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The HTTP status of each error code. The only place statuses are chosen for errors.
-pub fn status_for(code: ErrorCode) -> StatusCode {
+pub fn status_for(code: WireCode) -> StatusCode {
+    let code = match code {
+        WireCode::PayloadTooLarge => return StatusCode::PAYLOAD_TOO_LARGE,
+        WireCode::MethodNotAllowed => return StatusCode::METHOD_NOT_ALLOWED,
+        WireCode::Core(code) => code,
+    };
     match code {
         ErrorCode::ValidationFailed | ErrorCode::InvalidSipTarget => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -29,13 +83,11 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | ErrorCode::IntegrationNotFound
         | ErrorCode::NotFound
         | ErrorCode::NotConnected => StatusCode::NOT_FOUND,
-        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::NumberInUse
         | ErrorCode::Conflict
         | ErrorCode::TrunkingNotEnabled
         | ErrorCode::NotPurchased
         | ErrorCode::OutboundNotEnabled => StatusCode::CONFLICT,
-        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         // The request is well-formed but the carrier refused the customer's credentials or
         // key; 401/403 would read as our own session failing and log the user out.
         ErrorCode::AuthInvalid | ErrorCode::InsufficientPermissions => {
@@ -56,32 +108,35 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
 }
 
 /// The code an error response that did not come from an [`ApiError`] is reported under.
-pub fn code_for_status(status: StatusCode) -> ErrorCode {
-    match status {
+pub fn code_for_status(status: StatusCode) -> WireCode {
+    let code = match status {
         StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
         StatusCode::FORBIDDEN => ErrorCode::Forbidden,
         StatusCode::NOT_FOUND => ErrorCode::NotFound,
-        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::METHOD_NOT_ALLOWED => return WireCode::MethodNotAllowed,
         StatusCode::CONFLICT => ErrorCode::Conflict,
-        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::PAYLOAD_TOO_LARGE => return WireCode::PayloadTooLarge,
         StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
         StatusCode::SERVICE_UNAVAILABLE => ErrorCode::ServiceUnavailable,
         s if s.is_server_error() => ErrorCode::Internal,
         _ => ErrorCode::ValidationFailed,
-    }
+    };
+    WireCode::Core(code)
 }
 
 /// A message for an error actix produced, where we have nothing more specific.
-pub fn default_message(code: ErrorCode) -> &'static str {
+pub fn default_message(code: WireCode) -> &'static str {
     match code {
-        ErrorCode::NotFound => "no route matches this path",
-        ErrorCode::MethodNotAllowed => "this route does not accept this HTTP method",
-        ErrorCode::PayloadTooLarge => "the request body is larger than allowed",
-        ErrorCode::Unauthenticated => "a valid bearer token is required",
-        ErrorCode::Forbidden => "not allowed",
-        ErrorCode::ServiceUnavailable => "the service cannot serve this request right now",
-        ErrorCode::Internal => INTERNAL_MESSAGE,
-        _ => "the request is invalid",
+        WireCode::MethodNotAllowed => "this route does not accept this HTTP method",
+        WireCode::PayloadTooLarge => "the request body is larger than allowed",
+        WireCode::Core(ErrorCode::NotFound) => "no route matches this path",
+        WireCode::Core(ErrorCode::Unauthenticated) => "a valid bearer token is required",
+        WireCode::Core(ErrorCode::Forbidden) => "not allowed",
+        WireCode::Core(ErrorCode::ServiceUnavailable) => {
+            "the service cannot serve this request right now"
+        }
+        WireCode::Core(ErrorCode::Internal) => INTERNAL_MESSAGE,
+        WireCode::Core(_) => "the request is invalid",
     }
 }
 
@@ -103,7 +158,7 @@ pub struct ErrorEnvelope {
 /// What an error response carries until the middleware renders the envelope.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingError {
-    pub code: ErrorCode,
+    pub code: WireCode,
     pub message: String,
     /// Logged (never answered) by the middleware, inside the request's span.
     pub cause: Option<String>,
@@ -111,16 +166,16 @@ pub(crate) struct PendingError {
 
 /// An error answered to a client.
 pub struct ApiError {
-    code: ErrorCode,
+    code: WireCode,
     message: Cow<'static, str>,
     cause: Option<String>,
     retry_after: Option<Duration>,
 }
 
 impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(code: impl Into<WireCode>, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            code,
+            code: code.into(),
             message: message.into(),
             cause: None,
             retry_after: None,
@@ -162,7 +217,7 @@ impl ApiError {
         self
     }
 
-    pub fn code(&self) -> ErrorCode {
+    pub fn code(&self) -> WireCode {
         self.code
     }
 
@@ -309,7 +364,7 @@ mod tests {
 
     #[test]
     fn every_code_has_an_error_status() {
-        for code in ErrorCode::ALL {
+        for code in WireCode::all() {
             let status = status_for(code);
             assert!(
                 status.is_client_error() || status.is_server_error(),
@@ -340,36 +395,40 @@ mod tests {
     #[test]
     fn table_rows_that_clients_rely_on() {
         let rows = [
-            (ErrorCode::ValidationFailed, 400),
-            (ErrorCode::InvalidSipTarget, 400),
-            (ErrorCode::Unauthenticated, 401),
-            (ErrorCode::Forbidden, 403),
-            (ErrorCode::NotFound, 404),
-            (ErrorCode::NumberNotFound, 404),
-            (ErrorCode::IntegrationNotFound, 404),
-            (ErrorCode::MethodNotAllowed, 405),
-            (ErrorCode::Conflict, 409),
-            (ErrorCode::NumberInUse, 409),
-            (ErrorCode::NotConnected, 404),
-            (ErrorCode::PayloadTooLarge, 413),
-            (ErrorCode::AuthInvalid, 422),
-            (ErrorCode::InsufficientPermissions, 422),
-            (ErrorCode::TrunkingNotEnabled, 409),
-            (ErrorCode::RateLimited, 429),
-            (ErrorCode::Internal, 500),
-            (ErrorCode::ProviderUnavailable, 503),
-            (ErrorCode::NotConfigured, 503),
-            (ErrorCode::ServiceUnavailable, 503),
-            (ErrorCode::PurchaseNotEnabled, 403),
-            (ErrorCode::NotPurchased, 409),
-            (ErrorCode::OutboundNotEnabled, 409),
-            (ErrorCode::CallBusy, 422),
-            (ErrorCode::CallNoAnswer, 422),
-            (ErrorCode::CallRejected, 422),
-            (ErrorCode::CallerIdNotAllowed, 422),
-            (ErrorCode::DestinationNotPermitted, 422),
+            (WireCode::Core(ErrorCode::ValidationFailed), 400),
+            (WireCode::Core(ErrorCode::InvalidSipTarget), 400),
+            (WireCode::Core(ErrorCode::Unauthenticated), 401),
+            (WireCode::Core(ErrorCode::Forbidden), 403),
+            (WireCode::Core(ErrorCode::NotFound), 404),
+            (WireCode::Core(ErrorCode::NumberNotFound), 404),
+            (WireCode::Core(ErrorCode::IntegrationNotFound), 404),
+            (WireCode::MethodNotAllowed, 405),
+            (WireCode::Core(ErrorCode::Conflict), 409),
+            (WireCode::Core(ErrorCode::NumberInUse), 409),
+            (WireCode::Core(ErrorCode::NotConnected), 404),
+            (WireCode::PayloadTooLarge, 413),
+            (WireCode::Core(ErrorCode::AuthInvalid), 422),
+            (WireCode::Core(ErrorCode::InsufficientPermissions), 422),
+            (WireCode::Core(ErrorCode::TrunkingNotEnabled), 409),
+            (WireCode::Core(ErrorCode::RateLimited), 429),
+            (WireCode::Core(ErrorCode::Internal), 500),
+            (WireCode::Core(ErrorCode::ProviderUnavailable), 503),
+            (WireCode::Core(ErrorCode::NotConfigured), 503),
+            (WireCode::Core(ErrorCode::ServiceUnavailable), 503),
+            (WireCode::Core(ErrorCode::PurchaseNotEnabled), 403),
+            (WireCode::Core(ErrorCode::NotPurchased), 409),
+            (WireCode::Core(ErrorCode::OutboundNotEnabled), 409),
+            (WireCode::Core(ErrorCode::CallBusy), 422),
+            (WireCode::Core(ErrorCode::CallNoAnswer), 422),
+            (WireCode::Core(ErrorCode::CallRejected), 422),
+            (WireCode::Core(ErrorCode::CallerIdNotAllowed), 422),
+            (WireCode::Core(ErrorCode::DestinationNotPermitted), 422),
         ];
-        assert_eq!(rows.len(), ErrorCode::ALL.len(), "a code is missing a row");
+        assert_eq!(
+            rows.len(),
+            WireCode::all().count(),
+            "a code is missing a row"
+        );
         for (code, status) in rows {
             assert_eq!(status_for(code).as_u16(), status, "{code}");
         }
@@ -390,7 +449,7 @@ mod tests {
                     .then_some((code, status))
             })
             .collect();
-        for code in ErrorCode::ALL {
+        for code in WireCode::all() {
             let found: Vec<&&str> = rows
                 .iter()
                 .filter(|(c, _)| *c == code.as_str())
@@ -405,7 +464,7 @@ mod tests {
         }
         assert_eq!(
             rows.len(),
-            ErrorCode::ALL.len(),
+            WireCode::all().count(),
             "a row for an unknown code"
         );
     }

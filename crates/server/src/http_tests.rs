@@ -16,6 +16,7 @@ use super::*;
 use crate::auth::{ReadScope, WriteScope};
 use crate::config::{Config, Env};
 use crate::dev::{DEV_TOKEN_TTL, DevAuthKey, DevRole};
+use crate::extract::ApiJson;
 use crate::state::OpenedStore;
 
 const LIMIT: usize = 1024;

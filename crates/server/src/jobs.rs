@@ -1,5 +1,5 @@
-//! Bulk jobs on this instance: the per-integration upstream limits, the job use case over
-//! the stores, and the background loop that claims jobs and runs them.
+//! The background loop that claims bulk jobs and runs them on this instance (the job use
+//! case and the upstream limits it runs under are built with the rest in `crate::state`).
 //!
 //! Every instance runs the loop. A job is claimed by one instance at a time (the store's
 //! claim, renewed while the job runs); when an instance dies its claim expires after
@@ -9,35 +9,9 @@
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, watch};
-use trunkline_core::limits::{LimitSettings, UpstreamLimits};
-use trunkline_core::usecases::{JobSettings, Jobs, Onboarding};
+use trunkline_core::usecases::Jobs;
 
-use crate::config::{Config, JobsConfig};
-use crate::state::Stores;
-
-/// The limits every carrier call of this instance goes through.
-pub fn build_limits(config: &Config) -> Arc<UpstreamLimits> {
-    Arc::new(UpstreamLimits::new(LimitSettings {
-        concurrency: config.jobs.upstream_concurrency,
-        ..LimitSettings::default()
-    }))
-}
-
-/// The job use case over the onboarding use cases (whose carriers are already limited).
-pub fn build_jobs(
-    config: &Config,
-    onboarding: &Arc<Onboarding>,
-    stores: &Stores,
-    instance_id: &str,
-) -> Jobs {
-    let settings = JobSettings {
-        instance_id: instance_id.to_owned(),
-        claim_ttl: config.jobs.claim_ttl,
-        parallelism: config.jobs.parallelism,
-        ..JobSettings::default()
-    };
-    Jobs::new(onboarding.clone(), stores.jobs.clone(), settings)
-}
+use crate::config::JobsConfig;
 
 /// Claim and run jobs until `stop`: every poll interval, fill each free slot (at most
 /// `max_running` jobs at once) with a job claimed from the store.

@@ -9,11 +9,14 @@ pub mod dev;
 pub mod devmode;
 pub mod dispatch_timing;
 pub mod error;
+pub mod extract;
 pub mod http;
 pub mod jobs;
 pub mod openapi;
+mod process;
 pub mod reconciler;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod telemetry;
 pub mod throttle;
@@ -23,7 +26,8 @@ mod wire_errors;
 pub use auth::{Authenticator, Caller, ReadScope, WriteScope};
 pub use config::{Config, Env};
 pub use error::ApiError;
-pub use http::{ApiJson, OptionalApiJson, RequestId, app};
+pub use extract::{ApiJson, OptionalApiJson, RequestContext, RequestId};
+pub use http::app;
 pub use state::{AppState, Stores};
 
 /// Install the process-wide crypto providers: rustls' ring provider (TLS clients) and

@@ -8,16 +8,16 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret as _;
 use trunkline_core::ProviderKind;
-use trunkline_core::limits::{LimitedCarrier, UpstreamLimits};
+use trunkline_core::limits::{LimitSettings, LimitedCarrier, UpstreamLimits};
 use trunkline_core::ports::{
     AuditLog, CallStore, CarrierProvider, ConnectionStore, CredentialVault, FleetStore,
     IntegrationStore, JobStore, LeaseStore, NumberMarket, OutboundStore, SipPlatform, Store,
     StoreError, StoreHealth, VoiceUrlStore,
 };
 use trunkline_core::usecases::{
-    CallSettings, Calls, CallsPorts, Fleet, FleetPorts, FleetSettings, InFlightLimiter, Jobs,
-    LIVE_CONNECTION_TTL, LiveConnections, Onboarding, OnboardingPorts, OnboardingSettings,
-    OutboundCalls, OutboundCallsPorts,
+    CallSettings, Calls, CallsPorts, Fleet, FleetPorts, FleetSettings, InFlightLimiter,
+    JobSettings, Jobs, LIVE_CONNECTION_TTL, LiveConnections, Onboarding, OnboardingPorts,
+    OnboardingSettings, OutboundCalls, OutboundCallsPorts,
 };
 use trunkline_livekit::LiveKitPlatform;
 use trunkline_store_postgres::PostgresStore;
@@ -252,6 +252,30 @@ pub fn build_markets(
     Ok(markets)
 }
 
+/// The limits every carrier call of this instance goes through.
+pub fn build_limits(config: &Config) -> Arc<UpstreamLimits> {
+    Arc::new(UpstreamLimits::new(LimitSettings {
+        concurrency: config.jobs.upstream_concurrency,
+        ..LimitSettings::default()
+    }))
+}
+
+/// The job use case over the onboarding use cases (whose carriers are already limited).
+pub fn build_jobs(
+    config: &Config,
+    onboarding: &Arc<Onboarding>,
+    stores: &Stores,
+    instance_id: &str,
+) -> Jobs {
+    let settings = JobSettings {
+        instance_id: instance_id.to_owned(),
+        claim_ttl: config.jobs.claim_ttl,
+        parallelism: config.jobs.parallelism,
+        ..JobSettings::default()
+    };
+    Jobs::new(onboarding.clone(), stores.jobs.clone(), settings)
+}
+
 /// Build the fleet use cases over the management plane.
 pub fn build_fleet(config: &Config, adapters: &Adapters, onboarding: Arc<Onboarding>) -> Fleet {
     let f = &config.fleet;
@@ -343,7 +367,7 @@ impl AppState {
         metrics: PrometheusHandle,
         instance_id: &str,
     ) -> Self {
-        let limits = crate::jobs::build_limits(&config);
+        let limits = build_limits(&config);
         let limited = Adapters {
             carriers: LimitedCarrier::wrap_all(&adapters.carriers, &limits),
             ..adapters
@@ -355,7 +379,7 @@ impl AppState {
             limited.sip.clone(),
             instance_id,
         ));
-        let jobs = crate::jobs::build_jobs(&config, &onboarding, &limited.stores, instance_id);
+        let jobs = build_jobs(&config, &onboarding, &limited.stores, instance_id);
         let fleet = Arc::new(build_fleet(&config, &limited, onboarding.clone()));
         // Outbound calls read the carriers through the same per-integration limits.
         let outbound_calls = OutboundCalls::new(

@@ -19,12 +19,13 @@ use trunkline_testkit::livekit::{self as lk, CallScript, LiveKitEmulator};
 use trunkline_testkit::telnyx::{self as tx, TelnyxEmulator};
 use trunkline_testkit::twilio::{self as tw, TwilioEmulator};
 
-use super::{DevArgs, DevSurface};
+use super::DevArgs;
 use crate::auth::Caller;
-use crate::cli::Failure;
 use crate::config::{self, Config, Env};
 use crate::dev::DEV_CUSTOMER;
 use crate::error::ApiError;
+use crate::process::{Failure, say};
+use crate::serve::DevSurface;
 
 /// Numbers each demo account gets; the last one sits on someone else's route.
 const DEMO_NUMBERS: usize = 25;
@@ -144,7 +145,7 @@ pub(super) fn start(args: &DevArgs, env: &Env) -> Result<(), Failure> {
         base: OnceLock::new(),
         client,
     });
-    crate::cli::serve_dev(config, dev)
+    crate::serve::serve_dev(config, dev)
 }
 
 /// The emulators live in memory: a database from an earlier run would point at trunks and
@@ -262,7 +263,7 @@ impl DevSurface for DevMode {
                  curl -s -H \"Authorization: Bearer {customer}\" {base}/telephony/me\n"
             );
         }
-        crate::cli::say(&text);
+        say(&text);
     }
 }
 

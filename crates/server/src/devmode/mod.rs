@@ -11,12 +11,9 @@ mod emulated;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use actix_web::web;
-
-use crate::cli::Failure;
 use crate::config::{self, Config, Env};
+use crate::process::Failure;
 
 /// Where `trunkline dev` keeps its database and development keys unless told otherwise.
 pub const DEFAULT_DEV_DATA_DIR: &str = "./data/dev";
@@ -31,14 +28,6 @@ pub struct DevArgs {
     /// Address to listen on (default: TRUNKLINE_LISTEN, else 127.0.0.1:8080).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-}
-
-/// What the development mode adds to a running server: its routes, and the banner it
-/// prints once the server listens.
-pub trait DevSurface: Send + Sync {
-    fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig);
-    /// `tokens`: the development customer's and support tokens the server minted.
-    fn started(&self, bound: SocketAddr, tokens: Option<&(String, String)>);
 }
 
 /// Run `trunkline dev`.

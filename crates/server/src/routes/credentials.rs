@@ -9,10 +9,9 @@ use trunkline_core::{ErrorCode, ProviderKind};
 use utoipa::ToSchema;
 
 use super::json::CapabilitiesJson;
-use super::{ProviderPath, actor, provider};
-use crate::auth::WriteScope;
+use super::{ProviderPath, provider};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::{ApiJson, RequestId};
+use crate::extract::{ApiJson, RequestContext};
 use crate::state::AppState;
 
 const VERIFY: &str = "/telephony/providers/{provider}/credentials:verify";
@@ -171,23 +170,22 @@ fn is_verdict(code: ErrorCode) -> bool {
     )
 )]
 pub async fn verify_credentials(
-    scope: WriteScope,
+    ctx: RequestContext,
     path: web::Path<ProviderPath>,
-    request_id: RequestId,
     state: web::Data<AppState>,
     body: ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
     let creds = parse_body(&state, provider, body.into_inner())?;
-    state.credential_checks.check(&scope.customer_id)?;
+    state.credential_checks.check(&ctx.customer_id)?;
     let result = state
         .onboarding
         .verify_credentials(
-            &actor(&scope.caller),
-            &scope.customer_id,
+            &ctx.actor,
+            &ctx.customer_id,
             provider,
             &creds,
-            Some(request_id.as_str()),
+            ctx.request_id(),
         )
         .await;
     let answer = match result {
@@ -251,9 +249,8 @@ pub struct SaveResponse {
     )
 )]
 pub async fn save_credentials(
-    scope: WriteScope,
+    ctx: RequestContext,
     path: web::Path<ProviderPath>,
-    request_id: RequestId,
     state: web::Data<AppState>,
     body: ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -263,7 +260,7 @@ pub async fn save_credentials(
     let creds = state.onboarding.parse_credentials(provider, &input)?;
     let webhook_secret = state.onboarding.parse_webhook_secret(provider, &input)?;
     // Saving verifies the credentials at the carrier again: it counts as a check.
-    state.credential_checks.check(&scope.customer_id)?;
+    state.credential_checks.check(&ctx.customer_id)?;
     if let Some(secret) = &webhook_secret {
         state
             .onboarding
@@ -273,18 +270,18 @@ pub async fn save_credentials(
     let saved = state
         .onboarding
         .save_credentials(
-            &actor(&scope.caller),
-            &scope.customer_id,
+            &ctx.actor,
+            &ctx.customer_id,
             provider,
             &creds,
-            Some(request_id.as_str()),
+            ctx.request_id(),
         )
         .await?;
     // Replaced with the credentials (or removed when they carry none): an old auth token
     // must not keep validating webhooks after the customer rotated it.
     state
         .onboarding
-        .save_webhook_secret(&scope.customer_id, provider, webhook_secret.as_ref())
+        .save_webhook_secret(&ctx.customer_id, provider, webhook_secret.as_ref())
         .await?;
     tracing::info!(
         integration = %saved.integration_id,
@@ -335,20 +332,14 @@ const LEFT_IN_PLACE: &str = "Carrier configuration is left as it is: trunks, ori
     )
 )]
 pub async fn delete_credentials(
-    scope: WriteScope,
+    ctx: RequestContext,
     path: web::Path<ProviderPath>,
-    request_id: RequestId,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&path.provider)?;
     let deleted = state
         .onboarding
-        .delete_credentials(
-            &actor(&scope.caller),
-            &scope.customer_id,
-            provider,
-            Some(request_id.as_str()),
-        )
+        .delete_credentials(&ctx.actor, &ctx.customer_id, provider, ctx.request_id())
         .await?;
     let message = if deleted {
         format!("Stored {provider} credentials were deleted. {LEFT_IN_PLACE}")

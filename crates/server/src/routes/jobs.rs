@@ -11,10 +11,10 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use super::numbers::ConnectBody;
-use super::{CustomerQuery, ProviderPath, actor, provider};
+use super::{CustomerQuery, ProviderPath, provider};
 use crate::auth::{ReadScope, WriteScope};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::{ApiJson, RequestId};
+use crate::extract::{ApiJson, RequestContext};
 use crate::state::AppState;
 
 const DEFAULT_PAGE: u32 = 20;
@@ -235,9 +235,8 @@ fn accepted(job: &BulkJob) -> HttpResponse {
     )
 )]
 pub async fn bulk_connect(
-    scope: WriteScope,
+    ctx: RequestContext,
     path: web::Path<ProviderPath>,
-    request_id: RequestId,
     state: web::Data<AppState>,
     body: ApiJson<BulkConnectBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -248,12 +247,12 @@ pub async fn bulk_connect(
     let job = state
         .jobs
         .submit_connect(
-            &actor(&scope.caller),
-            &scope.customer_id,
+            &ctx.actor,
+            &ctx.customer_id,
             provider,
             numbers,
             &req,
-            Some(request_id.as_str()),
+            ctx.request_id(),
         )
         .await?;
     tracing::info!(job = %job.id, numbers = job.counts.total(), "bulk connect queued");
@@ -279,9 +278,8 @@ pub async fn bulk_connect(
     )
 )]
 pub async fn bulk_disconnect(
-    scope: WriteScope,
+    ctx: RequestContext,
     path: web::Path<ProviderPath>,
-    request_id: RequestId,
     state: web::Data<AppState>,
     body: ApiJson<BulkDisconnectBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -291,12 +289,12 @@ pub async fn bulk_disconnect(
     let job = state
         .jobs
         .submit_disconnect(
-            &actor(&scope.caller),
-            &scope.customer_id,
+            &ctx.actor,
+            &ctx.customer_id,
             provider,
             numbers,
             body.restore_voice_config.unwrap_or(false),
-            Some(request_id.as_str()),
+            ctx.request_id(),
         )
         .await?;
     tracing::info!(job = %job.id, numbers = job.counts.total(), "bulk disconnect queued");

@@ -13,6 +13,10 @@ use trunkline_core::model::{
 use trunkline_core::ports::{Capabilities, Capability};
 use trunkline_core::usecases::{Step, StepAction};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+
+use super::schema;
 
 /// One shared trunk per customer, or one dedicated trunk per number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -74,14 +78,14 @@ impl From<DispatchMode> for DispatchModeJson {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingJson {
     /// The LiveKit agent to dispatch (1–128 bytes, not blank, no control characters).
-    #[schema(schema_with = super::schema::agent_name)]
+    #[schema(schema_with = schema::agent_name)]
     pub agent_name: Option<String>,
     /// Opaque to trunkline; handed to the agent as dispatch metadata (at most 16,384 characters).
     #[schema(max_length = 16384)]
     pub metadata: Option<String>,
     /// Set on the SIP participant by the LiveKit trunk (at most 64, keys and values at most 1,024 characters).
     #[serde(default)]
-    #[schema(schema_with = super::schema::attributes)]
+    #[schema(schema_with = schema::attributes)]
     pub attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub dispatch_mode: DispatchModeJson,
@@ -377,6 +381,46 @@ impl From<&NumberConnection> for ConnectionSummaryJson {
             route_id: c.route_id.as_ref().map(ToString::to_string),
         }
     }
+}
+
+/// A whole number from 0 to 65535. JSON Schema counts `394.0` as an integer, so it is
+/// accepted as one; `394.5` is not.
+pub(super) fn whole_u16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        // serde_json writes an integral float as `394.0`.
+        n.to_string()
+            .strip_suffix(".0")
+            .and_then(|w| w.parse::<u64>().ok())
+    });
+    whole
+        .and_then(|v| u16::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::invalid_value(
+                serde::de::Unexpected::Other("a number"),
+                &"a whole number from 0 to 65535",
+            )
+        })
+}
+
+/// `routing` of connect (or `null`): the routing policy, and `dispatchMode: rule` needs an `agentName`.
+pub fn routing_request() -> Schema {
+    let not_rule = ObjectBuilder::new().property(
+        "dispatchMode",
+        schema::string().enum_values(Some(["webhook"])),
+    );
+    let with_agent = ObjectBuilder::new()
+        .property("agentName", schema::string())
+        .required("agentName");
+    let policy = AllOfBuilder::new()
+        .item(RefOr::Ref(Ref::from_schema_name(
+            <RoutingJson as ToSchema>::name(),
+        )))
+        .item(AnyOfBuilder::new().item(not_rule).item(with_agent));
+    AnyOfBuilder::new().item(schema::null()).item(policy).into()
 }
 
 #[cfg(test)]

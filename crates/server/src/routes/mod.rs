@@ -18,20 +18,20 @@ pub mod credentials;
 pub mod jobs;
 pub mod json;
 pub mod numbers;
+pub mod ops;
 pub mod outbound;
 pub mod providers;
 pub mod purchase;
 pub mod schema;
+pub mod status;
 pub mod voice;
 pub mod webhook;
 
 use actix_web::web;
 use serde::Deserialize;
-use trunkline_core::model::Actor;
 use trunkline_core::{CarrierNumberId, ProviderKind};
 use utoipa::IntoParams;
 
-use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// Mount every route of this module.
@@ -99,19 +99,4 @@ pub(crate) fn number_id(
     raw: &str,
 ) -> Result<CarrierNumberId, ApiError> {
     Ok(state.onboarding.parse_number_id(provider, raw)?)
-}
-
-/// Who acts, for the audit trail: the token's subject and its role.
-pub(crate) fn actor(caller: &Caller) -> Actor {
-    let role = if caller.is_support() {
-        crate::auth::SUPPORT_ROLE.to_owned()
-    } else if caller.roles.is_empty() {
-        "customer".to_owned()
-    } else {
-        caller.roles.join(" ")
-    };
-    Actor {
-        subject: caller.subject.clone(),
-        role,
-    }
 }

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::auth::WriteScope;
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::ApiJson;
+use crate::extract::ApiJson;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -49,7 +49,7 @@ pub struct PlaceCallBody {
     /// failed (its error code). Default `false`: answer as soon as LiveKit dials.
     pub wait_until_answered: Option<bool>,
     /// How long to let it ring, 1 to 120 seconds (default 30).
-    #[serde(default, deserialize_with = "super::numbers::whole_u16")]
+    #[serde(default, deserialize_with = "super::json::whole_u16")]
     #[schema(minimum = 1, maximum = 120)]
     pub ringing_timeout_secs: Option<u16>,
 }

@@ -8,10 +8,10 @@ use trunkline_core::ports::{AvailableNumberQuery, NumberType};
 use utoipa::{IntoParams, ToSchema};
 
 use super::numbers::ConnectBody;
-use super::{CustomerQuery, NumberPath, ProviderPath, actor, number_id, provider};
-use crate::auth::{ReadScope, WriteScope};
+use super::{CustomerQuery, NumberPath, ProviderPath, number_id, provider};
+use crate::auth::ReadScope;
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::{ApiJson, RequestId};
+use crate::extract::{ApiJson, RequestContext};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -230,9 +230,8 @@ pub struct PurchaseResponse {
     )
 )]
 pub async fn purchase_number(
-    scope: WriteScope,
+    ctx: RequestContext,
     path: web::Path<ProviderPath>,
-    request_id: RequestId,
     state: web::Data<AppState>,
     body: ApiJson<PurchaseBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -244,12 +243,12 @@ pub async fn purchase_number(
     let out = state
         .fleet
         .purchase_number(
-            &actor(&scope.caller),
-            &scope.customer_id,
+            &ctx.actor,
+            &ctx.customer_id,
             provider,
             &e164,
             connect,
-            Some(request_id.as_str()),
+            ctx.request_id(),
         )
         .await?;
     tracing::info!(number = %out.number.id, e164 = %out.number.e164.masked(), "number purchased");
@@ -315,9 +314,8 @@ pub struct ReleaseResponse {
     )
 )]
 pub async fn release_number(
-    scope: WriteScope,
+    ctx: RequestContext,
     path: web::Path<NumberPath>,
-    request_id: RequestId,
     state: web::Data<AppState>,
     body: ApiJson<ReleaseBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -326,12 +324,12 @@ pub async fn release_number(
     let released = state
         .fleet
         .release_number(
-            &actor(&scope.caller),
-            &scope.customer_id,
+            &ctx.actor,
+            &ctx.customer_id,
             provider,
             &number,
             body.into_inner().confirm.trim(),
-            Some(request_id.as_str()),
+            ctx.request_id(),
         )
         .await?;
     tracing::info!(number = %number, e164 = %released.e164.masked(), "number released");
@@ -398,9 +396,8 @@ pub async fn get_settings(
     )
 )]
 pub async fn put_settings(
-    scope: WriteScope,
+    ctx: RequestContext,
     path: web::Path<ProviderPath>,
-    request_id: RequestId,
     state: web::Data<AppState>,
     body: ApiJson<SettingsBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -408,11 +405,11 @@ pub async fn put_settings(
     let s = state
         .fleet
         .update_integration_settings(
-            &actor(&scope.caller),
-            &scope.customer_id,
+            &ctx.actor,
+            &ctx.customer_id,
             provider,
             body.into_inner().auto_repair,
-            Some(request_id.as_str()),
+            ctx.request_id(),
         )
         .await?;
     Ok(HttpResponse::Ok().json(SettingsBody {

@@ -7,12 +7,10 @@
 
 use trunkline_core::ProviderKind;
 use trunkline_core::model::RoutingPolicy;
-use utoipa::ToSchema;
 use utoipa::openapi::schema::{
-    AdditionalProperties, AllOfBuilder, AnyOfBuilder, KnownFormat, ObjectBuilder, OneOfBuilder,
-    Schema, SchemaFormat, SchemaType, Type,
+    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
+    SchemaType, Type,
 };
-use utoipa::openapi::{Ref, RefOr};
 
 /// A Twilio IncomingPhoneNumber SID (`PhoneNumberSid::parse`).
 pub const NUMBER_SID_PATTERN: &str = "^PN[0-9a-fA-F]{32}$";
@@ -72,9 +70,11 @@ pub const SIP_URI_PATTERN: &str = concat!(
     "(?:;[tT][rR][aA][nN][sS][pP][oO][rR][tT]=(?:[uU][dD][pP]|[tT][cC][pP]|[tT][lL][sS]))?$"
 );
 /// `SIP_TARGET_MAX_LEN`.
+/// Cursors trunkline hands out are far shorter; anything longer is not one of ours.
+pub const MAX_CURSOR_LEN: usize = 2048;
 pub const SIP_URI_MAX_LEN: usize = trunkline_core::sip::SIP_TARGET_MAX_LEN;
 
-fn string() -> ObjectBuilder {
+pub(super) fn string() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(SchemaType::Type(Type::String))
 }
 
@@ -174,7 +174,7 @@ pub fn cursor() -> Schema {
              and filter win). Opaque: only cursors this server handed out are accepted.",
         ))
         .pattern(Some(NO_CONTROL_PATTERN))
-        .max_length(Some(crate::routes::numbers::MAX_CURSOR_LEN))
+        .max_length(Some(MAX_CURSOR_LEN))
         .into()
 }
 
@@ -237,7 +237,7 @@ fn sid(pattern: &str, example: &str, description: &str) -> ObjectBuilder {
 }
 
 /// `null`, which a JSON body may give for a field it leaves out (serde reads it as absent).
-fn null() -> ObjectBuilder {
+pub(super) fn null() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(SchemaType::Type(Type::Null))
 }
 
@@ -292,19 +292,4 @@ pub fn credentials_request() -> Schema {
             &["apiKeySid", "apiKeySecret"],
         ))
         .into()
-}
-
-/// `routing` of connect (or `null`): the routing policy, and `dispatchMode: rule` needs an `agentName`.
-pub fn routing_request() -> Schema {
-    let not_rule =
-        ObjectBuilder::new().property("dispatchMode", string().enum_values(Some(["webhook"])));
-    let with_agent = ObjectBuilder::new()
-        .property("agentName", string())
-        .required("agentName");
-    let policy = AllOfBuilder::new()
-        .item(RefOr::Ref(Ref::from_schema_name(
-            <crate::routes::json::RoutingJson as ToSchema>::name(),
-        )))
-        .item(AnyOfBuilder::new().item(not_rule).item(with_agent));
-    AnyOfBuilder::new().item(null()).item(policy).into()
 }

@@ -5,17 +5,30 @@
 //! found are reported together, on one line, so a misconfigured deployment is fixed in one
 //! round trip.
 
-use std::collections::HashMap;
-use std::ffi::OsString;
-use std::fmt;
-use std::io::IsTerminal;
+mod background;
+mod database;
+mod env;
+mod keys;
+mod livekit;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use trunkline_core::SipTarget;
-use url::Url;
+
+pub use self::background::{DispatchConfig, FleetConfig, JobsConfig};
+use self::background::{parse_dispatch, parse_jobs};
+pub use self::database::DatabaseConfig;
+use self::database::{parse_database, sqlite_dir};
+pub use self::env::{ConfigError, Env, Problem};
+use self::env::{Problems, parse_bool, parse_number};
+pub use self::keys::{AuthKeysConfig, ClaimNames, KeySource, VaultKeysConfig};
+use self::keys::{parse_auth, parse_claim_name, parse_vault};
+/// The LiveKit adapter's configuration (server API, key, inbound trunk options): the
+/// adapter's own type, validated by the adapter's own rules while the environment is read.
+pub use self::livekit::LiveKitConfig;
+use self::livekit::{parse_livekit, parse_room_prefix};
 
 pub const LISTEN: &str = "TRUNKLINE_LISTEN";
 pub const DATABASE_URL: &str = "TRUNKLINE_DATABASE_URL";
@@ -98,15 +111,10 @@ pub const DEFAULT_DISPATCH_BACKOFF_MAX_MS: u64 = 60_000;
 pub const DEFAULT_DISPATCH_MAX_ATTEMPTS: u32 = 8;
 
 /// Bounds that catch typos (an extra zero) rather than express policy.
+/// (The bounds of the LiveKit and background settings are in their modules.)
 const MAX_MAX_CONNECTIONS: usize = 1_000;
 const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
 const MAX_SHUTDOWN_TIMEOUT_SECS: u64 = 3_600;
-const MAX_LIVEKIT_REQUEST_TIMEOUT_SECS: u64 = 120;
-const MAX_ROOM_PREFIX_LEN: usize = 64;
-/// A call waits for its agent: a retry loop slower than this is a misconfiguration.
-const MAX_DISPATCH_RETRY_INTERVAL_MS: u64 = 60_000;
-const MAX_DISPATCH_BACKOFF_MS: u64 = 3_600_000;
-const MAX_DISPATCH_ATTEMPTS: u32 = 100;
 
 /// The variables a production deployment must set, in the order they are reported.
 const PRODUCTION_REQUIRED: [&str; 5] = [
@@ -116,91 +124,6 @@ const PRODUCTION_REQUIRED: [&str; 5] = [
     AUTH_ISSUER,
     AUTH_AUDIENCE,
 ];
-
-/// A snapshot of the environment. Tests build one from pairs instead of touching the
-/// process environment.
-#[derive(Debug, Clone, Default)]
-pub struct Env {
-    vars: HashMap<String, OsString>,
-    stderr_is_terminal: bool,
-}
-
-impl Env {
-    /// The process environment, read once.
-    pub fn from_process() -> Self {
-        Self {
-            // Names that are not UTF-8 cannot be ours; values are checked when read.
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| k.into_string().ok().map(|k| (k, v)))
-                .collect(),
-            stderr_is_terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
-    where
-        K: Into<String>,
-        V: Into<OsString>,
-    {
-        Self {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            stderr_is_terminal: false,
-        }
-    }
-
-    /// Pretend stderr is (or is not) a terminal; it picks the default log format.
-    #[must_use]
-    pub fn with_terminal(mut self, is_terminal: bool) -> Self {
-        self.stderr_is_terminal = is_terminal;
-        self
-    }
-
-    /// This environment with `name` set to `value` (`None`: removed); `trunkline dev` lays
-    /// its emulators' settings over the developer's environment this way.
-    #[must_use]
-    pub fn with_var(mut self, name: &str, value: Option<OsString>) -> Self {
-        match value {
-            Some(v) => self.vars.insert(name.to_owned(), v),
-            None => self.vars.remove(name),
-        };
-        self
-    }
-
-    /// The names set in this environment.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.vars.keys().map(String::as_str)
-    }
-
-    /// A set, non-blank value. Blank counts as unset: orchestrators often render an unset
-    /// variable as `NAME=`.
-    fn get(&self, name: &'static str, problems: &mut Problems) -> Option<String> {
-        let raw = self.vars.get(name)?;
-        let Some(s) = raw.to_str() else {
-            problems.push(name, "is not valid UTF-8");
-            return None;
-        };
-        let s = s.trim();
-        (!s.is_empty()).then(|| s.to_owned())
-    }
-
-    /// The value for an adapter's own parser. Not UTF-8 becomes replacement characters,
-    /// which no adapter accepts, so the adapter names the variable instead of using its
-    /// default.
-    fn lossy(&self, name: &str) -> Option<String> {
-        self.vars
-            .get(name)
-            .map(|v| v.to_string_lossy().into_owned())
-    }
-
-    fn is_set(&self, name: &str) -> bool {
-        self.vars
-            .get(name)
-            .is_some_and(|v| !v.to_string_lossy().trim().is_empty())
-    }
-}
 
 /// `development` allows the dev fallbacks; `production` refuses every one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,112 +149,6 @@ impl Environment {
 pub enum LogFormat {
     Json,
     Pretty,
-}
-
-/// Which database, parsed from `TRUNKLINE_DATABASE_URL`'s scheme.
-#[derive(Debug, Clone)]
-pub enum DatabaseConfig {
-    Sqlite {
-        /// The URL as given, for the store adapter.
-        url: String,
-        /// The database file, as given (relative to the working directory when relative).
-        path: PathBuf,
-    },
-    Postgres {
-        /// May carry a password, so it is a secret.
-        url: SecretString,
-        /// `host:port/database`, safe to print.
-        display: String,
-    },
-}
-
-impl DatabaseConfig {
-    /// Where the data lives, without credentials.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Sqlite { path, .. } => format!("SQLite database {}", absolute(path).display()),
-            Self::Postgres { display, .. } => format!("PostgreSQL database {display}"),
-        }
-    }
-}
-
-/// `TRUNKLINE_VAULT_KEYS` and `TRUNKLINE_VAULT_ACTIVE_KEY`; the key ring parses the keys.
-#[derive(Debug, Clone)]
-pub struct VaultKeysConfig {
-    pub keys: SecretString,
-    pub active_kid: String,
-}
-
-/// Where a JWT verification key comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    File(PathBuf),
-    /// A PEM given inline in the variable.
-    Inline(String),
-}
-
-/// Configured JWT verification (all three variables set).
-#[derive(Debug, Clone)]
-pub struct AuthKeysConfig {
-    pub public_keys: Vec<KeySource>,
-    pub issuer: String,
-    pub audience: String,
-}
-
-/// Which claims carry the customer and the roles.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimNames {
-    pub customer: String,
-    pub roles: String,
-}
-
-impl Default for ClaimNames {
-    fn default() -> Self {
-        Self {
-            customer: DEFAULT_CUSTOMER_CLAIM.to_owned(),
-            roles: DEFAULT_ROLES_CLAIM.to_owned(),
-        }
-    }
-}
-
-/// The LiveKit adapter's configuration (server API, key, inbound trunk options): the
-/// adapter's own type, validated by the adapter's own rules while the environment is read.
-pub use trunkline_livekit::LiveKitConfig;
-
-/// Agent dispatch retries (see `trunkline_core::usecases::CallSettings`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DispatchConfig {
-    /// How often the background retrier looks for due dispatches.
-    pub retry_interval: Duration,
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
-    pub max_attempts: u32,
-}
-
-impl Default for DispatchConfig {
-    fn default() -> Self {
-        Self {
-            retry_interval: Duration::from_millis(DEFAULT_DISPATCH_RETRY_INTERVAL_MS),
-            backoff_base: Duration::from_millis(DEFAULT_DISPATCH_BACKOFF_BASE_MS),
-            backoff_max: Duration::from_millis(DEFAULT_DISPATCH_BACKOFF_MAX_MS),
-            max_attempts: DEFAULT_DISPATCH_MAX_ATTEMPTS,
-        }
-    }
-}
-
-/// Bulk jobs and the per-integration upstream limits (see `crate::jobs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobsConfig {
-    /// Carrier requests one integration may have in flight at once, per instance.
-    pub upstream_concurrency: usize,
-    /// Numbers of one job under way at once.
-    pub parallelism: usize,
-    /// Jobs one instance runs at once.
-    pub max_running: usize,
-    /// How often an idle instance looks for jobs to claim.
-    pub poll_interval: Duration,
-    /// How long a claim outlives its holder's last renewal.
-    pub claim_ttl: Duration,
 }
 
 /// The validated configuration.
@@ -385,104 +202,6 @@ pub struct Config {
     /// a trailing slash: voice-URL mode points numbers at it, and the voice webhook checks
     /// signatures over it. `None`: voice-URL mode is refused as not configured.
     pub public_url: Option<String>,
-}
-
-/// Number purchase and the drift reconciler (`TRUNKLINE_ALLOW_NUMBER_PURCHASE`,
-/// `TRUNKLINE_RECONCILE_*`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FleetConfig {
-    pub allow_number_purchase: bool,
-    /// Checks started per minute across the fleet; 0 turns the reconciler off.
-    pub checks_per_minute: u32,
-    /// A connection is checked again once its last check is this old.
-    pub recheck_after: Duration,
-    pub in_flight: usize,
-    pub per_integration_in_flight: usize,
-    /// How often an instance tries for the reconciler's lease and looks for due checks.
-    pub tick: Duration,
-}
-
-impl FleetConfig {
-    fn from_env(env: &Env, p: &mut Problems) -> Self {
-        Self {
-            allow_number_purchase: parse_bool(env, ALLOW_NUMBER_PURCHASE, false, p),
-            checks_per_minute: parse_number(env, RECONCILE_CHECKS_PER_MINUTE, 300, 0..=60_000, p),
-            recheck_after: Duration::from_secs(parse_number(
-                env,
-                RECONCILE_RECHECK_SECS,
-                300,
-                1..=86_400,
-                p,
-            )),
-            in_flight: parse_number(env, RECONCILE_IN_FLIGHT, 8, 1..=256, p),
-            per_integration_in_flight: parse_number(
-                env,
-                RECONCILE_PER_INTEGRATION_IN_FLIGHT,
-                2,
-                1..=64,
-                p,
-            ),
-            tick: Duration::from_millis(parse_number(
-                env,
-                RECONCILE_TICK_MS,
-                1_000,
-                10..=60_000,
-                p,
-            )),
-        }
-    }
-}
-
-/// One problem with one variable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub variable: &'static str,
-    pub message: String,
-}
-
-/// Everything wrong with the configuration. `Display` is one line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub problems: Vec<Problem>,
-}
-
-impl ConfigError {
-    pub fn single(variable: &'static str, message: impl Into<String>) -> Self {
-        let mut p = Problems::default();
-        p.push(variable, message);
-        Self { problems: p.0 }
-    }
-
-    /// Whether `variable` is named by some problem.
-    pub fn names(&self, variable: &str) -> bool {
-        self.problems.iter().any(|p| p.variable == variable)
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("invalid configuration: ")?;
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{}: {}", p.variable, p.message)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-#[derive(Debug, Default)]
-struct Problems(Vec<Problem>);
-
-impl Problems {
-    fn push(&mut self, variable: &'static str, message: impl Into<String>) {
-        // The report is one line whatever a parser put in its message.
-        let message = message.into().replace(['\n', '\r'], " ");
-        self.0.push(Problem { variable, message });
-    }
 }
 
 impl Config {
@@ -684,17 +403,6 @@ impl Config {
     }
 }
 
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-fn sqlite_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 fn parse_listen(raw: Option<&str>, p: &mut Problems) -> Option<SocketAddr> {
     let raw = raw.unwrap_or(DEFAULT_LISTEN);
     if let Ok(addr) = raw.parse() {
@@ -706,344 +414,6 @@ fn parse_listen(raw: Option<&str>, p: &mut Problems) -> Option<SocketAddr> {
         );
         None
     }
-}
-
-fn parse_database(raw: Option<String>, p: &mut Problems) -> Option<DatabaseConfig> {
-    let raw = raw.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-    let lower = raw.to_ascii_lowercase();
-    if let Some(rest) = strip_scheme(&raw, &lower, &["sqlite://", "sqlite:"]) {
-        let path = rest.split('?').next().unwrap_or_default();
-        if path.is_empty() {
-            p.push(
-                DATABASE_URL,
-                "names no SQLite file, e.g. sqlite://./data/trunkline.db",
-            );
-            return None;
-        }
-        if path == ":memory:" || path.contains("mode=memory") {
-            p.push(
-                DATABASE_URL,
-                "must name a SQLite file: an in-memory database would vanish per connection",
-            );
-            return None;
-        }
-        return Some(DatabaseConfig::Sqlite {
-            url: raw.clone(),
-            path: PathBuf::from(path),
-        });
-    }
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        // The URL may carry a password: problems never repeat it.
-        let Ok(url) = Url::parse(&raw) else {
-            p.push(DATABASE_URL, "is not a valid postgres:// URL");
-            return None;
-        };
-        let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-            p.push(DATABASE_URL, "names no PostgreSQL host");
-            return None;
-        };
-        let port = url.port().unwrap_or(5432);
-        let display = format!("{host}:{port}{}", url.path());
-        return Some(DatabaseConfig::Postgres {
-            url: SecretString::from(raw),
-            display,
-        });
-    }
-    p.push(
-        DATABASE_URL,
-        "must start with sqlite:// or postgres:// (postgresql:// works too)",
-    );
-    None
-}
-
-fn strip_scheme<'a>(raw: &'a str, lower: &str, schemes: &[&str]) -> Option<&'a str> {
-    schemes
-        .iter()
-        .find(|s| lower.starts_with(*s))
-        .map(|s| &raw[s.len()..])
-}
-
-fn parse_number<T>(
-    env: &Env,
-    name: &'static str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-    p: &mut Problems,
-) -> T
-where
-    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-{
-    let Some(raw) = env.get(name, p) else {
-        return default;
-    };
-    match raw.parse::<T>() {
-        Ok(v) if range.contains(&v) => v,
-        _ => {
-            p.push(
-                name,
-                format!(
-                    "must be a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            );
-            default
-        }
-    }
-}
-
-fn parse_bool(env: &Env, name: &'static str, default: bool, p: &mut Problems) -> bool {
-    let Some(raw) = env.get(name, p) else {
-        return default;
-    };
-    match raw.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => true,
-        "false" | "0" | "no" | "off" => false,
-        _ => {
-            p.push(name, "must be true or false");
-            default
-        }
-    }
-}
-
-fn parse_vault(env: &Env, p: &mut Problems) -> Option<VaultKeysConfig> {
-    let keys = env.get(VAULT_KEYS, p);
-    let active = env.get(VAULT_ACTIVE_KEY, p);
-    match (keys, active) {
-        (Some(keys), Some(active_kid)) => Some(VaultKeysConfig {
-            keys: SecretString::from(keys),
-            active_kid,
-        }),
-        (None, None) => None,
-        (Some(_), None) => {
-            p.push(
-                VAULT_ACTIVE_KEY,
-                "is required when TRUNKLINE_VAULT_KEYS is set",
-            );
-            None
-        }
-        (None, Some(_)) => {
-            p.push(
-                VAULT_KEYS,
-                "is required when TRUNKLINE_VAULT_ACTIVE_KEY is set",
-            );
-            None
-        }
-    }
-}
-
-fn parse_auth(env: &Env, p: &mut Problems) -> Option<AuthKeysConfig> {
-    let keys = env.get(AUTH_PUBLIC_KEYS, p);
-    let issuer = env.get(AUTH_ISSUER, p);
-    let audience = env.get(AUTH_AUDIENCE, p);
-    let (Some(keys), Some(issuer), Some(audience)) = (&keys, &issuer, &audience) else {
-        let given: Vec<&str> = [
-            (AUTH_PUBLIC_KEYS, keys.is_some()),
-            (AUTH_ISSUER, issuer.is_some()),
-            (AUTH_AUDIENCE, audience.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(n, set)| set.then_some(n))
-        .collect();
-        if !given.is_empty() {
-            for (name, set) in [
-                (AUTH_PUBLIC_KEYS, keys.is_some()),
-                (AUTH_ISSUER, issuer.is_some()),
-                (AUTH_AUDIENCE, audience.is_some()),
-            ] {
-                if !set {
-                    p.push(
-                        name,
-                        format!("is required when {} is set", given.join(", ")),
-                    );
-                }
-            }
-        }
-        return None;
-    };
-    let public_keys = parse_key_sources(keys, p)?;
-    Some(AuthKeysConfig {
-        public_keys,
-        issuer: issuer.clone(),
-        audience: audience.clone(),
-    })
-}
-
-/// Comma-separated PEM file paths and/or inline PEMs. An inline PEM may come with literal
-/// `\n` escapes, as some secret stores render newlines.
-fn parse_key_sources(raw: &str, p: &mut Problems) -> Option<Vec<KeySource>> {
-    let mut sources = Vec::new();
-    for entry in raw.split(',') {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            p.push(AUTH_PUBLIC_KEYS, "has an empty entry between commas");
-            return None;
-        }
-        if entry.starts_with("-----BEGIN") {
-            sources.push(KeySource::Inline(entry.replace("\\n", "\n")));
-        } else {
-            sources.push(KeySource::File(PathBuf::from(entry)));
-        }
-    }
-    Some(sources)
-}
-
-fn parse_claim_name(env: &Env, name: &'static str, default: &str, p: &mut Problems) -> String {
-    let Some(raw) = env.get(name, p) else {
-        return default.to_owned();
-    };
-    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) || raw.len() > 128 {
-        p.push(
-            name,
-            "must be a claim name: at most 128 characters, no whitespace",
-        );
-        return default.to_owned();
-    }
-    raw
-}
-
-/// The LiveKit variables. The server API, key and secret go together; an inbound option
-/// set without them is a problem too (it would silently do nothing). Every value is checked
-/// by the adapter's own rules, part by part, so all problems are reported at once.
-fn parse_livekit(env: &Env, p: &mut Problems) -> Option<LiveKitConfig> {
-    use trunkline_livekit::{InboundTrunkOptions, LiveKitConfigError, MediaEncryption};
-
-    let url = env.get(LIVEKIT_URL, p);
-    let key = env.get(LIVEKIT_API_KEY, p);
-    let secret = env.get(LIVEKIT_API_SECRET, p).map(SecretString::from);
-    let allowed_addresses: Vec<String> = env
-        .get(LIVEKIT_ALLOWED_ADDRESSES, p)
-        .map(|raw| {
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let auth_username = env.get(LIVEKIT_AUTH_USERNAME, p);
-    let auth_password = env.get(LIVEKIT_AUTH_PASSWORD, p).map(SecretString::from);
-    let media_encryption = env.get(LIVEKIT_MEDIA_ENCRYPTION, p).and_then(|raw| {
-        let parsed = MediaEncryption::parse(&raw).ok();
-        if parsed.is_none() {
-            p.push(
-                LIVEKIT_MEDIA_ENCRYPTION,
-                "must be disable, allow or require",
-            );
-        }
-        parsed
-    });
-    let request_timeout = Duration::from_secs(parse_number(
-        env,
-        LIVEKIT_REQUEST_TIMEOUT_SECS,
-        DEFAULT_LIVEKIT_REQUEST_TIMEOUT_SECS,
-        1..=MAX_LIVEKIT_REQUEST_TIMEOUT_SECS,
-        p,
-    ));
-
-    // Each part alone in an otherwise valid configuration: the adapter's `validate` stops
-    // at the first problem, and the operator should see every one.
-    let probe = |inbound: InboundTrunkOptions, url: Option<&str>| LiveKitConfig {
-        request_timeout,
-        inbound,
-        ..LiveKitConfig::new(
-            url.unwrap_or("http://127.0.0.1"),
-            "probe-key",
-            SecretString::from("probe-secret"),
-        )
-    };
-    let report = |result: Result<(), LiveKitConfigError>, p: &mut Problems| match result {
-        Ok(()) => true,
-        Err(LiveKitConfigError::Invalid { name, reason }) => {
-            p.push(name, reason);
-            false
-        }
-        Err(e @ (LiveKitConfigError::Missing { .. } | LiveKitConfigError::Client(_))) => {
-            p.push(LIVEKIT_URL, e.to_string());
-            false
-        }
-    };
-    let addresses_ok = report(
-        probe(
-            InboundTrunkOptions {
-                allowed_addresses: allowed_addresses.clone(),
-                ..InboundTrunkOptions::default()
-            },
-            None,
-        )
-        .validate(),
-        p,
-    );
-    let auth_ok = report(
-        probe(
-            InboundTrunkOptions {
-                auth_username: auth_username.clone(),
-                auth_password: auth_password.clone(),
-                ..InboundTrunkOptions::default()
-            },
-            None,
-        )
-        .validate(),
-        p,
-    );
-    let url_ok = url
-        .as_deref()
-        .is_none_or(|u| report(probe(InboundTrunkOptions::default(), Some(u)).validate(), p));
-
-    let options_set: Vec<&str> = [
-        (LIVEKIT_ALLOWED_ADDRESSES, !allowed_addresses.is_empty()),
-        (LIVEKIT_AUTH_USERNAME, auth_username.is_some()),
-        (LIVEKIT_AUTH_PASSWORD, auth_password.is_some()),
-        (
-            LIVEKIT_MEDIA_ENCRYPTION,
-            env.is_set(LIVEKIT_MEDIA_ENCRYPTION),
-        ),
-        (
-            LIVEKIT_REQUEST_TIMEOUT_SECS,
-            env.is_set(LIVEKIT_REQUEST_TIMEOUT_SECS),
-        ),
-        (LIVEKIT_ROOM_PREFIX, env.is_set(LIVEKIT_ROOM_PREFIX)),
-    ]
-    .into_iter()
-    .filter_map(|(name, set)| set.then_some(name))
-    .collect();
-    let all = [
-        (LIVEKIT_URL, url.is_some()),
-        (LIVEKIT_API_KEY, key.is_some()),
-        (LIVEKIT_API_SECRET, secret.is_some()),
-    ];
-    let (Some(url), Some(api_key), Some(api_secret)) = (url, key, secret) else {
-        let partial = all.iter().any(|(_, set)| *set);
-        if partial || !options_set.is_empty() {
-            for (name, set) in all {
-                if !set {
-                    let why = if partial {
-                        "is required when any TRUNKLINE_LIVEKIT_* variable is set".to_owned()
-                    } else {
-                        format!("is required when {} is set", options_set.join(", "))
-                    };
-                    p.push(name, why);
-                }
-            }
-        }
-        return None;
-    };
-    if !(addresses_ok && auth_ok && url_ok) {
-        return None;
-    }
-    let config = LiveKitConfig {
-        url,
-        api_key,
-        api_secret,
-        request_timeout,
-        inbound: InboundTrunkOptions {
-            allowed_addresses,
-            auth_username,
-            auth_password,
-            media_encryption,
-        },
-    };
-    report(config.validate(), p).then_some(config)
 }
 
 /// ISO 3166-1 alpha-2 codes, comma-separated (`US, CA`); upper-cased, duplicates dropped.
@@ -1078,26 +448,6 @@ fn parse_countries(env: &Env, p: &mut Problems) -> Vec<String> {
 /// More countries than any carrier's whitelist holds is a typo, not a policy.
 const MAX_OUTBOUND_COUNTRIES: usize = 250;
 
-/// Room names are LiveKit identifiers that end up in URLs and logs: letters, digits, `-`,
-/// `_` and `.` only.
-fn parse_room_prefix(env: &Env, p: &mut Problems) -> String {
-    let Some(raw) = env.get(LIVEKIT_ROOM_PREFIX, p) else {
-        return DEFAULT_LIVEKIT_ROOM_PREFIX.to_owned();
-    };
-    if raw.len() > MAX_ROOM_PREFIX_LEN
-        || !raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        p.push(
-            LIVEKIT_ROOM_PREFIX,
-            format!("must be 1 to {MAX_ROOM_PREFIX_LEN} letters, digits, '-', '_' or '.'"),
-        );
-        return DEFAULT_LIVEKIT_ROOM_PREFIX.to_owned();
-    }
-    raw
-}
-
 /// An http(s) URL with a host and no credentials, query or fragment, kept as written (the
 /// carrier signs the URL exactly as it requests it) minus a trailing slash.
 fn parse_public_url(raw: &str) -> Result<String, String> {
@@ -1116,72 +466,11 @@ fn parse_public_url(raw: &str) -> Result<String, String> {
     Ok(raw.trim().trim_end_matches('/').to_owned())
 }
 
-fn parse_dispatch(env: &Env, p: &mut Problems) -> DispatchConfig {
-    let ms = |name, default, min, max, p: &mut Problems| {
-        Duration::from_millis(parse_number(env, name, default, min..=max, p))
-    };
-    let retry_interval = ms(
-        DISPATCH_RETRY_INTERVAL_MS,
-        DEFAULT_DISPATCH_RETRY_INTERVAL_MS,
-        10,
-        MAX_DISPATCH_RETRY_INTERVAL_MS,
-        p,
-    );
-    let backoff_base = ms(
-        DISPATCH_BACKOFF_BASE_MS,
-        DEFAULT_DISPATCH_BACKOFF_BASE_MS,
-        1,
-        MAX_DISPATCH_BACKOFF_MS,
-        p,
-    );
-    let backoff_max = ms(
-        DISPATCH_BACKOFF_MAX_MS,
-        DEFAULT_DISPATCH_BACKOFF_MAX_MS,
-        1,
-        MAX_DISPATCH_BACKOFF_MS,
-        p,
-    );
-    if backoff_max < backoff_base {
-        p.push(
-            DISPATCH_BACKOFF_MAX_MS,
-            format!("must not be less than {DISPATCH_BACKOFF_BASE_MS}"),
-        );
-    }
-    let max_attempts = parse_number(
-        env,
-        DISPATCH_MAX_ATTEMPTS,
-        DEFAULT_DISPATCH_MAX_ATTEMPTS,
-        1..=MAX_DISPATCH_ATTEMPTS,
-        p,
-    );
-    DispatchConfig {
-        retry_interval,
-        backoff_base,
-        backoff_max,
-        max_attempts,
-    }
-}
-
-fn parse_jobs(env: &Env, p: &mut Problems) -> JobsConfig {
-    // Twilio's default account concurrency limit is 100 requests: half of it leaves room
-    // for the customer's own use of the account and for a second instance.
-    JobsConfig {
-        upstream_concurrency: parse_number(env, UPSTREAM_CONCURRENCY, 50, 1..=1_000, p),
-        parallelism: parse_number(env, JOBS_PARALLELISM, 64, 1..=1_000, p),
-        max_running: parse_number(env, JOBS_MAX_RUNNING, 4, 1..=64, p),
-        poll_interval: Duration::from_millis(parse_number(
-            env,
-            JOBS_POLL_INTERVAL_MS,
-            1_000,
-            10..=60_000,
-            p,
-        )),
-        claim_ttl: Duration::from_secs(parse_number(env, JOBS_CLAIM_TTL_SECS, 15, 2..=600, p)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
+    use std::path::Path;
+
     use super::*;
     use secrecy::ExposeSecret as _;
 
