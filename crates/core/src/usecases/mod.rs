@@ -19,6 +19,7 @@ mod reconcile;
 pub mod rotation;
 mod status;
 mod voice_url;
+mod voice_webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,9 +37,8 @@ pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use outbound::OutboundStatus;
 pub use place_call::{OutboundCalls, OutboundCallsPorts, PlaceCall, PlacedCall, PlacedStatus};
 pub use status::{Drift, NumberStatus, Section};
-pub use voice_url::{
-    ConnectMode, VoiceAnswer, VoiceRefusal, voice_webhook_path, voice_webhook_url,
-};
+pub use voice_url::{ConnectMode, voice_webhook_path, voice_webhook_url};
+pub use voice_webhook::{VoiceAnswer, VoiceRefusal};
 
 pub use admin::{
     AdminPage, CustomerRoutes, CustomerView, IntegrationView, LiveKitKind, LiveKitObject,
