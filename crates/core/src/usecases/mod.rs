@@ -10,6 +10,7 @@ mod connect;
 mod credentials;
 mod fleet;
 mod jobs;
+mod lease;
 mod live_connections;
 mod naming;
 mod outbound;

@@ -217,13 +217,7 @@ impl Onboarding {
                 "outbound calls need LiveKit: set TRUNKLINE_LIVEKIT_URL, _API_KEY and _API_SECRET",
             ));
         };
-        let lease = self
-            .acquire_lease(&outbound_lease(
-                &integration.customer_id,
-                integration.provider,
-                &route,
-            ))
-            .await?;
+        let key = outbound_lease(&integration.customer_id, integration.provider, &route);
         let work = async {
             store
                 .put_outbound_number(&OutboundNumber {
@@ -238,9 +232,7 @@ impl Onboarding {
             self.route_half(carrier, creds, integration, &*sip, &route)
                 .await
         };
-        let result = self.holding(&lease, work).await;
-        self.release_lease(&lease).await;
-        steps.extend(result?);
+        steps.extend(self.with_lease(&key, work).await?);
         Ok(steps)
     }
 
@@ -337,13 +329,7 @@ impl Onboarding {
         route: &RouteId,
     ) -> Result<Vec<Step>, Error> {
         let store = self.outbound_store()?;
-        let lease = self
-            .acquire_lease(&outbound_lease(
-                &integration.customer_id,
-                integration.provider,
-                route,
-            ))
-            .await?;
+        let key = outbound_lease(&integration.customer_id, integration.provider, route);
         let work = async {
             store.delete_outbound_number(connection).await?;
             let remaining = store
@@ -410,9 +396,7 @@ impl Onboarding {
             }
             Ok::<_, Error>(steps)
         };
-        let result = self.holding(&lease, work).await;
-        self.release_lease(&lease).await;
-        result
+        self.with_lease(&key, work).await
     }
 
     /// Before disconnect: the number leaves its route's outbound half (while the carrier
