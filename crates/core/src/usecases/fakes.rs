@@ -859,7 +859,9 @@ impl ConnectionStore for FakeStore {
             .lock()
             .unwrap()
             .iter()
-            .find(|x| &x.e164 == e && x.status != ConnectionStatus::Disconnected)
+            .filter(|x| &x.e164 == e && x.status != ConnectionStatus::Disconnected)
+            // As the contract says: the most recently updated live one wins.
+            .max_by_key(|x| x.updated_at)
             .cloned())
     }
     async fn list_connections(
@@ -867,24 +869,33 @@ impl ConnectionStore for FakeStore {
         c: &CustomerId,
         p: ProviderKind,
     ) -> Result<Vec<NumberConnection>, StoreError> {
-        Ok(self
+        let mut v: Vec<_> = self
             .connections
             .lock()
             .unwrap()
             .iter()
             .filter(|x| &x.customer_id == c && x.provider == p)
             .cloned()
-            .collect())
+            .collect();
+        // Oldest first, as the contract lists them, whatever order they were saved in.
+        v.sort_by_key(|x| x.created_at);
+        Ok(v)
     }
     async fn save_connection(&self, conn: &NumberConnection) -> Result<(), StoreError> {
         let mut v = self.connections.lock().unwrap();
+        // One row per customer, provider and number.
         if v.iter().any(|x| {
-            x.id != conn.id && x.customer_id == conn.customer_id && x.number_id == conn.number_id
+            x.id != conn.id
+                && x.customer_id == conn.customer_id
+                && x.provider == conn.provider
+                && x.number_id == conn.number_id
         }) {
             return Err(StoreError::Conflict("number".into()));
         }
-        v.retain(|x| x.id != conn.id);
-        v.push(conn.clone());
+        match v.iter_mut().find(|x| x.id == conn.id) {
+            Some(row) => *row = conn.clone(),
+            None => v.push(conn.clone()),
+        }
         Ok(())
     }
 }
