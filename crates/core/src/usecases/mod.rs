@@ -37,7 +37,7 @@ pub use live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use outbound::OutboundStatus;
 pub use place_call::{OutboundCalls, OutboundCallsPorts, PlaceCall, PlacedCall, PlacedStatus};
-pub use status::{Drift, NumberStatus, Section};
+pub use status::{Drift, DriftKind, NumberStatus, Section};
 pub use voice_url::{ConnectMode, voice_webhook_path, voice_webhook_url};
 pub use voice_webhook::{VoiceAnswer, VoiceRefusal};
 

@@ -412,7 +412,7 @@ async fn status_reports_drift_after_changes_behind_our_back() {
         .status(&w.customer, ProviderKind::Twilio, &w.numbers[0])
         .await
         .unwrap();
-    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind).collect();
+    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind.as_str()).collect();
     assert!(kinds.is_empty(), "{kinds:?}");
     {
         let mut s = w.carrier.state();
@@ -424,7 +424,7 @@ async fn status_reports_drift_after_changes_behind_our_back() {
         .status(&w.customer, ProviderKind::Twilio, &w.numbers[0])
         .await
         .unwrap();
-    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind).collect();
+    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind.as_str()).collect();
     assert_eq!(kinds, ["number_not_on_trunk", "origination_url_changed"]);
     w.carrier.state().trunks.clear();
     let st = w
@@ -432,7 +432,7 @@ async fn status_reports_drift_after_changes_behind_our_back() {
         .status(&w.customer, ProviderKind::Twilio, &w.numbers[0])
         .await
         .unwrap();
-    assert!(st.drifts.iter().any(|d| d.kind == "trunk_missing"));
+    assert!(st.drifts.iter().any(|d| d.kind.as_str() == "trunk_missing"));
     // A reconnect repairs it.
     w.connect(0, ConnectRequest::default()).await.unwrap();
     let st = w
@@ -502,7 +502,9 @@ async fn status_of_a_number_neither_held_nor_connected_is_number_not_found() {
         .await
         .unwrap();
     assert!(
-        st.drifts.iter().any(|d| d.kind == "number_missing"),
+        st.drifts
+            .iter()
+            .any(|d| d.kind.as_str() == "number_missing"),
         "{:?}",
         st.drifts
     );
@@ -802,7 +804,7 @@ async fn an_existing_orphan_dedicated_trunk_goes_with_the_next_connect_or_discon
         .status(&w.customer, ProviderKind::Twilio, &w.numbers[0])
         .await
         .unwrap();
-    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind).collect();
+    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind.as_str()).collect();
     assert_eq!(kinds, ["orphan_trunk"]);
     let out = w.connect(0, ConnectRequest::default()).await.unwrap();
     assert!(
@@ -928,7 +930,7 @@ async fn status_of(w: &World, n: usize) -> Result<NumberStatus, Error> {
 }
 
 fn kinds(drifts: &[Drift]) -> Vec<&'static str> {
-    drifts.iter().map(|d| d.kind).collect()
+    drifts.iter().map(|d| d.kind.as_str()).collect()
 }
 
 #[tokio::test]

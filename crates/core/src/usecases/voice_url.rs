@@ -427,7 +427,7 @@ impl Onboarding {
         let mut drifts = Vec::new();
         if !carrier.routing_points_at(&number.routing, &binding.voice_url) {
             drifts.push(super::Drift::new(
-                "voice_url_changed",
+                super::DriftKind::VoiceUrlChanged,
                 format!(
                     "the number's voice URL no longer points at trunkline ({}, POST): it was \
                      changed at the carrier, so calls do not reach LiveKit; connect again to \
@@ -440,7 +440,7 @@ impl Onboarding {
             && current != binding.voice_url
         {
             drifts.push(super::Drift::new(
-                "public_url_changed",
+                super::DriftKind::PublicUrlChanged,
                 format!(
                     "the number points at {}, but this server's public URL makes it {current}: \
                      signatures are checked against the new URL, so calls are refused; connect \
@@ -451,7 +451,7 @@ impl Onboarding {
         }
         if let Some(route) = &number.route_id {
             drifts.push(super::Drift::new(
-                "number_on_trunk",
+                super::DriftKind::NumberOnTrunk,
                 format!(
                     "the number was put on SIP trunk {route}, which overrides its voice URL; \
                      take it off the trunk, or disconnect and connect in mode \"trunk\""
@@ -462,7 +462,7 @@ impl Onboarding {
         // trunk" is the point, not a drift.
         status
             .drifts
-            .retain(|d| d.kind != "number_not_on_trunk" && d.kind != "number_moved");
+            .retain(|d| d.kind != super::DriftKind::NumberNotOnTrunk);
         status.drifts.extend(drifts);
         Ok(())
     }

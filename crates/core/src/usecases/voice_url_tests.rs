@@ -178,7 +178,7 @@ async fn auto_without_trunking_points_the_voice_url_and_disconnect_restores_it()
         .status(&v.customer, ProviderKind::Twilio, &v.numbers[0])
         .await
         .unwrap();
-    let kinds: Vec<_> = status.drifts.iter().map(|d| d.kind).collect();
+    let kinds: Vec<_> = status.drifts.iter().map(|d| d.kind.as_str()).collect();
     assert_eq!(kinds, ["voice_url_changed"]);
     v.connect(None).await.unwrap();
 

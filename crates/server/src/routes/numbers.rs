@@ -781,7 +781,7 @@ pub struct DriftJson {
 impl From<&Drift> for DriftJson {
     fn from(d: &Drift) -> Self {
         Self {
-            kind: d.kind.to_owned(),
+            kind: d.kind.as_str().to_owned(),
             message: d.message.clone(),
         }
     }
@@ -800,7 +800,7 @@ pub struct WarningJson {
 fn warnings(ws: &[Drift]) -> Vec<WarningJson> {
     ws.iter()
         .map(|w| WarningJson {
-            kind: w.kind.to_owned(),
+            kind: w.kind.as_str().to_owned(),
             message: w.message.clone(),
         })
         .collect()
@@ -900,7 +900,7 @@ pub async fn number_status(
     if !status.drifts.is_empty() {
         tracing::info!(
             number = %number,
-            drifts = ?status.drifts.iter().map(|d| d.kind).collect::<Vec<_>>(),
+            drifts = ?status.drifts.iter().map(|d| d.kind.as_str()).collect::<Vec<_>>(),
             "status found drift"
         );
     }
