@@ -17,7 +17,7 @@ use diesel_async::pooled_connection::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use trunkline_core::model::{
     AuditEvent, CallRecord, DispatchClaim, DispatchStatus, Integration, Lease, LeaseKey,
-    NumberConnection,
+    LeaseState, NumberConnection,
 };
 use trunkline_core::ports::{
     AuditLog, CallStore, ClaimRequest, ConnectionStore, IntegrationStore, JoinRecorded, LeaseStore,
@@ -536,15 +536,29 @@ impl LeaseStore for PostgresStore {
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        diesel::delete(
+        // Kept, expired and under a new token: `peek_lease` tells a release from no holder.
+        diesel::update(
             leases::table
                 .filter(leases::key.eq(lease.key.storage_key()))
                 .filter(leases::token.eq(lease.token)),
         )
+        .set((leases::token.eq(Uuid::new_v4()), leases::expires_at.eq(now)))
         .execute(&mut conn)
         .await
         .map_err(error::db)?;
         Ok(())
+    }
+
+    async fn peek_lease(&self, key: &LeaseKey) -> Result<Option<LeaseState>, StoreError> {
+        let mut conn = self.conn().await?;
+        let row: Option<(Uuid, bool)> = leases::table
+            .filter(leases::key.eq(key.storage_key()))
+            .select((leases::token, leases::expires_at.gt(now)))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(error::db)?;
+        Ok(row.map(|(token, held)| LeaseState { token, held }))
     }
 }
 

@@ -19,7 +19,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use trunkline_core::model::{
     AuditEvent, CallRecord, DispatchClaim, DispatchStatus, Integration, Lease, LeaseKey,
-    NumberConnection,
+    LeaseState, NumberConnection,
 };
 use trunkline_core::ports::{
     AuditLog, CallStore, ClaimRequest, ConnectionStore, IntegrationStore, JoinRecorded, LeaseStore,
@@ -478,15 +478,38 @@ impl LeaseStore for SqliteStore {
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        diesel::delete(
+        // Kept, expired and under a new token: `peek_lease` tells a release from no holder.
+        diesel::update(
             leases::table
                 .filter(leases::key.eq(lease.key.storage_key()))
                 .filter(leases::token.eq(uuid_text(lease.token))),
         )
+        .set((
+            leases::token.eq(uuid_text(Uuid::new_v4())),
+            leases::expires_at.eq(now_micros()),
+        ))
         .execute(&mut conn)
         .await
         .map_err(error::db)?;
         Ok(())
+    }
+
+    async fn peek_lease(&self, key: &LeaseKey) -> Result<Option<LeaseState>, StoreError> {
+        let mut conn = self.conn().await?;
+        let row: Option<(String, i64)> = leases::table
+            .filter(leases::key.eq(key.storage_key()))
+            .select((leases::token, leases::expires_at))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(error::db)?;
+        row.map(|(token, expires_at)| {
+            Ok(LeaseState {
+                token: parse_uuid("leases.token", &token)?,
+                held: expires_at > now_micros(),
+            })
+        })
+        .transpose()
     }
 }
 
