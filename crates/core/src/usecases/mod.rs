@@ -8,6 +8,8 @@ mod admin;
 mod calls;
 mod connect;
 mod credentials;
+mod disconnect;
+mod drift;
 mod fleet;
 mod jobs;
 mod lease;
@@ -19,6 +21,7 @@ mod purchase;
 mod reconcile;
 pub mod rotation;
 mod status;
+mod steps;
 mod voice_url;
 mod voice_webhook;
 
@@ -30,14 +33,17 @@ pub use calls::{
     CallActivity, CallSettings, CallViewer, Calls, CallsPorts, DispatchOutcome, RetryReport,
     WebhookOutcome,
 };
-pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepAction};
+pub use connect::{ConnectOutcome, ConnectRequest};
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
+pub use disconnect::DisconnectOutcome;
+pub use drift::{Drift, DriftKind};
 pub use jobs::{JobOptions, JobSettings, JobView, Jobs, MAX_JOB_NUMBERS};
 pub use live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use outbound::OutboundStatus;
 pub use place_call::{OutboundCalls, OutboundCallsPorts, PlaceCall, PlacedCall, PlacedStatus};
-pub use status::{Drift, DriftKind, NumberStatus, Section};
+pub use status::{NumberStatus, Section};
+pub use steps::{Step, StepAction, StepKind};
 pub use voice_url::{ConnectMode, voice_webhook_path, voice_webhook_url};
 pub use voice_webhook::{VoiceAnswer, VoiceRefusal};
 

@@ -15,7 +15,7 @@ use chrono::Utc;
 use secrecy::SecretString;
 
 use super::Onboarding;
-use super::connect::{Step, StepAction};
+use super::steps::{Step, StepAction, StepKind};
 use crate::error::{Error, ErrorCode};
 use crate::ids::{ConnectionId, CustomerId, ProviderKind, RouteId};
 use crate::model::{
@@ -73,7 +73,7 @@ pub(crate) fn new_password() -> SecretString {
     SecretString::from(password)
 }
 
-fn step(step: &'static str, action: StepAction, id: Option<String>) -> Step {
+fn step(step: StepKind, action: StepAction, id: Option<String>) -> Step {
     Step {
         step,
         action,
@@ -265,7 +265,7 @@ impl Onboarding {
         };
         let termination = carrier.ensure_termination(creds, route, &spec).await?;
         let mut steps = vec![step(
-            "termination",
+            StepKind::Termination,
             if existed
                 && !fresh_password
                 && row.termination_host.as_deref() == Some(termination.host.as_str())
@@ -308,7 +308,7 @@ impl Onboarding {
             Some(_) => StepAction::Updated,
         };
         steps.push(step(
-            "livekitOutboundTrunk",
+            StepKind::LivekitOutboundTrunk,
             action,
             Some(trunk.id.to_string()),
         ));
@@ -349,7 +349,7 @@ impl Onboarding {
                 if let Some(trunk) = &row.livekit_trunk_id {
                     sip.delete_outbound_trunk(trunk).await?;
                     steps.push(step(
-                        "livekitOutboundTrunk",
+                        StepKind::LivekitOutboundTrunk,
                         StepAction::Deleted,
                         Some(trunk.to_string()),
                     ));
@@ -357,7 +357,7 @@ impl Onboarding {
                 carrier
                     .remove_termination(creds, route, &outbound_name(route))
                     .await?;
-                steps.push(step("termination", StepAction::Deleted, None));
+                steps.push(step(StepKind::Termination, StepAction::Deleted, None));
                 store
                     .delete_outbound_route(&integration.customer_id, integration.provider, route)
                     .await?;
@@ -387,7 +387,7 @@ impl Onboarding {
                     .await?;
                 steps.push(
                     step(
-                        "livekitOutboundTrunk",
+                        StepKind::LivekitOutboundTrunk,
                         StepAction::Updated,
                         Some(trunk.id.to_string()),
                     )

@@ -18,8 +18,9 @@ use futures::StreamExt as _;
 use serde_json::json;
 
 use super::ConnectRequest;
+use super::drift::DriftKind;
 use super::fleet::{Fleet, reconciler_actor};
-use super::status::{DriftKind, NumberStatus};
+use super::status::NumberStatus;
 use crate::error::Error;
 use crate::ids::{ConnectionId, ProviderKind};
 use crate::model::{

@@ -17,9 +17,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::Onboarding;
-use super::connect::{
-    ConnectOutcome, HELD_ELSEWHERE, Job, Progress, Step, StepAction, pending_connection,
-};
+use super::connect::{ConnectOutcome, HELD_ELSEWHERE, Job, Progress, pending_connection};
+use super::steps::{Step, StepAction, StepKind};
 use crate::error::{Error, ErrorCode};
 use crate::ids::ProviderKind;
 use crate::model::{
@@ -198,10 +197,12 @@ impl Onboarding {
         // first, unless it points at trunkline already (then what we hold is the original).
         if (conn.previous_routing.is_none() || was_disconnected) && !pointed {
             conn.previous_routing = Some(number.routing.clone());
-            steps.push(Step::new("voiceConfig", StepAction::Created, None).detail("recorded"));
+            steps.push(
+                Step::new(StepKind::VoiceConfig, StepAction::Created, None).detail("recorded"),
+            );
         } else {
             steps.push(
-                Step::new("voiceConfig", StepAction::Reused, None)
+                Step::new(StepKind::VoiceConfig, StepAction::Reused, None)
                     .detail("the configuration recorded before trunkline pointed the voice URL"),
             );
         }
@@ -305,12 +306,12 @@ impl Onboarding {
         let (auth, step) = match kept {
             Some(auth) => (
                 auth,
-                Step::new("sipCredentials", StepAction::Reused, None)
+                Step::new(StepKind::SipCredentials, StepAction::Reused, None)
                     .detail("generated earlier, sealed; never shown"),
             ),
             None => (
                 generate_sip_credentials(),
-                Step::new("sipCredentials", StepAction::Created, None)
+                Step::new(StepKind::SipCredentials, StepAction::Created, None)
                     .detail("generated, sealed; never shown"),
             ),
         };
@@ -350,17 +351,25 @@ impl Onboarding {
                 .detach_number(job.creds, route, job.number_id)
                 .await?;
             steps.push(
-                Step::new("attachment", StepAction::Deleted, Some(route.to_string()))
-                    .detail("taken off the trunk (forced): a trunk overrides the voice URL"),
+                Step::new(
+                    StepKind::Attachment,
+                    StepAction::Deleted,
+                    Some(route.to_string()),
+                )
+                .detail("taken off the trunk (forced): a trunk overrides the voice URL"),
             );
         }
         if pointed && number.route_id.is_none() {
-            steps.push(Step::new("voiceUrl", StepAction::Reused, None).detail(url.to_owned()));
+            steps.push(
+                Step::new(StepKind::VoiceUrl, StepAction::Reused, None).detail(url.to_owned()),
+            );
         } else {
             job.carrier
                 .set_voice_url(job.creds, job.number_id, url)
                 .await?;
-            steps.push(Step::new("voiceUrl", StepAction::Updated, None).detail(url.to_owned()));
+            steps.push(
+                Step::new(StepKind::VoiceUrl, StepAction::Updated, None).detail(url.to_owned()),
+            );
         }
         Ok(steps)
     }
@@ -384,7 +393,7 @@ impl Onboarding {
         };
         if !carrier.routing_points_at(&number.routing, &binding.voice_url) {
             return Ok(Some(vec![
-                Step::new("voiceConfig", StepAction::Skipped, None).detail(
+                Step::new(StepKind::VoiceConfig, StepAction::Skipped, None).detail(
                     "the number's voice URL was changed at the carrier since connect; it is left \
                      as it is",
                 ),
@@ -398,7 +407,7 @@ impl Onboarding {
             .restore_routing(creds, &number.id, &previous)
             .await?;
         Ok(Some(vec![Step::new(
-            "voiceConfig",
+            StepKind::VoiceConfig,
             StepAction::Restored,
             None,
         )]))
