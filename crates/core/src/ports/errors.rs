@@ -1,7 +1,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::ErrorCode;
+use crate::error::{Error, ErrorCode};
 
 /// A failure of an external provider (carrier or SIP platform), already classified.
 ///
@@ -100,4 +100,43 @@ pub enum VaultError {
     /// Encryption itself failed.
     #[error("encryption failed")]
     Encrypt,
+}
+
+// The use cases' error from each port failure. Here rather than in `error`, which the ports
+// depend on: the vocabulary knows no port.
+impl From<ProviderError> for Error {
+    fn from(e: ProviderError) -> Self {
+        Self {
+            code: e.code,
+            message: e.message,
+            provider_code: e.provider_code,
+            retry_after: e.retry_after,
+            internal: None,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Self {
+                internal: Some(e.to_string()),
+                ..Self::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the database is unavailable; retry",
+                )
+            },
+            StoreError::Conflict(_) => Self {
+                internal: Some(e.to_string()),
+                ..Self::new(ErrorCode::Conflict, "a concurrent change conflicted; retry")
+            },
+            other => Self::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<VaultError> for Error {
+    fn from(e: VaultError) -> Self {
+        Self::internal(format!("vault: {e}"))
+    }
 }

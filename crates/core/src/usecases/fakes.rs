@@ -875,7 +875,9 @@ impl ConnectionStore for FakeStore {
             .lock()
             .unwrap()
             .iter()
-            .find(|x| &x.e164 == e && x.status != ConnectionStatus::Disconnected)
+            .filter(|x| &x.e164 == e && x.status != ConnectionStatus::Disconnected)
+            // As the contract says: the most recently updated live one wins.
+            .max_by_key(|x| x.updated_at)
             .cloned())
     }
     async fn list_connections(
@@ -883,24 +885,33 @@ impl ConnectionStore for FakeStore {
         c: &CustomerId,
         p: ProviderKind,
     ) -> Result<Vec<NumberConnection>, StoreError> {
-        Ok(self
+        let mut v: Vec<_> = self
             .connections
             .lock()
             .unwrap()
             .iter()
             .filter(|x| &x.customer_id == c && x.provider == p)
             .cloned()
-            .collect())
+            .collect();
+        // Oldest first, as the contract lists them, whatever order they were saved in.
+        v.sort_by_key(|x| x.created_at);
+        Ok(v)
     }
     async fn save_connection(&self, conn: &NumberConnection) -> Result<(), StoreError> {
         let mut v = self.connections.lock().unwrap();
+        // One row per customer, provider and number.
         if v.iter().any(|x| {
-            x.id != conn.id && x.customer_id == conn.customer_id && x.number_id == conn.number_id
+            x.id != conn.id
+                && x.customer_id == conn.customer_id
+                && x.provider == conn.provider
+                && x.number_id == conn.number_id
         }) {
             return Err(StoreError::Conflict("number".into()));
         }
-        v.retain(|x| x.id != conn.id);
-        v.push(conn.clone());
+        match v.iter_mut().find(|x| x.id == conn.id) {
+            Some(row) => *row = conn.clone(),
+            None => v.push(conn.clone()),
+        }
         Ok(())
     }
 }
@@ -977,6 +988,28 @@ impl AuditLog for FakeStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+}
+
+impl FakeStore {
+    /// The onboarding ports of a test: this store behind every store port, the fake vault,
+    /// no outbound store.
+    pub fn onboarding_ports(
+        &self,
+        carriers: HashMap<ProviderKind, Arc<dyn CarrierProvider>>,
+        sip: Option<Arc<dyn SipPlatform>>,
+    ) -> super::OnboardingPorts {
+        super::OnboardingPorts {
+            carriers,
+            sip,
+            vault: Arc::new(FakeVault),
+            integrations: Arc::new(self.clone()),
+            connections: Arc::new(self.clone()),
+            leases: Arc::new(self.clone()),
+            audit: Arc::new(self.clone()),
+            outbound: None,
+            voice: Arc::new(self.clone()),
+        }
     }
 }
 
@@ -1349,6 +1382,10 @@ pub mod calls {
         pub verified: usize,
         /// Inbound trunks, for the connect tests that check who holds a number.
         pub inbound_trunks: Vec<InboundTrunkInfo>,
+        /// Dispatch rules, for the tests of connect's LiveKit half.
+        pub rules: Vec<DispatchRuleInfo>,
+        /// Ids handed out so far (trunks and rules).
+        pub next_id: usize,
     }
 
     /// LiveKit's webhook and dispatch half: a body is "signed" when the authorization is
@@ -1380,20 +1417,52 @@ pub mod calls {
 
     #[async_trait]
     impl SipPlatform for FakeSip {
+        /// The stored trunk when it still exists (brought up to the spec), else a new one.
         async fn ensure_inbound_trunk(
             &self,
-            _: &InboundTrunkSpec,
-            _: Option<crate::ids::SipTrunkId>,
+            spec: &InboundTrunkSpec,
+            stored: Option<crate::ids::SipTrunkId>,
         ) -> Result<InboundTrunkInfo, ProviderError> {
-            Err(unused())
+            let mut s = self.state();
+            let want = InboundTrunkInfo {
+                id: match stored.filter(|id| s.inbound_trunks.iter().any(|t| &t.id == id)) {
+                    Some(id) => id,
+                    None => {
+                        s.next_id += 1;
+                        crate::ids::SipTrunkId::parse(&format!("ST_{}", s.next_id)).unwrap()
+                    }
+                },
+                name: spec.name.clone(),
+                numbers: vec![spec.number.as_str().to_owned()],
+            };
+            s.inbound_trunks.retain(|t| t.id != want.id);
+            s.inbound_trunks.push(want.clone());
+            Ok(want)
         }
 
+        /// The stored rule when it still exists (brought up to the spec), else a new one.
         async fn ensure_dispatch_rule(
             &self,
-            _: &DispatchRuleSpec,
-            _: Option<crate::ids::DispatchRuleId>,
+            spec: &DispatchRuleSpec,
+            stored: Option<crate::ids::DispatchRuleId>,
         ) -> Result<DispatchRuleInfo, ProviderError> {
-            Err(unused())
+            let mut s = self.state();
+            let want = DispatchRuleInfo {
+                id: match stored.filter(|id| s.rules.iter().any(|r| &r.id == id)) {
+                    Some(id) => id,
+                    None => {
+                        s.next_id += 1;
+                        crate::ids::DispatchRuleId::parse(&format!("SDR_{}", s.next_id)).unwrap()
+                    }
+                },
+                name: spec.name.clone(),
+                trunk_ids: vec![spec.trunk_id.to_string()],
+                room_prefix: Some(spec.room_prefix.clone()),
+                agent_names: spec.routing.agent_name.iter().cloned().collect(),
+            };
+            s.rules.retain(|r| r.id != want.id);
+            s.rules.push(want.clone());
+            Ok(want)
         }
 
         async fn inbound_trunks_for_number(

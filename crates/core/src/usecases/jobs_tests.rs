@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::fakes::jobs::FakeJobStore;
-use super::fakes::{FakeCarrier, FakeStore, FakeVault, account};
+use super::fakes::{FakeCarrier, FakeStore, account};
 use super::*;
 use crate::ids::{CarrierNumberId, CredentialKeyId, JobId};
 use crate::model::{Actor, TrunkStrategy};
@@ -42,17 +42,7 @@ async fn world(numbers: usize) -> World {
     let mut carriers: HashMap<ProviderKind, Arc<dyn crate::ports::CarrierProvider>> =
         HashMap::new();
     carriers.insert(ProviderKind::Twilio, Arc::new(carrier.clone()));
-    let ports = OnboardingPorts {
-        carriers,
-        sip: None,
-        vault: Arc::new(FakeVault),
-        integrations: Arc::new(store.clone()),
-        connections: Arc::new(store.clone()),
-        leases: Arc::new(store.clone()),
-        audit: Arc::new(store.clone()),
-        outbound: None,
-        voice: Arc::new(store.clone()),
-    };
+    let ports = store.onboarding_ports(carriers, None);
     let onboarding = Arc::new(Onboarding::new(
         ports,
         OnboardingSettings {

@@ -8,8 +8,11 @@ mod admin;
 mod calls;
 mod connect;
 mod credentials;
+mod disconnect;
+mod drift;
 mod fleet;
 mod jobs;
+mod lease;
 mod live_connections;
 mod naming;
 mod outbound;
@@ -18,7 +21,9 @@ mod purchase;
 mod reconcile;
 pub mod rotation;
 mod status;
+mod steps;
 mod voice_url;
+mod voice_webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,17 +33,19 @@ pub use calls::{
     CallActivity, CallSettings, CallViewer, Calls, CallsPorts, DispatchOutcome, RetryReport,
     WebhookOutcome,
 };
-pub use connect::{ConnectOutcome, ConnectRequest, DisconnectOutcome, Step, StepAction};
+pub use connect::{ConnectOutcome, ConnectRequest};
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
+pub use disconnect::DisconnectOutcome;
+pub use drift::{Drift, DriftKind};
 pub use jobs::{JobOptions, JobSettings, JobView, Jobs, MAX_JOB_NUMBERS};
 pub use live_connections::{CalledNumber, LIVE_CONNECTION_TTL, LiveConnections};
 pub use naming::{TRUNKLINE_NAME_PREFIX, trunk_friendly_name};
 pub use outbound::OutboundStatus;
 pub use place_call::{OutboundCalls, OutboundCallsPorts, PlaceCall, PlacedCall, PlacedStatus};
-pub use status::{Drift, NumberStatus, Section};
-pub use voice_url::{
-    ConnectMode, VoiceAnswer, VoiceRefusal, voice_webhook_path, voice_webhook_url,
-};
+pub use status::{NumberStatus, Section};
+pub use steps::{Step, StepAction, StepKind};
+pub use voice_url::{ConnectMode, voice_webhook_path, voice_webhook_url};
+pub use voice_webhook::{VoiceAnswer, VoiceRefusal};
 
 pub use admin::{
     AdminPage, CustomerRoutes, CustomerView, IntegrationView, LiveKitKind, LiveKitObject,

@@ -15,7 +15,7 @@ use chrono::Utc;
 use secrecy::SecretString;
 
 use super::Onboarding;
-use super::connect::{Step, StepAction};
+use super::steps::{Step, StepAction, StepKind};
 use crate::error::{Error, ErrorCode};
 use crate::ids::{ConnectionId, CustomerId, ProviderKind, RouteId};
 use crate::model::{
@@ -73,7 +73,7 @@ pub(crate) fn new_password() -> SecretString {
     SecretString::from(password)
 }
 
-fn step(step: &'static str, action: StepAction, id: Option<String>) -> Step {
+fn step(step: StepKind, action: StepAction, id: Option<String>) -> Step {
     Step {
         step,
         action,
@@ -217,13 +217,7 @@ impl Onboarding {
                 "outbound calls need LiveKit: set TRUNKLINE_LIVEKIT_URL, _API_KEY and _API_SECRET",
             ));
         };
-        let lease = self
-            .acquire_lease(&outbound_lease(
-                &integration.customer_id,
-                integration.provider,
-                &route,
-            ))
-            .await?;
+        let key = outbound_lease(&integration.customer_id, integration.provider, &route);
         let work = async {
             store
                 .put_outbound_number(&OutboundNumber {
@@ -238,9 +232,7 @@ impl Onboarding {
             self.route_half(carrier, creds, integration, &*sip, &route)
                 .await
         };
-        let result = self.holding(&lease, work).await;
-        self.release_lease(&lease).await;
-        steps.extend(result?);
+        steps.extend(self.with_lease(&key, work).await?);
         Ok(steps)
     }
 
@@ -273,7 +265,7 @@ impl Onboarding {
         };
         let termination = carrier.ensure_termination(creds, route, &spec).await?;
         let mut steps = vec![step(
-            "termination",
+            StepKind::Termination,
             if existed
                 && !fresh_password
                 && row.termination_host.as_deref() == Some(termination.host.as_str())
@@ -316,7 +308,7 @@ impl Onboarding {
             Some(_) => StepAction::Updated,
         };
         steps.push(step(
-            "livekitOutboundTrunk",
+            StepKind::LivekitOutboundTrunk,
             action,
             Some(trunk.id.to_string()),
         ));
@@ -337,13 +329,7 @@ impl Onboarding {
         route: &RouteId,
     ) -> Result<Vec<Step>, Error> {
         let store = self.outbound_store()?;
-        let lease = self
-            .acquire_lease(&outbound_lease(
-                &integration.customer_id,
-                integration.provider,
-                route,
-            ))
-            .await?;
+        let key = outbound_lease(&integration.customer_id, integration.provider, route);
         let work = async {
             store.delete_outbound_number(connection).await?;
             let remaining = store
@@ -363,7 +349,7 @@ impl Onboarding {
                 if let Some(trunk) = &row.livekit_trunk_id {
                     sip.delete_outbound_trunk(trunk).await?;
                     steps.push(step(
-                        "livekitOutboundTrunk",
+                        StepKind::LivekitOutboundTrunk,
                         StepAction::Deleted,
                         Some(trunk.to_string()),
                     ));
@@ -371,7 +357,7 @@ impl Onboarding {
                 carrier
                     .remove_termination(creds, route, &outbound_name(route))
                     .await?;
-                steps.push(step("termination", StepAction::Deleted, None));
+                steps.push(step(StepKind::Termination, StepAction::Deleted, None));
                 store
                     .delete_outbound_route(&integration.customer_id, integration.provider, route)
                     .await?;
@@ -401,7 +387,7 @@ impl Onboarding {
                     .await?;
                 steps.push(
                     step(
-                        "livekitOutboundTrunk",
+                        StepKind::LivekitOutboundTrunk,
                         StepAction::Updated,
                         Some(trunk.id.to_string()),
                     )
@@ -410,9 +396,7 @@ impl Onboarding {
             }
             Ok::<_, Error>(steps)
         };
-        let result = self.holding(&lease, work).await;
-        self.release_lease(&lease).await;
-        result
+        self.with_lease(&key, work).await
     }
 
     /// Before disconnect: the number leaves its route's outbound half (while the carrier

@@ -18,6 +18,7 @@ use futures::StreamExt as _;
 use serde_json::json;
 
 use super::ConnectRequest;
+use super::drift::DriftKind;
 use super::fleet::{Fleet, reconciler_actor};
 use super::status::NumberStatus;
 use crate::error::Error;
@@ -31,30 +32,30 @@ const SCAN_PAGE: u32 = 500;
 
 /// Drift that connecting again cannot repair: auto-repair leaves these alone.
 const NOT_REPAIRABLE: [&str; 3] = [
-    "credentials_invalid",
-    "credentials_missing",
-    "number_missing",
+    DriftKind::CredentialsInvalid.as_str(),
+    DriftKind::CredentialsMissing.as_str(),
+    DriftKind::NumberMissing.as_str(),
 ];
 
 /// Every drift kind the status use case names (a closed set, for metric labels); a stored
 /// kind outside it counts as `other`.
 pub const DRIFT_KINDS: [&str; 16] = [
-    "connect_incomplete",
-    "credentials_invalid",
-    "credentials_missing",
-    "livekit_rule_agent_mismatch",
-    "livekit_rule_missing",
-    "livekit_rule_trunk_mismatch",
-    "livekit_trunk_missing",
-    "livekit_trunk_number_mismatch",
-    "number_missing",
-    "number_not_on_trunk",
-    "origination_url_changed",
-    "origination_url_missing",
-    "origination_url_unexpected",
-    "origination_url_unrecorded",
-    "orphan_trunk",
-    "trunk_missing",
+    DriftKind::ConnectIncomplete.as_str(),
+    DriftKind::CredentialsInvalid.as_str(),
+    DriftKind::CredentialsMissing.as_str(),
+    DriftKind::LivekitRuleAgentMismatch.as_str(),
+    DriftKind::LivekitRuleMissing.as_str(),
+    DriftKind::LivekitRuleTrunkMismatch.as_str(),
+    DriftKind::LivekitTrunkMissing.as_str(),
+    DriftKind::LivekitTrunkNumberMismatch.as_str(),
+    DriftKind::NumberMissing.as_str(),
+    DriftKind::NumberNotOnTrunk.as_str(),
+    DriftKind::OriginationUrlChanged.as_str(),
+    DriftKind::OriginationUrlMissing.as_str(),
+    DriftKind::OriginationUrlUnexpected.as_str(),
+    DriftKind::OriginationUrlUnrecorded.as_str(),
+    DriftKind::OrphanTrunk.as_str(),
+    DriftKind::TrunkMissing.as_str(),
 ];
 
 /// What one check found and did.
@@ -109,7 +110,7 @@ fn recorded(status: &NumberStatus) -> Vec<RecordedDrift> {
         .drifts
         .iter()
         .map(|d| RecordedDrift {
-            kind: d.kind.to_owned(),
+            kind: d.kind.as_str().to_owned(),
             message: d.message.clone(),
         })
         .collect()

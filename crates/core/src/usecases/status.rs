@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::Onboarding;
+use super::drift::{Drift, DriftKind};
 use super::naming::is_ours;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CarrierNumberId, CustomerId, IntegrationId, ProviderKind};
@@ -64,24 +63,6 @@ impl<T> Section<T> {
     }
 }
 
-/// A difference between what trunkline stored and what the carrier or LiveKit holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Drift {
-    /// Stable machine-readable kind, e.g. `number_not_on_trunk`.
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl Drift {
-    pub(super) fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct NumberStatus {
     pub credentials: Section<VerifyReport>,
@@ -112,7 +93,7 @@ impl Onboarding {
             return Vec::new();
         }
         vec![Drift::new(
-            "livekit_not_configured",
+            DriftKind::LivekitNotConfigured,
             "LiveKit is not configured on this trunkline: calls to this number cannot reach an \
              agent (set TRUNKLINE_LIVEKIT_URL, TRUNKLINE_LIVEKIT_API_KEY and \
              TRUNKLINE_LIVEKIT_API_SECRET, then connect again)",
@@ -301,7 +282,7 @@ impl Onboarding {
         status.drifts = drifts(&status, self.ports.sip.is_some());
         status.drifts.extend(orphans.into_iter().map(|t| {
             Drift::new(
-                "orphan_trunk",
+                DriftKind::OrphanTrunk,
                 format!(
                     "trunk {t}, the number's dedicated trunk, holds no number any more; the \
                      next connect or disconnect of the number removes it"
@@ -353,7 +334,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
     } = &s.credentials
     {
         out.push(Drift::new(
-            "credentials_invalid",
+            DriftKind::CredentialsInvalid,
             format!("credentials no longer verify: {code}: {message}"),
         ));
     }
@@ -366,7 +347,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
     };
     if s.credentials.failure() == Some(ErrorCode::IntegrationNotFound) {
         out.push(Drift::new(
-            "credentials_missing",
+            DriftKind::CredentialsMissing,
             "the credentials were deleted while the number is connected: it still takes calls, \
              but trunkline can neither check nor change it; save the credentials again (then \
              disconnect it if it should stop)",
@@ -407,7 +388,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
             ""
         };
         out.push(Drift::new(
-            "connect_incomplete",
+            DriftKind::ConnectIncomplete,
             format!(
                 "the last connect did not finish ({}){made}{attach}; connect again to finish it",
                 conn.last_error.as_deref().unwrap_or("no error recorded")
@@ -415,7 +396,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
         ));
     } else if !ours.is_empty() {
         out.push(Drift::new(
-            "origination_url_unrecorded",
+            DriftKind::OriginationUrlUnrecorded,
             format!(
                 "the trunk has origination URL {} named by trunkline but not recorded for this \
                  number (a connect of another number on the trunk did not finish, or re-pointed \
@@ -430,13 +411,13 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
             ..
         } => {
             out.push(Drift::new(
-                "number_missing",
+                DriftKind::NumberMissing,
                 "the carrier no longer has this number",
             ));
         }
         Section::Ok(n) if n.route_id != conn.route_id && !not_attached_yet => {
             out.push(Drift::new(
-                "number_not_on_trunk",
+                DriftKind::NumberNotOnTrunk,
                 format!(
                     "the number is on {} but trunkline attached it to {}",
                     n.route_id
@@ -452,7 +433,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
     }
     if let Section::Ok(None) = &s.trunk {
         out.push(Drift::new(
-            "trunk_missing",
+            DriftKind::TrunkMissing,
             "the trunk trunkline created no longer exists",
         ));
     }
@@ -460,7 +441,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
         for stored in &conn.route_targets {
             match urls.iter().find(|u| u.id == stored.id) {
                 None => out.push(Drift::new(
-                    "origination_url_missing",
+                    DriftKind::OriginationUrlMissing,
                     format!(
                         "origination URL {} ({}) is gone",
                         stored.id, stored.target.sip_url
@@ -475,7 +456,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                         || !u.enabled
                     {
                         out.push(Drift::new(
-                            "origination_url_changed",
+                            DriftKind::OriginationUrlChanged,
                             format!(
                                 "origination URL {} is {} (priority {}, weight {}, enabled {}) \
                                  but trunkline set {} (priority {}, weight {})",
@@ -495,7 +476,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
         }
         for extra in &foreign {
             out.push(Drift::new(
-                "origination_url_unexpected",
+                DriftKind::OriginationUrlUnexpected,
                 format!(
                     "the trunk also sends calls to {} ({}), which trunkline did not set",
                     extra.sip_url, extra.id
@@ -506,24 +487,24 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
     if livekit_configured {
         match &s.livekit_trunk {
             Section::Ok(None) => out.push(Drift::new(
-                "livekit_trunk_missing",
+                DriftKind::LivekitTrunkMissing,
                 "the LiveKit inbound trunk trunkline created no longer exists",
             )),
             Section::Ok(Some(t)) if !t.numbers.iter().any(|n| n == conn.e164.as_str()) => {
                 out.push(Drift::new(
-                    "livekit_trunk_number_mismatch",
+                    DriftKind::LivekitTrunkNumberMismatch,
                     format!("the LiveKit trunk {} no longer accepts this number", t.id),
                 ));
             }
             Section::Skipped(_) => out.push(Drift::new(
-                "livekit_trunk_missing",
+                DriftKind::LivekitTrunkMissing,
                 "no LiveKit inbound trunk is stored for this connection",
             )),
             _ => {}
         }
         match &s.livekit_rule {
             Section::Ok(None) | Section::Skipped(_) => out.push(Drift::new(
-                "livekit_rule_missing",
+                DriftKind::LivekitRuleMissing,
                 "the LiveKit dispatch rule for this number does not exist",
             )),
             Section::Ok(Some(rule)) => {
@@ -531,7 +512,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                     && !rule.trunk_ids.iter().any(|id| id == t.as_str())
                 {
                     out.push(Drift::new(
-                        "livekit_rule_trunk_mismatch",
+                        DriftKind::LivekitRuleTrunkMismatch,
                         format!("dispatch rule {} does not apply to trunk {t}", rule.id),
                     ));
                 }
@@ -540,7 +521,7 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                     && !rule.agent_names.contains(agent)
                 {
                     out.push(Drift::new(
-                        "livekit_rule_agent_mismatch",
+                        DriftKind::LivekitRuleAgentMismatch,
                         format!("dispatch rule {} does not dispatch agent {agent}", rule.id),
                     ));
                 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use super::fakes::{FakeCarrier, FakeStore, FakeVault, account};
+use super::fakes::{FakeCarrier, FakeStore, account};
 use super::*;
 use crate::ids::{CarrierNumberId, CredentialKeyId, RouteId};
 use crate::model::{
@@ -38,17 +38,7 @@ async fn world_with(
     let mut carriers: HashMap<ProviderKind, Arc<dyn crate::ports::CarrierProvider>> =
         HashMap::new();
     carriers.insert(ProviderKind::Twilio, Arc::new(carrier.clone()));
-    let ports = OnboardingPorts {
-        carriers,
-        sip,
-        vault: Arc::new(FakeVault),
-        integrations: Arc::new(store.clone()),
-        connections: Arc::new(store.clone()),
-        leases: Arc::new(store.clone()),
-        audit: Arc::new(store.clone()),
-        outbound: None,
-        voice: Arc::new(store.clone()),
-    };
+    let ports = store.onboarding_ports(carriers, sip);
     let settings = OnboardingSettings {
         default_sip_target: Some(target("sip:ingress.example")),
         allow_sip_target_override: allow_override,
@@ -109,7 +99,7 @@ impl World {
     }
 }
 
-fn actions(steps: &[Step], step: &str) -> Vec<StepAction> {
+fn actions(steps: &[Step], step: StepKind) -> Vec<StepAction> {
     steps
         .iter()
         .filter(|s| s.step == step)
@@ -121,12 +111,18 @@ fn actions(steps: &[Step], step: &str) -> Vec<StepAction> {
 async fn cold_connect_creates_everything_and_reconnect_writes_nothing() {
     let w = world(1, false).await;
     let first = w.connect(0, ConnectRequest::default()).await.unwrap();
-    assert_eq!(actions(&first.steps, "trunk"), [StepAction::Created]);
     assert_eq!(
-        actions(&first.steps, "originationUrl"),
+        actions(&first.steps, StepKind::Trunk),
         [StepAction::Created]
     );
-    assert_eq!(actions(&first.steps, "attachment"), [StepAction::Created]);
+    assert_eq!(
+        actions(&first.steps, StepKind::OriginationUrl),
+        [StepAction::Created]
+    );
+    assert_eq!(
+        actions(&first.steps, StepKind::Attachment),
+        [StepAction::Created]
+    );
     assert_eq!(first.connection.status, ConnectionStatus::Connected);
     let prev = first.connection.previous_routing.clone().unwrap();
     assert_eq!(prev.0["voiceUrl"], "https://old.example/0");
@@ -210,7 +206,10 @@ async fn foreign_trunk_is_a_conflict_unless_forced() {
         )
         .await
         .unwrap();
-    assert_eq!(actions(&out.steps, "attachment"), [StepAction::Moved]);
+    assert_eq!(
+        actions(&out.steps, StepKind::Attachment),
+        [StepAction::Moved]
+    );
     let s = w.carrier.state();
     assert_ne!(s.numbers[0].route_id.as_ref(), Some(&foreign));
     assert_eq!(s.numbers[0].route_id, out.connection.route_id);
@@ -259,7 +258,7 @@ async fn sip_target_override_needs_permission_and_a_default_or_a_target() {
     };
     let out = w.connect(0, req).await.unwrap();
     assert_eq!(
-        actions(&out.steps, "originationUrl"),
+        actions(&out.steps, StepKind::OriginationUrl),
         [StepAction::Updated, StepAction::Deleted]
     );
     assert_eq!(
@@ -290,7 +289,7 @@ async fn failure_midway_keeps_created_ids_and_a_retry_completes_without_duplicat
     );
 
     let out = w.connect(0, ConnectRequest::default()).await.unwrap();
-    assert_eq!(actions(&out.steps, "trunk"), [StepAction::Reused]);
+    assert_eq!(actions(&out.steps, StepKind::Trunk), [StepAction::Reused]);
     assert_eq!(out.connection.route_id, stored.route_id);
     let s = w.carrier.state();
     assert_eq!((s.trunks.len(), s.urls.len()), (1, 1));
@@ -336,7 +335,7 @@ async fn disconnect_restores_deletes_empty_dedicated_trunk_and_is_idempotent() {
     let out = w.disconnect(0, true).await.unwrap();
     assert!(!out.already_disconnected);
     assert_eq!(out.connection.status, ConnectionStatus::Disconnected);
-    assert_eq!(actions(&out.steps, "trunk"), [StepAction::Deleted]);
+    assert_eq!(actions(&out.steps, StepKind::Trunk), [StepAction::Deleted]);
     {
         let s = w.carrier.state();
         assert!(s.trunks.is_empty());
@@ -379,7 +378,7 @@ async fn disconnect_retried_after_the_trunk_was_deleted_forgets_the_trunk() {
     assert_eq!(out.connection.status, ConnectionStatus::Disconnected);
     assert_eq!(out.connection.route_id, None);
     assert!(!out.connection.route_created);
-    assert_eq!(actions(&out.steps, "trunk"), [StepAction::Skipped]);
+    assert_eq!(actions(&out.steps, StepKind::Trunk), [StepAction::Skipped]);
 }
 
 #[tokio::test]
@@ -412,7 +411,7 @@ async fn status_reports_drift_after_changes_behind_our_back() {
         .status(&w.customer, ProviderKind::Twilio, &w.numbers[0])
         .await
         .unwrap();
-    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind).collect();
+    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind.as_str()).collect();
     assert!(kinds.is_empty(), "{kinds:?}");
     {
         let mut s = w.carrier.state();
@@ -424,7 +423,7 @@ async fn status_reports_drift_after_changes_behind_our_back() {
         .status(&w.customer, ProviderKind::Twilio, &w.numbers[0])
         .await
         .unwrap();
-    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind).collect();
+    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind.as_str()).collect();
     assert_eq!(kinds, ["number_not_on_trunk", "origination_url_changed"]);
     w.carrier.state().trunks.clear();
     let st = w
@@ -432,7 +431,7 @@ async fn status_reports_drift_after_changes_behind_our_back() {
         .status(&w.customer, ProviderKind::Twilio, &w.numbers[0])
         .await
         .unwrap();
-    assert!(st.drifts.iter().any(|d| d.kind == "trunk_missing"));
+    assert!(st.drifts.iter().any(|d| d.kind.as_str() == "trunk_missing"));
     // A reconnect repairs it.
     w.connect(0, ConnectRequest::default()).await.unwrap();
     let st = w
@@ -502,7 +501,9 @@ async fn status_of_a_number_neither_held_nor_connected_is_number_not_found() {
         .await
         .unwrap();
     assert!(
-        st.drifts.iter().any(|d| d.kind == "number_missing"),
+        st.drifts
+            .iter()
+            .any(|d| d.kind.as_str() == "number_missing"),
         "{:?}",
         st.drifts
     );
@@ -683,7 +684,10 @@ async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_ch
     assert_eq!(c.sip_target, target("sip:b.example"), "targets kept");
     assert!(rerun.changes.is_empty(), "{:?}", rerun.changes);
     assert_eq!(w.carrier.writes(), writes, "a resume writes nothing");
-    assert_eq!(actions(&rerun.steps, "voiceConfig"), [StepAction::Reused]);
+    assert_eq!(
+        actions(&rerun.steps, StepKind::VoiceConfig),
+        [StepAction::Reused]
+    );
     assert!(
         rerun
             .steps
@@ -719,7 +723,7 @@ async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_ch
         .unwrap();
     assert_eq!(changed.changes, ["routing", "originationTargets"]);
     assert_eq!(changed.connection.routing.agent_name.as_deref(), Some("b"));
-    assert!(actions(&changed.steps, "originationUrl").contains(&StepAction::Created));
+    assert!(actions(&changed.steps, StepKind::OriginationUrl).contains(&StepAction::Created));
     // An explicit empty routing clears the agent.
     let cleared = w
         .connect(
@@ -768,11 +772,14 @@ async fn a_change_to_shared_removes_the_dedicated_trunk_it_empties() {
     let dedicated = ded.connection.route_id.clone().unwrap();
     let out = w.connect(0, strategy(TrunkStrategy::Shared)).await.unwrap();
     assert_eq!(out.changes, ["trunkStrategy"]);
-    assert_eq!(actions(&out.steps, "attachment"), [StepAction::Moved]);
+    assert_eq!(
+        actions(&out.steps, StepKind::Attachment),
+        [StepAction::Moved]
+    );
     let deleted: Vec<_> = out
         .steps
         .iter()
-        .filter(|s| s.step == "trunk" && s.action == StepAction::Deleted)
+        .filter(|s| s.step == StepKind::Trunk && s.action == StepAction::Deleted)
         .filter_map(|s| s.id.clone())
         .collect();
     assert_eq!(deleted, [dedicated.to_string()]);
@@ -802,11 +809,11 @@ async fn an_existing_orphan_dedicated_trunk_goes_with_the_next_connect_or_discon
         .status(&w.customer, ProviderKind::Twilio, &w.numbers[0])
         .await
         .unwrap();
-    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind).collect();
+    let kinds: Vec<_> = st.drifts.iter().map(|d| d.kind.as_str()).collect();
     assert_eq!(kinds, ["orphan_trunk"]);
     let out = w.connect(0, ConnectRequest::default()).await.unwrap();
     assert!(
-        out.steps.iter().any(|s| s.step == "trunk"
+        out.steps.iter().any(|s| s.step == StepKind::Trunk
             && s.action == StepAction::Deleted
             && s.id.as_deref() == Some(orphan.as_str())),
         "{:?}",
@@ -817,7 +824,7 @@ async fn an_existing_orphan_dedicated_trunk_goes_with_the_next_connect_or_discon
     let orphan = leave_orphan(&w, 1);
     let out = w.disconnect(1, false).await.unwrap();
     assert!(
-        actions(&out.steps, "trunk").contains(&StepAction::Deleted),
+        actions(&out.steps, StepKind::Trunk).contains(&StepAction::Deleted),
         "{:?}",
         out.steps
     );
@@ -928,7 +935,7 @@ async fn status_of(w: &World, n: usize) -> Result<NumberStatus, Error> {
 }
 
 fn kinds(drifts: &[Drift]) -> Vec<&'static str> {
-    drifts.iter().map(|d| d.kind).collect()
+    drifts.iter().map(|d| d.kind.as_str()).collect()
 }
 
 #[tokio::test]
@@ -1125,8 +1132,11 @@ async fn numbers_join_a_shared_trunk_in_place_without_its_lease() {
         futures::future::join_all((1..6).map(|n| w.connect(n, ConnectRequest::default()))).await;
     for out in outcomes {
         let out = out.unwrap();
-        assert_eq!(actions(&out.steps, "trunk"), [StepAction::Reused]);
-        assert_eq!(actions(&out.steps, "originationUrl"), [StepAction::Reused]);
+        assert_eq!(actions(&out.steps, StepKind::Trunk), [StepAction::Reused]);
+        assert_eq!(
+            actions(&out.steps, StepKind::OriginationUrl),
+            [StepAction::Reused]
+        );
         assert_eq!(out.connection.status, ConnectionStatus::Connected);
         assert!(out.connection.route_id.is_some());
         assert_eq!(out.connection.route_targets.len(), 1);
@@ -1171,8 +1181,11 @@ async fn a_trunk_read_while_its_lease_changed_hands_is_read_again() {
         })),
     );
     let out = w.connect(1, ConnectRequest::default()).await.unwrap();
-    assert_eq!(actions(&out.steps, "trunk"), [StepAction::Reused]);
-    assert_eq!(actions(&out.steps, "originationUrl"), [StepAction::Reused]);
+    assert_eq!(actions(&out.steps, StepKind::Trunk), [StepAction::Reused]);
+    assert_eq!(
+        actions(&out.steps, StepKind::OriginationUrl),
+        [StepAction::Reused]
+    );
     assert_eq!(
         reads().unwrap_or_default() - before,
         2,

@@ -5,7 +5,8 @@
 //! trunkline's one generic webhook (`{public URL}/telephony/providers/{provider}/voice`); the
 //! webhook answers each call with an instruction to dial the connection's LiveKit SIP target,
 //! with SIP digest credentials that only this connection's LiveKit inbound trunk accepts.
-//! Disconnect puts the number's previous voice configuration back.
+//! Disconnect puts the number's previous voice configuration back. The webhook itself (its
+//! secret, the answer to a call) is in `voice_webhook`.
 //!
 //! Connect and disconnect call in here through two small hooks; the trunk algorithm in
 //! `connect.rs` is unchanged.
@@ -16,19 +17,14 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::Onboarding;
-use super::connect::{
-    ConnectOutcome, HELD_ELSEWHERE, Job, Progress, Step, StepAction, pending_connection,
-};
+use super::connect::{ConnectOutcome, HELD_ELSEWHERE, Job, Progress, pending_connection};
+use super::steps::{Step, StepAction, StepKind};
 use crate::error::{Error, ErrorCode};
-use crate::ids::{CarrierAccountId, ConnectionId, CustomerId, ProviderKind};
+use crate::ids::ProviderKind;
 use crate::model::{
     CarrierCredentials, ConnectionStatus, NumberConnection, NumberRouting, SealContext,
 };
-use crate::phone::E164;
-use crate::ports::{
-    Capability, CarrierNumber, CarrierProvider, SipDigestAuth, VoiceBinding, VoiceRouteCandidate,
-};
-use crate::sip::SipTarget;
+use crate::ports::{Capability, CarrierNumber, CarrierProvider, SipDigestAuth, VoiceBinding};
 
 /// How a number reaches LiveKit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -68,37 +64,6 @@ pub fn voice_webhook_url(public_url: &str, provider: ProviderKind) -> String {
         public_url.trim_end_matches('/'),
         voice_webhook_path(provider)
     )
-}
-
-/// What the voice webhook answers a call with.
-#[derive(Debug, Clone)]
-pub enum VoiceAnswer {
-    /// Dial `sip_uri` with these digest credentials.
-    Dial {
-        connection_id: ConnectionId,
-        sip_uri: String,
-        auth: SipDigestAuth,
-    },
-    /// trunkline does not route this number (not connected, disconnected, or in trunk mode).
-    Reject,
-}
-
-/// Why the voice webhook refused a request, for the log and the metric (a closed set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VoiceRefusal {
-    /// No active credentials with a webhook secret for the request's account.
-    UnknownAccount,
-    /// The signature matches none of the account's secrets.
-    BadSignature,
-}
-
-impl VoiceRefusal {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UnknownAccount => "unknown_account",
-            Self::BadSignature => "bad_signature",
-        }
-    }
 }
 
 impl Onboarding {
@@ -232,10 +197,12 @@ impl Onboarding {
         // first, unless it points at trunkline already (then what we hold is the original).
         if (conn.previous_routing.is_none() || was_disconnected) && !pointed {
             conn.previous_routing = Some(number.routing.clone());
-            steps.push(Step::new("voiceConfig", StepAction::Created, None).detail("recorded"));
+            steps.push(
+                Step::new(StepKind::VoiceConfig, StepAction::Created, None).detail("recorded"),
+            );
         } else {
             steps.push(
-                Step::new("voiceConfig", StepAction::Reused, None)
+                Step::new(StepKind::VoiceConfig, StepAction::Reused, None)
                     .detail("the configuration recorded before trunkline pointed the voice URL"),
             );
         }
@@ -339,12 +306,12 @@ impl Onboarding {
         let (auth, step) = match kept {
             Some(auth) => (
                 auth,
-                Step::new("sipCredentials", StepAction::Reused, None)
+                Step::new(StepKind::SipCredentials, StepAction::Reused, None)
                     .detail("generated earlier, sealed; never shown"),
             ),
             None => (
                 generate_sip_credentials(),
-                Step::new("sipCredentials", StepAction::Created, None)
+                Step::new(StepKind::SipCredentials, StepAction::Created, None)
                     .detail("generated, sealed; never shown"),
             ),
         };
@@ -384,17 +351,25 @@ impl Onboarding {
                 .detach_number(job.creds, route, job.number_id)
                 .await?;
             steps.push(
-                Step::new("attachment", StepAction::Deleted, Some(route.to_string()))
-                    .detail("taken off the trunk (forced): a trunk overrides the voice URL"),
+                Step::new(
+                    StepKind::Attachment,
+                    StepAction::Deleted,
+                    Some(route.to_string()),
+                )
+                .detail("taken off the trunk (forced): a trunk overrides the voice URL"),
             );
         }
         if pointed && number.route_id.is_none() {
-            steps.push(Step::new("voiceUrl", StepAction::Reused, None).detail(url.to_owned()));
+            steps.push(
+                Step::new(StepKind::VoiceUrl, StepAction::Reused, None).detail(url.to_owned()),
+            );
         } else {
             job.carrier
                 .set_voice_url(job.creds, job.number_id, url)
                 .await?;
-            steps.push(Step::new("voiceUrl", StepAction::Updated, None).detail(url.to_owned()));
+            steps.push(
+                Step::new(StepKind::VoiceUrl, StepAction::Updated, None).detail(url.to_owned()),
+            );
         }
         Ok(steps)
     }
@@ -418,7 +393,7 @@ impl Onboarding {
         };
         if !carrier.routing_points_at(&number.routing, &binding.voice_url) {
             return Ok(Some(vec![
-                Step::new("voiceConfig", StepAction::Skipped, None).detail(
+                Step::new(StepKind::VoiceConfig, StepAction::Skipped, None).detail(
                     "the number's voice URL was changed at the carrier since connect; it is left \
                      as it is",
                 ),
@@ -432,7 +407,7 @@ impl Onboarding {
             .restore_routing(creds, &number.id, &previous)
             .await?;
         Ok(Some(vec![Step::new(
-            "voiceConfig",
+            StepKind::VoiceConfig,
             StepAction::Restored,
             None,
         )]))
@@ -461,7 +436,7 @@ impl Onboarding {
         let mut drifts = Vec::new();
         if !carrier.routing_points_at(&number.routing, &binding.voice_url) {
             drifts.push(super::Drift::new(
-                "voice_url_changed",
+                super::DriftKind::VoiceUrlChanged,
                 format!(
                     "the number's voice URL no longer points at trunkline ({}, POST): it was \
                      changed at the carrier, so calls do not reach LiveKit; connect again to \
@@ -474,7 +449,7 @@ impl Onboarding {
             && current != binding.voice_url
         {
             drifts.push(super::Drift::new(
-                "public_url_changed",
+                super::DriftKind::PublicUrlChanged,
                 format!(
                     "the number points at {}, but this server's public URL makes it {current}: \
                      signatures are checked against the new URL, so calls are refused; connect \
@@ -485,7 +460,7 @@ impl Onboarding {
         }
         if let Some(route) = &number.route_id {
             drifts.push(super::Drift::new(
-                "number_on_trunk",
+                super::DriftKind::NumberOnTrunk,
                 format!(
                     "the number was put on SIP trunk {route}, which overrides its voice URL; \
                      take it off the trunk, or disconnect and connect in mode \"trunk\""
@@ -496,183 +471,9 @@ impl Onboarding {
         // trunk" is the point, not a drift.
         status
             .drifts
-            .retain(|d| d.kind != "number_not_on_trunk" && d.kind != "number_moved");
+            .retain(|d| d.kind != super::DriftKind::NumberNotOnTrunk);
         status.drifts.extend(drifts);
         Ok(())
-    }
-
-    /// Save (`Some`) or remove (`None`) the secret the carrier signs the customer's webhooks
-    /// with, sealed with the integration's context. Called with saving the credentials.
-    pub async fn save_webhook_secret(
-        &self,
-        customer: &CustomerId,
-        provider: ProviderKind,
-        secret: Option<&SecretString>,
-    ) -> Result<(), Error> {
-        let integration = self.integration(customer, provider).await?;
-        let sealed = match secret {
-            Some(s) => Some(
-                self.ports
-                    .vault
-                    .seal(
-                        s,
-                        &SealContext {
-                            customer_id: customer.clone(),
-                            integration_id: integration.id,
-                            provider,
-                        },
-                    )
-                    .await?,
-            ),
-            None => None,
-        };
-        self.ports
-            .voice
-            .put_webhook_secret(customer, provider, integration.id, sealed)
-            .await?;
-        Ok(())
-    }
-
-    /// Check a webhook secret given with `creds` at the carrier (before anything is saved).
-    ///
-    /// # Errors
-    /// `AUTH_INVALID` naming the field when the carrier does not accept it;
-    /// `PROVIDER_UNAVAILABLE` and the like.
-    pub async fn verify_webhook_secret(
-        &self,
-        provider: ProviderKind,
-        creds: &CarrierCredentials,
-        secret: &SecretString,
-    ) -> Result<(), Error> {
-        Ok(self
-            .carrier(provider)?
-            .verify_webhook_secret(creds, secret)
-            .await?)
-    }
-
-    /// Parse the webhook secret of a credentials body with the carrier's own rules.
-    ///
-    /// # Errors
-    /// `NOT_CONFIGURED` for a carrier this instance does not offer; `VALIDATION_FAILED`.
-    pub fn parse_webhook_secret(
-        &self,
-        provider: ProviderKind,
-        input: &crate::ports::CredentialInput,
-    ) -> Result<Option<SecretString>, Error> {
-        Ok(self.carrier(provider)?.parse_webhook_secret(input)?)
-    }
-
-    /// The voice webhook: find who owns the called number under the request's account, with
-    /// ONE read of the store, and check the request's signature with that account's secret
-    /// (`signed_by` is the carrier's check, e.g. Twilio's HMAC). Only then is anything about
-    /// the number answered. Nothing is written.
-    ///
-    /// # Errors
-    /// `FORBIDDEN` with the [`VoiceRefusal`] for an unknown account or a signature none of
-    /// its secrets made; `SERVICE_UNAVAILABLE` when the store does not answer.
-    pub async fn answer_voice_call(
-        &self,
-        provider: ProviderKind,
-        account: &CarrierAccountId,
-        to: &E164,
-        signed_by: &(dyn Fn(&SecretString) -> bool + Sync),
-    ) -> Result<VoiceAnswer, (Error, Option<VoiceRefusal>)> {
-        let candidates = self
-            .ports
-            .voice
-            .voice_route(provider, account, to)
-            .await
-            .map_err(|e| (Error::from(e), None))?;
-        if candidates.is_empty() {
-            return Err((
-                Error::new(
-                    ErrorCode::Forbidden,
-                    "no credentials with an auth token are stored for this AccountSid; save \
-                     the account's credentials with authToken",
-                ),
-                Some(VoiceRefusal::UnknownAccount),
-            ));
-        }
-        // Several customers may have saved the same account: among those whose secret
-        // signed the request, the one with a live voice-URL connection of the number answers
-        // (connect lets only one customer hold a number; customers with the same token all
-        // validate). Every secret is tried, so the time taken does not tell which matched.
-        // A secret that does not open (sealed under another master key) is passed over, so
-        // one customer's broken record does not refuse the others' calls; it is the answer
-        // only when no secret signed the request.
-        let mut signer: Option<&VoiceRouteCandidate> = None;
-        let mut unopened = None;
-        for c in &candidates {
-            let ctx = SealContext {
-                customer_id: c.customer_id.clone(),
-                integration_id: c.integration_id,
-                provider,
-            };
-            let secret = match self.ports.vault.open(&c.sealed_webhook_secret, &ctx).await {
-                Ok(secret) => secret,
-                Err(e) => {
-                    tracing::warn!(
-                        integration = %c.integration_id,
-                        error = %e,
-                        "voice webhook: a stored webhook secret does not open; passed over"
-                    );
-                    unopened.get_or_insert(e);
-                    continue;
-                }
-            };
-            let routes = |c: &VoiceRouteCandidate| {
-                c.connection
-                    .as_ref()
-                    .is_some_and(|conn| conn.binding.is_some())
-            };
-            if signed_by(&secret) && signer.is_none_or(|s| !routes(s) && routes(c)) {
-                signer = Some(c);
-            }
-        }
-        let Some(signer) = signer else {
-            if let Some(e) = unopened {
-                return Err((Error::from(e), None));
-            }
-            return Err((
-                Error::new(
-                    ErrorCode::Forbidden,
-                    "X-Twilio-Signature does not match: the request was not signed with the \
-                     auth token stored for this AccountSid, for this URL and these parameters",
-                ),
-                Some(VoiceRefusal::BadSignature),
-            ));
-        };
-        let Some(conn) = &signer.connection else {
-            return Ok(VoiceAnswer::Reject);
-        };
-        let Some(binding) = &conn.binding else {
-            return Ok(VoiceAnswer::Reject);
-        };
-        let ctx = SealContext {
-            customer_id: signer.customer_id.clone(),
-            integration_id: conn.integration_id,
-            provider,
-        };
-        let password = self
-            .ports
-            .vault
-            .open(&binding.sealed_sip_password, &ctx)
-            .await
-            .map_err(|e| (Error::from(e), None))?;
-        let target = SipTarget::parse(&conn.sip_target).map_err(|e| {
-            (
-                Error::internal(format!("stored SIP target does not parse: {}", e.reason)),
-                None,
-            )
-        })?;
-        Ok(VoiceAnswer::Dial {
-            connection_id: conn.connection_id,
-            sip_uri: dial_uri(to, &target),
-            auth: SipDigestAuth {
-                username: binding.sip_username.clone(),
-                password,
-            },
-        })
     }
 }
 
@@ -682,15 +483,6 @@ fn seal_context(conn: &NumberConnection) -> SealContext {
         customer_id: conn.customer_id.clone(),
         integration_id: conn.integration_id,
         provider: conn.provider,
-    }
-}
-
-/// `sip:{number}@{host[:port]};transport=tcp`: the LiveKit SIP ingress of the connection,
-/// reached over TCP as LiveKit recommends for carriers.
-fn dial_uri(to: &E164, target: &SipTarget) -> String {
-    match target.port() {
-        Some(port) => format!("sip:{to}@{}:{port};transport=tcp", target.host()),
-        None => format!("sip:{to}@{};transport=tcp", target.host()),
     }
 }
 
@@ -722,21 +514,6 @@ mod tests {
         assert_eq!(
             voice_webhook_url("https://proxy.example.com/trunkline", ProviderKind::Twilio),
             "https://proxy.example.com/trunkline/telephony/providers/twilio/voice"
-        );
-    }
-
-    #[test]
-    fn the_dial_uri_names_the_number_and_the_ingress_over_tcp() {
-        let to = E164::parse("+14155550100").unwrap();
-        let t = SipTarget::parse("sip:lk.example.com").unwrap();
-        assert_eq!(
-            dial_uri(&to, &t),
-            "sip:+14155550100@lk.example.com;transport=tcp"
-        );
-        let t = SipTarget::parse("sip:lk.example.com:5080;transport=tcp").unwrap();
-        assert_eq!(
-            dial_uri(&to, &t),
-            "sip:+14155550100@lk.example.com:5080;transport=tcp"
         );
     }
 

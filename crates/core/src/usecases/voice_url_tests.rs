@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::super::fakes::{FakeCarrier, FakeStore, FakeVault, account};
+use super::super::fakes::{FakeCarrier, FakeStore, account};
 use super::super::*;
 use super::{actions, creds};
 use crate::ids::CarrierNumberId;
@@ -32,17 +32,7 @@ async fn voice_world(public_url: Option<&str>, trunking: bool, token: Option<&st
     let mut carriers: HashMap<ProviderKind, Arc<dyn crate::ports::CarrierProvider>> =
         HashMap::new();
     carriers.insert(ProviderKind::Twilio, Arc::new(carrier.clone()));
-    let ports = OnboardingPorts {
-        carriers,
-        sip: None,
-        vault: Arc::new(FakeVault),
-        integrations: Arc::new(store.clone()),
-        connections: Arc::new(store.clone()),
-        leases: Arc::new(store.clone()),
-        audit: Arc::new(store.clone()),
-        outbound: None,
-        voice: Arc::new(store.clone()),
-    };
+    let ports = store.onboarding_ports(carriers, None);
     let settings = OnboardingSettings {
         default_sip_target: Some(SipTarget::parse("sip:ingress.example:5060").unwrap()),
         public_url: public_url.map(str::to_owned),
@@ -121,8 +111,14 @@ async fn auto_without_trunking_points_the_voice_url_and_disconnect_restores_it()
     assert_eq!(out.mode, ConnectMode::VoiceUrl);
     assert_eq!(out.connection.status, ConnectionStatus::Connected);
     assert_eq!(out.connection.route_id, None);
-    assert_eq!(actions(&out.steps, "voiceUrl"), [StepAction::Updated]);
-    assert_eq!(actions(&out.steps, "sipCredentials"), [StepAction::Created]);
+    assert_eq!(
+        actions(&out.steps, StepKind::VoiceUrl),
+        [StepAction::Updated]
+    );
+    assert_eq!(
+        actions(&out.steps, StepKind::SipCredentials),
+        [StepAction::Created]
+    );
     {
         let s = v.carrier.state();
         assert!(
@@ -158,7 +154,7 @@ async fn auto_without_trunking_points_the_voice_url_and_disconnect_restores_it()
     assert_eq!(v.carrier.writes(), writes);
     assert_eq!(again.mode, ConnectMode::VoiceUrl);
     assert_eq!(
-        actions(&again.steps, "sipCredentials"),
+        actions(&again.steps, StepKind::SipCredentials),
         [StepAction::Reused]
     );
     assert_eq!(v.store.voice.lock().unwrap().bindings[0], binding);
@@ -178,7 +174,7 @@ async fn auto_without_trunking_points_the_voice_url_and_disconnect_restores_it()
         .status(&v.customer, ProviderKind::Twilio, &v.numbers[0])
         .await
         .unwrap();
-    let kinds: Vec<_> = status.drifts.iter().map(|d| d.kind).collect();
+    let kinds: Vec<_> = status.drifts.iter().map(|d| d.kind.as_str()).collect();
     assert_eq!(kinds, ["voice_url_changed"]);
     v.connect(None).await.unwrap();
 
@@ -194,7 +190,10 @@ async fn auto_without_trunking_points_the_voice_url_and_disconnect_restores_it()
         )
         .await
         .unwrap();
-    assert_eq!(actions(&d.steps, "voiceConfig"), [StepAction::Restored]);
+    assert_eq!(
+        actions(&d.steps, StepKind::VoiceConfig),
+        [StepAction::Restored]
+    );
     assert_eq!(
         v.carrier.state().numbers[0].routing.0["voiceUrl"],
         "https://old.example/0"
@@ -300,6 +299,9 @@ async fn a_number_on_a_trunk_is_not_taken_without_force() {
         )
         .await
         .unwrap();
-    assert_eq!(actions(&forced.steps, "attachment"), [StepAction::Deleted]);
+    assert_eq!(
+        actions(&forced.steps, StepKind::Attachment),
+        [StepAction::Deleted]
+    );
     assert_eq!(v.carrier.state().numbers[0].route_id, None);
 }

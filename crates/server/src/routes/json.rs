@@ -208,7 +208,7 @@ pub struct StepJson {
 impl From<&Step> for StepJson {
     fn from(s: &Step) -> Self {
         Self {
-            step: s.step.to_owned(),
+            step: s.step.as_str().to_owned(),
             action: s.action.into(),
             id: s.id.clone(),
             detail: s.detail.clone(),

@@ -529,7 +529,7 @@ pub async fn number_status(
     if !status.drifts.is_empty() {
         tracing::info!(
             number = %number,
-            drifts = ?status.drifts.iter().map(|d| d.kind).collect::<Vec<_>>(),
+            drifts = ?status.drifts.iter().map(|d| d.kind.as_str()).collect::<Vec<_>>(),
             "status found drift"
         );
     }

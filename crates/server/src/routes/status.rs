@@ -270,7 +270,7 @@ pub struct DriftJson {
 impl From<&Drift> for DriftJson {
     fn from(d: &Drift) -> Self {
         Self {
-            kind: d.kind.to_owned(),
+            kind: d.kind.as_str().to_owned(),
             message: d.message.clone(),
         }
     }
@@ -289,7 +289,7 @@ pub struct WarningJson {
 pub(super) fn warnings(ws: &[Drift]) -> Vec<WarningJson> {
     ws.iter()
         .map(|w| WarningJson {
-            kind: w.kind.to_owned(),
+            kind: w.kind.as_str().to_owned(),
             message: w.message.clone(),
         })
         .collect()
