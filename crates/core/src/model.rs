@@ -485,14 +485,24 @@ impl LeaseKey {
     }
 }
 
-/// A held lease. `token` changes with every acquisition, so a holder whose lease expired
-/// and was taken over cannot release or renew the new holder's lease.
+/// A held lease. `token` changes with every acquisition and every release, so a holder whose
+/// lease expired and was taken over cannot release or renew the new holder's lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub key: LeaseKey,
     pub holder: String,
     pub token: uuid::Uuid,
     pub expires_at: DateTime<Utc>,
+}
+
+/// A lease seen without taking it (`LeaseStore::peek_lease`). The token changes with every
+/// acquisition and every release, so two equal states, the first not held, mean that nobody
+/// held the lease at any moment between the two reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseState {
+    pub token: uuid::Uuid,
+    /// Held now, by the store's clock.
+    pub held: bool,
 }
 
 // ---------------------------------------------------------------------------------------

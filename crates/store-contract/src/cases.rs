@@ -14,7 +14,7 @@ use futures::future::join_all;
 use tokio::sync::Barrier;
 use trunkline_core::model::{
     CallStatus, ConnectionStatus, DispatchClaim, DispatchStatus, IntegrationStatus, LeaseKey,
-    LeaseResource, SealedSecret,
+    LeaseResource, LeaseState, SealedSecret,
 };
 use trunkline_core::ports::{ClaimRequest, JoinRecorded, Store, StoreError, WebhookEventRecord};
 use trunkline_core::{CallId, ConnectionId, IntegrationId, ProviderKind};
@@ -531,6 +531,80 @@ pub async fn lease_acquire_block_renew_release(store: Arc<dyn Store>) {
             .await
             .unwrap(),
         None
+    );
+}
+
+/// `peek_lease` reads without taking: a key never taken is `None`; every acquisition and
+/// every release changes the token, so a reader that peeked "free" before and sees the same
+/// state after knows nobody held the lease in between.
+pub async fn lease_peek_sees_every_holder_between_two_reads(store: Arc<dyn Store>) {
+    let key = LeaseKey::trunk(customer("peek"), TWILIO, "trunkline-shared");
+    assert_eq!(store.peek_lease(&key).await.unwrap(), None, "never taken");
+
+    let held = store
+        .try_acquire_lease(&key, "instance-a", LONG)
+        .await
+        .unwrap()
+        .expect("free");
+    let seen = store.peek_lease(&key).await.unwrap().expect("taken once");
+    assert_eq!(seen.token, held.token);
+    assert!(seen.held);
+    // Peeking takes nothing.
+    assert_eq!(
+        store
+            .try_acquire_lease(&key, "instance-b", LONG)
+            .await
+            .unwrap(),
+        None
+    );
+    let renewed = store
+        .renew_lease(&held, LONG)
+        .await
+        .unwrap()
+        .expect("a peeked lease still renews");
+    assert_eq!(store.peek_lease(&key).await.unwrap(), Some(seen));
+
+    store.release_lease(&renewed).await.unwrap();
+    let free = store
+        .peek_lease(&key)
+        .await
+        .unwrap()
+        .expect("kept after release");
+    assert!(!free.held);
+    assert_ne!(free.token, held.token, "a release is seen");
+    assert_eq!(
+        store.peek_lease(&key).await.unwrap(),
+        Some(free),
+        "stable while free"
+    );
+    assert_eq!(store.renew_lease(&held, LONG).await.unwrap(), None);
+
+    // Held and released in between two reads: the reader sees a new token.
+    let again = store
+        .try_acquire_lease(&key, "instance-b", LONG)
+        .await
+        .unwrap()
+        .expect("a released lease is free");
+    store.release_lease(&again).await.unwrap();
+    let after = store.peek_lease(&key).await.unwrap().expect("kept");
+    assert!(!after.held);
+    assert_ne!(after.token, free.token);
+    assert_ne!(after.token, again.token);
+
+    // An expired, never released lease reads as not held, under its holder's token.
+    let short = LeaseKey::trunk(customer("peek"), TWILIO, "trunkline-other");
+    let lost = store
+        .try_acquire_lease(&short, "crashed", SHORT)
+        .await
+        .unwrap()
+        .expect("free");
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.peek_lease(&short).await.unwrap(),
+        Some(LeaseState {
+            token: lost.token,
+            held: false
+        })
     );
 }
 

@@ -55,6 +55,7 @@ macro_rules! contract_tests {
             lease_acquire_block_renew_release,
             lease_expired_takeover_and_lost_lease_cannot_touch_the_new_holder,
             lease_concurrent_acquisition_has_one_winner,
+            lease_peek_sees_every_holder_between_two_reads,
             webhook_dedupe_sequential_and_last_event,
             webhook_dedupe_concurrent_has_one_winner,
             upsert_call_inserts_and_round_trips,

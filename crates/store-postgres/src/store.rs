@@ -311,7 +311,7 @@ impl PostgresStore {
     }
 }
 
-trunkline_store_sql::lease_store!(PostgresStore, clock = []);
+trunkline_store_sql::lease_store!(PostgresStore, clock = [], now = diesel::dsl::now);
 
 trunkline_store_sql::call_store!(
     PostgresStore,

@@ -275,16 +275,17 @@ macro_rules! store_health {
 
 /// `LeaseStore`. `clock = [...]`: the binds after the common ones in `ACQUIRE_LEASE` (key,
 /// holder, token, ttl in µs) and `RENEW_LEASE` (key, token, ttl): SQLite binds this process's
-/// clock, PostgreSQL reads the database's and binds nothing. Needs those statements and the
+/// clock, PostgreSQL reads the database's and binds nothing. `now`: the time a release
+/// expires a lease at and a peek compares its expiry with. Needs those statements and the
 /// backend's `SqlId` in scope, besides what every macro here needs.
 #[macro_export]
 macro_rules! lease_store {
-    ($store:ty, clock = [$($clock:tt)*]) => {
+    ($store:ty, clock = [$($clock:tt)*], now = $now:expr) => {
         const _: () = {
             use diesel::prelude::*;
             use diesel::sql_types::{BigInt, Text};
             use diesel_async::RunQueryDsl;
-            use trunkline_core::model::{Lease, LeaseKey};
+            use trunkline_core::model::{Lease, LeaseKey, LeaseState};
             use trunkline_core::ports::{LeaseStore, StoreError};
             use $crate::codec;
 
@@ -330,15 +331,43 @@ macro_rules! lease_store {
 
                 async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
                     let mut conn = self.conn().await?;
-                    diesel::delete(
+                    // Kept, expired and under a new token: `peek_lease` tells a release from
+                    // no holder.
+                    diesel::update(
                         leases::table
                             .filter(leases::key.eq(lease.key.storage_key()))
                             .filter(leases::token.eq(enc::id_to(lease.token))),
                     )
+                    .set((
+                        leases::token.eq(enc::id_to(uuid::Uuid::new_v4())),
+                        leases::expires_at.eq($now),
+                    ))
                     .execute(&mut conn)
                     .await
                     .map_err(error::db)?;
                     Ok(())
+                }
+
+                async fn peek_lease(
+                    &self,
+                    key: &LeaseKey,
+                ) -> Result<Option<LeaseState>, StoreError> {
+                    let now = $now;
+                    let mut conn = self.conn().await?;
+                    let row: Option<(enc::Id, bool)> = leases::table
+                        .filter(leases::key.eq(key.storage_key()))
+                        .select((leases::token, leases::expires_at.gt(now)))
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(error::db)?;
+                    row.map(|(token, held)| {
+                        Ok(LeaseState {
+                            token: enc::id_from("leases.token", token)?,
+                            held,
+                        })
+                    })
+                    .transpose()
                 }
             }
         };

@@ -259,7 +259,11 @@ impl SqliteStore {
     }
 }
 
-trunkline_store_sql::lease_store!(SqliteStore, clock = [.bind::<BigInt, _>(now_micros())]);
+trunkline_store_sql::lease_store!(
+    SqliteStore,
+    clock = [.bind::<BigInt, _>(now_micros())],
+    now = now_micros()
+);
 
 trunkline_store_sql::call_store!(
     SqliteStore,

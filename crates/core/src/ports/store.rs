@@ -10,7 +10,7 @@ use crate::ids::{
 };
 use crate::model::{
     AuditEvent, CallRecord, ConnectionCheck, DispatchClaim, Integration, IntegrationSettings,
-    Lease, LeaseKey, NumberConnection, PurchasedNumber,
+    Lease, LeaseKey, LeaseState, NumberConnection, PurchasedNumber,
 };
 use crate::phone::E164;
 
@@ -95,7 +95,14 @@ pub trait LeaseStore: Send + Sync {
     async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Option<Lease>, StoreError>;
 
     /// Release a held lease. A lease that was already lost is left to its new holder.
+    /// Releasing gives the lease a new token (it does not forget the key), so `peek_lease`
+    /// before and after tells that someone held it in between.
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// The lease's state without taking it: `None` for a key never taken. Lets a reader
+    /// that only relies on what a lease guards check that no holder was at work while it
+    /// read: peek (not held), read, peek again (the same state).
+    async fn peek_lease(&self, key: &LeaseKey) -> Result<Option<LeaseState>, StoreError>;
 }
 
 /// A received webhook event, as remembered for deduplication and diagnostics.

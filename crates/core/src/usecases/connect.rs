@@ -16,7 +16,8 @@ use crate::error::{Error, ErrorCode};
 use crate::ids::{CarrierNumberId, ConnectionId, CustomerId, ProviderKind, RouteId, SipTrunkId};
 use crate::model::{
     Actor, AuditAction, CarrierCredentials, ConnectionStatus, DispatchMode, Lease, LeaseKey,
-    NumberConnection, OriginationTarget, RoutingPolicy, StoredRouteTarget, TrunkStrategy,
+    LeaseState, NumberConnection, OriginationTarget, RoutingPolicy, StoredRouteTarget,
+    TrunkStrategy,
 };
 use crate::ports::{
     CarrierNumber, CarrierProvider, CarrierRoute, CarrierRouteTarget, DispatchRuleSpec,
@@ -421,20 +422,20 @@ impl Onboarding {
         let targets = &desired.targets;
         // A connection made by this very call cannot have left anything at LiveKit yet.
         let fresh = existing.is_none();
-        // A shared trunk and its origination URLs belong to several numbers: finding or
-        // creating the trunk and reconciling its URLs happen under a lease on the trunk's name,
-        // taken before the first read so that what is read stays true until it is acted on.
-        // Without it two numbers' connects each see no URL and both create one.
-        let trunk_lease = self
-            .acquire_lease(&LeaseKey::trunk(customer.clone(), provider, desired_name))
-            .await?;
-        let prepared = self
-            .holding(&trunk_lease, self.prepare_connect(job, &desired, existing))
-            .await;
-        let prepared = match prepared {
+        // A shared trunk and its origination URLs belong to several numbers. Changing them
+        // happens under a lease on the trunk's name (see `trunk_in_place`); reading them needs
+        // none, as long as no holder of that lease is at work between the read and its use.
+        // So the read that starts here (in `prepare_connect`) comes after a first look at the
+        // lease.
+        let trunk_key = LeaseKey::trunk(customer.clone(), provider, desired_name);
+        let deadline = Instant::now() + self.settings.lease_wait;
+        let free = async {
+            let seen = self.wait_for_free_lease(&trunk_key, deadline).await?;
+            Ok::<_, Error>((seen, self.prepare_connect(job, &desired, existing).await?))
+        };
+        let (seen, prepared) = match free.await {
             Ok(p) => p,
             Err(e) => {
-                self.release_lease(&trunk_lease).await;
                 if !fresh {
                     self.record_failure(customer, provider, number_id, &e).await;
                 }
@@ -455,15 +456,15 @@ impl Onboarding {
             conn: Mutex::new(conn),
         };
         let carrier_half = async {
-            let trunk = self
-                .holding(
-                    &trunk_lease,
-                    self.trunk_and_urls(job, found, targets, &progress),
-                )
-                .await;
+            let trunk = TrunkRead {
+                key: &trunk_key,
+                found,
+                seen,
+                deadline,
+                reread: desired.strategy == TrunkStrategy::Shared,
+            };
             // The number's own attachment needs only the number's lease, which the caller holds.
-            self.release_lease(&trunk_lease).await;
-            let (trunk, mut steps) = trunk?;
+            let (trunk, mut steps) = self.trunk_in_place(job, trunk, targets, &progress).await?;
             let left = moved_from.is_some();
             steps.push(attach(job.carrier, job.creds, &number, &trunk, moved_from).await?);
             // Only now, with the number on its new trunk, can the dedicated one be empty. A
@@ -672,7 +673,101 @@ impl Onboarding {
         Ok(())
     }
 
-    /// Under the trunk lease: the trunk found earlier or a new one, then its origination URLs.
+    /// Wait (with backoff, until `deadline`) while somebody holds the lease; then its state,
+    /// not held. `CONFLICT` with when to retry at the deadline.
+    async fn wait_for_free_lease(
+        &self,
+        key: &LeaseKey,
+        deadline: Instant,
+    ) -> Result<Option<LeaseState>, Error> {
+        let started = Instant::now();
+        let mut delay = std::time::Duration::from_millis(10);
+        loop {
+            let state = self.ports.leases.peek_lease(key).await?;
+            if !state.is_some_and(|s| s.held) {
+                return Ok(state);
+            }
+            if Instant::now() + delay > deadline {
+                return Err(super::lease_conflict(
+                    self.settings.lease_ttl,
+                    started.elapsed(),
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// The trunk the number goes on, with origination URLs matching `targets`.
+    ///
+    /// Most connects to a shared trunk find it as it must be and change nothing on it. Such a
+    /// connect takes no lease: it records the trunk on its connection (from then on, the guard
+    /// of anyone changing the trunk counts this number), then checks that nobody held the
+    /// trunk's lease since before it read the trunk (`peek_lease` then and now, the same
+    /// state). A holder at work meanwhile means the read may be stale: wait, read again.
+    /// Otherwise any holder that came later saw this number, and one that came earlier had
+    /// finished before the read. Without this, the numbers of a bulk connect to one trunk
+    /// queued one by one behind its lease (331 s for 1,000 numbers, docs/benchmarks.md).
+    ///
+    /// A connect that must change the trunk (create it, reconcile its URLs) does so under the
+    /// lease, reading the shared trunk again under it: two such connects never both create a
+    /// URL. A dedicated trunk is only ever changed under its number's lease, which the caller
+    /// holds, so what was read stays true.
+    async fn trunk_in_place(
+        &self,
+        job: &Job<'_>,
+        read: TrunkRead<'_>,
+        targets: &[OriginationTarget],
+        progress: &Progress<'_>,
+    ) -> Result<(RouteId, Vec<Step>), Error> {
+        let TrunkRead {
+            key,
+            mut found,
+            mut seen,
+            deadline,
+            reread,
+        } = read;
+        let started = Instant::now();
+        let stored = progress.conn.lock().await.route_id.clone();
+        loop {
+            if let Some(f) = found.take_if(|f| urls_in_place(&f.urls, targets)) {
+                let result = self.trunk_and_urls(job, Some(f), targets, progress).await?;
+                if self.ports.leases.peek_lease(key).await? == seen {
+                    return Ok(result);
+                }
+            } else if let Some(lease) = self
+                .ports
+                .leases
+                .try_acquire_lease(key, &self.settings.instance_id, self.settings.lease_ttl)
+                .await?
+            {
+                let work = async {
+                    let found = if reread {
+                        find_trunk(job.carrier, job.creds, job.desired_name, stored.as_ref())
+                            .await?
+                    } else {
+                        found
+                    };
+                    self.trunk_and_urls(job, found, targets, progress).await
+                };
+                let result = self.holding(&lease, work).await;
+                self.release_lease(&lease).await;
+                return result;
+            }
+            // Somebody changed the trunk, or is changing it: read again once they are done.
+            if Instant::now() >= deadline {
+                return Err(super::lease_conflict(
+                    self.settings.lease_ttl,
+                    started.elapsed(),
+                ));
+            }
+            seen = self.wait_for_free_lease(key, deadline).await?;
+            found = find_trunk(job.carrier, job.creds, job.desired_name, stored.as_ref()).await?;
+        }
+    }
+
+    /// The trunk found (or a new one), then its origination URLs. Changes the trunk only
+    /// under its lease (`trunk_in_place`).
     async fn trunk_and_urls(
         &self,
         job: &Job<'_>,
@@ -1267,6 +1362,36 @@ pub(super) struct Job<'a> {
     pub(super) integration_id: crate::ids::IntegrationId,
     /// The name of the trunk the number goes on (see `naming`).
     pub(super) desired_name: &'a str,
+}
+
+/// What `trunk_in_place` starts from: the trunk as read, and the trunk lease's state from
+/// before that read.
+struct TrunkRead<'a> {
+    key: &'a LeaseKey,
+    found: Option<FoundTrunk>,
+    seen: Option<LeaseState>,
+    deadline: Instant,
+    /// Read the trunk again under its lease: it is shared, so others change it too.
+    reread: bool,
+}
+
+/// Whether the trunk's URLs are the targets already, so that `trunk_and_urls` changes
+/// nothing and its guard refuses nothing: each target's URL (the one
+/// `ensure_origination_urls` picks) is trunkline's, enabled, with the target's priority and
+/// weight, and trunkline has no other URL there.
+fn urls_in_place(live: &[CarrierRouteTarget], targets: &[OriginationTarget]) -> bool {
+    let ours = live.iter().filter(|u| is_ours(u.name.as_deref())).count();
+    ours == targets.len()
+        && targets.iter().all(|t| {
+            live.iter()
+                .find(|u| SipTarget::parse(&u.sip_url).is_ok_and(|p| p == t.sip_url))
+                .is_some_and(|u| {
+                    is_ours(u.name.as_deref())
+                        && u.enabled
+                        && u.priority == t.priority
+                        && u.weight == t.weight
+                })
+        })
 }
 
 /// A trunk connect found before writing anything, with its origination URLs.

@@ -15,7 +15,7 @@ use crate::ids::{
     RouteTargetId,
 };
 use crate::model::{
-    AuditEvent, CarrierCredentials, ConnectionStatus, Integration, Lease, LeaseKey,
+    AuditEvent, CarrierCredentials, ConnectionStatus, Integration, Lease, LeaseKey, LeaseState,
     NumberConnection, NumberRouting, SealContext, SealedSecret,
 };
 use crate::phone::E164;
@@ -41,6 +41,17 @@ pub struct CarrierState {
     pub trunking_not_enabled: bool,
     /// The carrier has no voice-URL routing (`supports_voice_url` is false).
     pub no_voice_url: bool,
+    /// Runs once, at the next call of the method: what another instance does meanwhile.
+    pub meanwhile: HashMap<&'static str, Meanwhile>,
+}
+
+/// An action `CarrierState::meanwhile` runs (at most once).
+pub struct Meanwhile(pub Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Meanwhile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Meanwhile(..)")
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -110,6 +121,9 @@ impl FakeCarrier {
     ) -> Result<std::sync::MutexGuard<'_, CarrierState>, ProviderError> {
         let mut s = self.0.lock().unwrap();
         *s.calls.entry(method).or_default() += 1;
+        if let Some(Meanwhile(action)) = s.meanwhile.remove(method) {
+            action();
+        }
         if let Some(e) = s.fail_once.remove(method) {
             return Err(e);
         }
@@ -492,6 +506,8 @@ pub struct FakeStore {
     pub voice: Arc<Mutex<FakeVoice>>,
     /// `find_live_connection_by_e164` calls.
     pub live_lookups: Arc<std::sync::atomic::AtomicUsize>,
+    /// The keys of every lease taken, in order.
+    pub acquired: Arc<Mutex<Vec<String>>>,
 }
 
 /// The fleet tables in memory.
@@ -911,6 +927,7 @@ impl LeaseStore for FakeStore {
             expires_at: now + chrono::Duration::from_std(ttl).unwrap(),
         };
         m.insert(key.storage_key(), lease.clone());
+        self.acquired.lock().unwrap().push(key.storage_key());
         Ok(Some(lease))
     }
     async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Option<Lease>, StoreError> {
@@ -925,12 +942,21 @@ impl LeaseStore for FakeStore {
     }
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         let mut m = self.leases.lock().unwrap();
-        if m.get(&lease.key.storage_key())
-            .is_some_and(|l| l.token == lease.token)
+        if let Some(l) = m
+            .get_mut(&lease.key.storage_key())
+            .filter(|l| l.token == lease.token)
         {
-            m.remove(&lease.key.storage_key());
+            l.token = uuid::Uuid::new_v4();
+            l.expires_at = Utc::now();
         }
         Ok(())
+    }
+    async fn peek_lease(&self, key: &LeaseKey) -> Result<Option<LeaseState>, StoreError> {
+        let m = self.leases.lock().unwrap();
+        Ok(m.get(&key.storage_key()).map(|l| LeaseState {
+            token: l.token,
+            held: l.expires_at > Utc::now(),
+        }))
     }
 }
 

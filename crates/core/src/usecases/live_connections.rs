@@ -15,6 +15,10 @@
 //!   entry is reused for that long after it was read, then read again). A number connected
 //!   elsewhere is seen at once: only live connections are cached, never their absence.
 //!
+//! Concurrent deliveries for a number that is not in memory (a burst when an entry expires,
+//! or the first calls after a start) share one store read: the first starts it, the others
+//! wait for its answer.
+//!
 //! Only the webhook path reads through the cache ([`LiveConnections::live_for_called`]);
 //! every [`ConnectionStore`] method, `find_live_connection_by_e164` included, goes to the
 //! store, so connect and disconnect never decide on cached data.
@@ -24,6 +28,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 
 use crate::ids::{CarrierNumberId, ConnectionId, CustomerId, ProviderKind};
 use crate::model::NumberConnection;
@@ -46,11 +52,17 @@ pub struct CalledNumber {
     pub connection: Option<NumberConnection>,
 }
 
+type Read = Shared<BoxFuture<'static, Result<Option<NumberConnection>, StoreError>>>;
+
 #[derive(Default)]
 struct State {
     /// Bumped by every local change: a read that started before one is not cached.
     generation: u64,
     entries: HashMap<String, (Instant, NumberConnection)>,
+    /// Store reads under way, by number, each with its own id; emptied by local changes,
+    /// like `entries`, so nobody joins a read that started before one.
+    reading: HashMap<String, (u64, Read)>,
+    next_read: u64,
 }
 
 /// A [`ConnectionStore`] that also answers the webhook path from memory (see the module).
@@ -108,7 +120,35 @@ impl LiveConnections {
             });
         };
         let read_at = Instant::now();
-        let connection = self.inner.find_live_connection_by_e164(&number).await?;
+        let (id, read) = {
+            let mut state = self.state();
+            if let Some(under_way) = state.reading.get(raw) {
+                under_way.clone()
+            } else {
+                let inner = Arc::clone(&self.inner);
+                let e164 = number.clone();
+                let read = async move { inner.find_live_connection_by_e164(&e164).await }
+                    .boxed()
+                    .shared();
+                state.next_read = state.next_read.wrapping_add(1);
+                let under_way = (state.next_read, read);
+                state.reading.insert(raw.to_owned(), under_way.clone());
+                under_way
+            }
+        };
+        // Whoever polls it drives the read, so it finishes even if its starter went away.
+        let connection = read.await;
+        {
+            let mut state = self.state();
+            if state
+                .reading
+                .get(raw)
+                .is_some_and(|(current, _)| *current == id)
+            {
+                state.reading.remove(raw);
+            }
+        }
+        let connection = connection?;
         if let Some(conn) = &connection {
             let mut state = self.state();
             // A local change while reading may have made what was read stale.
@@ -132,6 +172,7 @@ impl LiveConnections {
         let mut state = self.state();
         state.generation = state.generation.wrapping_add(1);
         state.entries.clear();
+        state.reading.clear();
     }
 }
 
@@ -283,5 +324,112 @@ mod tests {
         let bad = cache.live_for_called("not a number").await.unwrap();
         assert_eq!(bad.number, None);
         assert_eq!(lookups(&store), before);
+    }
+
+    /// A store whose reads wait until the test opens the gate, as a network round trip
+    /// lasts a while, so that concurrent deliveries overlap.
+    struct Slow {
+        store: FakeStore,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl Slow {
+        fn cache(store: &FakeStore) -> (LiveConnections, Arc<Slow>) {
+            let slow = Arc::new(Slow {
+                store: store.clone(),
+                gate: tokio::sync::Semaphore::new(0),
+            });
+            let cache = LiveConnections::new(slow.clone(), Duration::from_secs(60));
+            (cache, slow)
+        }
+
+        /// Let every read through once the deliveries so far have started theirs.
+        async fn open(&self) {
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+            self.gate.add_permits(1_000);
+        }
+    }
+
+    #[async_trait]
+    impl ConnectionStore for Slow {
+        async fn get_connection(
+            &self,
+            customer: &CustomerId,
+            provider: ProviderKind,
+            number: &CarrierNumberId,
+        ) -> Result<Option<NumberConnection>, StoreError> {
+            self.store.get_connection(customer, provider, number).await
+        }
+        async fn get_connection_by_id(
+            &self,
+            id: ConnectionId,
+        ) -> Result<Option<NumberConnection>, StoreError> {
+            self.store.get_connection_by_id(id).await
+        }
+        async fn find_live_connection_by_e164(
+            &self,
+            e164: &E164,
+        ) -> Result<Option<NumberConnection>, StoreError> {
+            let _permit = self.gate.acquire().await;
+            self.store.find_live_connection_by_e164(e164).await
+        }
+        async fn list_connections(
+            &self,
+            customer: &CustomerId,
+            provider: ProviderKind,
+        ) -> Result<Vec<NumberConnection>, StoreError> {
+            self.store.list_connections(customer, provider).await
+        }
+        async fn save_connection(&self, c: &NumberConnection) -> Result<(), StoreError> {
+            self.store.save_connection(c).await
+        }
+    }
+
+    /// Issue 17: a burst of deliveries for a number not in memory reads the store once, for
+    /// a live number and for an unrouted one (absence is not cached, so without a shared
+    /// read every delivery of the burst would read).
+    #[tokio::test]
+    async fn a_burst_for_a_number_not_in_memory_reads_the_store_once() {
+        let (_, store) = cache(Duration::from_secs(60));
+        for (raw, routed, reads) in [(CALLED, true, 1), ("+14155550199", false, 2)] {
+            let (cache, slow) = Slow::cache(&store);
+            let burst = futures::future::join_all((0..10).map(|_| cache.live_for_called(raw)));
+            let (answers, ()) = futures::join!(burst, slow.open());
+            for answer in answers {
+                assert_eq!(answer.unwrap().connection.is_some(), routed);
+            }
+            assert_eq!(lookups(&store), reads, "one read for the burst of {raw}");
+            // Nothing is left under way: a later delivery reads again unless cached.
+            let again = cache.live_for_called(raw).await.unwrap();
+            assert_eq!(again.connection.is_some(), routed);
+            assert_eq!(lookups(&store), reads + usize::from(!routed));
+        }
+    }
+
+    /// A read that started before a local change is not joined after it.
+    #[tokio::test]
+    async fn a_local_change_starts_a_new_read() {
+        let (_, store) = cache(Duration::from_secs(60));
+        let (cache, slow) = Slow::cache(&store);
+        let first = cache.live_for_called(CALLED);
+        let after_change = async {
+            tokio::task::yield_now().await;
+            let mut gone = store.connections.lock().unwrap()[0].clone();
+            gone.status = ConnectionStatus::Disconnected;
+            cache.save_connection(&gone).await.unwrap();
+            let (after, ()) = futures::join!(cache.live_for_called(CALLED), slow.open());
+            after
+        };
+        let (before, after) = futures::join!(first, after_change);
+        // The first read reached the store after the change too (the gate opened later).
+        assert_eq!(before.unwrap().connection, None);
+        assert_eq!(after.unwrap().connection, None, "the change is seen");
+        assert_eq!(
+            lookups(&store),
+            2,
+            "two reads: one from before the change, one after"
+        );
     }
 }

@@ -1102,3 +1102,118 @@ async fn without_livekit_status_and_connect_say_calls_cannot_reach_an_agent() {
 
 #[path = "voice_url_tests.rs"]
 mod voice_url;
+
+fn shared_trunk_key(w: &World) -> String {
+    let name = naming::trunk_friendly_name(TrunkStrategy::Shared, &w.customer, &w.numbers[0]);
+    crate::model::LeaseKey::trunk(w.customer.clone(), ProviderKind::Twilio, &name).storage_key()
+}
+
+/// Issue 13: numbers joining a shared trunk that is already as it must be do not queue
+/// behind its lease (a bulk connect of 1,000 numbers took 331 s that way).
+#[tokio::test]
+async fn numbers_join_a_shared_trunk_in_place_without_its_lease() {
+    let w = world(6, false).await;
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+    let trunk_key = shared_trunk_key(&w);
+    assert!(
+        w.store.acquired.lock().unwrap().contains(&trunk_key),
+        "creating the trunk and its URL takes the trunk's lease"
+    );
+    w.store.acquired.lock().unwrap().clear();
+
+    let outcomes =
+        futures::future::join_all((1..6).map(|n| w.connect(n, ConnectRequest::default()))).await;
+    for out in outcomes {
+        let out = out.unwrap();
+        assert_eq!(actions(&out.steps, "trunk"), [StepAction::Reused]);
+        assert_eq!(actions(&out.steps, "originationUrl"), [StepAction::Reused]);
+        assert_eq!(out.connection.status, ConnectionStatus::Connected);
+        assert!(out.connection.route_id.is_some());
+        assert_eq!(out.connection.route_targets.len(), 1);
+    }
+    let acquired = w.store.acquired.lock().unwrap().clone();
+    assert!(
+        !acquired.contains(&trunk_key),
+        "a trunk in place is joined without its lease: {acquired:?}"
+    );
+    assert_eq!(acquired.len(), 5, "each number's own lease, once");
+    let s = w.carrier.state();
+    assert_eq!(s.trunks.len(), 1);
+    assert_eq!(s.urls.len(), 1);
+    assert!(
+        s.numbers
+            .iter()
+            .all(|n| n.route_id == s.numbers[0].route_id)
+    );
+}
+
+/// A connect that read the shared trunk while somebody took and released its lease (and so
+/// may have changed it) does not trust that read: it reads the trunk again.
+#[tokio::test]
+async fn a_trunk_read_while_its_lease_changed_hands_is_read_again() {
+    let w = world(2, false).await;
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+    let trunk_key = shared_trunk_key(&w);
+    let reads = || w.carrier.state().calls.get("list_route_targets").copied();
+    let before = reads().unwrap_or_default();
+    w.store.acquired.lock().unwrap().clear();
+
+    // Another instance takes and releases the trunk's lease while this connect reads the
+    // trunk's URLs, before it checks the lease again.
+    let leases = w.store.leases.clone();
+    let key = trunk_key.clone();
+    w.carrier.state().meanwhile.insert(
+        "list_route_targets",
+        fakes::Meanwhile(Box::new(move || {
+            if let Some(l) = leases.lock().unwrap().get_mut(&key) {
+                l.token = uuid::Uuid::new_v4();
+            }
+        })),
+    );
+    let out = w.connect(1, ConnectRequest::default()).await.unwrap();
+    assert_eq!(actions(&out.steps, "trunk"), [StepAction::Reused]);
+    assert_eq!(actions(&out.steps, "originationUrl"), [StepAction::Reused]);
+    assert_eq!(
+        reads().unwrap_or_default() - before,
+        2,
+        "the URLs are read again after the lease changed hands"
+    );
+    assert!(
+        !w.store.acquired.lock().unwrap().contains(&trunk_key),
+        "reading again needs no lease either"
+    );
+    let s = w.carrier.state();
+    assert_eq!((s.trunks.len(), s.urls.len()), (1, 1));
+}
+
+/// While another instance holds the trunk's lease (changing the trunk), a connect waits for
+/// it rather than read a trunk in mid-change; past the lease wait it is a `CONFLICT` with a
+/// retry time, and nothing was written.
+#[tokio::test]
+async fn a_connect_waits_for_the_holder_of_its_trunks_lease() {
+    use crate::ports::LeaseStore;
+    let w = world(2, false).await;
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+    let name = naming::trunk_friendly_name(TrunkStrategy::Shared, &w.customer, &w.numbers[0]);
+    let key = crate::model::LeaseKey::trunk(w.customer.clone(), ProviderKind::Twilio, &name);
+    let held = w
+        .store
+        .try_acquire_lease(&key, "other-instance", std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let writes = w.carrier.writes();
+    let err = w.connect(1, ConnectRequest::default()).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict);
+    assert!(err.retry_after.is_some());
+    assert_eq!(w.carrier.writes(), writes, "nothing changed at the carrier");
+
+    // Released a little later: the waiting connect goes on.
+    let store = w.store.clone();
+    let release = async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        store.release_lease(&held).await.unwrap();
+    };
+    let (out, ()) = futures::join!(w.connect(1, ConnectRequest::default()), release);
+    assert_eq!(out.unwrap().connection.status, ConnectionStatus::Connected);
+}
