@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-mod codec;
 mod error;
 mod jobs;
 mod migrate;

@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 use diesel::sql_types::BigInt;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -31,12 +30,7 @@ diesel::define_sql_function! {
 
 /// Versions of every embedded migration, in order.
 pub(crate) fn embedded_versions() -> Result<Vec<String>, StoreError> {
-    let migrations = MigrationSource::<Pg>::migrations(&MIGRATIONS)
-        .map_err(|e| StoreError::Other(format!("embedded migrations are unreadable: {e}")))?;
-    Ok(migrations
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect())
+    trunkline_store_sql::migrations::versions::<Pg>(&MIGRATIONS)
 }
 
 /// Apply pending migrations on `conn`, a connection taken out of the pool (the advisory

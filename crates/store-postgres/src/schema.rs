@@ -101,3 +101,8 @@ diesel::table! {
         version -> VarChar,
     }
 }
+
+/// The SQL types of uuid, time and byte columns, for statements written by hand.
+pub(crate) type SqlId = diesel::sql_types::Uuid;
+pub(crate) type SqlTs = diesel::sql_types::Timestamptz;
+pub(crate) type SqlBytes = diesel::sql_types::Bytea;

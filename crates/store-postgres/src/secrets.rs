@@ -1,14 +1,10 @@
-//! `SealedSecretStore`: the walk over every customer's sealed secrets, of every kind, that
-//! key rotation makes, and the compare-and-swap that keeps a concurrent save.
+//! `SealedSecretStore` on PostgreSQL: this dialect's statements over each kind of sealed secret;
+//! the port is `trunkline_store_sql::sealed_secret_store!`.
 
-use async_trait::async_trait;
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text};
-use diesel_async::RunQueryDsl;
-use trunkline_core::model::SealedSecret;
-use trunkline_core::ports::{SealedKind, SealedRow, SealedSecretStore, StoreError};
+use trunkline_core::ports::SealedKind;
 
 use crate::error;
+use crate::schema::SqlBytes;
 use crate::store::PostgresStore;
 
 /// Each kind's rows as (key, customer_id, integration_id, provider, sealed), the context
@@ -66,69 +62,12 @@ fn replace_of(kind: SealedKind) -> &'static str {
     }
 }
 
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(sql_type = Text)]
-    key: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    customer_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    integration_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    provider: Option<String>,
-    #[diesel(sql_type = Bytea)]
-    sealed: Vec<u8>,
+/// One page of a kind's rows, in byte order of their keys.
+fn page_of(kind: SealedKind) -> String {
+    format!(
+        "SELECT * FROM ({}) s WHERE s.key COLLATE \"C\" > $1 ORDER BY s.key COLLATE \"C\" LIMIT $2",
+        rows_of(kind)
+    )
 }
 
-#[async_trait]
-impl SealedSecretStore for PostgresStore {
-    async fn sealed_after(
-        &self,
-        kind: SealedKind,
-        after: Option<String>,
-        limit: u32,
-    ) -> Result<Vec<SealedRow>, StoreError> {
-        let mut conn = self.conn().await?;
-        let query = format!(
-            "SELECT * FROM ({}) s WHERE s.key COLLATE \"C\" > $1 \
-             ORDER BY s.key COLLATE \"C\" LIMIT $2",
-            rows_of(kind)
-        );
-        let rows: Vec<Row> = diesel::sql_query(query)
-            .bind::<Text, _>(after.unwrap_or_default())
-            .bind::<BigInt, _>(i64::from(limit))
-            .load(&mut conn)
-            .await
-            .map_err(error::db)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                SealedRow::from_columns(
-                    r.key,
-                    r.customer_id.as_deref(),
-                    r.integration_id.as_deref(),
-                    r.provider.as_deref(),
-                    r.sealed,
-                )
-            })
-            .collect())
-    }
-
-    async fn replace_sealed(
-        &self,
-        kind: SealedKind,
-        key: &str,
-        expected: &SealedSecret,
-        new: &SealedSecret,
-    ) -> Result<bool, StoreError> {
-        let mut conn = self.conn().await?;
-        let n = diesel::sql_query(replace_of(kind))
-            .bind::<Text, _>(key)
-            .bind::<Bytea, _>(expected.0.as_slice())
-            .bind::<Bytea, _>(new.0.as_slice())
-            .execute(&mut conn)
-            .await
-            .map_err(error::db)?;
-        Ok(n == 1)
-    }
-}
+trunkline_store_sql::sealed_secret_store!(PostgresStore);

@@ -1,22 +1,11 @@
-//! `VoiceUrlStore` on PostgreSQL: webhook secrets, voice-URL bindings, and the voice webhook's
-//! one-statement read.
+//! `VoiceUrlStore` on PostgreSQL: this dialect's statements for webhook secrets, voice-URL
+//! bindings, and the voice webhook's one-statement read; the port is
+//! `trunkline_store_sql::voice_url_store!`.
 
-use async_trait::async_trait;
-use chrono::DateTime;
-use chrono::Utc;
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel::{OptionalExtension as _, QueryableByName};
-use diesel_async::RunQueryDsl;
-use trunkline_core::model::SealedSecret;
-use trunkline_core::ports::{
-    StoreError, VoiceBinding, VoiceRouteCandidate, VoiceRouteConnection, VoiceUrlStore,
-};
-use trunkline_core::{
-    CarrierAccountId, ConnectionId, CustomerId, E164, IntegrationId, ProviderKind,
-};
+use trunkline_store_sql::encoding::native as enc;
 
-use crate::codec::{self, parse};
 use crate::error;
+use crate::schema::{SqlBytes, SqlId, SqlTs};
 use crate::store::PostgresStore;
 
 const PUT_SECRET: &str = "\
@@ -26,6 +15,8 @@ const PUT_SECRET: &str = "\
         integration_id = excluded.integration_id, \
         sealed_secret = excluded.sealed_secret, \
         updated_at = excluded.updated_at";
+
+const DELETE_SECRET: &str = "DELETE FROM webhook_secrets WHERE customer_id = $1 AND provider = $2";
 
 const HAS_SECRET: &str = "\
     SELECT COUNT(*) AS n FROM webhook_secrets w \
@@ -47,6 +38,8 @@ const GET_BINDING: &str = "\
     SELECT connection_id, voice_url, sip_username, sealed_sip_password, created_at, updated_at \
     FROM voice_url_bindings WHERE connection_id = $1";
 
+const DELETE_BINDING: &str = "DELETE FROM voice_url_bindings WHERE connection_id = $1";
+
 /// Everything the voice webhook needs, in one statement: the account's integrations with a
 /// current webhook secret, each with its live connection of the number and its binding.
 const VOICE_ROUTE: &str = "\
@@ -63,226 +56,4 @@ const VOICE_ROUTE: &str = "\
     WHERE i.provider = $1 AND i.account_id = $2 AND i.status = 'active' \
     ORDER BY i.customer_id, c.updated_at DESC";
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
-struct BindingRow {
-    #[diesel(sql_type = SqlUuid)]
-    connection_id: uuid::Uuid,
-    #[diesel(sql_type = Text)]
-    voice_url: String,
-    #[diesel(sql_type = Text)]
-    sip_username: String,
-    #[diesel(sql_type = Bytea)]
-    sealed_sip_password: Vec<u8>,
-    #[diesel(sql_type = Timestamptz)]
-    created_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    updated_at: DateTime<Utc>,
-}
-
-impl BindingRow {
-    fn into_domain(self) -> VoiceBinding {
-        VoiceBinding {
-            connection_id: ConnectionId::from_uuid(self.connection_id),
-            voice_url: self.voice_url,
-            sip_username: self.sip_username,
-            sealed_sip_password: SealedSecret(self.sealed_sip_password),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
-    }
-}
-
-#[derive(QueryableByName)]
-struct RouteRow {
-    #[diesel(sql_type = Text)]
-    customer_id: String,
-    #[diesel(sql_type = SqlUuid)]
-    integration_id: uuid::Uuid,
-    #[diesel(sql_type = Bytea)]
-    sealed_secret: Vec<u8>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    connection_id: Option<uuid::Uuid>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    connection_integration_id: Option<uuid::Uuid>,
-    #[diesel(sql_type = Nullable<Text>)]
-    status: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    sip_target: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    voice_url: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    sip_username: Option<String>,
-    #[diesel(sql_type = Nullable<Bytea>)]
-    sealed_sip_password: Option<Vec<u8>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    created_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    updated_at: Option<DateTime<Utc>>,
-}
-
-impl RouteRow {
-    fn into_domain(self) -> Result<VoiceRouteCandidate, StoreError> {
-        let connection = match (
-            self.connection_id,
-            self.connection_integration_id,
-            self.status,
-            self.sip_target,
-        ) {
-            (Some(id), Some(integration), Some(status), Some(sip_target)) => {
-                let connection_id = ConnectionId::from_uuid(id);
-                let binding = match (
-                    self.voice_url,
-                    self.sip_username,
-                    self.sealed_sip_password,
-                    self.created_at,
-                    self.updated_at,
-                ) {
-                    (Some(voice_url), Some(sip_username), Some(sealed), Some(c), Some(u)) => Some(
-                        BindingRow {
-                            connection_id: id,
-                            voice_url,
-                            sip_username,
-                            sealed_sip_password: sealed,
-                            created_at: c,
-                            updated_at: u,
-                        }
-                        .into_domain(),
-                    ),
-                    _ => None,
-                };
-                Some(VoiceRouteConnection {
-                    connection_id,
-                    integration_id: IntegrationId::from_uuid(integration),
-                    status: codec::parse_connection_status(&status)?,
-                    sip_target,
-                    binding,
-                })
-            }
-            _ => None,
-        };
-        Ok(VoiceRouteCandidate {
-            customer_id: parse(
-                "integrations.customer_id",
-                &self.customer_id,
-                CustomerId::parse,
-            )?,
-            integration_id: IntegrationId::from_uuid(self.integration_id),
-            sealed_webhook_secret: SealedSecret(self.sealed_secret),
-            connection,
-        })
-    }
-}
-
-#[async_trait]
-impl VoiceUrlStore for PostgresStore {
-    async fn put_webhook_secret(
-        &self,
-        customer: &CustomerId,
-        provider: ProviderKind,
-        integration: IntegrationId,
-        sealed: Option<SealedSecret>,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        match &sealed {
-            Some(s) => diesel::sql_query(PUT_SECRET)
-                .bind::<Text, _>(customer.as_str())
-                .bind::<Text, _>(provider.as_str())
-                .bind::<SqlUuid, _>(integration.as_uuid())
-                .bind::<Bytea, _>(s.0.as_slice())
-                .bind::<Timestamptz, _>(Utc::now())
-                .execute(&mut conn)
-                .await
-                .map_err(error::db)?,
-            None => diesel::sql_query(
-                "DELETE FROM webhook_secrets WHERE customer_id = $1 AND provider = $2",
-            )
-            .bind::<Text, _>(customer.as_str())
-            .bind::<Text, _>(provider.as_str())
-            .execute(&mut conn)
-            .await
-            .map_err(error::db)?,
-        };
-        Ok(())
-    }
-
-    async fn has_webhook_secret(
-        &self,
-        customer: &CustomerId,
-        provider: ProviderKind,
-    ) -> Result<bool, StoreError> {
-        let mut conn = self.conn().await?;
-        let row: Count = diesel::sql_query(HAS_SECRET)
-            .bind::<Text, _>(customer.as_str())
-            .bind::<Text, _>(provider.as_str())
-            .get_result(&mut conn)
-            .await
-            .map_err(error::db)?;
-        Ok(row.n > 0)
-    }
-
-    async fn save_voice_binding(&self, b: &VoiceBinding) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::sql_query(SAVE_BINDING)
-            .bind::<SqlUuid, _>(b.connection_id.as_uuid())
-            .bind::<Text, _>(&b.voice_url)
-            .bind::<Text, _>(&b.sip_username)
-            .bind::<Bytea, _>(b.sealed_sip_password.0.as_slice())
-            .bind::<Timestamptz, _>(b.created_at)
-            .bind::<Timestamptz, _>(b.updated_at)
-            .execute(&mut conn)
-            .await
-            .map_err(error::db)?;
-        Ok(())
-    }
-
-    async fn get_voice_binding(
-        &self,
-        connection: ConnectionId,
-    ) -> Result<Option<VoiceBinding>, StoreError> {
-        let mut conn = self.conn().await?;
-        let row: Option<BindingRow> = diesel::sql_query(GET_BINDING)
-            .bind::<SqlUuid, _>(connection.as_uuid())
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(error::db)?;
-        Ok(row.map(BindingRow::into_domain))
-    }
-
-    async fn delete_voice_binding(&self, connection: ConnectionId) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::sql_query("DELETE FROM voice_url_bindings WHERE connection_id = $1")
-            .bind::<SqlUuid, _>(connection.as_uuid())
-            .execute(&mut conn)
-            .await
-            .map_err(error::db)?;
-        Ok(())
-    }
-
-    async fn voice_route(
-        &self,
-        provider: ProviderKind,
-        account: &CarrierAccountId,
-        e164: &E164,
-    ) -> Result<Vec<VoiceRouteCandidate>, StoreError> {
-        let mut conn = self.conn().await?;
-        let rows: Vec<RouteRow> = diesel::sql_query(VOICE_ROUTE)
-            .bind::<Text, _>(provider.as_str())
-            .bind::<Text, _>(account.as_str())
-            .bind::<Text, _>(e164.as_str())
-            .load(&mut conn)
-            .await
-            .map_err(error::db)?;
-        let rows = rows
-            .into_iter()
-            .map(RouteRow::into_domain)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(codec::one_candidate_per_integration(rows))
-    }
-}
+trunkline_store_sql::voice_url_store!(PostgresStore);

@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 
 mod blocking;
-mod codec;
 mod error;
 mod jobs;
 mod migrate;

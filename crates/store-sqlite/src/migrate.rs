@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use diesel::connection::SimpleConnection;
-use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -16,12 +15,7 @@ pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migra
 
 /// Versions of every embedded migration, in order.
 pub(crate) fn embedded_versions() -> Result<Vec<String>, StoreError> {
-    let migrations = MigrationSource::<Sqlite>::migrations(&MIGRATIONS)
-        .map_err(|e| StoreError::Other(format!("embedded migrations are unreadable: {e}")))?;
-    Ok(migrations
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect())
+    trunkline_store_sql::migrations::versions::<Sqlite>(&MIGRATIONS)
 }
 
 /// Apply pending migrations to the database file at `path`; returns the versions applied.

@@ -102,3 +102,9 @@ diesel::table! {
         version -> VarChar,
     }
 }
+
+/// The SQL types of uuid, time and byte columns (see `trunkline_store_sql::encoding::text`),
+/// for statements written by hand.
+pub(crate) type SqlId = diesel::sql_types::Text;
+pub(crate) type SqlTs = diesel::sql_types::BigInt;
+pub(crate) type SqlBytes = diesel::sql_types::Binary;

@@ -2,12 +2,14 @@
 //! connection inside one blocking task.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Integer, Text};
 use trunkline_core::model::CallRecord;
-use trunkline_core::{AgentDispatchId, CustomerId, E164};
 
-use crate::rows::{CallRow, WebhookEventRow, micros, uuid_text};
-use crate::schema::{calls, webhook_events};
+use trunkline_store_sql::claim::ClaimOutcome;
+use trunkline_store_sql::encoding::text as enc;
+
+use crate::rows::{CallRow, WebhookEventRow};
+use crate::schema::{SqlId, SqlTs, calls, webhook_events};
 use crate::store::UPSERT_CALL;
 
 /// Whether the call has ended: its end recorded, or LiveKit's `room_finished` for its room
@@ -58,13 +60,6 @@ struct Attempts {
     dispatch_status: String,
     #[diesel(sql_type = Integer)]
     dispatch_attempts: i32,
-}
-
-pub(crate) enum ClaimOutcome {
-    /// The claim is ours; the attempt count after incrementing.
-    Won(i32),
-    /// Not ours; the row's dispatch status and id at that moment (`None`: no such call).
-    Lost(Option<(String, Option<String>)>),
 }
 
 /// `BEGIN IMMEDIATE` takes the write lock up front (waiting for it under `busy_timeout`),
@@ -118,23 +113,7 @@ pub(crate) fn upsert_call(
     call: &CallRecord,
     attempts: i32,
 ) -> QueryResult<CallRow> {
-    diesel::sql_query(UPSERT_CALL)
-        .bind::<Text, _>(uuid_text(call.id.as_uuid()))
-        .bind::<Text, _>(call.room_name.as_str())
-        .bind::<Nullable<Text>, _>(call.customer_id.as_ref().map(CustomerId::as_str))
-        .bind::<Nullable<Text>, _>(call.connection_id.map(|c| uuid_text(c.as_uuid())))
-        .bind::<Nullable<Text>, _>(call.sip_call_id.as_deref())
-        .bind::<Nullable<Text>, _>(call.called.as_ref().map(E164::as_str))
-        .bind::<Nullable<Text>, _>(call.caller.as_ref().map(E164::as_str))
-        .bind::<Text, _>(call.status.as_str())
-        .bind::<Text, _>(call.dispatch_status.as_str())
-        .bind::<Nullable<Text>, _>(call.dispatch_id.as_ref().map(AgentDispatchId::as_str))
-        .bind::<Integer, _>(attempts)
-        .bind::<Nullable<Text>, _>(call.agent_name.as_deref())
-        .bind::<BigInt, _>(micros(call.started_at))
-        .bind::<Nullable<BigInt>, _>(call.answered_at.map(micros))
-        .bind::<Nullable<BigInt>, _>(call.ended_at.map(micros))
-        .bind::<BigInt, _>(micros(call.updated_at))
+    trunkline_store_sql::bind_call_columns!(diesel::sql_query(UPSERT_CALL), call, attempts)
         .get_result(conn)
 }
 

@@ -11,7 +11,6 @@ mod outbound_store;
 mod secrets;
 mod sip_platform;
 mod store;
-pub mod store_codec;
 mod vault;
 mod voice_url;
 

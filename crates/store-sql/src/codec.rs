@@ -1,6 +1,6 @@
 //! Stored text forms of domain values, and parsing them back.
 //!
-//! Shared by every store adapter (`store-sqlite`, `store-postgres`) so that both store the
+//! Shared by both store adapters (`store-sqlite`, `store-postgres`) so that both store the
 //! same forms: enum names are the domain's snake_case wire names, ids their canonical strings.
 //! Pure functions, no I/O. A value that does not parse back is `StoreError::Corrupt`,
 //! naming the column but never echoing the value (it may be personal data).
@@ -8,11 +8,11 @@
 use std::fmt::Display;
 use std::time::Duration;
 
-use super::errors::StoreError;
-use crate::error::ValidationError;
-use crate::model::{
+use trunkline_core::error::ValidationError;
+use trunkline_core::model::{
     AuditAction, CallStatus, ConnectionStatus, DispatchStatus, IntegrationStatus, TrunkStrategy,
 };
+use trunkline_core::ports::{StoreError, VoiceRouteCandidate};
 
 /// Longest lease or claim time-to-live the stores accept; longer values are clamped so that
 /// `now + ttl` cannot overflow a timestamp. Nobody holds a lease for a century on purpose.
@@ -145,10 +145,8 @@ pub fn parse_audit_action(raw: &str) -> Result<AuditAction, StoreError> {
 
 /// The voice webhook's candidates, one per integration: the first row of each (the stores
 /// order a customer's connections of the number most recently updated first).
-pub fn one_candidate_per_integration(
-    rows: Vec<super::VoiceRouteCandidate>,
-) -> Vec<super::VoiceRouteCandidate> {
-    let mut out: Vec<super::VoiceRouteCandidate> = Vec::new();
+pub fn one_candidate_per_integration(rows: Vec<VoiceRouteCandidate>) -> Vec<VoiceRouteCandidate> {
+    let mut out: Vec<VoiceRouteCandidate> = Vec::new();
     for c in rows {
         if out.iter().all(|o| o.integration_id != c.integration_id) {
             out.push(c);
