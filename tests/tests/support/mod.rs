@@ -334,9 +334,13 @@ impl<'a> Client<'a> {
 
     /// Send a request; a `Value::Null` body sends none.
     pub async fn call(&self, method: Method, path: &str, body: &Value) -> Reply {
-        self.try_call(method, path, body)
-            .await
-            .expect("the server answers")
+        match self.try_call(method, path, body).await {
+            Ok(r) => r,
+            Err(e) => panic!(
+                "the server answers: {e:?}\n--- server stderr ---\n{}",
+                self.server.stderr()
+            ),
+        }
     }
 
     /// [`Self::call`], with a connection error returned (a pooled connection the server
