@@ -5,6 +5,8 @@ pub mod auth;
 mod auth_properties;
 pub mod cli;
 pub mod config;
+#[cfg(test)]
+mod credentials_properties;
 pub mod dev;
 pub mod devmode;
 pub mod dispatch_timing;
