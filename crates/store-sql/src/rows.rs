@@ -80,11 +80,8 @@ macro_rules! rows {
         }
 
         #[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
-        #[diesel(
-                                                    table_name = number_connections,
-                                                    check_for_backend($backend),
-                                                    treat_none_as_null = true
-                                                )]
+        #[diesel(table_name = number_connections, check_for_backend($backend))]
+        #[diesel(treat_none_as_null = true)]
         pub struct ConnectionRow {
             pub id: enc::Id,
             pub customer_id: String,
