@@ -165,8 +165,8 @@ proptest! {
             }
         }
         let creds = parse(twilio(), body).map_err(TestCaseError::fail)?;
-        prop_assert_eq!(creds.account_id.as_ref().map(|a| a.as_str()), Some(account.as_str()));
-        prop_assert_eq!(creds.key_id.as_ref().map(|k| k.as_str()), key.as_deref());
+        prop_assert_eq!(creds.account_id.as_ref().map(trunkline_core::CarrierAccountId::as_str), Some(account.as_str()));
+        prop_assert_eq!(creds.key_id.as_ref().map(trunkline_core::CredentialKeyId::as_str), key.as_deref());
         prop_assert_eq!(creds.secret.expose_secret(), secret.as_str());
     }
 

@@ -1425,12 +1425,13 @@ pub mod calls {
         ) -> Result<InboundTrunkInfo, ProviderError> {
             let mut s = self.state();
             let want = InboundTrunkInfo {
-                id: match stored.filter(|id| s.inbound_trunks.iter().any(|t| &t.id == id)) {
-                    Some(id) => id,
-                    None => {
-                        s.next_id += 1;
-                        crate::ids::SipTrunkId::parse(&format!("ST_{}", s.next_id)).unwrap()
-                    }
+                id: if let Some(id) =
+                    stored.filter(|id| s.inbound_trunks.iter().any(|t| &t.id == id))
+                {
+                    id
+                } else {
+                    s.next_id += 1;
+                    crate::ids::SipTrunkId::parse(&format!("ST_{}", s.next_id)).unwrap()
                 },
                 name: spec.name.clone(),
                 numbers: vec![spec.number.as_str().to_owned()],
@@ -1448,12 +1449,11 @@ pub mod calls {
         ) -> Result<DispatchRuleInfo, ProviderError> {
             let mut s = self.state();
             let want = DispatchRuleInfo {
-                id: match stored.filter(|id| s.rules.iter().any(|r| &r.id == id)) {
-                    Some(id) => id,
-                    None => {
-                        s.next_id += 1;
-                        crate::ids::DispatchRuleId::parse(&format!("SDR_{}", s.next_id)).unwrap()
-                    }
+                id: if let Some(id) = stored.filter(|id| s.rules.iter().any(|r| &r.id == id)) {
+                    id
+                } else {
+                    s.next_id += 1;
+                    crate::ids::DispatchRuleId::parse(&format!("SDR_{}", s.next_id)).unwrap()
                 },
                 name: spec.name.clone(),
                 trunk_ids: vec![spec.trunk_id.to_string()],

@@ -648,7 +648,7 @@ mod tests {
         let (trunk, urls, step) = create_trunk(&carrier, &creds(), "trunkline-shared-x")
             .await
             .unwrap();
-        assert_eq!(carrier.state().trunks, [trunk.clone()]);
+        assert_eq!(carrier.state().trunks, std::slice::from_ref(&trunk));
         assert!(urls.is_empty());
         assert_eq!(
             (step.step, step.action),
