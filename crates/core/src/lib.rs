@@ -9,7 +9,9 @@
 //! edge into a newtype ("parse, don't validate"), so a raw string never reaches a use case.
 //!
 //! With the `mock` feature every port also has a `mockall` mock (`MockCarrierProvider`,
-//! `MockIntegrationStore`, ...) for unit tests of use cases.
+//! `MockIntegrationStore`, ...), for what only a mock can produce behind the server's builder
+//! (`crates/server/tests/mocked_adapters.rs`). The use cases' own unit tests run against the
+//! in-memory fakes of `usecases/fakes.rs`.
 
 pub mod error;
 pub mod ids;
