@@ -309,6 +309,12 @@ impl PostgresStore {
             .map_err(|_| error::timed_out())?
             .map_err(error::pool)
     }
+
+    /// The shared code asks for a writer where SQLite needs its one (see store-sqlite's
+    /// `write_conn`); PostgreSQL lets writers in side by side, so any pooled connection will do.
+    pub(crate) async fn write_conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
+        self.conn().await
+    }
 }
 
 trunkline_store_sql::lease_store!(PostgresStore, clock = [], now = diesel::dsl::now);

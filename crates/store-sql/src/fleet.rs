@@ -89,7 +89,7 @@ macro_rules! fleet_store {
 
                 async fn save_check(&self, check: &ConnectionCheck) -> Result<(), StoreError> {
                     let body = enc::json_to("connection_checks.body", check)?;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::insert_into(connection_checks::table)
                         .values((
                             connection_checks::connection_id
@@ -135,7 +135,7 @@ macro_rules! fleet_store {
                 }
 
                 async fn save_purchase(&self, p: &PurchasedNumber) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::insert_into(purchased_numbers::table)
                         .values((
                             purchased_numbers::customer_id.eq(p.customer_id.as_str()),
@@ -220,7 +220,7 @@ macro_rules! fleet_store {
                 }
 
                 async fn put_settings(&self, s: &IntegrationSettings) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::insert_into(integration_settings::table)
                         .values((
                             integration_settings::customer_id.eq(s.customer_id.as_str()),

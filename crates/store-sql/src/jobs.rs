@@ -291,7 +291,7 @@ macro_rules! job_store {
                     use diesel::sql_types::{BigInt, Text};
                     let token = uuid::Uuid::new_v4();
                     let claimed: Option<IdRow> = {
-                        let mut conn = self.conn().await?;
+                        let mut conn = self.write_conn().await?;
                         diesel::sql_query(CLAIM_JOB)
                             .bind::<Text, _>(holder)
                             .bind::<SqlId, _>(enc::id_to(token))
@@ -319,7 +319,7 @@ macro_rules! job_store {
                     ttl: std::time::Duration,
                 ) -> Result<trunkline_core::ports::ClaimState, trunkline_core::ports::StoreError> {
                     use diesel::sql_types::BigInt;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     let row: Option<CancelRow> = diesel::sql_query(RENEW_CLAIM)
                         .bind::<SqlId, _>(enc::id_to(id.as_uuid()))
                         .bind::<SqlId, _>(enc::id_to(token))
@@ -343,7 +343,7 @@ macro_rules! job_store {
                     result: &trunkline_core::ports::ItemResult,
                 ) -> Result<bool, trunkline_core::ports::StoreError> {
                     use diesel::sql_types::{Integer, Nullable, Text};
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     let n = diesel::sql_query(RECORD_ITEM)
                         .bind::<SqlId, _>(enc::id_to(id.as_uuid()))
                         .bind::<SqlId, _>(enc::id_to(token))

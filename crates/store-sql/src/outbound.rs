@@ -231,7 +231,7 @@ macro_rules! outbound_store {
                     route: &OutboundRoute,
                 ) -> Result<(), StoreError> {
                     let row = RouteRow::from_domain(route);
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::insert_into(outbound_routes::table)
                         .values(&row)
                         .on_conflict((
@@ -263,7 +263,7 @@ macro_rules! outbound_store {
                     provider: ProviderKind,
                     route: &RouteId,
                 ) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::delete(
                         outbound_routes::table
                             .filter(outbound_routes::customer_id.eq(customer.as_str()))
@@ -281,7 +281,7 @@ macro_rules! outbound_store {
                     number: &OutboundNumber,
                 ) -> Result<(), StoreError> {
                     let row = NumberRow::from_domain(number);
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::insert_into(outbound_numbers::table)
                         .values(&row)
                         .on_conflict(outbound_numbers::connection_id)
@@ -303,7 +303,7 @@ macro_rules! outbound_store {
                     &self,
                     connection: ConnectionId,
                 ) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     let n = diesel::delete(outbound_numbers::table.filter(
                         outbound_numbers::connection_id.eq(enc::id_to(connection.as_uuid())),
                     ))
@@ -357,7 +357,7 @@ macro_rules! outbound_store {
                     call: &OutboundCall,
                 ) -> Result<OutboundCallInsert, StoreError> {
                     let row = CallRow::from_domain(call);
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     // The unique (customer, key) constraint decides between concurrent inserts; the loser
                     // inserts nothing and reads the winner's row, committed by then (PostgreSQL waits
                     // for the winner's commit; SQLite runs one writer at a time).
@@ -399,7 +399,7 @@ macro_rules! outbound_store {
                     state: OutboundCallState,
                     failure: Option<String>,
                 ) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::update(
                         outbound_calls::table
                             .filter(outbound_calls::call_id.eq(enc::id_to(call.as_uuid()))),
@@ -432,7 +432,7 @@ macro_rules! outbound_store {
                 }
 
                 async fn delete_outbound_call(&self, call: CallId) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::delete(
                         outbound_calls::table
                             .filter(outbound_calls::call_id.eq(enc::id_to(call.as_uuid()))),

@@ -4,8 +4,10 @@
 //! Each macro expands into a backend's `store` module and needs in scope there: the
 //! `diesel::table!`s of `crate::schema`, the row types of [`rows!`](crate::rows!), `enc`
 //! (one of [`encoding`](crate::encoding)'s modules), `error::db` (the backend's mapping of
-//! diesel errors), and `$store::conn(&self)`, which hands out a pooled connection that
-//! diesel-async's `RunQueryDsl` runs on. A port whose statements differ per dialect takes
+//! diesel errors), `$store::conn(&self)`, which hands out a pooled connection that
+//! diesel-async's `RunQueryDsl` runs on, and `$store::write_conn(&self)`, the same for a
+//! method that writes (SQLite queues its writers on one connection; PostgreSQL hands out
+//! any). A method that holds the writer never asks for it again. A port whose statements differ per dialect takes
 //! the backend's own methods in braces and adds the ones that read the same.
 
 /// `IntegrationStore`, `ConnectionStore` and `AuditLog`: diesel's query builder only, the
@@ -47,7 +49,7 @@ macro_rules! catalog_ports {
                     integration: &Integration,
                 ) -> Result<(), StoreError> {
                     let row = IntegrationRow::from_domain(integration);
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::insert_into(integrations::table)
                         .values(&row)
                         .on_conflict((integrations::customer_id, integrations::provider))
@@ -72,7 +74,7 @@ macro_rules! catalog_ports {
                     customer: &CustomerId,
                     provider: ProviderKind,
                 ) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     let deleted = diesel::delete(
                         integrations::table
                             .filter(integrations::customer_id.eq(customer.as_str()))
@@ -171,7 +173,7 @@ macro_rules! catalog_ports {
                     connection: &NumberConnection,
                 ) -> Result<(), StoreError> {
                     let row = ConnectionRow::from_domain(connection)?;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     // The upsert only absorbs a conflict on `id`; another row holding the same
                     // (customer, provider, number) violates the unique constraint, mapped to
                     // `Conflict`.
@@ -191,7 +193,7 @@ macro_rules! catalog_ports {
             impl AuditLog for $store {
                 async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
                     let row = AuditRow::from_domain(event)?;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::insert_into(audit_events::table)
                         .values(&row)
                         .execute(&mut conn)
@@ -297,7 +299,7 @@ macro_rules! lease_store {
                     holder: &str,
                     ttl: std::time::Duration,
                 ) -> Result<Option<Lease>, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     let row: Option<LeaseRow> = diesel::sql_query(ACQUIRE_LEASE)
                         .bind::<Text, _>(key.storage_key())
                         .bind::<Text, _>(holder)
@@ -316,7 +318,7 @@ macro_rules! lease_store {
                     lease: &Lease,
                     ttl: std::time::Duration,
                 ) -> Result<Option<Lease>, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     let row: Option<LeaseRow> = diesel::sql_query(RENEW_LEASE)
                         .bind::<Text, _>(lease.key.storage_key())
                         .bind::<SqlId, _>(enc::id_to(lease.token))
@@ -330,7 +332,7 @@ macro_rules! lease_store {
                 }
 
                 async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     // Kept, expired and under a new token: `peek_lease` tells a release from
                     // no holder.
                     diesel::update(
@@ -433,7 +435,7 @@ macro_rules! call_store {
                     at: chrono::DateTime<chrono::Utc>,
                 ) -> Result<Option<trunkline_core::model::CallRecord>, trunkline_core::ports::StoreError>
                 {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     let row: Option<CallRow> = $statement(END_CALL)
                         .bind::<diesel::sql_types::Text, _>(room.as_str())
                         .bind::<SqlTs, _>(enc::ts_to(at))
@@ -506,7 +508,7 @@ macro_rules! call_store {
                     dispatch_id: &trunkline_core::AgentDispatchId,
                 ) -> Result<bool, trunkline_core::ports::StoreError> {
                     use diesel::sql_types::Text;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     let updated = $statement(COMPLETE_DISPATCH)
                         .bind::<Text, _>(room.as_str())
                         .bind::<Text, _>(claimant)
@@ -531,7 +533,7 @@ macro_rules! call_store {
                     } else {
                         DispatchStatus::Failed
                     };
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     let updated = $statement(FAIL_DISPATCH)
                         .bind::<Text, _>(room.as_str())
                         .bind::<Text, _>(claimant)

@@ -69,7 +69,7 @@ macro_rules! sealed_secret_store {
                     expected: &SealedSecret,
                     new: &SealedSecret,
                 ) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     let n = diesel::sql_query(replace_of(kind))
                         .bind::<Text, _>(key)
                         .bind::<SqlBytes, _>(expected.0.as_slice())

@@ -163,7 +163,7 @@ macro_rules! voice_url_store {
                     integration: IntegrationId,
                     sealed: Option<SealedSecret>,
                 ) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     match &sealed {
                         Some(s) => diesel::sql_query(PUT_SECRET)
                             .bind::<Text, _>(customer.as_str())
@@ -200,7 +200,7 @@ macro_rules! voice_url_store {
                 }
 
                 async fn save_voice_binding(&self, b: &VoiceBinding) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::sql_query(SAVE_BINDING)
                         .bind::<SqlId, _>(enc::id_to(b.connection_id.as_uuid()))
                         .bind::<Text, _>(&b.voice_url)
@@ -232,7 +232,7 @@ macro_rules! voice_url_store {
                     &self,
                     connection: ConnectionId,
                 ) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.write_conn().await?;
                     diesel::sql_query(DELETE_BINDING)
                         .bind::<SqlId, _>(enc::id_to(connection.as_uuid()))
                         .execute(&mut conn)

@@ -96,7 +96,7 @@ trunkline_store_sql::job_store!(SqliteStore, clock = [.bind::<BigInt, _>(now())]
     async fn insert(&self, job: &BulkJob, numbers: Vec<String>) -> Result<(), StoreError> {
         let options = trunkline_store_sql::jobs::options_text(job)?;
         let job = job.clone();
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         conn.spawn_blocking(move |c| {
             c.immediate_transaction(|c| {
                 let id = enc::id_to(job.id.as_uuid());
@@ -130,7 +130,7 @@ trunkline_store_sql::job_store!(SqliteStore, clock = [.bind::<BigInt, _>(now())]
     async fn finish(&self, id: JobId, token: Uuid, status: JobStatus) -> Result<bool, StoreError> {
         let id = enc::id_to(id.as_uuid());
         let token = enc::id_to(token);
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         let done = conn
             .spawn_blocking(move |c| {
                 c.immediate_transaction(|c| {
@@ -155,7 +155,7 @@ trunkline_store_sql::job_store!(SqliteStore, clock = [.bind::<BigInt, _>(now())]
         let key = enc::id_to(id.as_uuid());
         let owner = customer.as_str().to_owned();
         {
-            let mut conn = self.conn().await?;
+            let mut conn = self.write_conn().await?;
             conn.spawn_blocking(move |c| {
                 c.immediate_transaction(|c| {
                     let row: Option<StatusRow> = diesel::RunQueryDsl::get_result(

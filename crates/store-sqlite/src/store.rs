@@ -50,8 +50,16 @@ pub(crate) const CONNECTION_PRAGMAS: &str = "\
     PRAGMA synchronous = FULL; \
     PRAGMA foreign_keys = ON;";
 
-/// Enough for concurrent readers under WAL; writers take turns anyway.
+/// Enough for concurrent readers under WAL.
 const POOL_SIZE: usize = 8;
+/// Writes take turns on one connection of their own. SQLite lets one writer in at a time,
+/// and a connection that finds the write lock taken sleeps in SQLite's busy handler: 1, 2,
+/// 5 … up to 100 ms a turn, without being woken when the lock frees, while newcomers may
+/// take it first. Under a steady stream of webhooks that made a few writes wait tens of ms
+/// and one up to 1.8 s (docs/benchmarks.md). Waiting for this connection instead is a
+/// first-come, first-served queue in the process (the pool's semaphore is fair), and
+/// `busy_timeout` is left for other processes on the same file.
+const WRITERS: usize = 1;
 /// How long an operation waits for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -131,17 +139,21 @@ const END_CALL: &str = concat!(
 /// claims) come from this process's clock: every process using the file is on one host.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Reads.
     pool: Pool<Conn>,
+    /// Every statement that writes, and every transaction that does.
+    writer: Pool<Conn>,
     path: Arc<Path>,
 }
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let status = self.pool.status();
+        let writer = self.writer.status();
         f.debug_struct("SqliteStore")
             .field("path", &self.path)
-            .field("open_connections", &status.size)
-            .field("idle_connections", &status.available)
+            .field("open_connections", &(status.size + writer.size))
+            .field("idle_connections", &(status.available + writer.available))
             .finish()
     }
 }
@@ -166,9 +178,9 @@ fn parse_url(url: &str) -> Result<PathBuf, StoreError> {
     Ok(PathBuf::from(rest))
 }
 
-async fn establish(path: String) -> ConnectionResult<Conn> {
+async fn establish(path: String, pragmas: &'static str) -> ConnectionResult<Conn> {
     let mut conn = Conn::establish(&path).await?;
-    conn.batch_execute(CONNECTION_PRAGMAS)
+    conn.batch_execute(pragmas)
         .await
         .map_err(ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
@@ -208,6 +220,10 @@ impl SqliteStore {
     /// by `url`: `sqlite://path/to/file.db` (relative to the working directory) or
     /// `sqlite:///abs/path.db`. Does not migrate.
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
+        Self::connect_with(url, CONNECTION_PRAGMAS).await
+    }
+
+    async fn connect_with(url: &str, pragmas: &'static str) -> Result<SqliteStore, StoreError> {
         let path = parse_url(url)?;
         let path_str = path
             .to_str()
@@ -217,18 +233,9 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || create_private(&file))
             .await
             .map_err(|e| StoreError::Other(format!("directory task failed: {e}")))??;
-        let mut config = ManagerConfig::<Conn>::default();
-        config.custom_setup = Box::new(|path| Box::pin(establish(path.to_owned())));
-        // A connection to a local file does not go stale like a network session; skip the
-        // `SELECT 1` round trip (a blocking-thread hop here) on every checkout.
-        config.recycling_method = RecyclingMethod::Fast;
-        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path_str, config);
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .build()
-            .map_err(|e| StoreError::Other(format!("cannot build the connection pool: {e}")))?;
         let store = SqliteStore {
-            pool,
+            pool: pool(&path_str, POOL_SIZE, pragmas)?,
+            writer: pool(&path_str, WRITERS, pragmas)?,
             path: Arc::from(path),
         };
         // Open one connection now: creates the file and reports a bad path at start-up.
@@ -251,12 +258,36 @@ impl SqliteStore {
         &self.path
     }
 
+    /// A connection for reads.
     pub(crate) async fn conn(&self) -> Result<Object<Conn>, StoreError> {
-        tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.get())
-            .await
-            .map_err(|_| error::timed_out())?
-            .map_err(error::pool)
+        checkout(&self.pool).await
     }
+
+    /// The connection for writes, when this caller's turn comes (see [`WRITERS`]). Never
+    /// wait for it while holding it: there is one.
+    pub(crate) async fn write_conn(&self) -> Result<Object<Conn>, StoreError> {
+        checkout(&self.writer).await
+    }
+}
+
+async fn checkout(pool: &Pool<Conn>) -> Result<Object<Conn>, StoreError> {
+    tokio::time::timeout(ACQUIRE_TIMEOUT, pool.get())
+        .await
+        .map_err(|_| error::timed_out())?
+        .map_err(error::pool)
+}
+
+fn pool(path: &str, size: usize, pragmas: &'static str) -> Result<Pool<Conn>, StoreError> {
+    let mut config = ManagerConfig::<Conn>::default();
+    config.custom_setup = Box::new(move |path| Box::pin(establish(path.to_owned(), pragmas)));
+    // A connection to a local file does not go stale like a network session; skip the
+    // `SELECT 1` round trip (a blocking-thread hop here) on every checkout.
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path, config);
+    Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .map_err(|e| StoreError::Other(format!("cannot build the connection pool: {e}")))
 }
 
 trunkline_store_sql::lease_store!(
@@ -273,7 +304,7 @@ trunkline_store_sql::call_store!(
     {
     async fn record_webhook_event(&self, event: &WebhookEventRecord) -> Result<bool, StoreError> {
         let row = WebhookEventRow::from_domain(event);
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         let inserted = diesel::insert_into(webhook_events::table)
             .values(&row)
             .on_conflict_do_nothing()
@@ -286,7 +317,7 @@ trunkline_store_sql::call_store!(
 
     async fn upsert_call(&self, call: &CallRecord) -> Result<CallRecord, StoreError> {
         let attempts = codec::attempts_to_db(call.dispatch_attempts)?;
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         let call = call.clone();
         let row = conn
             .spawn_blocking(move |c| sync_ops::upsert_call(c, &call, attempts))
@@ -304,7 +335,7 @@ trunkline_store_sql::call_store!(
         claimant: &str,
         ttl: Duration,
     ) -> Result<DispatchClaim, StoreError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         let (room, claimant) = (room.as_str().to_owned(), claimant.to_owned());
         let (now, ttl) = (now_micros(), codec::ttl_micros(ttl));
         // The whole BEGIN IMMEDIATE … COMMIT runs in one blocking task: if this future is
@@ -327,7 +358,7 @@ trunkline_store_sql::call_store!(
         let claim: Option<sync_ops::ClaimArgs> =
             claim.map(|c| (c.claimant, now_micros(), codec::ttl_micros(c.ttl)));
         let call = call.clone();
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         // One blocking task for the whole transaction, as for `claim_dispatch`.
         let outcome = conn
             .spawn_blocking(move |c| {
@@ -382,6 +413,52 @@ mod tests {
             assert!(matches!(err, StoreError::Other(_)), "{url}: {err:?}");
             assert!(err.to_string().contains("SQLite"), "{url}: {err}");
         }
+    }
+
+    /// With no busy timeout, a connection that finds the write lock taken fails at once
+    /// with SQLITE_BUSY instead of sleeping in SQLite's busy handler. The store's own
+    /// writers must never get there: they queue for the one writer connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writers_of_one_process_queue_instead_of_meeting_the_write_lock() {
+        use trunkline_core::model::LeaseKey;
+        use trunkline_core::ports::LeaseStore as _;
+        use trunkline_core::{CarrierNumberId, CustomerId, ProviderKind};
+
+        const NO_WAITING: &str = "\
+            PRAGMA busy_timeout = 0; \
+            PRAGMA journal_mode = WAL; \
+            PRAGMA synchronous = FULL; \
+            PRAGMA foreign_keys = ON;";
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::connect_with(&url, NO_WAITING).await.unwrap();
+        store.migrate().await.unwrap();
+        let customer = CustomerId::parse("cust_writers").unwrap();
+        let writes: Vec<_> = (0..200)
+            .map(|i| {
+                let (store, customer) = (store.clone(), customer.clone());
+                tokio::spawn(async move {
+                    let number = CarrierNumberId::parse(&format!("PN{i:032x}")).unwrap();
+                    let key = LeaseKey::number(customer, ProviderKind::Twilio, number);
+                    let lease = store
+                        .try_acquire_lease(&key, "writer", Duration::from_secs(30))
+                        .await?
+                        .expect("a free key");
+                    store.release_lease(&lease).await
+                })
+            })
+            .collect();
+        let mut busy = 0;
+        for write in writes {
+            if let Err(e) = write.await.unwrap() {
+                assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+                busy += 1;
+            }
+        }
+        assert_eq!(
+            busy, 0,
+            "writes that met the lock held by another of our connections"
+        );
     }
 }
 
