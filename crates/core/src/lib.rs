@@ -16,6 +16,8 @@
 pub mod error;
 pub mod ids;
 pub mod limits;
+#[cfg(any(test, feature = "memory-store"))]
+pub mod memory;
 pub mod model;
 pub mod phone;
 pub mod ports;
