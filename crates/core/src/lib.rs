@@ -10,12 +10,17 @@
 //!
 //! With the `mock` feature every port also has a `mockall` mock (`MockCarrierProvider`,
 //! `MockIntegrationStore`, ...), for what only a mock can produce behind the server's builder
-//! (`crates/server/tests/mocked_adapters.rs`). The use cases' own unit tests run against the
-//! in-memory fakes of `usecases/fakes.rs`.
+//! (`crates/server/tests/mocked_adapters.rs`). The use cases' own unit tests run on
+//! `memory::MemoryStore` for every store port (one complete store in memory that passes the
+//! store contract suite like the real stores; compiled for these tests and with the
+//! `memory-store` feature, which only test code enables) and on the hand-written carrier,
+//! LiveKit and vault fakes of `usecases/fakes.rs`.
 
 pub mod error;
 pub mod ids;
 pub mod limits;
+#[cfg(any(test, feature = "memory-store"))]
+pub mod memory;
 pub mod model;
 pub mod phone;
 pub mod ports;

@@ -1,4 +1,4 @@
-//! Bulk jobs over the in-memory fakes: results per number, takeover after a holder died
+//! Bulk jobs over the fakes and the memory store: results per number, takeover after a holder died
 //! (finished numbers are not done again), cancel, validation, isolation.
 
 use std::collections::HashMap;
@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::fakes::jobs::FakeJobStore;
-use super::fakes::{FakeCarrier, FakeStore, account};
+use super::fakes::{FakeCarrier, MemoryStore, account};
 use super::*;
 use crate::ids::{CarrierNumberId, CredentialKeyId, JobId};
 use crate::model::{Actor, TrunkStrategy};
@@ -18,7 +17,7 @@ use crate::ports::{
 
 struct World {
     jobs: Jobs,
-    store: FakeJobStore,
+    store: MemoryStore,
     carrier: FakeCarrier,
     onboarding: Arc<Onboarding>,
     numbers: Vec<CarrierNumberId>,
@@ -38,7 +37,7 @@ fn settings(instance: &str) -> JobSettings {
 
 async fn world(numbers: usize) -> World {
     let (carrier, numbers) = FakeCarrier::with_numbers(numbers);
-    let store = FakeStore::default();
+    let store = MemoryStore::default();
     let mut carriers: HashMap<ProviderKind, Arc<dyn crate::ports::CarrierProvider>> =
         HashMap::new();
     carriers.insert(ProviderKind::Twilio, Arc::new(carrier.clone()));
@@ -64,14 +63,9 @@ async fn world(numbers: usize) -> World {
         .save_credentials(&actor, &customer, ProviderKind::Twilio, &creds, None)
         .await
         .unwrap();
-    let jobs_store = FakeJobStore::default();
     World {
-        jobs: Jobs::new(
-            onboarding.clone(),
-            Arc::new(jobs_store.clone()),
-            settings("a"),
-        ),
-        store: jobs_store,
+        jobs: Jobs::new(onboarding.clone(), Arc::new(store.clone()), settings("a")),
+        store,
         carrier,
         onboarding,
         numbers,
@@ -346,7 +340,7 @@ async fn submissions_are_checked_before_anything_is_stored() {
         .await
         .unwrap_err();
     assert_eq!(e.code, crate::error::ErrorCode::IntegrationNotFound);
-    assert!(w.store.0.lock().unwrap().is_empty(), "nothing was stored");
+    assert!(w.store.tables().jobs.is_empty(), "nothing was stored");
 }
 
 #[tokio::test]

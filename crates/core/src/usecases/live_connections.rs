@@ -224,23 +224,19 @@ impl ConnectionStore for LiveConnections {
 mod tests {
     use super::*;
     use crate::model::ConnectionStatus;
-    use crate::usecases::fakes::FakeStore;
+    use crate::usecases::fakes::MemoryStore;
     use crate::usecases::fakes::calls::sample_connection;
 
     const CALLED: &str = "+14155550100";
 
-    fn cache(ttl: Duration) -> (LiveConnections, FakeStore) {
-        let store = FakeStore::default();
-        store
-            .connections
-            .lock()
-            .unwrap()
-            .push(sample_connection(CALLED));
+    fn cache(ttl: Duration) -> (LiveConnections, MemoryStore) {
+        let store = MemoryStore::default();
+        store.tables().connections.push(sample_connection(CALLED));
         (LiveConnections::new(Arc::new(store.clone()), ttl), store)
     }
 
-    fn lookups(store: &FakeStore) -> usize {
-        store.live_lookups.load(std::sync::atomic::Ordering::SeqCst)
+    fn lookups(store: &MemoryStore) -> usize {
+        store.calls_to("find_live_connection_by_e164")
     }
 
     #[tokio::test]
@@ -284,7 +280,7 @@ mod tests {
                 .is_some()
         );
         // Another instance disconnects the number: straight into the store.
-        store.connections.lock().unwrap()[0].status = ConnectionStatus::Disconnected;
+        store.tables().connections[0].status = ConnectionStatus::Disconnected;
         assert!(
             cache
                 .live_for_called(CALLED)
@@ -306,11 +302,7 @@ mod tests {
         let (cache, store) = cache(Duration::from_secs(60));
         let other = "+14155550101";
         assert_eq!(cache.live_for_called(other).await.unwrap().connection, None);
-        store
-            .connections
-            .lock()
-            .unwrap()
-            .push(sample_connection(other));
+        store.tables().connections.push(sample_connection(other));
         assert!(
             cache
                 .live_for_called(other)
@@ -329,12 +321,12 @@ mod tests {
     /// A store whose reads wait until the test opens the gate, as a network round trip
     /// lasts a while, so that concurrent deliveries overlap.
     struct Slow {
-        store: FakeStore,
+        store: MemoryStore,
         gate: tokio::sync::Semaphore,
     }
 
     impl Slow {
-        fn cache(store: &FakeStore) -> (LiveConnections, Arc<Slow>) {
+        fn cache(store: &MemoryStore) -> (LiveConnections, Arc<Slow>) {
             let slow = Arc::new(Slow {
                 store: store.clone(),
                 gate: tokio::sync::Semaphore::new(0),
@@ -416,7 +408,7 @@ mod tests {
         let first = cache.live_for_called(CALLED);
         let after_change = async {
             tokio::task::yield_now().await;
-            let mut gone = store.connections.lock().unwrap()[0].clone();
+            let mut gone = store.tables().connections[0].clone();
             gone.status = ConnectionStatus::Disconnected;
             cache.save_connection(&gone).await.unwrap();
             let (after, ()) = futures::join!(cache.live_for_called(CALLED), slow.open());

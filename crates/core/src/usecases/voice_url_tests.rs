@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::super::fakes::{FakeCarrier, FakeStore, account};
+use super::super::fakes::{FakeCarrier, MemoryStore, account};
 use super::super::*;
 use super::{actions, creds};
 use crate::ids::CarrierNumberId;
@@ -19,7 +19,7 @@ const TOKEN: &str = "auth-token-of-the-account";
 struct Voice {
     onboarding: Onboarding,
     carrier: FakeCarrier,
-    store: FakeStore,
+    store: MemoryStore,
     numbers: Vec<CarrierNumberId>,
     customer: CustomerId,
     actor: Actor,
@@ -28,7 +28,7 @@ struct Voice {
 async fn voice_world(public_url: Option<&str>, trunking: bool, token: Option<&str>) -> Voice {
     let (carrier, numbers) = FakeCarrier::with_numbers(2);
     carrier.state().trunking_not_enabled = !trunking;
-    let store = FakeStore::default();
+    let store = MemoryStore::default();
     let mut carriers: HashMap<ProviderKind, Arc<dyn crate::ports::CarrierProvider>> =
         HashMap::new();
     carriers.insert(ProviderKind::Twilio, Arc::new(carrier.clone()));
@@ -132,13 +132,13 @@ async fn auto_without_trunking_points_the_voice_url_and_disconnect_restores_it()
         "https://old.example/0"
     );
     // The stored password is sealed and never in the audit trail.
-    let binding = v.store.voice.lock().unwrap().bindings[0].clone();
+    let binding = v.store.tables().voice_bindings[0].clone();
     assert_eq!(binding.voice_url, webhook());
     // The fake vault seals as `<context>|<secret>`.
     let sealed = String::from_utf8(binding.sealed_sip_password.0.clone()).unwrap();
     let password = sealed.rsplit('|').next().unwrap().to_owned();
     assert_eq!(password.len(), 64);
-    let audit = v.store.audit.lock().unwrap().clone();
+    let audit = v.store.tables().audit.clone();
     let connected = audit.iter().rev().find(|e| e.details["mode"] == "voiceUrl");
     assert!(connected.is_some(), "the audit trail records the mode");
     assert!(
@@ -157,7 +157,7 @@ async fn auto_without_trunking_points_the_voice_url_and_disconnect_restores_it()
         actions(&again.steps, StepKind::SipCredentials),
         [StepAction::Reused]
     );
-    assert_eq!(v.store.voice.lock().unwrap().bindings[0], binding);
+    assert_eq!(v.store.tables().voice_bindings[0], binding);
 
     // Status: the mode; then drift once the URL is changed at the carrier.
     let status = v
@@ -245,20 +245,20 @@ async fn the_webhook_answers_from_one_read_with_the_owners_secret() {
     // Not connected yet: signed, so answered, with a rejection.
     assert!(matches!(v.answer(TOKEN).await, Ok(VoiceAnswer::Reject)));
     v.connect(Some(ConnectMode::VoiceUrl)).await.unwrap();
-    let reads = v.store.voice.lock().unwrap().route_reads;
+    let reads = v.store.calls_to("voice_route");
     match v.answer(TOKEN).await {
         Ok(VoiceAnswer::Dial { sip_uri, auth, .. }) => {
             assert_eq!(
                 sip_uri,
                 format!("sip:{}@ingress.example:5060;transport=tcp", v.e164())
             );
-            let b = v.store.voice.lock().unwrap().bindings[0].clone();
+            let b = v.store.tables().voice_bindings[0].clone();
             assert_eq!(auth.username, b.sip_username);
             assert_eq!(auth.password.expose_secret().len(), 64);
         }
         other => panic!("expected a dial, got {other:?}"),
     }
-    assert_eq!(v.store.voice.lock().unwrap().route_reads, reads + 1);
+    assert_eq!(v.store.calls_to("voice_route"), reads + 1);
     let (e, why) = v.answer("another-token").await.unwrap_err();
     assert_eq!(
         (e.code, why),

@@ -3,22 +3,21 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
-use crate::ids::{CallId, ConnectionId};
-use crate::ids::{CarrierNumberId, IntegrationId, ProviderKind};
+use crate::ids::CallId;
+use crate::model::RoutingPolicy;
 use crate::model::{CallStatus, DispatchClaim, DispatchMode, DispatchStatus, NumberConnection};
-use crate::model::{ConnectionStatus, RoutingPolicy, TrunkStrategy};
 use crate::phone::E164;
-use crate::sip::SipTarget;
-use crate::usecases::fakes::FakeStore;
-use crate::usecases::fakes::calls::{FakeCallStore, FakeSip};
+use crate::usecases::fakes::MemoryStore;
+use crate::usecases::fakes::calls::{FakeSip, sample_connection};
 
 const CALLED: &str = "+14155550100";
 const CALLER: &str = "+14155550199";
 
 struct World {
     calls: Calls,
-    store: FakeCallStore,
-    connections: FakeStore,
+    store: MemoryStore,
+    /// The same store, as the connections port.
+    connections: MemoryStore,
     sip: FakeSip,
 }
 
@@ -33,38 +32,14 @@ fn settings() -> CallSettings {
 }
 
 fn world_with(routing: Option<RoutingPolicy>) -> World {
-    let store = FakeCallStore::default();
-    let connections = FakeStore::default();
+    let store = MemoryStore::default();
+    let connections = store.clone();
     let sip = FakeSip::default();
     if let Some(routing) = routing {
-        let now = Utc::now();
-        connections
-            .connections
-            .lock()
-            .unwrap()
-            .push(NumberConnection {
-                id: ConnectionId::new(),
-                customer_id: CustomerId::parse("acme").unwrap(),
-                provider: ProviderKind::Twilio,
-                integration_id: IntegrationId::new(),
-                number_id: CarrierNumberId::parse(&format!("PN{:032x}", 1)).unwrap(),
-                e164: E164::parse(CALLED).unwrap(),
-                status: ConnectionStatus::Connected,
-                trunk_strategy: TrunkStrategy::Shared,
-                route_id: None,
-                route_created: false,
-                route_targets: Vec::new(),
-                sip_target: SipTarget::parse("sip:lk.example").unwrap(),
-                routing,
-                previous_routing: None,
-                livekit_trunk_id: None,
-                livekit_rule_id: None,
-                last_error: None,
-                created_at: now,
-                updated_at: now,
-                connected_at: Some(now),
-                disconnected_at: None,
-            });
+        connections.tables().connections.push(NumberConnection {
+            routing,
+            ..sample_connection(CALLED)
+        });
     }
     let ports = CallsPorts {
         calls: Arc::new(store.clone()),
@@ -144,7 +119,7 @@ impl World {
     }
 
     fn call(&self, room: &str) -> CallRecord {
-        self.store.state().calls.get(room).unwrap().call.clone()
+        self.store.tables().calls.get(room).unwrap().call.clone()
     }
 }
 
@@ -166,9 +141,7 @@ async fn the_called_numbers_connection_is_looked_up_once_per_instance() {
         WebhookOutcome::CallRecorded { .. }
     ));
     assert_eq!(
-        w.connections
-            .live_lookups
-            .load(std::sync::atomic::Ordering::SeqCst),
+        w.connections.calls_to("find_live_connection_by_e164"),
         1,
         "the duplicate and the next call are routed from memory"
     );
@@ -182,7 +155,7 @@ async fn a_call_is_recorded_and_its_agent_dispatched_once() {
         w.deliver(&events[0]).await,
         WebhookOutcome::Ignored { .. }
     ));
-    assert_eq!(w.store.total_touches(), 0, "room_started needs no database");
+    assert_eq!(w.store.total_calls(), 0, "room_started needs no database");
 
     let WebhookOutcome::CallRecorded { call, dispatch } = w.deliver(&events[1]).await else {
         panic!("not recorded");
@@ -214,7 +187,7 @@ async fn a_call_is_recorded_and_its_agent_dispatched_once() {
         },
         stored
     );
-    assert_eq!(w.store.state().touches.get("get_call_by_room"), None);
+    assert_eq!(w.store.calls_to("get_call_by_room"), 0);
     {
         let sip = w.sip.state();
         assert_eq!(sip.dispatches.len(), 1);
@@ -246,7 +219,7 @@ async fn every_duplicate_in_any_order_still_dispatches_once() {
     assert!(call.ended_at.is_some() && call.customer_id.is_some() && call.called.is_some());
     assert_eq!(call.duration(), Some(Duration::from_secs(60)));
     assert_eq!(
-        w.store.state().events.len(),
+        w.store.tables().webhook_events.len(),
         3,
         "room_started is not stored"
     );
@@ -280,7 +253,7 @@ async fn a_call_that_ended_before_its_join_is_acted_on_is_never_dispatched() {
                     "{order:?}: the answer"
                 );
             }
-            if let Some(stored) = w.store.state().calls.get(name.as_str()) {
+            if let Some(stored) = w.store.tables().calls.get(name.as_str()) {
                 assert_ne!(
                     (stored.call.dispatch_status, stored.call.dispatch_attempts),
                     (DispatchStatus::Failed, 0),
@@ -354,13 +327,15 @@ async fn duplicates_are_recognised_by_event_id() {
     let w = world();
     let events = call_events("call-c");
     w.deliver(&events[1]).await;
-    let touches = w.store.total_touches();
+    let touches = w.store.total_calls();
     match w.deliver(&events[1]).await {
         WebhookOutcome::Duplicate { event_id } => assert_eq!(event_id.as_str(), "EV_call-c_2"),
         other => panic!("{other:?}"),
     }
-    // One insert that says "seen" and one read that says the call exists.
-    assert_eq!(w.store.total_touches(), touches + 2);
+    // One round trip: the join's record finds the event seen and its call there, and stops
+    // (the store does that in one step, as SQLite does in one transaction).
+    assert_eq!(w.store.total_calls(), touches + 1);
+    assert_eq!(w.store.calls_to("record_join"), 2);
     assert_eq!(w.sip.state().dispatch_calls, 1);
 }
 
@@ -576,7 +551,9 @@ async fn rule_mode_records_the_call_and_never_dispatches() {
     }
     assert_eq!(w.calls.retry_due_dispatches(10).await.unwrap().due, 0);
     assert_eq!(w.sip.state().dispatch_calls, 0);
-    assert_eq!(w.store.state().touches.get("claim_dispatch"), None);
+    assert_eq!(w.store.calls_to("claim_dispatch"), 0);
+    // A claim made inside the join's `record_join` would have counted an attempt.
+    assert_eq!(w.call("call-i").dispatch_attempts, 0);
 }
 
 #[tokio::test]
@@ -653,7 +630,7 @@ async fn a_bad_signature_is_refused_and_nothing_is_stored() {
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::ValidationFailed);
-    assert_eq!(w.store.total_touches(), 0);
+    assert_eq!(w.store.total_calls(), 0);
     assert_eq!(w.sip.state().dispatch_calls, 0);
 }
 
@@ -678,7 +655,7 @@ async fn events_that_need_no_action_touch_nothing() {
             "{event}: {out:?}"
         );
     }
-    assert_eq!(w.store.total_touches(), 0);
+    assert_eq!(w.store.total_calls(), 0);
     // A finished room trunkline never recorded: looked up, nothing created.
     let b = body("EV_y", "room_finished", "not-a-call", false, 1);
     let out = w
@@ -687,7 +664,7 @@ async fn events_that_need_no_action_touch_nothing() {
         .await
         .unwrap();
     assert_eq!(out, WebhookOutcome::CallEnded { call: None });
-    assert!(w.store.state().calls.is_empty());
+    assert!(w.store.tables().calls.is_empty());
 }
 
 #[tokio::test]

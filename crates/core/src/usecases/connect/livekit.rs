@@ -159,12 +159,12 @@ mod tests {
     use crate::model::{NumberConnection, NumberRouting};
     use crate::ports::ConnectionStore as _;
     use crate::usecases::OnboardingSettings;
-    use crate::usecases::fakes::FakeStore;
+    use crate::usecases::fakes::MemoryStore;
     use crate::usecases::fakes::calls::{FakeSip, sample_connection};
 
     const NUMBER: &str = "+14155550100";
 
-    fn onboarding(sip: Option<&FakeSip>, store: &FakeStore) -> Onboarding {
+    fn onboarding(sip: Option<&FakeSip>, store: &MemoryStore) -> Onboarding {
         let sip = sip.map(|s| Arc::new(s.clone()) as Arc<dyn crate::ports::SipPlatform>);
         Onboarding::new(
             store.onboarding_ports(HashMap::new(), sip),
@@ -190,7 +190,7 @@ mod tests {
         fresh: bool,
         routing_changed: bool,
     ) -> (Vec<Step>, NumberConnection) {
-        let store = FakeStore::default();
+        let store = MemoryStore::default();
         store.save_connection(&conn).await.unwrap();
         let onboarding = onboarding(sip, &store);
         let progress = Progress {
