@@ -6,8 +6,8 @@
 //! (one of [`encoding`](crate::encoding)'s modules), `error::db` (the backend's mapping of
 //! diesel errors), `$store::conn(&self)`, which hands out a pooled connection that
 //! diesel-async's `RunQueryDsl` runs on, and `$store::write_conn(&self)`, the same for a
-//! method that writes (SQLite queues its writers on one connection; PostgreSQL hands out
-//! any). A method that holds the writer never asks for it again. A port whose statements differ per dialect takes
+//! method that writes (SQLite's writers take a write turn, one at a time; PostgreSQL's are
+//! any pooled connection). A port whose statements differ per dialect takes
 //! the backend's own methods in braces and adds the ones that read the same.
 
 /// `IntegrationStore`, `ConnectionStore` and `AuditLog`: diesel's query builder only, the

@@ -22,7 +22,7 @@ use trunkline_store_sql::claim::ClaimOutcome;
 use trunkline_store_sql::codec;
 use trunkline_store_sql::encoding::text as enc;
 
-use crate::blocking::Blocking;
+use crate::blocking::{Blocking, Turn, Write};
 use crate::error;
 use crate::migrate;
 use crate::rows::{AuditRow, CallRow, ConnectionRow, IntegrationRow, LeaseRow, WebhookEventRow};
@@ -37,6 +37,9 @@ mod fleet;
 /// Statements run on [`Blocking`]: a store call dropped mid-statement waits for it without
 /// diesel-async's `block_in_place`, which panics on actix's current-thread workers.
 type Conn = SyncConnectionWrapper<SqliteConnection, Blocking>;
+/// The same, for writes: each blocking call takes the process's write turn first
+/// ([`crate::blocking::Write`]).
+type WriteConn = SyncConnectionWrapper<SqliteConnection, Blocking<Write>>;
 
 /// Run on every new connection. `busy_timeout` first: SQLite serializes writers, and a
 /// writer that finds the lock taken must wait for it rather than fail with SQLITE_BUSY.
@@ -50,16 +53,9 @@ pub(crate) const CONNECTION_PRAGMAS: &str = "\
     PRAGMA synchronous = FULL; \
     PRAGMA foreign_keys = ON;";
 
-/// Enough for concurrent readers under WAL.
+/// Per pool (reads, writes): enough for concurrent readers under WAL, and for writers to
+/// get their statements ready while one of them writes.
 const POOL_SIZE: usize = 8;
-/// Writes take turns on one connection of their own. SQLite lets one writer in at a time,
-/// and a connection that finds the write lock taken sleeps in SQLite's busy handler: 1, 2,
-/// 5 … up to 100 ms a turn, without being woken when the lock frees, while newcomers may
-/// take it first. Under a steady stream of webhooks that made a few writes wait tens of ms
-/// and one up to 1.8 s (docs/benchmarks.md). Waiting for this connection instead is a
-/// first-come, first-served queue in the process (the pool's semaphore is fair), and
-/// `busy_timeout` is left for other processes on the same file.
-const WRITERS: usize = 1;
 /// How long an operation waits for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -142,7 +138,7 @@ pub struct SqliteStore {
     /// Reads.
     pool: Pool<Conn>,
     /// Every statement that writes, and every transaction that does.
-    writer: Pool<Conn>,
+    writer: Pool<WriteConn>,
     path: Arc<Path>,
 }
 
@@ -178,8 +174,11 @@ fn parse_url(url: &str) -> Result<PathBuf, StoreError> {
     Ok(PathBuf::from(rest))
 }
 
-async fn establish(path: String, pragmas: &'static str) -> ConnectionResult<Conn> {
-    let mut conn = Conn::establish(&path).await?;
+async fn establish<T: Turn>(
+    path: String,
+    pragmas: &'static str,
+) -> ConnectionResult<SyncConnectionWrapper<SqliteConnection, Blocking<T>>> {
+    let mut conn = SyncConnectionWrapper::<SqliteConnection, Blocking<T>>::establish(&path).await?;
     conn.batch_execute(pragmas)
         .await
         .map_err(ConnectionError::CouldntSetupConfiguration)?;
@@ -235,7 +234,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(format!("directory task failed: {e}")))??;
         let store = SqliteStore {
             pool: pool(&path_str, POOL_SIZE, pragmas)?,
-            writer: pool(&path_str, WRITERS, pragmas)?,
+            writer: pool(&path_str, POOL_SIZE, pragmas)?,
             path: Arc::from(path),
         };
         // Open one connection now: creates the file and reports a bad path at start-up.
@@ -263,27 +262,33 @@ impl SqliteStore {
         checkout(&self.pool).await
     }
 
-    /// The connection for writes, when this caller's turn comes (see [`WRITERS`]). Never
-    /// wait for it while holding it: there is one.
-    pub(crate) async fn write_conn(&self) -> Result<Object<Conn>, StoreError> {
+    /// A connection for writes: its statements take the write turn
+    /// ([`crate::blocking::Write`]).
+    pub(crate) async fn write_conn(&self) -> Result<Object<WriteConn>, StoreError> {
         checkout(&self.writer).await
     }
 }
 
-async fn checkout(pool: &Pool<Conn>) -> Result<Object<Conn>, StoreError> {
+async fn checkout<T: Turn>(
+    pool: &Pool<SyncConnectionWrapper<SqliteConnection, Blocking<T>>>,
+) -> Result<Object<SyncConnectionWrapper<SqliteConnection, Blocking<T>>>, StoreError> {
     tokio::time::timeout(ACQUIRE_TIMEOUT, pool.get())
         .await
         .map_err(|_| error::timed_out())?
         .map_err(error::pool)
 }
 
-fn pool(path: &str, size: usize, pragmas: &'static str) -> Result<Pool<Conn>, StoreError> {
-    let mut config = ManagerConfig::<Conn>::default();
+fn pool<T: Turn>(
+    path: &str,
+    size: usize,
+    pragmas: &'static str,
+) -> Result<Pool<SyncConnectionWrapper<SqliteConnection, Blocking<T>>>, StoreError> {
+    let mut config = ManagerConfig::default();
     config.custom_setup = Box::new(move |path| Box::pin(establish(path.to_owned(), pragmas)));
     // A connection to a local file does not go stale like a network session; skip the
     // `SELECT 1` round trip (a blocking-thread hop here) on every checkout.
     config.recycling_method = RecyclingMethod::Fast;
-    let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path, config);
+    let manager = AsyncDieselConnectionManager::new_with_config(path, config);
     Pool::builder(manager)
         .max_size(size)
         .build()
@@ -417,7 +422,7 @@ mod tests {
 
     /// With no busy timeout, a connection that finds the write lock taken fails at once
     /// with SQLITE_BUSY instead of sleeping in SQLite's busy handler. The store's own
-    /// writers must never get there: they queue for the one writer connection.
+    /// writers must never get there: they take the write turn first.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn writers_of_one_process_queue_instead_of_meeting_the_write_lock() {
         use trunkline_core::model::LeaseKey;
