@@ -479,13 +479,12 @@ impl Jobs {
                 return false;
             }
         };
-        let options: JobOptions = match serde_json::from_value(job.options.clone()) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "a job's stored options do not parse; its numbers fail");
-                JobOptions::default()
-            }
-        };
+        // Stored options are read through the checks a request passes; ones that fail them
+        // fail every number rather than run it with other options than were asked for.
+        let options = serde_json::from_value::<JobOptions>(job.options.clone()).map_err(|e| {
+            tracing::error!(job = %job.id, error = %e, "a job's stored options do not parse; its numbers fail");
+            Error::internal(format!("job {}: stored options: {e}", job.id))
+        });
         let store_failed = AtomicBool::new(false);
         futures::stream::iter(items.into_iter().filter(|i| i.outcome == ItemOutcome::Pending))
             .for_each_concurrent(self.settings.parallelism.max(1), |item| {
@@ -522,14 +521,17 @@ impl Jobs {
     async fn run_item(
         &self,
         job: &BulkJob,
-        options: &JobOptions,
+        options: &Result<JobOptions, Error>,
         item: &JobItem,
         cancelled: &AtomicBool,
         lost: &AtomicBool,
     ) -> Option<ItemResult> {
         let mut attempt = 0;
         loop {
-            let outcome = self.once(job, options, &item.number_id).await;
+            let outcome = match options {
+                Ok(options) => self.once(job, options, &item.number_id).await,
+                Err(e) => Err(e.clone()),
+            };
             let error = match outcome {
                 Ok(outcome) => {
                     return Some(ItemResult {

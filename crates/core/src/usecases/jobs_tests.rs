@@ -416,3 +416,26 @@ fn job_options_are_stored_as_the_wire_fields_and_read_back_checked() {
         );
     }
 }
+
+/// A job whose stored options fail the checks fails its numbers; it does not connect them
+/// with other options than were asked for.
+#[tokio::test]
+async fn a_job_whose_stored_options_fail_the_checks_fails_its_numbers() {
+    let w = world(2).await;
+    let job = w.submit(w.numbers.clone()).await.unwrap();
+    let claim = w.jobs.claim_next().await.unwrap().unwrap();
+    // The job as a row whose options fail the checks reads back.
+    let claim = crate::ports::JobClaim {
+        job: crate::ports::BulkJob {
+            options: serde_json::json!({"routing": {"dispatchMode": "rule"}}),
+            ..claim.job
+        },
+        token: claim.token,
+    };
+    w.jobs.run_claimed(claim).await;
+    let items = w.items(job.id).await;
+    assert_eq!(outcomes(&items), vec![ItemOutcome::Failed; 2]);
+    assert_eq!(items[0].error_code.as_deref(), Some("INTERNAL"));
+    assert_eq!(w.attached(), 0);
+    assert_eq!(w.carrier.writes(), 0);
+}
