@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ValidationError;
+use crate::error::{ErrorCode, ValidationError};
 use crate::ids::{
     AgentDispatchId, AuditEventId, CallId, CarrierAccountId, CarrierNumberId, ConnectionId,
     CredentialKeyId, CustomerId, DispatchRuleId, IntegrationId, ProviderKind, RoomName, RouteId,
@@ -98,25 +98,146 @@ impl NumberRouting {
 }
 
 /// One SIP target of a route: where the carrier sends inbound calls, with HA priority/weight
-/// (lower priority is tried first; weight splits load within a priority).
+/// (lower priority is tried first; weight splits load within a priority). Built only through
+/// [`OriginationTarget::new`], and read back from the store through the same check, so a
+/// weight of 0 (which the carriers refuse) cannot be held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", try_from = "OriginationTargetParts")]
 pub struct OriginationTarget {
-    pub sip_url: SipTarget,
-    pub priority: u16,
-    pub weight: u16,
+    sip_url: SipTarget,
+    priority: u16,
+    weight: u16,
+}
+
+/// The fields of an [`OriginationTarget`] as the wire and the store hold them, unchecked.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OriginationTargetParts {
+    sip_url: SipTarget,
+    priority: u16,
+    weight: u16,
+}
+
+impl TryFrom<OriginationTargetParts> for OriginationTarget {
+    type Error = ValidationError;
+
+    fn try_from(p: OriginationTargetParts) -> Result<Self, Self::Error> {
+        Self::new(p.sip_url, p.priority, p.weight)
+    }
 }
 
 impl OriginationTarget {
     pub const DEFAULT_PRIORITY: u16 = 10;
     pub const DEFAULT_WEIGHT: u16 = 10;
 
-    pub fn new(sip_url: SipTarget) -> Self {
+    /// A target; the error (field `weight`) refuses a weight of 0.
+    pub fn new(sip_url: SipTarget, priority: u16, weight: u16) -> Result<Self, ValidationError> {
+        if weight == 0 {
+            return Err(ValidationError::new("must be from 1 to 65535").field("weight"));
+        }
+        Ok(Self {
+            sip_url,
+            priority,
+            weight,
+        })
+    }
+
+    /// A target at the default priority and weight.
+    pub fn with_defaults(sip_url: SipTarget) -> Self {
         Self {
             sip_url,
             priority: Self::DEFAULT_PRIORITY,
             weight: Self::DEFAULT_WEIGHT,
         }
+    }
+
+    pub fn sip_url(&self) -> &SipTarget {
+        &self.sip_url
+    }
+
+    pub fn priority(&self) -> u16 {
+        self.priority
+    }
+
+    /// At least 1.
+    pub fn weight(&self) -> u16 {
+        self.weight
+    }
+}
+
+/// The origination targets of one route: at most [`OriginationTargets::MAX`], no SIP URL
+/// twice. Empty only where a request asks for the server's default target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<OriginationTarget>")]
+pub struct OriginationTargets(Vec<OriginationTarget>);
+
+impl OriginationTargets {
+    pub const MAX: usize = 10;
+
+    /// The list; refused (`INVALID_SIP_TARGET`) over [`Self::MAX`] targets or with a SIP URL
+    /// listed twice.
+    pub fn new(targets: Vec<OriginationTarget>) -> Result<Self, ValidationError> {
+        Self::parse(targets, |_, t| Ok::<_, ValidationError>(t))
+    }
+
+    /// The list of what `parse` makes of each raw entry (given its index), checked as
+    /// [`Self::new`] checks it. The count is checked before any entry is parsed, so that an
+    /// over-long list is refused as such whatever its entries hold.
+    pub fn parse<T, E: From<ValidationError>>(
+        raw: Vec<T>,
+        mut parse: impl FnMut(usize, T) -> Result<OriginationTarget, E>,
+    ) -> Result<Self, E> {
+        if raw.len() > Self::MAX {
+            return Err(ValidationError::with_code(
+                ErrorCode::InvalidSipTarget,
+                format!("at most {} targets", Self::MAX),
+            )
+            .field("originationTargets")
+            .into());
+        }
+        let mut targets: Vec<OriginationTarget> = Vec::with_capacity(raw.len());
+        for (i, entry) in raw.into_iter().enumerate() {
+            let target = parse(i, entry)?;
+            if targets.iter().any(|t| t.sip_url == target.sip_url) {
+                return Err(ValidationError::with_code(
+                    ErrorCode::InvalidSipTarget,
+                    format!("origination target {} is listed twice", target.sip_url),
+                )
+                .into());
+            }
+            targets.push(target);
+        }
+        Ok(Self(targets))
+    }
+
+    /// One target at the default priority and weight.
+    pub fn one(sip_url: SipTarget) -> Self {
+        Self(vec![OriginationTarget::with_defaults(sip_url)])
+    }
+
+    /// The same targets, lowest priority first and, within one priority, heaviest first:
+    /// the first is the primary target, the one the carrier tries first.
+    #[must_use]
+    pub fn by_priority(mut self) -> Self {
+        self.0
+            .sort_by_key(|t| (t.priority, std::cmp::Reverse(t.weight)));
+        self
+    }
+}
+
+impl TryFrom<Vec<OriginationTarget>> for OriginationTargets {
+    type Error = ValidationError;
+
+    fn try_from(targets: Vec<OriginationTarget>) -> Result<Self, Self::Error> {
+        Self::new(targets)
+    }
+}
+
+impl std::ops::Deref for OriginationTargets {
+    type Target = [OriginationTarget];
+
+    fn deref(&self) -> &[OriginationTarget] {
+        &self.0
     }
 }
 
@@ -154,10 +275,24 @@ pub enum DispatchMode {
     Rule,
 }
 
-/// Which agent a call to the number reaches, and with what.
+/// Which agent a call to the number reaches, and with what. Built only through
+/// [`RoutingPolicy::new`], and read back from the store or a job's options through the same
+/// check, so every policy holds its limits and a `rule` dispatch always has its agent.
+/// `Default` is the empty policy: no agent, webhook dispatch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "RoutingPolicyParts")]
+pub struct RoutingPolicy {
+    agent_name: Option<String>,
+    metadata: Option<String>,
+    attributes: BTreeMap<String, String>,
+    dispatch_mode: DispatchMode,
+}
+
+/// The fields of a [`RoutingPolicy`], unchecked: what the wire and the store hold, and what
+/// [`RoutingPolicy::new`] checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RoutingPolicy {
+pub struct RoutingPolicyParts {
     pub agent_name: Option<String>,
     /// Opaque to trunkline; handed to the agent as dispatch metadata.
     pub metadata: Option<String>,
@@ -166,6 +301,25 @@ pub struct RoutingPolicy {
     pub attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub dispatch_mode: DispatchMode,
+}
+
+impl TryFrom<RoutingPolicyParts> for RoutingPolicy {
+    type Error = ValidationError;
+
+    fn try_from(parts: RoutingPolicyParts) -> Result<Self, Self::Error> {
+        Self::new(parts)
+    }
+}
+
+impl From<RoutingPolicy> for RoutingPolicyParts {
+    fn from(p: RoutingPolicy) -> Self {
+        Self {
+            agent_name: p.agent_name,
+            metadata: p.metadata,
+            attributes: p.attributes,
+            dispatch_mode: p.dispatch_mode,
+        }
+    }
 }
 
 impl RoutingPolicy {
@@ -177,14 +331,52 @@ impl RoutingPolicy {
     /// itself (`lk.sip.inviteTime`, …); a routing attribute there would shadow or fake them.
     pub const RESERVED_ATTRIBUTE_PREFIXES: [&'static str; 2] = ["sip.", "lk."];
 
-    /// Check limits; the returned error names the offending field (`routing.agentName`, ...).
-    pub fn validate(&self) -> Result<(), ValidationError> {
+    /// The policy, once its limits hold; the error names the offending field
+    /// (`routing.agentName`, ...).
+    pub fn new(parts: RoutingPolicyParts) -> Result<Self, ValidationError> {
+        parts.check()?;
+        let RoutingPolicyParts {
+            agent_name,
+            metadata,
+            attributes,
+            dispatch_mode,
+        } = parts;
+        Ok(Self {
+            agent_name,
+            metadata,
+            attributes,
+            dispatch_mode,
+        })
+    }
+
+    pub fn agent_name(&self) -> Option<&str> {
+        self.agent_name.as_deref()
+    }
+
+    /// Opaque to trunkline; handed to the agent as dispatch metadata.
+    pub fn metadata(&self) -> Option<&str> {
+        self.metadata.as_deref()
+    }
+
+    /// Set on the SIP participant by the LiveKit trunk.
+    pub fn attributes(&self) -> &BTreeMap<String, String> {
+        &self.attributes
+    }
+
+    pub fn dispatch_mode(&self) -> DispatchMode {
+        self.dispatch_mode
+    }
+}
+
+impl RoutingPolicyParts {
+    /// The limits of a [`RoutingPolicy`].
+    fn check(&self) -> Result<(), ValidationError> {
         if let Some(name) = &self.agent_name {
             // Characters, as JSON Schema's `maxLength` (in /openapi.json) counts them.
-            if name.trim().is_empty() || name.chars().count() > Self::MAX_AGENT_NAME {
+            if name.trim().is_empty() || name.chars().count() > RoutingPolicy::MAX_AGENT_NAME {
                 return Err(ValidationError::new(format!(
                     "must be 1 to {} characters",
-                    Self::MAX_AGENT_NAME
+                    RoutingPolicy::MAX_AGENT_NAME
                 ))
                 .field("routing.agentName"));
             }
@@ -196,33 +388,33 @@ impl RoutingPolicy {
         if self
             .metadata
             .as_ref()
-            .is_some_and(|m| m.chars().count() > Self::MAX_METADATA)
+            .is_some_and(|m| m.chars().count() > RoutingPolicy::MAX_METADATA)
         {
             return Err(ValidationError::new(format!(
                 "must be at most {} characters",
-                Self::MAX_METADATA
+                RoutingPolicy::MAX_METADATA
             ))
             .field("routing.metadata"));
         }
-        if self.attributes.len() > Self::MAX_ATTRIBUTES {
+        if self.attributes.len() > RoutingPolicy::MAX_ATTRIBUTES {
             return Err(ValidationError::new(format!(
                 "at most {} attributes",
-                Self::MAX_ATTRIBUTES
+                RoutingPolicy::MAX_ATTRIBUTES
             ))
             .field("routing.attributes"));
         }
         for (k, v) in &self.attributes {
             if k.is_empty()
-                || k.chars().count() > Self::MAX_ATTRIBUTE_LEN
-                || v.chars().count() > Self::MAX_ATTRIBUTE_LEN
+                || k.chars().count() > RoutingPolicy::MAX_ATTRIBUTE_LEN
+                || v.chars().count() > RoutingPolicy::MAX_ATTRIBUTE_LEN
             {
                 return Err(ValidationError::new(format!(
                     "keys must be non-empty; keys and values at most {} characters",
-                    Self::MAX_ATTRIBUTE_LEN
+                    RoutingPolicy::MAX_ATTRIBUTE_LEN
                 ))
                 .field("routing.attributes"));
             }
-            if let Some(prefix) = Self::RESERVED_ATTRIBUTE_PREFIXES
+            if let Some(prefix) = RoutingPolicy::RESERVED_ATTRIBUTE_PREFIXES
                 .iter()
                 .find(|p| k.starts_with(*p))
             {
@@ -659,12 +851,20 @@ mod tests {
         assert_eq!(format!("{sealed:?}"), "SealedSecret(16 bytes)");
     }
 
+    fn policy(parts: RoutingPolicyParts) -> Result<RoutingPolicy, ValidationError> {
+        RoutingPolicy::new(parts)
+    }
+
+    fn refused_field(parts: RoutingPolicyParts) -> Option<&'static str> {
+        policy(parts).unwrap_err().field
+    }
+
     /// The limits count characters, as the `maxLength` of /openapi.json does: a name of
     /// 128 two-byte characters is one the schema allows (schemathesis found the byte count).
     #[test]
     fn routing_policy_limits_count_characters_not_bytes() {
         let wide = |n: usize| "é".repeat(n);
-        let ok = RoutingPolicy {
+        let ok = policy(RoutingPolicyParts {
             agent_name: Some(wide(RoutingPolicy::MAX_AGENT_NAME)),
             metadata: Some(wide(RoutingPolicy::MAX_METADATA)),
             attributes: [(
@@ -674,74 +874,288 @@ mod tests {
             .into_iter()
             .collect(),
             ..Default::default()
-        };
-        assert_eq!(ok.validate(), Ok(()));
-        let long_name = RoutingPolicy {
+        });
+        assert!(ok.is_ok(), "{ok:?}");
+        let long_name = RoutingPolicyParts {
             agent_name: Some(wide(RoutingPolicy::MAX_AGENT_NAME + 1)),
             ..Default::default()
         };
-        assert_eq!(
-            long_name.validate().unwrap_err().field,
-            Some("routing.agentName")
-        );
-        let long_value = RoutingPolicy {
+        assert_eq!(refused_field(long_name), Some("routing.agentName"));
+        let long_value = RoutingPolicyParts {
             attributes: [("k".to_owned(), wide(RoutingPolicy::MAX_ATTRIBUTE_LEN + 1))]
                 .into_iter()
                 .collect(),
             ..Default::default()
         };
-        assert_eq!(
-            long_value.validate().unwrap_err().field,
-            Some("routing.attributes")
-        );
+        assert_eq!(refused_field(long_value), Some("routing.attributes"));
     }
 
+    /// Each limit, with the field and the message the API answers.
     #[test]
-    fn routing_policy_limits_name_the_field() {
-        let mut p = RoutingPolicy {
-            agent_name: Some(String::new()),
+    fn routing_policy_refusals_name_the_field_and_say_why() {
+        let named = |agent: &str| RoutingPolicyParts {
+            agent_name: Some(agent.to_owned()),
             ..Default::default()
         };
-        assert_eq!(p.validate().unwrap_err().field, Some("routing.agentName"));
-        p.agent_name = Some("support-agent".into());
-        assert!(p.validate().is_ok());
-        p.metadata = Some("x".repeat(RoutingPolicy::MAX_METADATA + 1));
-        assert_eq!(p.validate().unwrap_err().field, Some("routing.metadata"));
-        let p = RoutingPolicy {
+        let with_attributes = |attributes: BTreeMap<String, String>| RoutingPolicyParts {
+            attributes,
+            ..Default::default()
+        };
+        let cases = [
+            (named(""), "routing.agentName: must be 1 to 128 characters"),
+            (
+                named("  "),
+                "routing.agentName: must be 1 to 128 characters",
+            ),
+            (
+                named("a\u{7}b"),
+                "routing.agentName: must not contain control characters",
+            ),
+            (
+                RoutingPolicyParts {
+                    metadata: Some("x".repeat(RoutingPolicy::MAX_METADATA + 1)),
+                    ..named("support-agent")
+                },
+                "routing.metadata: must be at most 16384 characters",
+            ),
+            (
+                with_attributes(
+                    (0..=RoutingPolicy::MAX_ATTRIBUTES)
+                        .map(|i| (format!("k{i}"), String::new()))
+                        .collect(),
+                ),
+                "routing.attributes: at most 64 attributes",
+            ),
+            (
+                with_attributes([(String::new(), "v".to_owned())].into()),
+                "routing.attributes: keys must be non-empty; keys and values at most 1024 \
+                 characters",
+            ),
+            (
+                RoutingPolicyParts {
+                    dispatch_mode: DispatchMode::Rule,
+                    ..Default::default()
+                },
+                "routing.agentName: dispatch mode 'rule' needs an agent name",
+            ),
+        ];
+        for (parts, message) in cases {
+            let e = policy(parts.clone()).unwrap_err();
+            assert_eq!(e.to_string(), message, "{parts:?}");
+            assert_eq!(e.code, ErrorCode::ValidationFailed);
+        }
+        let ruled = policy(RoutingPolicyParts {
             dispatch_mode: DispatchMode::Rule,
-            ..Default::default()
-        };
-        assert!(p.validate().is_err());
+            ..named("support-agent")
+        })
+        .unwrap();
+        assert_eq!(
+            (ruled.dispatch_mode(), ruled.agent_name()),
+            (DispatchMode::Rule, Some("support-agent"))
+        );
     }
 
     #[test]
     fn routing_attributes_in_livekits_namespaces_are_refused() {
         for key in ["sip.trunkPhoneNumber", "sip.", "lk.sip.inviteTime"] {
-            let p = RoutingPolicy {
+            let e = policy(RoutingPolicyParts {
                 attributes: [(key.to_owned(), "x".to_owned())].into(),
                 ..Default::default()
-            };
-            let e = p.validate().unwrap_err();
+            })
+            .unwrap_err();
             assert_eq!(e.field, Some("routing.attributes"), "{key}");
             assert!(e.reason.contains("reserved"), "{key}: {}", e.reason);
         }
-        let p = RoutingPolicy {
+        let p = policy(RoutingPolicyParts {
             attributes: [
                 ("sipx".to_owned(), "x".to_owned()),
                 ("tier".to_owned(), "1".to_owned()),
             ]
             .into(),
             ..Default::default()
-        };
-        assert!(p.validate().is_ok());
+        })
+        .unwrap();
+        assert_eq!(p.attributes().len(), 2);
+    }
+
+    /// The empty policy is a valid one: connect's `routing: {}` clears to it.
+    #[test]
+    fn the_default_policy_is_the_empty_valid_one() {
+        assert_eq!(
+            policy(RoutingPolicyParts::default()),
+            Ok(RoutingPolicy::default())
+        );
+        let p = RoutingPolicy::default();
+        assert_eq!(
+            (p.agent_name(), p.metadata(), p.dispatch_mode()),
+            (None, None, DispatchMode::Webhook)
+        );
+        assert!(p.attributes().is_empty());
     }
 
     #[test]
     fn routing_policy_json_is_camel_case_with_defaults() {
         let p: RoutingPolicy = serde_json::from_str(r#"{"agentName":"a"}"#).unwrap();
-        assert_eq!(p.dispatch_mode, DispatchMode::Webhook);
+        assert_eq!(p.dispatch_mode(), DispatchMode::Webhook);
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v["dispatchMode"], "webhook");
+    }
+
+    /// The stores keep the policy as this JSON: its bytes are those of the public fields the
+    /// policy had before it was checked on construction.
+    #[test]
+    fn routing_policy_is_stored_as_it_always_was_and_reads_back() {
+        assert_eq!(
+            serde_json::to_string(&RoutingPolicy::default()).unwrap(),
+            r#"{"agentName":null,"metadata":null,"attributes":{},"dispatchMode":"webhook"}"#
+        );
+        let p = policy(RoutingPolicyParts {
+            agent_name: Some("support-agent".to_owned()),
+            metadata: Some(r#"{"plan":"gold"}"#.to_owned()),
+            attributes: [("tier".to_owned(), "1".to_owned())].into(),
+            dispatch_mode: DispatchMode::Rule,
+        })
+        .unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            json,
+            r#"{"agentName":"support-agent","metadata":"{\"plan\":\"gold\"}","attributes":{"tier":"1"},"dispatchMode":"rule"}"#
+        );
+        assert_eq!(serde_json::from_str::<RoutingPolicy>(&json).unwrap(), p);
+        assert_eq!(
+            serde_json::to_string(&RoutingPolicyParts::from(p)).unwrap(),
+            json
+        );
+    }
+
+    /// A stored or submitted value goes through the same checks as one built in code.
+    #[test]
+    fn an_invalid_policy_does_not_deserialize() {
+        for (json, reason) in [
+            (
+                r#"{"dispatchMode":"rule"}"#,
+                "dispatch mode 'rule' needs an agent name",
+            ),
+            (r#"{"agentName":" "}"#, "must be 1 to 128 characters"),
+            (r#"{"attributes":{"lk.x":"1"}}"#, "reserved by LiveKit"),
+        ] {
+            let e = serde_json::from_str::<RoutingPolicy>(json).unwrap_err();
+            assert!(e.to_string().contains(reason), "{json}: {e}");
+        }
+    }
+
+    fn sip(raw: &str) -> SipTarget {
+        SipTarget::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn an_origination_target_needs_a_weight_of_at_least_one() {
+        let t = OriginationTarget::new(sip("sip:a.example"), 0, 1).unwrap();
+        assert_eq!(
+            (t.sip_url(), t.priority(), t.weight()),
+            (&sip("sip:a.example"), 0, 1)
+        );
+        let e = OriginationTarget::new(sip("sip:a.example"), 10, 0).unwrap_err();
+        assert_eq!(e.to_string(), "weight: must be from 1 to 65535");
+        assert_eq!(e.code, ErrorCode::ValidationFailed);
+        let d = OriginationTarget::with_defaults(sip("sip:a.example"));
+        assert_eq!(
+            (d.priority(), d.weight()),
+            (
+                OriginationTarget::DEFAULT_PRIORITY,
+                OriginationTarget::DEFAULT_WEIGHT
+            )
+        );
+    }
+
+    #[test]
+    fn an_origination_target_is_stored_as_it_always_was_and_reads_back_checked() {
+        let t = OriginationTarget::new(sip("sip:a.example:5060"), 20, 5).unwrap();
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            json,
+            r#"{"sipUrl":"sip:a.example:5060","priority":20,"weight":5}"#
+        );
+        assert_eq!(serde_json::from_str::<OriginationTarget>(&json).unwrap(), t);
+        let zero = r#"{"sipUrl":"sip:a.example","priority":20,"weight":0}"#;
+        let e = serde_json::from_str::<OriginationTarget>(zero).unwrap_err();
+        assert!(e.to_string().contains("must be from 1 to 65535"), "{e}");
+    }
+
+    #[test]
+    fn origination_targets_hold_at_most_ten_distinct_urls() {
+        let target = |n: usize| OriginationTarget::with_defaults(sip(&format!("sip:t{n}.example")));
+        let ten = OriginationTargets::new((0..10).map(target).collect()).unwrap();
+        assert_eq!(ten.len(), OriginationTargets::MAX);
+        assert!(OriginationTargets::new(Vec::new()).unwrap().is_empty());
+
+        let e = OriginationTargets::new((0..11).map(target).collect()).unwrap_err();
+        assert_eq!(e.to_string(), "originationTargets: at most 10 targets");
+        assert_eq!(e.code, ErrorCode::InvalidSipTarget);
+
+        let twice = OriginationTarget::new(sip("sip:t1.example"), 20, 1).unwrap();
+        let e = OriginationTargets::new(vec![target(1), target(2), twice]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "origination target sip:t1.example is listed twice"
+        );
+        assert_eq!(e.code, ErrorCode::InvalidSipTarget);
+    }
+
+    /// The count is refused before any entry is looked at, as the API always did: an
+    /// over-long list is refused as such whatever its entries hold.
+    #[test]
+    fn origination_targets_parse_counts_before_it_parses_entries() {
+        let mut parsed = 0;
+        let e = OriginationTargets::parse(vec!["x"; 11], |_, _| {
+            parsed += 1;
+            Err(ValidationError::new("an entry"))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "originationTargets: at most 10 targets");
+        assert_eq!(parsed, 0);
+        let e = OriginationTargets::parse(vec!["a", "b"], |i, raw| {
+            if i == 1 {
+                return Err(ValidationError::new(format!("entry {i} ({raw})")));
+            }
+            Ok(OriginationTarget::with_defaults(sip(&format!(
+                "sip:{raw}.example"
+            ))))
+        })
+        .unwrap_err();
+        assert_eq!(e.reason, "entry 1 (b)");
+    }
+
+    #[test]
+    fn origination_targets_sort_primary_first_and_store_as_a_plain_list() {
+        let t = |url: &str, priority, weight| {
+            OriginationTarget::new(sip(url), priority, weight).unwrap()
+        };
+        let list = OriginationTargets::new(vec![
+            t("sip:c.example", 20, 1),
+            t("sip:b.example", 10, 1),
+            t("sip:a.example", 10, 5),
+        ])
+        .unwrap();
+        let json = serde_json::to_string(&list).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"sipUrl":"sip:c.example","priority":20,"weight":1},{"sipUrl":"sip:b.example","priority":10,"weight":1},{"sipUrl":"sip:a.example","priority":10,"weight":5}]"#
+        );
+        assert_eq!(
+            serde_json::from_str::<OriginationTargets>(&json).unwrap(),
+            list
+        );
+        let sorted: Vec<_> = list
+            .by_priority()
+            .iter()
+            .map(|t| t.sip_url().to_string())
+            .collect();
+        assert_eq!(sorted, ["sip:a.example", "sip:b.example", "sip:c.example"]);
+
+        let twice = r#"[{"sipUrl":"sip:a.example","priority":1,"weight":1},{"sipUrl":"sip:a.example","priority":2,"weight":1}]"#;
+        let e = serde_json::from_str::<OriginationTargets>(twice).unwrap_err();
+        assert!(e.to_string().contains("listed twice"), "{e}");
     }
 
     #[test]

@@ -105,7 +105,7 @@ opaque_id_properties!(
 
 // --- routing policy ------------------------------------------------------------------------
 
-use trunkline_core::model::{DispatchMode, RoutingPolicy};
+use trunkline_core::model::{DispatchMode, RoutingPolicy, RoutingPolicyParts};
 
 /// Text near the limits, with the occasional control character or reserved prefix.
 fn policy_text(max: usize) -> impl Strategy<Value = String> {
@@ -118,7 +118,7 @@ fn policy_text(max: usize) -> impl Strategy<Value = String> {
     ]
 }
 
-fn policy() -> impl Strategy<Value = RoutingPolicy> {
+fn policy() -> impl Strategy<Value = RoutingPolicyParts> {
     (
         proptest::option::of(policy_text(RoutingPolicy::MAX_AGENT_NAME)),
         proptest::option::of(prop_oneof![
@@ -136,20 +136,22 @@ fn policy() -> impl Strategy<Value = RoutingPolicy> {
         ),
         prop::bool::ANY,
     )
-        .prop_map(|(agent_name, metadata, attributes, rule)| RoutingPolicy {
-            agent_name,
-            metadata,
-            attributes,
-            dispatch_mode: if rule {
-                DispatchMode::Rule
-            } else {
-                DispatchMode::Webhook
+        .prop_map(
+            |(agent_name, metadata, attributes, rule)| RoutingPolicyParts {
+                agent_name,
+                metadata,
+                attributes,
+                dispatch_mode: if rule {
+                    DispatchMode::Rule
+                } else {
+                    DispatchMode::Webhook
+                },
             },
-        })
+        )
 }
 
-/// The contract of `RoutingPolicy::validate`, written out independently.
-fn policy_ok(p: &RoutingPolicy) -> bool {
+/// The contract of `RoutingPolicy::new`, written out independently.
+fn policy_ok(p: &RoutingPolicyParts) -> bool {
     let name_ok = p.agent_name.as_ref().is_none_or(|n| {
         !n.trim().is_empty()
             && n.len() <= RoutingPolicy::MAX_AGENT_NAME
@@ -174,21 +176,26 @@ fn policy_ok(p: &RoutingPolicy) -> bool {
 proptest! {
     #![proptest_config(config())]
 
-    /// `validate` accepts exactly what its contract allows, and a refusal names a
-    /// `routing.` field; the stored form (JSON) reads back to the same policy.
+    /// `RoutingPolicy::new` accepts exactly what its contract allows, and a refusal names a
+    /// `routing.` field; the stored form (JSON) is the fields' own and reads back to the same
+    /// policy, and the stored form of a refused policy does not read back at all.
     #[test]
     fn routing_policy_validates_its_contract_and_round_trips(p in policy()) {
-        match p.validate() {
-            Ok(()) => prop_assert!(policy_ok(&p), "accepted {p:?}"),
+        let json = serde_json::to_string(&p).unwrap();
+        match RoutingPolicy::new(p.clone()) {
+            Ok(policy) => {
+                prop_assert!(policy_ok(&p), "accepted {p:?}");
+                prop_assert_eq!(&serde_json::to_string(&policy).unwrap(), &json);
+                let back: RoutingPolicy = serde_json::from_str(&json).unwrap();
+                prop_assert_eq!(&back, &policy);
+                prop_assert_eq!(RoutingPolicyParts::from(back), p);
+            }
             Err(e) => {
                 prop_assert!(!policy_ok(&p), "refused {p:?}: {e:?}");
                 prop_assert!(e.field.is_some_and(|f| f.starts_with("routing.")), "{e:?}");
+                prop_assert!(serde_json::from_str::<RoutingPolicy>(&json).is_err(), "{json}");
             }
         }
-        let json = serde_json::to_string(&p).unwrap();
-        let back: RoutingPolicy = serde_json::from_str(&json).unwrap();
-        prop_assert_eq!(&back, &p);
-        prop_assert_eq!(back.validate().is_ok(), p.validate().is_ok());
     }
 
     /// Any JSON at all: reading a stored policy never panics.
@@ -199,7 +206,7 @@ proptest! {
             "{{\"agentName\":{n},\"attributes\":{{\"a\":{raw:?}}},\"dispatchMode\":{raw:?}}}"
         );
         if let Ok(p) = serde_json::from_str::<RoutingPolicy>(&doc) {
-            let _ = p.validate();
+            prop_assert!(RoutingPolicy::new(p.into()).is_ok());
         }
     }
 }

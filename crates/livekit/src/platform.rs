@@ -215,10 +215,10 @@ impl LiveKitPlatform {
     // --- dispatch rules ------------------------------------------------------------------
 
     fn desired_rule(spec: &DispatchRuleSpec) -> proto::SipDispatchRuleInfo {
-        let agents = match (spec.routing.dispatch_mode, &spec.routing.agent_name) {
+        let agents = match (spec.routing.dispatch_mode(), spec.routing.agent_name()) {
             (DispatchMode::Rule, Some(agent)) => vec![proto::RoomAgentDispatch {
-                agent_name: agent.clone(),
-                metadata: spec.routing.metadata.clone().unwrap_or_default(),
+                agent_name: agent.to_owned(),
+                metadata: spec.routing.metadata().unwrap_or_default().to_owned(),
                 ..proto::RoomAgentDispatch::default()
             }],
             // Mode `webhook`: trunkline dispatches from the participant_joined webhook; an
@@ -231,7 +231,7 @@ impl LiveKitPlatform {
             name: spec.name.clone(),
             attributes: spec
                 .routing
-                .attributes
+                .attributes()
                 .clone()
                 .into_iter()
                 .collect::<HashMap<_, _>>(),
@@ -842,6 +842,7 @@ fn foreign_trunk(t: &proto::SipInboundTrunkInfo) -> ProviderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trunkline_core::model::{RoutingPolicy, RoutingPolicyParts};
 
     #[test]
     fn numbers_normalize_like_livekit() {
@@ -858,14 +859,19 @@ mod tests {
             name: "trunkline x".into(),
             trunk_id: SipTrunkId::parse("ST_1").unwrap(),
             room_prefix: "call-".into(),
-            routing: trunkline_core::model::RoutingPolicy {
+            routing: RoutingPolicy::new(RoutingPolicyParts {
                 agent_name: Some("support".into()),
                 metadata: Some("{\"tier\":1}".into()),
                 ..Default::default()
-            },
+            })
+            .unwrap(),
         };
         assert!(LiveKitPlatform::desired_rule(&spec).room_config.is_none());
-        spec.routing.dispatch_mode = DispatchMode::Rule;
+        spec.routing = RoutingPolicy::new(RoutingPolicyParts {
+            dispatch_mode: DispatchMode::Rule,
+            ..spec.routing.clone().into()
+        })
+        .unwrap();
         let rule = LiveKitPlatform::desired_rule(&spec);
         assert_eq!(
             agents_of(&rule),

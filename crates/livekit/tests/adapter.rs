@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use trunkline_core::model::{DispatchMode, RoutingPolicy};
+use trunkline_core::model::{DispatchMode, RoutingPolicy, RoutingPolicyParts};
 use trunkline_core::ports::{DispatchRuleSpec, InboundTrunkSpec, SipPlatform};
 use trunkline_core::{ConnectionId, DispatchRuleId, E164, ErrorCode, RoomName, SipTrunkId};
 use trunkline_livekit::{LiveKitConfig, LiveKitPlatform, MediaEncryption};
@@ -57,12 +57,13 @@ fn rule_spec(
 }
 
 fn webhook_routing(agent: &str) -> RoutingPolicy {
-    RoutingPolicy {
+    RoutingPolicy::new(RoutingPolicyParts {
         agent_name: Some(agent.to_owned()),
         metadata: Some(r#"{"tier":"gold"}"#.to_owned()),
         attributes: BTreeMap::from([("plan".to_owned(), "pro".to_owned())]),
         dispatch_mode: DispatchMode::Webhook,
-    }
+    })
+    .unwrap()
 }
 
 fn writes(emu: &LiveKitEmulator) -> usize {
@@ -356,7 +357,11 @@ async fn a_rule_routes_the_trunk_into_individual_rooms_with_agents_only_in_rule_
     assert_eq!(writes(&emu), before);
 
     // Rule mode: the agent goes into the rule's room configuration, in place.
-    spec.routing.dispatch_mode = DispatchMode::Rule;
+    spec.routing = RoutingPolicy::new(RoutingPolicyParts {
+        dispatch_mode: DispatchMode::Rule,
+        ..spec.routing.clone().into()
+    })
+    .unwrap();
     let ruled = lk
         .ensure_dispatch_rule(&spec, Some(rule.id.clone()))
         .await
@@ -373,7 +378,11 @@ async fn a_rule_routes_the_trunk_into_individual_rooms_with_agents_only_in_rule_
     assert_eq!(agents[0].metadata, r#"{"tier":"gold"}"#);
 
     // And back: no agent left in the rule.
-    spec.routing.dispatch_mode = DispatchMode::Webhook;
+    spec.routing = RoutingPolicy::new(RoutingPolicyParts {
+        dispatch_mode: DispatchMode::Webhook,
+        ..spec.routing.clone().into()
+    })
+    .unwrap();
     let back = lk
         .ensure_dispatch_rule(&spec, Some(rule.id.clone()))
         .await

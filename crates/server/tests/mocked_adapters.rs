@@ -314,9 +314,9 @@ fn created_target(
     CarrierRouteTarget {
         id: RouteTargetId::parse(TARGET).unwrap(),
         route_id: route.clone(),
-        sip_url: spec.target.sip_url.to_string(),
-        priority: spec.target.priority,
-        weight: spec.target.weight,
+        sip_url: spec.target.sip_url().to_string(),
+        priority: spec.target.priority(),
+        weight: spec.target.weight(),
         enabled: spec.enabled,
         name: Some(spec.name.clone()),
     }

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use trunkline_core::model::{
     Actor, AuditAction, AuditEvent, CallRecord, CallStatus, ConnectionStatus, DispatchMode,
     DispatchStatus, Integration, IntegrationStatus, LeaseKey, NumberConnection, NumberRouting,
-    OriginationTarget, RoutingPolicy, SealedSecret, StoredRouteTarget, TrunkStrategy,
+    OriginationTarget, RoutingPolicy, RoutingPolicyParts, SealedSecret, StoredRouteTarget,
+    TrunkStrategy,
 };
 use trunkline_core::ports::WebhookEventRecord;
 use trunkline_core::{
@@ -160,28 +161,21 @@ pub fn full_connection(customer: &CustomerId, e164: E164) -> NumberConnection {
         route_targets: vec![
             StoredRouteTarget {
                 id: route_target_id(),
-                target: OriginationTarget {
-                    sip_url: primary.clone(),
-                    priority: 10,
-                    weight: 20,
-                },
+                target: OriginationTarget::new(primary.clone(), 10, 20).expect("valid"),
             },
             StoredRouteTarget {
                 id: route_target_id(),
-                target: OriginationTarget {
-                    sip_url: backup,
-                    priority: 20,
-                    weight: 5,
-                },
+                target: OriginationTarget::new(backup, 20, 5).expect("valid"),
             },
         ],
         sip_target: primary,
-        routing: RoutingPolicy {
+        routing: RoutingPolicy::new(RoutingPolicyParts {
             agent_name: Some("support-agent".to_owned()),
             metadata: Some(r#"{"plan":"gold","n":1}"#.to_owned()),
             attributes,
             dispatch_mode: DispatchMode::Rule,
-        },
+        })
+        .expect("valid"),
         // What the Twilio adapter records: the number's voice configuration.
         previous_routing: Some(NumberRouting(serde_json::json!({
             "voiceUrl": "https://example.com/voice?x=1&y=2",
@@ -236,16 +230,16 @@ pub fn telnyx_connection(
         route_targets: vec![
             StoredRouteTarget {
                 id: opaque(numeric_id(19)),
-                target: OriginationTarget::new(primary.clone()),
+                target: OriginationTarget::with_defaults(primary.clone()),
             },
             StoredRouteTarget {
                 id: opaque(numeric_id(18)),
-                target: OriginationTarget {
-                    sip_url: SipTarget::parse("sip:backup.example.net:5061;transport=tls")
-                        .expect("valid"),
-                    priority: 20,
-                    weight: 1,
-                },
+                target: OriginationTarget::new(
+                    SipTarget::parse("sip:backup.example.net:5061;transport=tls").expect("valid"),
+                    20,
+                    1,
+                )
+                .expect("valid"),
             },
         ],
         sip_target: primary,

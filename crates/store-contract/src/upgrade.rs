@@ -16,7 +16,8 @@ use diesel::migration::{Migration, MigrationSource};
 use trunkline_core::model::{
     Actor, AuditAction, AuditEvent, CallRecord, CallStatus, ConnectionStatus, DispatchMode,
     DispatchStatus, Integration, IntegrationStatus, LeaseKey, NumberConnection, NumberRouting,
-    OriginationTarget, RoutingPolicy, SealedSecret, StoredRouteTarget, TrunkStrategy,
+    OriginationTarget, RoutingPolicy, RoutingPolicyParts, SealedSecret, StoredRouteTarget,
+    TrunkStrategy,
 };
 use trunkline_core::ports::{Store, StoreError, WebhookEventRecord};
 use trunkline_core::{
@@ -330,11 +331,7 @@ fn expected_connections() -> (NumberConnection, NumberConnection) {
     let sip = |raw: &str| SipTarget::parse(raw).expect("valid");
     let target = |id: &str, url: &str, priority, weight| StoredRouteTarget {
         id: RouteTargetId::parse(id).expect("valid"),
-        target: OriginationTarget {
-            sip_url: sip(url),
-            priority,
-            weight,
-        },
+        target: OriginationTarget::new(sip(url), priority, weight).expect("valid"),
     };
     let connected = NumberConnection {
         id: ConnectionId::from_uuid(uuid(CONNECTION_1)),
@@ -352,12 +349,13 @@ fn expected_connections() -> (NumberConnection, NumberConnection) {
             target(TARGET_2, "sip:backup.example.net:5080;transport=tls", 20, 5),
         ],
         sip_target: sip("sip:10.0.0.5:5060;transport=tcp"),
-        routing: RoutingPolicy {
+        routing: RoutingPolicy::new(RoutingPolicyParts {
             agent_name: Some("support-agent".to_owned()),
             metadata: Some(r#"{"plan":"gold"}"#.to_owned()),
             attributes: [("tenant".to_owned(), "o'brien".to_owned())].into(),
             dispatch_mode: DispatchMode::Rule,
-        },
+        })
+        .expect("valid"),
         previous_routing: Some(NumberRouting(
             serde_json::from_str(PREVIOUS_VOICE).expect("valid JSON"),
         )),

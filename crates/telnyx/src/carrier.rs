@@ -523,7 +523,7 @@ impl CarrierProvider for TelnyxCarrier {
         route: &RouteId,
         spec: &RouteTargetSpec,
     ) -> Result<CarrierRouteTarget, ProviderError> {
-        let fqdn = fqdn_spec(&spec.target.sip_url)?;
+        let fqdn = fqdn_spec(spec.target.sip_url())?;
         let id = connection_id(route).ok_or_else(no_route)?;
         let conn = self.connection(creds, &id).await?;
         let mut entries = kept_entries(&conn, None);
@@ -538,7 +538,11 @@ impl CarrierProvider for TelnyxCarrier {
             .map_err(as_target_error)?;
         tracing::info!(connection = %id, fqdn = %created.id, "telnyx FQDN created");
         if spec.enabled {
-            entries.push((created.id.clone(), spec.target.priority, spec.target.weight));
+            entries.push((
+                created.id.clone(),
+                spec.target.priority(),
+                spec.target.weight(),
+            ));
         }
         let conn = self.apply_failover(creds, conn, &entries).await?;
         target_of(&conn, &created)
@@ -553,7 +557,7 @@ impl CarrierProvider for TelnyxCarrier {
         target: &RouteTargetId,
         spec: &RouteTargetSpec,
     ) -> Result<CarrierRouteTarget, ProviderError> {
-        let fqdn = fqdn_spec(&spec.target.sip_url)?;
+        let fqdn = fqdn_spec(spec.target.sip_url())?;
         let id = connection_id(route).ok_or_else(no_route)?;
         let target = fqdn_id(target).ok_or_else(no_target)?;
         let conn = self.connection(creds, &id).await?;
@@ -567,7 +571,7 @@ impl CarrierProvider for TelnyxCarrier {
             .ok_or_else(no_target)?;
         let mut entries = kept_entries(&conn, Some(&target));
         if spec.enabled {
-            entries.push((target.clone(), spec.target.priority, spec.target.weight));
+            entries.push((target.clone(), spec.target.priority(), spec.target.weight()));
         }
         if entries.len() > MAX_FAILOVER {
             return Err(too_many_targets());

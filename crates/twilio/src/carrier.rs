@@ -165,11 +165,11 @@ fn truncate_name(name: &str) -> String {
 }
 
 fn origination_form<'a>(call: Call<'a>, spec: &RouteTargetSpec) -> Call<'a> {
-    call.form("Weight", spec.target.weight.to_string())
-        .form("Priority", spec.target.priority.to_string())
+    call.form("Weight", spec.target.weight().to_string())
+        .form("Priority", spec.target.priority().to_string())
         .form("Enabled", if spec.enabled { "true" } else { "false" })
         .form("FriendlyName", truncate_name(&spec.name))
-        .form("SipUrl", spec.target.sip_url.to_string())
+        .form("SipUrl", spec.target.sip_url().to_string())
 }
 
 // Ids from the core are opaque; each is parsed into its SID again before it reaches a URL.

@@ -195,7 +195,7 @@ fn the_checker_catches_what_it_should() {
 
 fn origination(sip: &str) -> RouteTargetSpec {
     RouteTargetSpec {
-        target: OriginationTarget::new(SipTarget::parse(sip).unwrap()),
+        target: OriginationTarget::with_defaults(SipTarget::parse(sip).unwrap()),
         enabled: true,
         name: "trunkline".into(),
     }

@@ -301,9 +301,9 @@ impl CarrierProvider for FakeCarrier {
         let u = CarrierRouteTarget {
             id: RouteTargetId::parse(&format!("OU{}", hex32(s.next))).unwrap(),
             route_id: t.clone(),
-            sip_url: spec.target.sip_url.to_string(),
-            priority: spec.target.priority,
-            weight: spec.target.weight,
+            sip_url: spec.target.sip_url().to_string(),
+            priority: spec.target.priority(),
+            weight: spec.target.weight(),
             enabled: spec.enabled,
             name: Some(spec.name.clone()),
         };
@@ -324,9 +324,9 @@ impl CarrierProvider for FakeCarrier {
             .iter_mut()
             .find(|u| &u.id == sid)
             .ok_or_else(|| ProviderError::new(ErrorCode::NotFound, "no url"))?;
-        u.sip_url = spec.target.sip_url.to_string();
-        u.priority = spec.target.priority;
-        u.weight = spec.target.weight;
+        u.sip_url = spec.target.sip_url().to_string();
+        u.priority = spec.target.priority();
+        u.weight = spec.target.weight();
         u.enabled = spec.enabled;
         Ok(u.clone())
     }
@@ -557,12 +557,13 @@ pub mod calls {
             route_created: false,
             route_targets: Vec::new(),
             sip_target: crate::sip::SipTarget::parse("sip:lk.example").unwrap(),
-            routing: RoutingPolicy {
+            routing: RoutingPolicy::new(crate::model::RoutingPolicyParts {
                 agent_name: Some("support-agent".to_owned()),
                 metadata: None,
                 attributes: std::collections::BTreeMap::new(),
                 dispatch_mode: DispatchMode::Webhook,
-            },
+            })
+            .unwrap(),
             previous_routing: None,
             livekit_trunk_id: None,
             livekit_rule_id: None,
@@ -669,7 +670,12 @@ pub mod calls {
                 name: spec.name.clone(),
                 trunk_ids: vec![spec.trunk_id.to_string()],
                 room_prefix: Some(spec.room_prefix.clone()),
-                agent_names: spec.routing.agent_name.iter().cloned().collect(),
+                agent_names: spec
+                    .routing
+                    .agent_name()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
             };
             s.rules.retain(|r| r.id != want.id);
             s.rules.push(want.clone());

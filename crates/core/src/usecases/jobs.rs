@@ -20,10 +20,10 @@ use chrono::Utc;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-use super::{ConnectRequest, Onboarding, StepAction};
-use crate::error::{Error, ErrorCode};
+use super::{ConnectRequest, Onboarding, StepAction, TargetChoice};
+use crate::error::{Error, ErrorCode, ValidationError};
 use crate::ids::{CarrierNumberId, CustomerId, JobId, ProviderKind};
-use crate::model::{Actor, OriginationTarget, RoutingPolicy, TrunkStrategy};
+use crate::model::{Actor, OriginationTargets, RoutingPolicy, TrunkStrategy};
 use crate::ports::{
     BulkJob, ClaimState, ItemOutcome, ItemResult, JobClaim, JobCounts, JobItem, JobKind, JobStatus,
     JobStore,
@@ -71,29 +71,69 @@ impl Default for JobSettings {
 }
 
 /// The options every number of a job is connected or disconnected with, as stored with it.
+/// Read back through the checks a request's options pass, so a stored job cannot run with
+/// options a request could not give.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "StoredJobOptions", into = "StoredJobOptions")]
 pub struct JobOptions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sip_target: Option<SipTarget>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origination_targets: Option<Vec<OriginationTarget>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: TargetChoice,
     pub routing: Option<RoutingPolicy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trunk_strategy: Option<TrunkStrategy>,
-    #[serde(default)]
     pub force: bool,
     /// Disconnect only.
-    #[serde(default)]
     pub restore_voice_config: bool,
+}
+
+/// [`JobOptions`] as stored: the request's wire fields.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredJobOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sip_target: Option<SipTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origination_targets: Option<OriginationTargets>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    routing: Option<RoutingPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trunk_strategy: Option<TrunkStrategy>,
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    restore_voice_config: bool,
+}
+
+impl TryFrom<StoredJobOptions> for JobOptions {
+    type Error = ValidationError;
+
+    fn try_from(s: StoredJobOptions) -> Result<Self, Self::Error> {
+        Ok(Self {
+            targets: TargetChoice::from_fields(s.sip_target, s.origination_targets)?,
+            routing: s.routing,
+            trunk_strategy: s.trunk_strategy,
+            force: s.force,
+            restore_voice_config: s.restore_voice_config,
+        })
+    }
+}
+
+impl From<JobOptions> for StoredJobOptions {
+    fn from(o: JobOptions) -> Self {
+        let (sip_target, origination_targets) = o.targets.into_fields();
+        Self {
+            sip_target,
+            origination_targets,
+            routing: o.routing,
+            trunk_strategy: o.trunk_strategy,
+            force: o.force,
+            restore_voice_config: o.restore_voice_config,
+        }
+    }
 }
 
 impl JobOptions {
     pub fn connect(req: &ConnectRequest) -> Self {
         Self {
-            sip_target: req.sip_target.clone(),
-            origination_targets: req.origination_targets.clone(),
+            targets: req.targets.clone(),
             routing: req.routing.clone(),
             trunk_strategy: req.trunk_strategy,
             force: req.force,
@@ -104,9 +144,7 @@ impl JobOptions {
     fn connect_request(&self) -> ConnectRequest {
         // Field by field on the default: fields connect gains later keep their defaults.
         let mut req = ConnectRequest::default();
-        req.sip_target.clone_from(&self.sip_target);
-        req.origination_targets
-            .clone_from(&self.origination_targets);
+        req.targets.clone_from(&self.targets);
         req.routing.clone_from(&self.routing);
         req.trunk_strategy = self.trunk_strategy;
         req.force = self.force;
@@ -201,12 +239,7 @@ impl Jobs {
     ) -> Result<BulkJob, Error> {
         let settings = self.onboarding.settings();
         req.check(settings.allow_sip_target_override)?;
-        let names_target = req.sip_target.is_some()
-            || req
-                .origination_targets
-                .as_ref()
-                .is_some_and(|t| !t.is_empty());
-        if !names_target
+        if !req.targets.names_target()
             && settings.default_sip_target.is_none()
             && !settings.allow_sip_target_override
         {
@@ -446,13 +479,12 @@ impl Jobs {
                 return false;
             }
         };
-        let options: JobOptions = match serde_json::from_value(job.options.clone()) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "a job's stored options do not parse; its numbers fail");
-                JobOptions::default()
-            }
-        };
+        // Stored options are read through the checks a request passes; ones that fail them
+        // fail every number rather than run it with other options than were asked for.
+        let options = serde_json::from_value::<JobOptions>(job.options.clone()).map_err(|e| {
+            tracing::error!(job = %job.id, error = %e, "a job's stored options do not parse; its numbers fail");
+            Error::internal(format!("job {}: stored options: {e}", job.id))
+        });
         let store_failed = AtomicBool::new(false);
         futures::stream::iter(items.into_iter().filter(|i| i.outcome == ItemOutcome::Pending))
             .for_each_concurrent(self.settings.parallelism.max(1), |item| {
@@ -489,14 +521,17 @@ impl Jobs {
     async fn run_item(
         &self,
         job: &BulkJob,
-        options: &JobOptions,
+        options: &Result<JobOptions, Error>,
         item: &JobItem,
         cancelled: &AtomicBool,
         lost: &AtomicBool,
     ) -> Option<ItemResult> {
         let mut attempt = 0;
         loop {
-            let outcome = self.once(job, options, &item.number_id).await;
+            let outcome = match options {
+                Ok(options) => self.once(job, options, &item.number_id).await,
+                Err(e) => Err(e.clone()),
+            };
             let error = match outcome {
                 Ok(outcome) => {
                     return Some(ItemResult {

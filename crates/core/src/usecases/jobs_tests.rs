@@ -359,3 +359,77 @@ async fn another_customers_job_is_not_found() {
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].kind, JobKind::Connect);
 }
+
+/// The options are stored as the request's wire fields, as they always were, and read back
+/// through the checks a request passes.
+#[test]
+fn job_options_are_stored_as_the_wire_fields_and_read_back_checked() {
+    let sip = |raw: &str| SipTarget::parse(raw).unwrap();
+    let one = JobOptions::connect(&ConnectRequest {
+        targets: TargetChoice::One(sip("sip:a.example")),
+        trunk_strategy: Some(TrunkStrategy::Dedicated),
+        ..ConnectRequest::default()
+    });
+    let json = serde_json::to_value(&one).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "sipTarget": "sip:a.example",
+            "trunkStrategy": "dedicated",
+            "force": false,
+            "restoreVoiceConfig": false,
+        })
+    );
+    assert_eq!(serde_json::from_value::<JobOptions>(json).unwrap(), one);
+    let back_to_default = JobOptions::connect(&ConnectRequest {
+        targets: TargetChoice::Several(crate::model::OriginationTargets::default()),
+        ..ConnectRequest::default()
+    });
+    let json = serde_json::to_value(&back_to_default).unwrap();
+    assert_eq!(json["originationTargets"], serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_value::<JobOptions>(json).unwrap(),
+        back_to_default
+    );
+    assert_eq!(
+        serde_json::from_value::<JobOptions>(serde_json::json!({})).unwrap(),
+        JobOptions::default()
+    );
+
+    for refused in [
+        serde_json::json!({"sipTarget": "sip:a.example", "originationTargets": []}),
+        serde_json::json!({"routing": {"dispatchMode": "rule"}}),
+        serde_json::json!({"originationTargets": [
+            {"sipUrl": "sip:a.example", "priority": 1, "weight": 1},
+            {"sipUrl": "sip:a.example", "priority": 2, "weight": 1},
+        ]}),
+    ] {
+        assert!(
+            serde_json::from_value::<JobOptions>(refused.clone()).is_err(),
+            "{refused}"
+        );
+    }
+}
+
+/// A job whose stored options fail the checks fails its numbers; it does not connect them
+/// with other options than were asked for.
+#[tokio::test]
+async fn a_job_whose_stored_options_fail_the_checks_fails_its_numbers() {
+    let w = world(2).await;
+    let job = w.submit(w.numbers.clone()).await.unwrap();
+    let claim = w.jobs.claim_next().await.unwrap().unwrap();
+    // The job as a row whose options fail the checks reads back.
+    let claim = crate::ports::JobClaim {
+        job: crate::ports::BulkJob {
+            options: serde_json::json!({"routing": {"dispatchMode": "rule"}}),
+            ..claim.job
+        },
+        token: claim.token,
+    };
+    w.jobs.run_claimed(claim).await;
+    let items = w.items(job.id).await;
+    assert_eq!(outcomes(&items), vec![ItemOutcome::Failed; 2]);
+    assert_eq!(items[0].error_code.as_deref(), Some("INTERNAL"));
+    assert_eq!(w.attached(), 0);
+    assert_eq!(w.carrier.writes(), 0);
+}

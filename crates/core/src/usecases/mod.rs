@@ -33,7 +33,7 @@ pub use calls::{
     CallActivity, CallSettings, CallViewer, Calls, CallsPorts, DispatchOutcome, RetryReport,
     WebhookOutcome,
 };
-pub use connect::{ConnectOutcome, ConnectRequest};
+pub use connect::{ConnectOutcome, ConnectRequest, TargetChoice};
 pub use credentials::{NumberListItem, NumbersPage, SavedIntegration};
 pub use disconnect::DisconnectOutcome;
 pub use drift::{Drift, DriftKind};

@@ -30,7 +30,9 @@ use sha2::{Digest, Sha256};
 use super::calls::Calls;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CallId, CustomerId, ProviderKind, RoomName, SipTrunkId};
-use crate::model::{CallRecord, CallStatus, DispatchStatus, LeaseKey, RoutingPolicy};
+use crate::model::{
+    CallRecord, CallStatus, DispatchStatus, LeaseKey, RoutingPolicy, RoutingPolicyParts,
+};
 use crate::phone::{E164, mask_phone};
 use crate::ports::{
     CallStore, CarrierProvider, ConnectionStore, LeaseStore, OutboundCall, OutboundCallInsert,
@@ -176,13 +178,13 @@ impl OutboundCalls {
                 format!("1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
             ));
         }
-        let policy = RoutingPolicy {
+        RoutingPolicy::new(RoutingPolicyParts {
             agent_name: req.agent_name.clone(),
             metadata: req.metadata.clone(),
             attributes: req.attributes.clone(),
-            ..RoutingPolicy::default()
-        };
-        policy.validate().map_err(|e| {
+            ..RoutingPolicyParts::default()
+        })
+        .map_err(|e| {
             Error::new(
                 ErrorCode::ValidationFailed,
                 e.to_string().replace("routing.", ""),
@@ -232,7 +234,7 @@ impl OutboundCalls {
         let agent = req
             .agent_name
             .clone()
-            .or_else(|| conn.routing.agent_name.clone())
+            .or_else(|| conn.routing.agent_name().map(str::to_owned))
             .ok_or_else(|| {
                 field_error(
                     "agentName",
@@ -242,7 +244,7 @@ impl OutboundCalls {
         let metadata = req
             .metadata
             .clone()
-            .or_else(|| conn.routing.metadata.clone());
+            .or_else(|| conn.routing.metadata().map(str::to_owned));
 
         // 2. Reserve the call (and its idempotency key).
         let call_id = CallId::new();

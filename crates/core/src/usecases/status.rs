@@ -444,15 +444,16 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                     DriftKind::OriginationUrlMissing,
                     format!(
                         "origination URL {} ({}) is gone",
-                        stored.id, stored.target.sip_url
+                        stored.id,
+                        stored.target.sip_url()
                     ),
                 )),
                 Some(u) => {
                     let same_url =
-                        SipTarget::parse(&u.sip_url).is_ok_and(|p| p == stored.target.sip_url);
+                        SipTarget::parse(&u.sip_url).is_ok_and(|p| &p == stored.target.sip_url());
                     if !same_url
-                        || u.priority != stored.target.priority
-                        || u.weight != stored.target.weight
+                        || u.priority != stored.target.priority()
+                        || u.weight != stored.target.weight()
                         || !u.enabled
                     {
                         out.push(Drift::new(
@@ -465,9 +466,9 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                                 u.priority,
                                 u.weight,
                                 u.enabled,
-                                stored.target.sip_url,
-                                stored.target.priority,
-                                stored.target.weight
+                                stored.target.sip_url(),
+                                stored.target.priority(),
+                                stored.target.weight()
                             ),
                         ));
                     }
@@ -516,9 +517,9 @@ fn drifts(s: &NumberStatus, livekit_configured: bool) -> Vec<Drift> {
                         format!("dispatch rule {} does not apply to trunk {t}", rule.id),
                     ));
                 }
-                if conn.routing.dispatch_mode == DispatchMode::Rule
-                    && let Some(agent) = &conn.routing.agent_name
-                    && !rule.agent_names.contains(agent)
+                if conn.routing.dispatch_mode() == DispatchMode::Rule
+                    && let Some(agent) = conn.routing.agent_name()
+                    && !rule.agent_names.iter().any(|a| a == agent)
                 {
                     out.push(Drift::new(
                         DriftKind::LivekitRuleAgentMismatch,

@@ -7,7 +7,8 @@ use super::fakes::{FakeCarrier, MemoryStore, account};
 use super::*;
 use crate::ids::{CarrierNumberId, CredentialKeyId, RouteId};
 use crate::model::{
-    Actor, AuditAction, ConnectionStatus, OriginationTarget, RoutingPolicy, TrunkStrategy,
+    Actor, AuditAction, ConnectionStatus, OriginationTarget, OriginationTargets, RoutingPolicy,
+    RoutingPolicyParts, TrunkStrategy,
 };
 use crate::ports::ProviderError;
 
@@ -219,7 +220,7 @@ async fn foreign_trunk_is_a_conflict_unless_forced() {
 async fn sip_target_override_needs_permission_and_a_default_or_a_target() {
     let w = world(1, false).await;
     let req = ConnectRequest {
-        sip_target: Some(target("sip:other.example")),
+        targets: TargetChoice::One(target("sip:other.example")),
         ..Default::default()
     };
     assert_eq!(
@@ -229,18 +230,13 @@ async fn sip_target_override_needs_permission_and_a_default_or_a_target() {
 
     let w = world(1, true).await;
     let req = ConnectRequest {
-        origination_targets: Some(vec![
-            OriginationTarget {
-                sip_url: target("sip:b.example"),
-                priority: 20,
-                weight: 5,
-            },
-            OriginationTarget {
-                sip_url: target("sip:a.example"),
-                priority: 10,
-                weight: 5,
-            },
-        ]),
+        targets: TargetChoice::Several(
+            OriginationTargets::new(vec![
+                OriginationTarget::new(target("sip:b.example"), 20, 5).unwrap(),
+                OriginationTarget::new(target("sip:a.example"), 10, 5).unwrap(),
+            ])
+            .unwrap(),
+        ),
         ..Default::default()
     };
     let out = w.connect(0, req).await.unwrap();
@@ -253,7 +249,7 @@ async fn sip_target_override_needs_permission_and_a_default_or_a_target() {
     // Changing the targets replaces trunkline's stale URL instead of piling up, and a new
     // weight (the default, 10) updates the kept one in place.
     let req = ConnectRequest {
-        sip_target: Some(target("sip:a.example")),
+        targets: TargetChoice::One(target("sip:a.example")),
         ..Default::default()
     };
     let out = w.connect(0, req).await.unwrap();
@@ -580,11 +576,11 @@ async fn a_lease_is_renewed_while_its_holder_works() {
 async fn a_shared_trunk_is_not_repointed_under_other_numbers_unless_forced() {
     let w = world(2, true).await;
     let a = ConnectRequest {
-        sip_target: Some(target("sip:a.example")),
+        targets: TargetChoice::One(target("sip:a.example")),
         ..Default::default()
     };
     let b = ConnectRequest {
-        sip_target: Some(target("sip:b.example")),
+        targets: TargetChoice::One(target("sip:b.example")),
         ..Default::default()
     };
     w.connect(0, a.clone()).await.unwrap();
@@ -657,17 +653,18 @@ fn strategy(s: TrunkStrategy) -> ConnectRequest {
 }
 
 fn agent(name: &str) -> RoutingPolicy {
-    RoutingPolicy {
+    RoutingPolicy::new(RoutingPolicyParts {
         agent_name: Some(name.into()),
         ..Default::default()
-    }
+    })
+    .unwrap()
 }
 
 #[tokio::test]
 async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_change() {
     let w = world(1, true).await;
     let first = ConnectRequest {
-        sip_target: Some(target("sip:b.example")),
+        targets: TargetChoice::One(target("sip:b.example")),
         routing: Some(agent("a")),
         trunk_strategy: Some(TrunkStrategy::Dedicated),
         ..Default::default()
@@ -678,7 +675,7 @@ async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_ch
 
     let rerun = w.connect(0, ConnectRequest::default()).await.unwrap();
     let c = &rerun.connection;
-    assert_eq!(c.routing.agent_name.as_deref(), Some("a"), "agent kept");
+    assert_eq!(c.routing.agent_name(), Some("a"), "agent kept");
     assert_eq!(c.trunk_strategy, TrunkStrategy::Dedicated, "strategy kept");
     assert_eq!(c.route_id, made.connection.route_id, "same trunk");
     assert_eq!(c.sip_target, target("sip:b.example"), "targets kept");
@@ -715,14 +712,14 @@ async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_ch
             0,
             ConnectRequest {
                 routing: Some(agent("b")),
-                sip_target: Some(target("sip:c.example")),
+                targets: TargetChoice::One(target("sip:c.example")),
                 ..Default::default()
             },
         )
         .await
         .unwrap();
     assert_eq!(changed.changes, ["routing", "originationTargets"]);
-    assert_eq!(changed.connection.routing.agent_name.as_deref(), Some("b"));
+    assert_eq!(changed.connection.routing.agent_name(), Some("b"));
     assert!(actions(&changed.steps, StepKind::OriginationUrl).contains(&StepAction::Created));
     // An explicit empty routing clears the agent.
     let cleared = w
@@ -736,30 +733,34 @@ async fn a_rerun_without_options_keeps_what_is_stored_and_a_given_option_is_a_ch
         .await
         .unwrap();
     assert_eq!(cleared.changes, ["routing"]);
-    assert_eq!(cleared.connection.routing.agent_name, None);
+    assert_eq!(cleared.connection.routing.agent_name(), None);
     assert_eq!(cleared.connection.sip_target, target("sip:c.example"));
 }
 
-#[tokio::test]
-async fn sip_target_and_origination_targets_together_are_refused() {
-    let w = world(1, true).await;
-    let err = w
-        .connect(
-            0,
-            ConnectRequest {
-                sip_target: Some(target("sip:a.example")),
-                origination_targets: Some(vec![OriginationTarget::new(target("sip:b.example"))]),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap_err();
+/// Both wire fields at once cannot reach connect: the choice refuses them as it is made.
+#[test]
+fn sip_target_and_origination_targets_together_are_refused() {
+    let list = OriginationTargets::one(target("sip:b.example"));
+    let err =
+        TargetChoice::from_fields(Some(target("sip:a.example")), Some(list.clone())).unwrap_err();
     assert_eq!(err.code, ErrorCode::ValidationFailed);
+    let message = err.to_string();
     assert!(
-        err.message.contains("sipTarget") && err.message.contains("originationTargets"),
-        "{err}"
+        message.contains("sipTarget") && message.contains("originationTargets"),
+        "{message}"
     );
-    assert_eq!(w.carrier.writes(), 0);
+    assert_eq!(
+        TargetChoice::from_fields(None, Some(list.clone())),
+        Ok(TargetChoice::Several(list))
+    );
+    assert_eq!(
+        TargetChoice::from_fields(Some(target("sip:a.example")), None),
+        Ok(TargetChoice::One(target("sip:a.example")))
+    );
+    assert_eq!(
+        TargetChoice::from_fields(None, None),
+        Ok(TargetChoice::Keep)
+    );
 }
 
 #[tokio::test]

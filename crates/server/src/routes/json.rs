@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use trunkline_core::ValidationError;
 use trunkline_core::model::{
     ConnectionStatus, DispatchMode, NumberConnection, NumberRouting, RoutingPolicy,
-    StoredRouteTarget, TrunkStrategy,
+    RoutingPolicyParts, StoredRouteTarget, TrunkStrategy,
 };
 use trunkline_core::ports::{Capabilities, Capability};
 use trunkline_core::usecases::{Step, StepAction};
@@ -91,24 +92,26 @@ pub struct RoutingJson {
     pub dispatch_mode: DispatchModeJson,
 }
 
-impl From<RoutingJson> for RoutingPolicy {
-    fn from(r: RoutingJson) -> Self {
-        Self {
+impl TryFrom<RoutingJson> for RoutingPolicy {
+    type Error = ValidationError;
+
+    fn try_from(r: RoutingJson) -> Result<Self, ValidationError> {
+        Self::new(RoutingPolicyParts {
             agent_name: r.agent_name,
             metadata: r.metadata,
             attributes: r.attributes,
             dispatch_mode: r.dispatch_mode.into(),
-        }
+        })
     }
 }
 
 impl From<&RoutingPolicy> for RoutingJson {
     fn from(r: &RoutingPolicy) -> Self {
         Self {
-            agent_name: r.agent_name.clone(),
-            metadata: r.metadata.clone(),
-            attributes: r.attributes.clone(),
-            dispatch_mode: r.dispatch_mode.into(),
+            agent_name: r.agent_name().map(str::to_owned),
+            metadata: r.metadata().map(str::to_owned),
+            attributes: r.attributes().clone(),
+            dispatch_mode: r.dispatch_mode().into(),
         }
     }
 }
@@ -156,9 +159,9 @@ impl From<&StoredRouteTarget> for OriginationTargetJson {
     fn from(o: &StoredRouteTarget) -> Self {
         Self {
             id: o.id.to_string(),
-            sip_url: o.target.sip_url.to_string(),
-            priority: o.target.priority,
-            weight: o.target.weight,
+            sip_url: o.target.sip_url().to_string(),
+            priority: o.target.priority(),
+            weight: o.target.weight(),
         }
     }
 }

@@ -3,10 +3,10 @@
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use trunkline_core::model::{OriginationTarget, RoutingPolicy};
+use trunkline_core::model::{OriginationTarget, OriginationTargets, RoutingPolicy};
 use trunkline_core::ports::NumberQuery;
-use trunkline_core::usecases::ConnectRequest;
-use trunkline_core::{E164, ErrorCode, SipTarget};
+use trunkline_core::usecases::{ConnectRequest, TargetChoice};
+use trunkline_core::{E164, SipTarget, ValidationError};
 use utoipa::{IntoParams, ToSchema};
 
 use super::calls::{CallJson, viewer};
@@ -21,8 +21,6 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{OptionalApiJson, RequestContext};
 use crate::state::AppState;
 
-/// At most this many origination targets per connect (the use case enforces it too).
-const MAX_TARGETS: usize = 10;
 /// Calls shown in a number's status, newest first.
 const RECENT_CALLS: u32 = 10;
 
@@ -257,16 +255,9 @@ impl ConnectBody {
             .origination_targets
             .map(parse_origination_targets)
             .transpose()?;
-        let routing = self
-            .routing
-            .map(|r| {
-                let routing: RoutingPolicy = r.into();
-                routing.validate().map(|()| routing)
-            })
-            .transpose()?;
+        let routing = self.routing.map(RoutingPolicy::try_from).transpose()?;
         Ok(ConnectRequest {
-            sip_target,
-            origination_targets,
+            targets: TargetChoice::from_fields(sip_target, origination_targets)?,
             routing,
             trunk_strategy: self.trunk_strategy.map(Into::into),
             force: self.force.unwrap_or(false),
@@ -278,36 +269,24 @@ impl ConnectBody {
 
 fn parse_origination_targets(
     bodies: Vec<OriginationTargetBody>,
-) -> Result<Vec<OriginationTarget>, ApiError> {
-    if bodies.len() > MAX_TARGETS {
-        return Err(ApiError::new(
-            ErrorCode::InvalidSipTarget,
-            format!("originationTargets: at most {MAX_TARGETS} targets"),
-        ));
-    }
-    bodies
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let sip_url = SipTarget::parse(&t.sip_url).map_err(|e| {
-                ApiError::new(
-                    e.code,
-                    format!("originationTargets[{i}].sipUrl: {}", e.reason),
-                )
-            })?;
-            let weight = t.weight.unwrap_or(OriginationTarget::DEFAULT_WEIGHT);
-            if weight == 0 {
-                return Err(ApiError::validation(format!(
-                    "originationTargets[{i}].weight: must be from 1 to 65535"
-                )));
-            }
-            Ok(OriginationTarget {
-                sip_url,
-                priority: t.priority.unwrap_or(OriginationTarget::DEFAULT_PRIORITY),
-                weight,
-            })
-        })
-        .collect()
+) -> Result<OriginationTargets, ApiError> {
+    // The entry's index goes into the message: a field name alone does not say which entry.
+    let at = |i: usize, e: ValidationError| {
+        let field = e.field.map(|f| format!(".{f}")).unwrap_or_default();
+        ApiError::new(
+            e.code,
+            format!("originationTargets[{i}]{field}: {}", e.reason),
+        )
+    };
+    OriginationTargets::parse(bodies, |i, t| {
+        let sip_url = SipTarget::parse(&t.sip_url).map_err(|e| at(i, e.field("sipUrl")))?;
+        OriginationTarget::new(
+            sip_url,
+            t.priority.unwrap_or(OriginationTarget::DEFAULT_PRIORITY),
+            t.weight.unwrap_or(OriginationTarget::DEFAULT_WEIGHT),
+        )
+        .map_err(|e| at(i, e))
+    })
 }
 
 /// The connection as connect left it, and what each step did.
@@ -566,6 +545,7 @@ pub async fn number_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trunkline_core::ErrorCode;
 
     fn connect(json: serde_json::Value) -> Result<ConnectRequest, ApiError> {
         serde_json::from_value::<ConnectBody>(json)
@@ -638,13 +618,16 @@ mod tests {
             "force": true,
         }))
         .unwrap();
-        assert_eq!(ok.origination_targets.unwrap()[0].priority, 20);
+        let TargetChoice::Several(targets) = ok.targets else {
+            panic!("{:?}", ok.targets)
+        };
+        assert_eq!(targets[0].priority(), 20);
         assert_eq!(
             ok.trunk_strategy,
             Some(trunkline_core::model::TrunkStrategy::Dedicated)
         );
         assert!(ok.force);
-        assert_eq!(ok.routing.unwrap().attributes["k"], "v");
+        assert_eq!(ok.routing.unwrap().attributes()["k"], "v");
         // Left out is "keep what is stored"; given empty is "clear".
         let empty = connect(serde_json::json!({})).unwrap();
         assert_eq!(empty, ConnectRequest::default());

@@ -29,11 +29,12 @@ fn creds(key: &str) -> CarrierCredentials {
 
 fn spec(url: &str, priority: u16) -> RouteTargetSpec {
     RouteTargetSpec {
-        target: OriginationTarget {
-            sip_url: SipTarget::parse(url).unwrap(),
+        target: OriginationTarget::new(
+            SipTarget::parse(url).unwrap(),
             priority,
-            weight: OriginationTarget::DEFAULT_WEIGHT,
-        },
+            OriginationTarget::DEFAULT_WEIGHT,
+        )
+        .unwrap(),
         enabled: true,
         name: format!("trunkline-livekit-p{priority}-w10"),
     }

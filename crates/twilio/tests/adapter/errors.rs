@@ -16,7 +16,7 @@ use crate::common::{World, carrier_with};
 
 fn spec() -> RouteTargetSpec {
     RouteTargetSpec {
-        target: OriginationTarget::new(SipTarget::parse("sip:a.example.com").unwrap()),
+        target: OriginationTarget::with_defaults(SipTarget::parse("sip:a.example.com").unwrap()),
         enabled: true,
         name: "x".into(),
     }

@@ -20,11 +20,7 @@ fn query(page_size: u32) -> NumberQuery {
 
 fn origination(sip: &str, priority: u16, weight: u16, name: &str) -> RouteTargetSpec {
     RouteTargetSpec {
-        target: OriginationTarget {
-            sip_url: SipTarget::parse(sip).unwrap(),
-            priority,
-            weight,
-        },
+        target: OriginationTarget::new(SipTarget::parse(sip).unwrap(), priority, weight).unwrap(),
         enabled: true,
         name: name.to_owned(),
     }

@@ -254,9 +254,12 @@ impl Calls {
         let agent = call.agent_name.clone().or_else(|| {
             connection
                 .as_ref()
-                .and_then(|c| c.routing.agent_name.clone())
+                .and_then(|c| c.routing.agent_name().map(str::to_owned))
         });
-        Ok((agent, connection.and_then(|c| c.routing.metadata)))
+        Ok((
+            agent,
+            connection.and_then(|c| c.routing.metadata().map(str::to_owned)),
+        ))
     }
 }
 

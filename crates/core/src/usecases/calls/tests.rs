@@ -4,8 +4,8 @@ use serde_json::json;
 
 use super::*;
 use crate::ids::CallId;
-use crate::model::RoutingPolicy;
 use crate::model::{CallStatus, DispatchClaim, DispatchMode, DispatchStatus, NumberConnection};
+use crate::model::{RoutingPolicy, RoutingPolicyParts};
 use crate::phone::E164;
 use crate::usecases::fakes::MemoryStore;
 use crate::usecases::fakes::calls::{FakeSip, sample_connection};
@@ -55,12 +55,13 @@ fn world_with(routing: Option<RoutingPolicy>) -> World {
 }
 
 fn webhook_mode() -> RoutingPolicy {
-    RoutingPolicy {
+    RoutingPolicy::new(RoutingPolicyParts {
         agent_name: Some("support-agent".to_owned()),
         metadata: Some(r#"{"tier":"gold"}"#.to_owned()),
         attributes: BTreeMap::new(),
         dispatch_mode: DispatchMode::Webhook,
-    }
+    })
+    .unwrap()
 }
 
 fn world() -> World {
@@ -535,10 +536,13 @@ async fn a_worker_that_died_after_dispatching_is_not_followed_by_a_second_dispat
 
 #[tokio::test]
 async fn rule_mode_records_the_call_and_never_dispatches() {
-    let w = world_with(Some(RoutingPolicy {
-        dispatch_mode: DispatchMode::Rule,
-        ..webhook_mode()
-    }));
+    let w = world_with(Some(
+        RoutingPolicy::new(RoutingPolicyParts {
+            dispatch_mode: DispatchMode::Rule,
+            ..RoutingPolicyParts::from(webhook_mode())
+        })
+        .unwrap(),
+    ));
     let events = call_events("call-i");
     let WebhookOutcome::CallRecorded { call, dispatch } = w.deliver(&events[1]).await else {
         panic!()
@@ -558,10 +562,13 @@ async fn rule_mode_records_the_call_and_never_dispatches() {
 
 #[tokio::test]
 async fn a_number_without_an_agent_is_recorded_without_dispatch() {
-    let w = world_with(Some(RoutingPolicy {
-        agent_name: None,
-        ..webhook_mode()
-    }));
+    let w = world_with(Some(
+        RoutingPolicy::new(RoutingPolicyParts {
+            agent_name: None,
+            ..RoutingPolicyParts::from(webhook_mode())
+        })
+        .unwrap(),
+    ));
     let WebhookOutcome::CallRecorded { call, dispatch } =
         w.deliver(&call_events("call-j")[1]).await
     else {

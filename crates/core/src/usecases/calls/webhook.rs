@@ -122,15 +122,15 @@ impl Calls {
             Some(conn) => {
                 call.customer_id = Some(conn.customer_id.clone());
                 call.connection_id = Some(conn.id);
-                call.agent_name.clone_from(&conn.routing.agent_name);
-                call.dispatch_status = match (conn.routing.dispatch_mode, &conn.routing.agent_name)
-                {
-                    (DispatchMode::Rule, _) => DispatchStatus::ByRule,
-                    (DispatchMode::Webhook, None) => DispatchStatus::None,
-                    // Written as due before anything else happens: if this instance dies
-                    // before claiming, the background retrier still dispatches.
-                    (DispatchMode::Webhook, Some(_)) => DispatchStatus::Failed,
-                };
+                call.agent_name = conn.routing.agent_name().map(str::to_owned);
+                call.dispatch_status =
+                    match (conn.routing.dispatch_mode(), conn.routing.agent_name()) {
+                        (DispatchMode::Rule, _) => DispatchStatus::ByRule,
+                        (DispatchMode::Webhook, None) => DispatchStatus::None,
+                        // Written as due before anything else happens: if this instance dies
+                        // before claiming, the background retrier still dispatches.
+                        (DispatchMode::Webhook, Some(_)) => DispatchStatus::Failed,
+                    };
             }
         }
         Ok((call, connection))
@@ -145,8 +145,8 @@ impl Calls {
         let (call, connection) = self.describe_call(facts).await?;
         let agent = connection
             .as_ref()
-            .and_then(|c| match c.routing.dispatch_mode {
-                DispatchMode::Webhook => c.routing.agent_name.clone(),
+            .and_then(|c| match c.routing.dispatch_mode() {
+                DispatchMode::Webhook => c.routing.agent_name().map(str::to_owned),
                 DispatchMode::Rule => None,
             });
         // The event, the call and the claim of its dispatch are written in one step.
@@ -172,7 +172,12 @@ impl Calls {
             }
             (Some(conn), Some(agent), Some(claim)) => {
                 let (dispatch, recorded) = self
-                    .dispatch_claimed(&call, &agent, conn.routing.metadata.clone(), claim)
+                    .dispatch_claimed(
+                        &call,
+                        &agent,
+                        conn.routing.metadata().map(str::to_owned),
+                        claim,
+                    )
                     .await?;
                 // Not recorded by this attempt: somebody else's work decided the stored state,
                 // which `record_join` returned as it was after the claim.
@@ -193,7 +198,7 @@ impl Calls {
                 };
                 return Ok(WebhookOutcome::CallRecorded { call, dispatch });
             }
-            (Some(conn), _, _) if conn.routing.dispatch_mode == DispatchMode::Rule => {
+            (Some(conn), _, _) if conn.routing.dispatch_mode() == DispatchMode::Rule => {
                 DispatchOutcome::ByRule
             }
             (Some(conn), _, _) => {

@@ -245,9 +245,9 @@ impl Onboarding {
             && targets.iter().all(|t| {
                 ours.iter().any(|u| {
                     u.enabled
-                        && u.priority == t.priority
-                        && u.weight == t.weight
-                        && SipTarget::parse(&u.sip_url).is_ok_and(|p| p == t.sip_url)
+                        && u.priority == t.priority()
+                        && u.weight == t.weight()
+                        && SipTarget::parse(&u.sip_url).is_ok_and(|p| &p == t.sip_url())
                 })
             });
         if same || ours.is_empty() {
@@ -298,14 +298,16 @@ impl Onboarding {
             let spec = RouteTargetSpec {
                 target: target.clone(),
                 enabled: true,
-                name: origination_friendly_name(target.priority, target.weight),
+                name: origination_friendly_name(target.priority(), target.weight()),
             };
             let same_url = live.iter().find(|u| {
-                SipTarget::parse(&u.sip_url).is_ok_and(|parsed| parsed == target.sip_url)
+                SipTarget::parse(&u.sip_url).is_ok_and(|parsed| &parsed == target.sip_url())
             });
             let (sid, action) = match same_url {
                 Some(u)
-                    if u.priority == target.priority && u.weight == target.weight && u.enabled =>
+                    if u.priority == target.priority()
+                        && u.weight == target.weight()
+                        && u.enabled =>
                 {
                     (u.id.clone(), StepAction::Reused)
                 }
@@ -326,14 +328,15 @@ impl Onboarding {
             };
             progress
                 .update(|c| {
-                    c.route_targets
-                        .retain(|o| o.id != stored.id && o.target.sip_url != stored.target.sip_url);
+                    c.route_targets.retain(|o| {
+                        o.id != stored.id && o.target.sip_url() != stored.target.sip_url()
+                    });
                     c.route_targets.push(stored);
                 })
                 .await?;
             steps.push(
                 Step::new(StepKind::OriginationUrl, action, Some(sid.to_string()))
-                    .detail(target.sip_url.to_string()),
+                    .detail(target.sip_url().to_string()),
             );
             kept.push(sid);
         }
@@ -378,12 +381,12 @@ pub(super) fn urls_in_place(live: &[CarrierRouteTarget], targets: &[OriginationT
     ours == targets.len()
         && targets.iter().all(|t| {
             live.iter()
-                .find(|u| SipTarget::parse(&u.sip_url).is_ok_and(|p| p == t.sip_url))
+                .find(|u| SipTarget::parse(&u.sip_url).is_ok_and(|p| &p == t.sip_url()))
                 .is_some_and(|u| {
                     is_ours(u.name.as_deref())
                         && u.enabled
-                        && u.priority == t.priority
-                        && u.weight == t.weight
+                        && u.priority == t.priority()
+                        && u.weight == t.weight()
                 })
         })
 }
@@ -601,11 +604,11 @@ mod tests {
 
     fn url(target: &OriginationTarget, name: &str, enabled: bool) -> CarrierRouteTarget {
         CarrierRouteTarget {
-            id: RouteTargetId::parse(&format!("OU{:032x}", target.priority)).unwrap(),
+            id: RouteTargetId::parse(&format!("OU{:032x}", target.priority())).unwrap(),
             route_id: route(1),
-            sip_url: target.sip_url.to_string(),
-            priority: target.priority,
-            weight: target.weight,
+            sip_url: target.sip_url().to_string(),
+            priority: target.priority(),
+            weight: target.weight(),
             enabled,
             name: Some(name.to_owned()),
         }
@@ -613,12 +616,15 @@ mod tests {
 
     #[test]
     fn urls_are_in_place_only_when_trunkline_set_exactly_the_targets() {
-        let a = OriginationTarget::new(SipTarget::parse("sip:a.example").unwrap());
-        let b = OriginationTarget {
-            priority: 20,
-            ..OriginationTarget::new(SipTarget::parse("sip:b.example").unwrap())
-        };
-        let ours = |t: &OriginationTarget| url(t, &origination_friendly_name(t.priority, 1), true);
+        let a = OriginationTarget::with_defaults(SipTarget::parse("sip:a.example").unwrap());
+        let b = OriginationTarget::new(
+            SipTarget::parse("sip:b.example").unwrap(),
+            20,
+            OriginationTarget::DEFAULT_WEIGHT,
+        )
+        .unwrap();
+        let ours =
+            |t: &OriginationTarget| url(t, &origination_friendly_name(t.priority(), 1), true);
         assert!(urls_in_place(&[ours(&a)], std::slice::from_ref(&a)));
         // Someone else's URL beside ours changes nothing we own.
         assert!(urls_in_place(
@@ -632,7 +638,7 @@ mod tests {
             std::slice::from_ref(&a)
         ));
         assert!(!urls_in_place(
-            &[url(&a, &origination_friendly_name(a.priority, 1), false)],
+            &[url(&a, &origination_friendly_name(a.priority(), 1), false)],
             std::slice::from_ref(&a)
         ));
         assert!(!urls_in_place(

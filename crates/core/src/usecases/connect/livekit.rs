@@ -3,7 +3,6 @@
 use super::{HELD_ELSEWHERE, Progress};
 use crate::error::{Error, ErrorCode};
 use crate::ids::{ConnectionId, SipTrunkId};
-use crate::model::DispatchMode;
 use crate::ports::{CarrierNumber, DispatchRuleSpec, InboundTrunkSpec, SipDigestAuth};
 use crate::usecases::Onboarding;
 use crate::usecases::steps::{Step, StepAction, StepKind};
@@ -62,7 +61,7 @@ impl Onboarding {
             connection_id,
             name: livekit_name(connection_id),
             number: number.e164.clone(),
-            attributes: routing.attributes.clone(),
+            attributes: routing.attributes().clone(),
             auth,
         };
         let rule_spec = |trunk_id: &SipTrunkId| DispatchRuleSpec {
@@ -72,9 +71,6 @@ impl Onboarding {
             room_prefix: self.settings.room_prefix.clone(),
             routing: routing.clone(),
         };
-        debug_assert!(
-            routing.dispatch_mode == DispatchMode::Webhook || routing.agent_name.is_some()
-        );
         let store_trunk = |id: SipTrunkId| progress.update(|c| c.livekit_trunk_id = Some(id));
         let rule = match (&old_trunk, fresh) {
             (_, true) => {

@@ -10,11 +10,11 @@
 use super::Onboarding;
 use super::naming::trunk_friendly_name;
 use super::steps::Step;
-use crate::error::{Error, ErrorCode};
+use crate::error::{Error, ErrorCode, ValidationError};
 use crate::ids::{CarrierNumberId, ConnectionId, CustomerId, ProviderKind};
 use crate::model::{
     Actor, AuditAction, CarrierCredentials, ConnectionStatus, LeaseKey, NumberConnection,
-    OriginationTarget, RoutingPolicy, TrunkStrategy,
+    OriginationTargets, RoutingPolicy, TrunkStrategy,
 };
 use crate::ports::{CarrierNumber, CarrierProvider};
 use crate::sip::SipTarget;
@@ -42,12 +42,8 @@ pub(super) const HELD_ELSEWHERE: &str =
 /// [`ConnectOutcome::changes`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectRequest {
-    /// One SIP target (only where overriding is allowed). Exclusive with
-    /// `origination_targets`.
-    pub sip_target: Option<SipTarget>,
-    /// Several targets with priority/weight for HA (only where overriding is allowed). An
-    /// empty list asks for the server's default target.
-    pub origination_targets: Option<Vec<OriginationTarget>>,
+    /// Where calls to the number go (naming one's own only where overriding is allowed).
+    pub targets: TargetChoice,
     /// Replaces the stored routing as a whole: `Some(RoutingPolicy::default())` clears the
     /// agent, metadata and attributes.
     pub routing: Option<RoutingPolicy>,
@@ -63,30 +59,66 @@ pub struct ConnectRequest {
     pub mode: Option<super::ConnectMode>,
 }
 
-impl ConnectRequest {
-    /// Checks that need nothing stored: run before any lease or read.
-    pub(super) fn check(&self, allow_override: bool) -> Result<(), Error> {
-        if self.sip_target.is_some() && self.origination_targets.is_some() {
-            return Err(Error::new(
-                ErrorCode::ValidationFailed,
+/// Where connect points the number's calls. On the wire this is `sipTarget` or
+/// `originationTargets`, one or the other: here there is no way to give both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TargetChoice {
+    /// Keep what is stored for the number (a first connect: the server's default).
+    #[default]
+    Keep,
+    /// One SIP target at the default priority and weight (`sipTarget`).
+    One(SipTarget),
+    /// Several targets with priority and weight for HA (`originationTargets`). An empty list
+    /// asks for the server's default target.
+    Several(OriginationTargets),
+}
+
+impl TargetChoice {
+    /// The choice the two wire fields make; refused when both are given.
+    pub fn from_fields(
+        sip_target: Option<SipTarget>,
+        origination_targets: Option<OriginationTargets>,
+    ) -> Result<Self, ValidationError> {
+        match (sip_target, origination_targets) {
+            (Some(_), Some(_)) => Err(ValidationError::new(
                 "sipTarget, originationTargets: give one or the other, not both \
                  (sipTarget is one target; originationTargets lists several)",
-            ));
+            )),
+            (Some(t), None) => Ok(Self::One(t)),
+            (None, Some(list)) => Ok(Self::Several(list)),
+            (None, None) => Ok(Self::Keep),
         }
-        let overridden = self.sip_target.is_some()
-            || self
-                .origination_targets
-                .as_ref()
-                .is_some_and(|t| !t.is_empty());
-        if overridden && !allow_override {
+    }
+
+    /// The two wire fields (`sipTarget`, `originationTargets`) of this choice.
+    pub fn into_fields(self) -> (Option<SipTarget>, Option<OriginationTargets>) {
+        match self {
+            Self::Keep => (None, None),
+            Self::One(t) => (Some(t), None),
+            Self::Several(list) => (None, Some(list)),
+        }
+    }
+
+    /// Whether the caller names its own target rather than the server's.
+    pub fn names_target(&self) -> bool {
+        match self {
+            Self::Keep => false,
+            Self::One(_) => true,
+            Self::Several(list) => !list.is_empty(),
+        }
+    }
+}
+
+impl ConnectRequest {
+    /// What needs the server's configuration but nothing stored: run before any lease or
+    /// read. The request's values themselves were checked when they were built.
+    pub(super) fn check(&self, allow_override: bool) -> Result<(), Error> {
+        if self.targets.names_target() && !allow_override {
             return Err(Error::new(
                 ErrorCode::InvalidSipTarget,
                 "this server does not allow choosing the SIP target; omit sipTarget and \
                  originationTargets to use the configured LiveKit SIP ingress",
             ));
-        }
-        if let Some(routing) = &self.routing {
-            routing.validate()?;
         }
         Ok(())
     }
@@ -94,7 +126,8 @@ impl ConnectRequest {
 
 /// What one connect makes true: the request's fields, else what is stored, else defaults.
 pub(super) struct Desired {
-    pub(super) targets: Vec<OriginationTarget>,
+    /// Primary (lowest priority) first.
+    pub(super) targets: OriginationTargets,
     pub(super) routing: RoutingPolicy,
     pub(super) strategy: TrunkStrategy,
     /// Request fields that differ from what was stored (`routing`, `trunkStrategy`,
@@ -151,7 +184,7 @@ impl Onboarding {
             self.settings
                 .default_sip_target
                 .clone()
-                .map(|t| vec![OriginationTarget::new(t)])
+                .map(OriginationTargets::one)
                 .ok_or_else(|| {
                     Error::new(
                         ErrorCode::NotConfigured,
@@ -160,16 +193,16 @@ impl Onboarding {
                     )
                 })
         };
-        let stored_targets = stored.map(stored_targets);
-        let mut targets = match (&req.sip_target, &req.origination_targets, &stored_targets) {
-            (Some(t), _, _) => vec![OriginationTarget::new(t.clone())],
-            (None, Some(list), _) if !list.is_empty() => list.clone(),
-            (None, None, Some(kept)) if self.settings.allow_sip_target_override => kept.clone(),
+        let stored_targets = stored.map(stored_targets).transpose()?;
+        let targets = match (&req.targets, &stored_targets) {
+            (TargetChoice::One(t), _) => OriginationTargets::one(t.clone()),
+            (TargetChoice::Several(list), _) if !list.is_empty() => list.clone(),
+            (TargetChoice::Keep, Some(kept)) if self.settings.allow_sip_target_override => {
+                kept.clone()
+            }
             _ => default()?,
-        };
-        check_targets(&targets)?;
-        // Lowest priority first: the primary target is the one Twilio tries first.
-        targets.sort_by_key(|t| (t.priority, std::cmp::Reverse(t.weight)));
+        }
+        .by_priority();
         let routing = req
             .routing
             .clone()
@@ -459,7 +492,7 @@ pub(super) fn pending_connection(
     desired: &Desired,
     now: chrono::DateTime<Utc>,
 ) -> (NumberConnection, bool) {
-    let primary = desired.targets[0].sip_url.clone();
+    let primary = desired.targets[0].sip_url().clone();
     let mut conn = stored.unwrap_or_else(|| NumberConnection {
         id: ConnectionId::new(),
         customer_id: job.customer.clone(),
@@ -512,36 +545,10 @@ pub(super) struct Job<'a> {
 
 /// The targets a stored connection points at, in the order `desired` sorts them. A
 /// disconnect forgets the origination URLs but keeps the primary target.
-fn stored_targets(c: &NumberConnection) -> Vec<OriginationTarget> {
-    let mut targets: Vec<_> = if c.route_targets.is_empty() {
-        vec![OriginationTarget::new(c.sip_target.clone())]
-    } else {
-        c.route_targets.iter().map(|o| o.target.clone()).collect()
-    };
-    targets.sort_by_key(|t| (t.priority, std::cmp::Reverse(t.weight)));
-    targets
-}
-
-fn check_targets(targets: &[OriginationTarget]) -> Result<(), Error> {
-    if targets.len() > 10 {
-        return Err(Error::new(
-            ErrorCode::InvalidSipTarget,
-            "at most 10 origination targets",
-        ));
+fn stored_targets(c: &NumberConnection) -> Result<OriginationTargets, Error> {
+    if c.route_targets.is_empty() {
+        return Ok(OriginationTargets::one(c.sip_target.clone()));
     }
-    for (i, a) in targets.iter().enumerate() {
-        if targets[..i].iter().any(|b| b.sip_url == a.sip_url) {
-            return Err(Error::new(
-                ErrorCode::InvalidSipTarget,
-                format!("origination target {} is listed twice", a.sip_url),
-            ));
-        }
-        if a.weight == 0 {
-            return Err(Error::new(
-                ErrorCode::InvalidSipTarget,
-                "origination target weight must be at least 1",
-            ));
-        }
-    }
-    Ok(())
+    let targets = c.route_targets.iter().map(|o| o.target.clone()).collect();
+    Ok(OriginationTargets::new(targets)?.by_priority())
 }
