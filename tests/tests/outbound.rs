@@ -12,10 +12,12 @@ mod support;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use trunkline_testkit::livekit::{CallOutcome, LiveKitEmulator, Method as LkMethod};
+use trunkline_testkit::livekit::{CallOutcome, Method as LkMethod};
 use trunkline_testkit::twilio::{Route, TwilioEmulator};
 
-use support::livekit::{AGENT, all_accepted, call_by_id, livekit_emulator, wait_for, webhook_url};
+use support::livekit::{
+    AGENT, all_accepted, call_by_id, livekit_emulator, outbound_trunks, wait_for, webhook_url,
+};
 use support::{
     Backend, Carrier, Client, Settings, Transcript, action, assert_no_secrets,
     assert_not_stored_in_clear, emulator, token, trunk_of,
@@ -58,16 +60,6 @@ async fn place(client: &Client<'_>, body: &Value, key: Option<&str>) -> support:
         request_id,
         retry_after,
     }
-}
-
-/// trunkline's outbound trunks in the emulator.
-fn outbound_trunks(
-    lk: &LiveKitEmulator,
-) -> Vec<trunkline_testkit::livekit::proto::SipOutboundTrunkInfo> {
-    lk.outbound_trunks()
-        .into_iter()
-        .filter(|t| t.name.starts_with("trunkline-outbound-"))
-        .collect()
 }
 
 async fn outbound_connect_call_reconnect_and_disconnect(backend: Backend) {

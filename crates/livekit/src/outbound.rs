@@ -6,8 +6,9 @@ use livekit_protocol as proto;
 use secrecy::ExposeSecret;
 use trunkline_core::ports::{
     OutboundTrunkInfo, OutboundTrunkSpec, ProviderError, SipCallInfo, SipCallRequest,
+    SipParticipantState,
 };
-use trunkline_core::{ErrorCode, SipTrunkId};
+use trunkline_core::{ErrorCode, RoomName, SipTrunkId};
 
 use crate::platform::normalize_number;
 use crate::twirp::{Grant, Twirp};
@@ -220,4 +221,31 @@ pub(crate) async fn dial(
         participant_identity: info.participant_identity,
         sip_call_id: info.sip_call_id,
     })
+}
+
+/// `RoomService.GetParticipant` (a room admin's token for that room): the participant's
+/// `sip.callID` and whether the callee answered; `None` when LiveKit knows no such room or
+/// participant.
+pub(crate) async fn find_participant(
+    twirp: &Twirp,
+    room: &RoomName,
+    identity: &str,
+) -> Result<Option<SipParticipantState>, ProviderError> {
+    let req = proto::RoomParticipantIdentity {
+        room: room.as_str().to_owned(),
+        identity: identity.to_owned(),
+        ..proto::RoomParticipantIdentity::default()
+    };
+    let grant = Grant::RoomAdmin(room.as_str().to_owned());
+    let found: Result<proto::ParticipantInfo, _> = twirp
+        .call("RoomService", "GetParticipant", &req, &grant)
+        .await;
+    match found {
+        Ok(p) => Ok(Some(SipParticipantState {
+            sip_call_id: p.attributes.get("sip.callID").cloned(),
+            answered: p.attributes.get("sip.callStatus").map(String::as_str) == Some("active"),
+        })),
+        Err(e) if e.code == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }

@@ -13,8 +13,8 @@ use secrecy::ExposeSecret;
 use trunkline_core::model::DispatchMode;
 use trunkline_core::ports::{
     DispatchRuleInfo, DispatchRuleSpec, InboundTrunkInfo, InboundTrunkSpec, OutboundTrunkInfo,
-    OutboundTrunkSpec, ProviderError, SipCallInfo, SipCallRequest, SipPlatform, WebhookError,
-    WebhookEvent,
+    OutboundTrunkSpec, ProviderError, SipCallInfo, SipCallRequest, SipParticipantState,
+    SipPlatform, WebhookError, WebhookEvent,
 };
 use trunkline_core::{
     AgentDispatchId, ConnectionId, DispatchRuleId, E164, ErrorCode, RoomName, SipTrunkId,
@@ -658,6 +658,14 @@ impl SipPlatform for LiveKitPlatform {
         request: &SipCallRequest,
     ) -> Result<SipCallInfo, ProviderError> {
         crate::outbound::dial(&self.twirp, request).await
+    }
+
+    async fn find_sip_participant(
+        &self,
+        room: &RoomName,
+        identity: &str,
+    ) -> Result<Option<SipParticipantState>, ProviderError> {
+        crate::outbound::find_participant(&self.twirp, room, identity).await
     }
 }
 

@@ -16,8 +16,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use trunkline_core::ports::{
     DispatchRuleInfo, DispatchRuleSpec, InboundTrunkInfo, InboundTrunkSpec, OutboundTrunkInfo,
-    OutboundTrunkSpec, ProviderError, SipCallInfo, SipCallRequest, SipPlatform, WebhookError,
-    WebhookEvent,
+    OutboundTrunkSpec, ProviderError, SipCallInfo, SipCallRequest, SipParticipantState,
+    SipPlatform, WebhookError, WebhookEvent,
 };
 use trunkline_core::usecases::{DispatchOutcome, WebhookOutcome};
 use trunkline_core::{AgentDispatchId, DispatchRuleId, E164, RoomName, SipTrunkId};
@@ -209,6 +209,14 @@ impl SipPlatform for TimedSip {
         request: &SipCallRequest,
     ) -> Result<SipCallInfo, ProviderError> {
         self.0.create_sip_participant(request).await
+    }
+
+    async fn find_sip_participant(
+        &self,
+        room: &RoomName,
+        identity: &str,
+    ) -> Result<Option<SipParticipantState>, ProviderError> {
+        self.0.find_sip_participant(room, identity).await
     }
 }
 

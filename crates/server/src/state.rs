@@ -393,7 +393,8 @@ impl AppState {
                 carriers: limited.carriers.clone(),
             },
             config.livekit_room_prefix.clone(),
-        );
+        )
+        .with_lease_ttl(config.lease_ttl);
         Self {
             fleet,
             outbound_calls: Arc::new(outbound_calls),

@@ -65,6 +65,16 @@ pub async fn call_by_id(client: &Client<'_>, id: &str) -> Reply {
         .await
 }
 
+/// trunkline's outbound trunks in the emulator.
+pub fn outbound_trunks(
+    lk: &LiveKitEmulator,
+) -> Vec<trunkline_testkit::livekit::proto::SipOutboundTrunkInfo> {
+    lk.outbound_trunks()
+        .into_iter()
+        .filter(|t| t.name.starts_with("trunkline-outbound-"))
+        .collect()
+}
+
 /// Poll `probe` until it yields a value, or fail after `within` saying what was awaited.
 pub async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
 where

@@ -187,6 +187,15 @@ pub struct SipCallInfo {
     pub sip_call_id: String,
 }
 
+/// A SIP participant as LiveKit holds it now (`RoomService.GetParticipant`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipParticipantState {
+    /// `sip.callID`, when LiveKit has set it.
+    pub sip_call_id: Option<String>,
+    /// The callee answered (`sip.callStatus` is `active`).
+    pub answered: bool,
+}
+
 /// LiveKit: inbound SIP trunks, dispatch rules, agent dispatch and webhook verification.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
@@ -328,6 +337,20 @@ pub trait SipPlatform: Send + Sync {
         request: &SipCallRequest,
     ) -> Result<SipCallInfo, ProviderError> {
         let _ = request;
+        Err(outbound_unsupported())
+    }
+
+    /// The participant `identity` in `room` as LiveKit holds it now (`RoomService.
+    /// GetParticipant`); `Ok(None)` when the room or the participant is not there (any more).
+    /// A retried outbound call asks before it dials again: a call whose
+    /// `CreateSIPParticipant` answer was lost is in its room already, under the identity the
+    /// use case chose, and must not be placed twice.
+    async fn find_sip_participant(
+        &self,
+        room: &RoomName,
+        identity: &str,
+    ) -> Result<Option<SipParticipantState>, ProviderError> {
+        let _ = (room, identity);
         Err(outbound_unsupported())
     }
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::Onboarding;
 use crate::error::Error;
 use crate::model::{Lease, LeaseKey, LeaseState};
+use crate::ports::LeaseStore;
 
 impl Onboarding {
     /// Run `work` under `key`'s lease: take it (waiting as [`Self::acquire_lease`] does), keep
@@ -55,37 +56,7 @@ impl Onboarding {
         lease: &Lease,
         work: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let renew = async {
-            let mut current = lease.clone();
-            loop {
-                tokio::time::sleep(self.settings.lease_ttl / 3).await;
-                match self
-                    .ports
-                    .leases
-                    .renew_lease(&current, self.settings.lease_ttl)
-                    .await
-                {
-                    Ok(Some(renewed)) => current = renewed,
-                    Ok(None) => {
-                        // Stopping half-way would leave more to repair than finishing does;
-                        // the other holder's reconcile reads the live state either way.
-                        tracing::warn!(
-                            "lease lost while working: another instance may act on what it \
-                             guards now"
-                        );
-                        return futures::future::pending::<()>().await;
-                    }
-                    // A store hiccup: the lease still has two thirds of its time; try again.
-                    Err(e) => tracing::warn!(error = %e, "could not renew lease"),
-                }
-            }
-        };
-        futures::pin_mut!(work);
-        futures::pin_mut!(renew);
-        match futures::future::select(work, renew).await {
-            futures::future::Either::Left((result, _)) => result,
-            futures::future::Either::Right(((), work)) => work.await,
-        }
+        keep_alive(&*self.ports.leases, lease, self.settings.lease_ttl, work).await
     }
 
     pub(super) async fn release_lease(&self, lease: &Lease) {
@@ -118,5 +89,39 @@ impl Onboarding {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(std::time::Duration::from_millis(200));
         }
+    }
+}
+
+/// Run `work` while renewing `lease` every third of `ttl` (see [`Onboarding::holding`]).
+pub(super) async fn keep_alive<T>(
+    leases: &dyn LeaseStore,
+    lease: &Lease,
+    ttl: std::time::Duration,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let renew = async {
+        let mut current = lease.clone();
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            match leases.renew_lease(&current, ttl).await {
+                Ok(Some(renewed)) => current = renewed,
+                Ok(None) => {
+                    // Stopping half-way would leave more to repair than finishing does; the
+                    // other holder reads the live state either way.
+                    tracing::warn!(
+                        "lease lost while working: another instance may act on what it guards now"
+                    );
+                    return futures::future::pending::<()>().await;
+                }
+                // A store hiccup: the lease still has two thirds of its time; try again.
+                Err(e) => tracing::warn!(error = %e, "could not renew lease"),
+            }
+        }
+    };
+    futures::pin_mut!(work);
+    futures::pin_mut!(renew);
+    match futures::future::select(work, renew).await {
+        futures::future::Either::Left((result, _)) => result,
+        futures::future::Either::Right(((), work)) => work.await,
     }
 }

@@ -7,7 +7,12 @@
 //! 1. the `from` number must be the customer's live connection with an outbound half;
 //! 2. the call is recorded in the store with its `Idempotency-Key`, atomically across
 //!    instances: a retried or concurrent request with the same key gets the first call back
-//!    (waiting while the first is still dialling) and never dials again;
+//!    (waiting while the first is still dialling) and never dials again. The first request
+//!    holds the call's dial lease while it works; when its instance dies half-way (the lease
+//!    runs out with the call still `dialing`), the retry takes the call over and finishes it:
+//!    the record and the agent's dispatch as below, then it asks LiveKit whether the call's
+//!    participant (room and identity fixed by the call id) is in its room already, and dials
+//!    only when it is not;
 //! 3. the number's rate (the carrier's default, Twilio 1 call per second) is held with a
 //!    lease that expires by itself, shared by every instance: a faster call is answered
 //!    `RATE_LIMITED` with `Retry-After`, and its reservation is withdrawn;
@@ -31,7 +36,7 @@ use super::calls::Calls;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CallId, CustomerId, ProviderKind, RoomName, SipTrunkId};
 use crate::model::{
-    CallRecord, CallStatus, DispatchStatus, LeaseKey, RoutingPolicy, RoutingPolicyParts,
+    CallRecord, CallStatus, DispatchStatus, Lease, LeaseKey, RoutingPolicy, RoutingPolicyParts,
 };
 use crate::phone::{E164, mask_phone};
 use crate::ports::{
@@ -108,6 +113,28 @@ pub struct OutboundCalls {
     room_prefix: String,
     /// How long a request whose key another request is dialling waits for that one's outcome.
     replay_wait: Duration,
+    /// The dial lease's time to live: how soon a retry takes over a call whose first request
+    /// died.
+    lease_ttl: Duration,
+}
+
+/// What a request whose key was used before gets.
+enum Replay {
+    /// The first request's answer.
+    Answer(PlacedCall),
+    /// The first request died with the call still `dialing`: this request holds the call's
+    /// dial lease now and finishes it.
+    TakeOver(Box<OutboundCall>, Lease),
+}
+
+/// What dialling needs besides the call's identity, resolved from the request and the
+/// number's connection.
+struct DialPlan {
+    sip: Arc<dyn SipPlatform>,
+    trunk: SipTrunkId,
+    provider: ProviderKind,
+    agent: String,
+    metadata: Option<String>,
 }
 
 /// The longest ringing timeout a request may ask for.
@@ -130,7 +157,15 @@ impl OutboundCalls {
             ports,
             room_prefix: room_prefix.into(),
             replay_wait: MAX_RINGING_TIMEOUT + Duration::from_secs(15),
+            lease_ttl: super::LEASE_TTL,
         }
+    }
+
+    /// The dial lease's time to live (the server's lease setting).
+    #[must_use]
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
     }
 
     fn sip(&self) -> Result<&Arc<dyn SipPlatform>, Error> {
@@ -246,6 +281,14 @@ impl OutboundCalls {
             .clone()
             .or_else(|| conn.routing.metadata().map(str::to_owned));
 
+        let plan = DialPlan {
+            sip,
+            trunk,
+            provider: conn.provider,
+            agent,
+            metadata,
+        };
+
         // 2. Reserve the call (and its idempotency key).
         let call_id = CallId::new();
         let room = RoomName::parse(&format!(
@@ -263,7 +306,7 @@ impl OutboundCalls {
             from: from.clone(),
             to: to.clone(),
             idempotency_key: req.idempotency_key.clone(),
-            request_digest: digest(&req, &agent),
+            request_digest: digest(&req, &plan.agent),
             state: OutboundCallState::Dialing,
             failure: None,
             created_at: now,
@@ -275,58 +318,207 @@ impl OutboundCalls {
             .insert_outbound_call(&reservation)
             .await?
         {
-            return self.replay(*first, &reservation.request_digest).await;
+            if first.request_digest != reservation.request_digest {
+                return Err(Error::new(
+                    ErrorCode::Conflict,
+                    "Idempotency-Key: this key was used with a different request; use a new \
+                     key for a new call",
+                ));
+            }
+            return self.answer_for_key(*first, &req, &plan).await;
         }
+        // Only a request with a key can be retried, so only such a call needs its lease.
+        let lease = if req.idempotency_key.is_some() {
+            let key = dial_lease_key(customer, plan.provider, call_id);
+            let lease = self
+                .ports
+                .leases
+                .try_acquire_lease(&key, &lease_holder(), self.lease_ttl)
+                .await?;
+            if lease.is_none() {
+                // A retry took the call over already (this request was slower than the
+                // lease's time between its reservation and here): it is that one's now.
+                return self.answer_for_key(reservation, &req, &plan).await;
+            }
+            lease
+        } else {
+            None
+        };
+        let work = self.first_attempt(&reservation, &req, &plan);
+        match &lease {
+            Some(lease) => {
+                let result = self.holding(lease, work).await;
+                self.release(lease).await;
+                result
+            }
+            None => work.await,
+        }
+    }
 
+    /// A request for a call another request of the same key reserved: that one's answer, or
+    /// the call taken over and finished under its dial lease.
+    async fn answer_for_key(
+        &self,
+        first: OutboundCall,
+        req: &PlaceCall,
+        plan: &DialPlan,
+    ) -> Result<PlacedCall, Error> {
+        match self.replay(first, plan.provider).await? {
+            Replay::Answer(placed) => Ok(placed),
+            Replay::TakeOver(first, lease) => {
+                let result = self
+                    .holding(&lease, self.take_over(&first, req, plan))
+                    .await;
+                self.release(&lease).await;
+                result
+            }
+        }
+    }
+
+    /// Steps 3 to 5 for a call just reserved.
+    async fn first_attempt(
+        &self,
+        reservation: &OutboundCall,
+        req: &PlaceCall,
+        plan: &DialPlan,
+    ) -> Result<PlacedCall, Error> {
+        let call_id = reservation.call_id;
         // 3. The number's rate, shared by every instance.
-        if let Err(e) = self.take_rate(customer, conn.provider, &from).await {
+        if let Err(e) = self
+            .take_rate(&reservation.customer_id, plan.provider, &reservation.from)
+            .await
+        {
             // Withdrawn, so that the client's retry with the same key places the call.
             self.ports.outbound.delete_outbound_call(call_id).await?;
             return Err(e);
         }
 
         // 4. The call record, then the agent through the inbound claim machinery.
-        let record = CallRecord {
-            id: call_id,
-            room_name: room.clone(),
-            customer_id: Some(customer.clone()),
-            connection_id: Some(conn.id),
-            sip_call_id: None,
-            called: Some(to.clone()),
-            caller: Some(from.clone()),
-            status: CallStatus::Ringing,
-            // Due before anything else happens: if this instance dies now, the background
-            // retrier still dispatches.
-            dispatch_status: DispatchStatus::Failed,
-            dispatch_id: None,
-            dispatch_attempts: 0,
-            agent_name: Some(agent.clone()),
-            started_at: now,
-            answered_at: None,
-            ended_at: None,
-            updated_at: now,
+        let record = self
+            .ports
+            .call_store
+            .upsert_call(&new_record(reservation, &plan.agent))
+            .await?;
+        self.dispatch(&record, plan).await?;
+
+        // 5. Dial.
+        self.dial(&record, req, plan, false).await
+    }
+
+    /// Finish a call whose first request died: its record and the agent as in step 4, then
+    /// dial unless LiveKit has the call's participant in its room already (the first request
+    /// dialled, and its answer was lost with it), or the call record shows the call went on.
+    async fn take_over(
+        &self,
+        first: &OutboundCall,
+        req: &PlaceCall,
+        plan: &DialPlan,
+    ) -> Result<PlacedCall, Error> {
+        tracing::info!(call = %first.call_id, "outbound call: its first request died; taking it over");
+        let record = match self.ports.call_store.get_call(first.call_id).await? {
+            Some(r) => r,
+            None => {
+                self.ports
+                    .call_store
+                    .upsert_call(&new_record(first, &plan.agent))
+                    .await?
+            }
         };
-        let record = self.ports.call_store.upsert_call(&record).await?;
+        if record.status != CallStatus::Ringing || record.sip_call_id.is_some() {
+            // LiveKit's webhooks saw the participant, or the call ended: it was dialled.
+            return self
+                .adopt(
+                    &record,
+                    record.sip_call_id.clone(),
+                    record.answered_at.is_some(),
+                )
+                .await;
+        }
+        self.dispatch(&record, plan).await?;
+        let identity = participant_identity(first.call_id);
+        match plan
+            .sip
+            .find_sip_participant(&record.room_name, &identity)
+            .await?
+        {
+            Some(found) => self.adopt(&record, found.sip_call_id, found.answered).await,
+            None => self.dial(&record, req, plan, true).await,
+        }
+    }
+
+    /// Record a call the first request dialled as placed (it was, whatever the answer said).
+    async fn adopt(
+        &self,
+        record: &CallRecord,
+        sip_call_id: Option<String>,
+        answered: bool,
+    ) -> Result<PlacedCall, Error> {
+        let mut update = record.clone();
+        if update.sip_call_id.is_none() {
+            update.sip_call_id = sip_call_id;
+        }
+        if answered && update.answered_at.is_none() {
+            if update.status == CallStatus::Ringing {
+                update.status = CallStatus::Active;
+            }
+            update.answered_at = Some(Utc::now());
+        }
+        update.updated_at = Utc::now();
+        self.ports.call_store.upsert_call(&update).await?;
+        self.ports
+            .outbound
+            .update_outbound_call(record.id, OutboundCallState::Placed, None)
+            .await?;
+        tracing::info!(call = %record.id, answered, "outbound call: found dialled already; not dialled again");
+        Ok(PlacedCall {
+            call_id: record.id,
+            room_name: record.room_name.clone(),
+            status: if answered {
+                PlacedStatus::Answered
+            } else {
+                PlacedStatus::Dialing
+            },
+            replayed: true,
+        })
+    }
+
+    async fn dispatch(&self, record: &CallRecord, plan: &DialPlan) -> Result<(), Error> {
         let dispatch = self
             .ports
             .calls
-            .dispatch_outbound(&record, &agent, metadata)
+            .dispatch_outbound(record, &plan.agent, plan.metadata.clone())
             .await?;
-        tracing::info!(call = %call_id, dispatch = ?dispatch_kind(&dispatch), "outbound call: agent dispatch settled");
+        tracing::info!(call = %record.id, dispatch = ?dispatch_kind(&dispatch), "outbound call: agent dispatch settled");
+        Ok(())
+    }
 
-        // 5. Dial.
+    /// Step 5: `CreateSIPParticipant`, and the outcome recorded.
+    async fn dial(
+        &self,
+        record: &CallRecord,
+        req: &PlaceCall,
+        plan: &DialPlan,
+        replayed: bool,
+    ) -> Result<PlacedCall, Error> {
+        let call_id = record.id;
+        let room = record.room_name.clone();
+        let (Some(from), Some(to)) = (record.caller.clone(), record.called.clone()) else {
+            return Err(Error::internal(
+                "an outbound call record without its numbers",
+            ));
+        };
         let request = SipCallRequest {
-            trunk_id: trunk,
-            from: from.clone(),
+            trunk_id: plan.trunk.clone(),
+            from,
             to: to.clone(),
             room: room.clone(),
-            participant_identity: format!("sip-out-{}", call_id.as_uuid().simple()),
+            participant_identity: participant_identity(call_id),
             attributes: req.attributes.clone(),
             metadata: req.metadata.clone(),
             wait_until_answered: req.wait_until_answered,
             ringing_timeout: Some(req.ringing_timeout.unwrap_or(DEFAULT_RINGING)),
         };
-        match sip.create_sip_participant(&request).await {
+        match plan.sip.create_sip_participant(&request).await {
             Ok(info) => {
                 let answered = req.wait_until_answered;
                 let mut update = record.clone();
@@ -350,7 +542,7 @@ impl OutboundCalls {
                     } else {
                         PlacedStatus::Dialing
                     },
-                    replayed: false,
+                    replayed,
                 })
             }
             Err(e) => {
@@ -372,20 +564,66 @@ impl OutboundCalls {
         }
     }
 
-    /// The answer of the first request with this key: refused when the request differs,
-    /// waited for while the first is still dialling, its error again when it failed.
-    async fn replay(&self, first: OutboundCall, digest: &str) -> Result<PlacedCall, Error> {
-        if first.request_digest != digest {
-            return Err(Error::new(
-                ErrorCode::Conflict,
-                "Idempotency-Key: this key was used with a different request; use a new key \
-                 for a new call",
-            ));
+    /// Run `work` while keeping the dial lease alive, so that a call that rings long is not
+    /// taken over while its first request still works.
+    async fn holding<T>(
+        &self,
+        lease: &Lease,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        super::lease::keep_alive(&*self.ports.leases, lease, self.lease_ttl, work).await
+    }
+
+    async fn release(&self, lease: &Lease) {
+        if let Err(e) = self.ports.leases.release_lease(lease).await {
+            // It expires by itself; a failed release only delays a retry's takeover.
+            tracing::warn!(error = %e, "could not release the dial lease; it will expire");
         }
+    }
+
+    /// The answer of the first request with this key: waited for while the first is still
+    /// dialling, its error again when it failed. When the first request's dial lease has run
+    /// out with the call still `dialing` (its instance died), this request takes the lease
+    /// and the call over.
+    async fn replay(&self, first: OutboundCall, provider: ProviderKind) -> Result<Replay, Error> {
         let started = tokio::time::Instant::now();
         let mut current = first;
         let mut delay = Duration::from_millis(50);
+        let grace = chrono::Duration::from_std(self.lease_ttl).unwrap_or(chrono::Duration::MAX);
         while current.state == OutboundCallState::Dialing && started.elapsed() < self.replay_wait {
+            // The first request takes its lease right after its reservation: once a lease's
+            // time has passed since, a free lease means that request is gone.
+            if Utc::now() - current.created_at > grace {
+                let key = dial_lease_key(&current.customer_id, provider, current.call_id);
+                if let Some(lease) = self
+                    .ports
+                    .leases
+                    .try_acquire_lease(&key, &lease_holder(), self.lease_ttl)
+                    .await?
+                {
+                    // Read again under the lease: the first may have finished just before it
+                    // let the lease go.
+                    match self
+                        .ports
+                        .outbound
+                        .get_outbound_call(current.call_id)
+                        .await?
+                    {
+                        Some(c) if c.state == OutboundCallState::Dialing => {
+                            return Ok(Replay::TakeOver(Box::new(c), lease));
+                        }
+                        Some(c) => {
+                            self.release(&lease).await;
+                            current = c;
+                            break;
+                        }
+                        None => {
+                            self.release(&lease).await;
+                            return Err(withdrawn());
+                        }
+                    }
+                }
+            }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(500));
             match self
@@ -396,11 +634,7 @@ impl OutboundCalls {
             {
                 Some(c) => current = c,
                 // The first request was refused by the rate limit and withdrew its call.
-                None => {
-                    return Err(replayed_failure(Some(
-                        "RATE_LIMITED: the number's call rate was reached; retry in 1 s",
-                    )));
-                }
+                None => return Err(withdrawn()),
             }
         }
         match current.state {
@@ -412,7 +646,7 @@ impl OutboundCalls {
                     .get_call(current.call_id)
                     .await?
                     .is_some_and(|c| c.answered_at.is_some());
-                Ok(PlacedCall {
+                Ok(Replay::Answer(PlacedCall {
                     call_id: current.call_id,
                     room_name: current.room_name,
                     status: if state == OutboundCallState::Placed && answered {
@@ -421,7 +655,7 @@ impl OutboundCalls {
                         PlacedStatus::Dialing
                     },
                     replayed: true,
-                })
+                }))
             }
         }
     }
@@ -475,6 +709,55 @@ fn dispatch_kind(d: &super::DispatchOutcome) -> &'static str {
         super::DispatchOutcome::AlreadyDispatched { .. } => "already_dispatched",
         super::DispatchOutcome::Failed { .. } => "failed_will_retry",
         _ => "other",
+    }
+}
+
+/// The answer for a key whose first request withdrew its call (refused by the rate limit).
+fn withdrawn() -> Error {
+    replayed_failure(Some(
+        "RATE_LIMITED: the number's call rate was reached; retry in 1 s",
+    ))
+}
+
+/// The lease a call's request holds while it works on the call.
+fn dial_lease_key(customer: &CustomerId, provider: ProviderKind, call: CallId) -> LeaseKey {
+    LeaseKey::trunk(
+        customer.clone(),
+        provider,
+        &format!("outbound-call:{}", call.as_uuid().simple()),
+    )
+}
+
+fn lease_holder() -> String {
+    format!("call-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The call's SIP participant: fixed by the call id, so that a retry finds the participant
+/// the first request created.
+fn participant_identity(call: CallId) -> String {
+    format!("sip-out-{}", call.as_uuid().simple())
+}
+
+/// The record of a call just reserved: ringing, its dispatch due before anything else
+/// happens (if this instance dies now, the background retrier still dispatches).
+fn new_record(call: &OutboundCall, agent: &str) -> CallRecord {
+    CallRecord {
+        id: call.call_id,
+        room_name: call.room_name.clone(),
+        customer_id: Some(call.customer_id.clone()),
+        connection_id: Some(call.connection_id),
+        sip_call_id: None,
+        called: Some(call.to.clone()),
+        caller: Some(call.from.clone()),
+        status: CallStatus::Ringing,
+        dispatch_status: DispatchStatus::Failed,
+        dispatch_id: None,
+        dispatch_attempts: 0,
+        agent_name: Some(agent.to_owned()),
+        started_at: call.created_at,
+        answered_at: None,
+        ended_at: None,
+        updated_at: call.created_at,
     }
 }
 

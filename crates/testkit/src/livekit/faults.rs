@@ -10,6 +10,9 @@ pub enum Service {
     Sip,
     /// `livekit.AgentDispatchService`: explicit agent dispatch.
     AgentDispatch,
+    /// `livekit.RoomService`: the participants of a room (what a retried outbound call
+    /// looks for before it dials again).
+    Room,
 }
 
 impl Service {
@@ -18,6 +21,7 @@ impl Service {
         match self {
             Self::Sip => "SIP",
             Self::AgentDispatch => "AgentDispatchService",
+            Self::Room => "RoomService",
         }
     }
 }
@@ -41,10 +45,11 @@ pub enum Method {
     UpdateSipOutboundTrunk,
     ListSipOutboundTrunk,
     CreateSipParticipant,
+    GetParticipant,
 }
 
 impl Method {
-    pub const ALL: [Method; 16] = [
+    pub const ALL: [Method; 17] = [
         Self::CreateSipInboundTrunk,
         Self::UpdateSipInboundTrunk,
         Self::GetSipInboundTrunk,
@@ -61,6 +66,7 @@ impl Method {
         Self::UpdateSipOutboundTrunk,
         Self::ListSipOutboundTrunk,
         Self::CreateSipParticipant,
+        Self::GetParticipant,
     ];
 
     /// The method name in the path.
@@ -82,6 +88,7 @@ impl Method {
             Self::UpdateSipOutboundTrunk => "UpdateSIPOutboundTrunk",
             Self::ListSipOutboundTrunk => "ListSIPOutboundTrunk",
             Self::CreateSipParticipant => "CreateSIPParticipant",
+            Self::GetParticipant => "GetParticipant",
         }
     }
 
@@ -90,6 +97,7 @@ impl Method {
             Self::CreateDispatch | Self::ListDispatch | Self::DeleteDispatch => {
                 Service::AgentDispatch
             }
+            Self::GetParticipant => Service::Room,
             _ => Service::Sip,
         }
     }
@@ -103,6 +111,7 @@ impl Method {
                 | Self::ListSipOutboundTrunk
                 | Self::ListSipDispatchRule
                 | Self::ListDispatch
+                | Self::GetParticipant
         )
     }
 

@@ -242,6 +242,50 @@ impl Store {
     }
 }
 
+impl Store {
+    /// `RoomService.GetParticipant`: the SIP participant a call placed in an open room, with
+    /// the attributes LiveKit gives it (`sip.callID`, `sip.callStatus`); `not_found` for a
+    /// room that is closed or unknown, or nobody of that identity in it.
+    pub fn get_participant(
+        &self,
+        req: &proto::RoomParticipantIdentity,
+    ) -> Result<proto::ParticipantInfo, TwirpError> {
+        let open = self.rooms.get(&req.room).is_some_and(|r| r.open);
+        let call = self
+            .outbound_calls
+            .iter()
+            .rev()
+            .find(|c| c.room == req.room && c.participant_identity == req.identity)
+            .filter(|_| open)
+            .ok_or_else(|| TwirpError::not_found("participant not found"))?;
+        let answered = call.outcome == CallOutcome::Answered;
+        let attributes = [
+            ("sip.callID", call.sip_call_id.clone()),
+            (
+                "sip.callStatus",
+                if answered { "active" } else { "dialing" }.to_owned(),
+            ),
+            ("sip.phoneNumber", call.to.clone()),
+            ("sip.trunkID", call.trunk_id.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        Ok(proto::ParticipantInfo {
+            sid: format!("PA_{}", &call.sip_call_id[4..]),
+            identity: call.participant_identity.clone(),
+            state: if answered {
+                proto::participant_info::State::Active
+            } else {
+                proto::participant_info::State::Joining
+            } as i32,
+            kind: proto::participant_info::Kind::Sip as i32,
+            attributes,
+            ..proto::ParticipantInfo::default()
+        })
+    }
+}
+
 /// LiveKit does not show a trunk's password back.
 fn redacted(mut t: proto::SipOutboundTrunkInfo) -> proto::SipOutboundTrunkInfo {
     t.auth_password = String::new();

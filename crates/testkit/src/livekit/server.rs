@@ -460,6 +460,10 @@ fn call(
             require_room_admin(claims, &r.room)
                 .and_then(|()| lock(&shared.store).delete_dispatch(&r))
         }),
+        Method::GetParticipant => rpc!(enc, body, proto::RoomParticipantIdentity, |r| {
+            require_room_admin(claims, &r.room)
+                .and_then(|()| lock(&shared.store).get_participant(&r))
+        }),
         _ => Err(TwirpError::new("bad_route", "no such method")),
     }
 }
