@@ -25,23 +25,26 @@
 //! The participant's webhooks then update the call record as they do an inbound call's: its
 //! room already has the call, so the join merges into it and its claim finds it dispatched.
 
+mod dial;
+mod replay;
+
+use dial::new_record;
+use replay::{digest, replayed_failure};
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use sha2::{Digest, Sha256};
 
 use super::calls::Calls;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{CallId, CustomerId, ProviderKind, RoomName, SipTrunkId};
-use crate::model::{
-    CallRecord, CallStatus, DispatchStatus, Lease, LeaseKey, RoutingPolicy, RoutingPolicyParts,
-};
-use crate::phone::{E164, mask_phone};
+use crate::model::{Lease, LeaseKey, RoutingPolicy, RoutingPolicyParts};
+use crate::phone::E164;
 use crate::ports::{
     CallStore, CarrierProvider, ConnectionStore, LeaseStore, OutboundCall, OutboundCallInsert,
-    OutboundCallState, OutboundStore, SipCallRequest, SipPlatform,
+    OutboundCallState, OutboundStore, SipPlatform,
 };
 
 /// The ports outbound calls need.
@@ -405,165 +408,6 @@ impl OutboundCalls {
         self.dial(&record, req, plan, false).await
     }
 
-    /// Finish a call whose first request died: its record and the agent as in step 4, then
-    /// dial unless LiveKit has the call's participant in its room already (the first request
-    /// dialled, and its answer was lost with it), or the call record shows the call went on.
-    async fn take_over(
-        &self,
-        first: &OutboundCall,
-        req: &PlaceCall,
-        plan: &DialPlan,
-    ) -> Result<PlacedCall, Error> {
-        tracing::info!(call = %first.call_id, "outbound call: its first request died; taking it over");
-        let record = match self.ports.call_store.get_call(first.call_id).await? {
-            Some(r) => r,
-            None => {
-                self.ports
-                    .call_store
-                    .upsert_call(&new_record(first, &plan.agent))
-                    .await?
-            }
-        };
-        if record.status != CallStatus::Ringing || record.sip_call_id.is_some() {
-            // LiveKit's webhooks saw the participant, or the call ended: it was dialled.
-            return self
-                .adopt(
-                    &record,
-                    record.sip_call_id.clone(),
-                    record.answered_at.is_some(),
-                )
-                .await;
-        }
-        self.dispatch(&record, plan).await?;
-        let identity = participant_identity(first.call_id);
-        match plan
-            .sip
-            .find_sip_participant(&record.room_name, &identity)
-            .await?
-        {
-            Some(found) => self.adopt(&record, found.sip_call_id, found.answered).await,
-            None => self.dial(&record, req, plan, true).await,
-        }
-    }
-
-    /// Record a call the first request dialled as placed (it was, whatever the answer said).
-    async fn adopt(
-        &self,
-        record: &CallRecord,
-        sip_call_id: Option<String>,
-        answered: bool,
-    ) -> Result<PlacedCall, Error> {
-        let mut update = record.clone();
-        if update.sip_call_id.is_none() {
-            update.sip_call_id = sip_call_id;
-        }
-        if answered && update.answered_at.is_none() {
-            if update.status == CallStatus::Ringing {
-                update.status = CallStatus::Active;
-            }
-            update.answered_at = Some(Utc::now());
-        }
-        update.updated_at = Utc::now();
-        self.ports.call_store.upsert_call(&update).await?;
-        self.ports
-            .outbound
-            .update_outbound_call(record.id, OutboundCallState::Placed, None)
-            .await?;
-        tracing::info!(call = %record.id, answered, "outbound call: found dialled already; not dialled again");
-        Ok(PlacedCall {
-            call_id: record.id,
-            room_name: record.room_name.clone(),
-            status: if answered {
-                PlacedStatus::Answered
-            } else {
-                PlacedStatus::Dialing
-            },
-            replayed: true,
-        })
-    }
-
-    async fn dispatch(&self, record: &CallRecord, plan: &DialPlan) -> Result<(), Error> {
-        let dispatch = self
-            .ports
-            .calls
-            .dispatch_outbound(record, &plan.agent, plan.metadata.clone())
-            .await?;
-        tracing::info!(call = %record.id, dispatch = ?dispatch_kind(&dispatch), "outbound call: agent dispatch settled");
-        Ok(())
-    }
-
-    /// Step 5: `CreateSIPParticipant`, and the outcome recorded.
-    async fn dial(
-        &self,
-        record: &CallRecord,
-        req: &PlaceCall,
-        plan: &DialPlan,
-        replayed: bool,
-    ) -> Result<PlacedCall, Error> {
-        let call_id = record.id;
-        let room = record.room_name.clone();
-        let (Some(from), Some(to)) = (record.caller.clone(), record.called.clone()) else {
-            return Err(Error::internal(
-                "an outbound call record without its numbers",
-            ));
-        };
-        let request = SipCallRequest {
-            trunk_id: plan.trunk.clone(),
-            from,
-            to: to.clone(),
-            room: room.clone(),
-            participant_identity: participant_identity(call_id),
-            attributes: req.attributes.clone(),
-            metadata: req.metadata.clone(),
-            wait_until_answered: req.wait_until_answered,
-            ringing_timeout: Some(req.ringing_timeout.unwrap_or(DEFAULT_RINGING)),
-        };
-        match plan.sip.create_sip_participant(&request).await {
-            Ok(info) => {
-                let answered = req.wait_until_answered;
-                let mut update = record.clone();
-                update.sip_call_id = Some(info.sip_call_id);
-                if answered {
-                    update.status = CallStatus::Active;
-                    update.answered_at = Some(Utc::now());
-                }
-                update.updated_at = Utc::now();
-                self.ports.call_store.upsert_call(&update).await?;
-                self.ports
-                    .outbound
-                    .update_outbound_call(call_id, OutboundCallState::Placed, None)
-                    .await?;
-                tracing::info!(call = %call_id, to = %mask_phone(to.as_str()), answered, "outbound call placed");
-                Ok(PlacedCall {
-                    call_id,
-                    room_name: room,
-                    status: if answered {
-                        PlacedStatus::Answered
-                    } else {
-                        PlacedStatus::Dialing
-                    },
-                    replayed,
-                })
-            }
-            Err(e) => {
-                let error = Error::from(e);
-                // Ends the record and cancels a dispatch still due; an agent already in the
-                // room leaves when LiveKit closes the empty room.
-                self.ports.call_store.end_call(&room, Utc::now()).await?;
-                self.ports
-                    .outbound
-                    .update_outbound_call(
-                        call_id,
-                        OutboundCallState::Failed,
-                        Some(failure_of(&error)),
-                    )
-                    .await?;
-                tracing::info!(call = %call_id, code = %error.code, "outbound call failed");
-                Err(error)
-            }
-        }
-    }
-
     /// Run `work` while keeping the dial lease alive, so that a call that rings long is not
     /// taken over while its first request still works.
     async fn holding<T>(
@@ -579,136 +423,6 @@ impl OutboundCalls {
             // It expires by itself; a failed release only delays a retry's takeover.
             tracing::warn!(error = %e, "could not release the dial lease; it will expire");
         }
-    }
-
-    /// The answer of the first request with this key: waited for while the first is still
-    /// dialling, its error again when it failed. When the first request's dial lease has run
-    /// out with the call still `dialing` (its instance died), this request takes the lease
-    /// and the call over.
-    async fn replay(&self, first: OutboundCall, provider: ProviderKind) -> Result<Replay, Error> {
-        let started = tokio::time::Instant::now();
-        let mut current = first;
-        let mut delay = Duration::from_millis(50);
-        let grace = chrono::Duration::from_std(self.lease_ttl).unwrap_or(chrono::Duration::MAX);
-        while current.state == OutboundCallState::Dialing && started.elapsed() < self.replay_wait {
-            // The first request takes its lease right after its reservation: once a lease's
-            // time has passed since, a free lease means that request is gone.
-            if Utc::now() - current.created_at > grace {
-                let key = dial_lease_key(&current.customer_id, provider, current.call_id);
-                if let Some(lease) = self
-                    .ports
-                    .leases
-                    .try_acquire_lease(&key, &lease_holder(), self.lease_ttl)
-                    .await?
-                {
-                    // Read again under the lease: the first may have finished just before it
-                    // let the lease go.
-                    match self
-                        .ports
-                        .outbound
-                        .get_outbound_call(current.call_id)
-                        .await?
-                    {
-                        Some(c) if c.state == OutboundCallState::Dialing => {
-                            return Ok(Replay::TakeOver(Box::new(c), lease));
-                        }
-                        Some(c) => {
-                            self.release(&lease).await;
-                            current = c;
-                            break;
-                        }
-                        None => {
-                            self.release(&lease).await;
-                            return Err(withdrawn());
-                        }
-                    }
-                }
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
-            match self
-                .ports
-                .outbound
-                .get_outbound_call(current.call_id)
-                .await?
-            {
-                Some(c) => current = c,
-                // The first request was refused by the rate limit and withdrew its call.
-                None => return Err(withdrawn()),
-            }
-        }
-        match current.state {
-            OutboundCallState::Failed => Err(replayed_failure(current.failure.as_deref())),
-            state => {
-                let answered = self
-                    .ports
-                    .call_store
-                    .get_call(current.call_id)
-                    .await?
-                    .is_some_and(|c| c.answered_at.is_some());
-                Ok(Replay::Answer(PlacedCall {
-                    call_id: current.call_id,
-                    room_name: current.room_name,
-                    status: if state == OutboundCallState::Placed && answered {
-                        PlacedStatus::Answered
-                    } else {
-                        PlacedStatus::Dialing
-                    },
-                    replayed: true,
-                }))
-            }
-        }
-    }
-
-    /// Hold the number's rate: one call per `1 / rate` seconds, across instances, with a
-    /// lease nobody releases (it expires by itself).
-    async fn take_rate(
-        &self,
-        customer: &CustomerId,
-        provider: ProviderKind,
-        from: &E164,
-    ) -> Result<(), Error> {
-        let per_second = self
-            .ports
-            .carriers
-            .get(&provider)
-            .map_or(1, |c| c.termination_calls_per_second())
-            .max(1);
-        let interval = Duration::from_secs(1) / per_second;
-        let key = LeaseKey::trunk(
-            customer.clone(),
-            provider,
-            &format!("outbound-rate:{}", from.as_str()),
-        );
-        let holder = format!("call-{}", uuid::Uuid::new_v4().simple());
-        match self
-            .ports
-            .leases
-            .try_acquire_lease(&key, &holder, interval)
-            .await?
-        {
-            Some(_) => Ok(()),
-            None => Err(Error {
-                retry_after: Some(Duration::from_secs(1)),
-                ..Error::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "from: {} may place {per_second} call(s) per second at {provider}; \
-                         retry in 1 s",
-                        from.masked()
-                    ),
-                )
-            }),
-        }
-    }
-}
-
-fn dispatch_kind(d: &super::DispatchOutcome) -> &'static str {
-    match d {
-        super::DispatchOutcome::Dispatched { .. } => "dispatched",
-        super::DispatchOutcome::AlreadyDispatched { .. } => "already_dispatched",
-        super::DispatchOutcome::Failed { .. } => "failed_will_retry",
-        _ => "other",
     }
 }
 
@@ -732,98 +446,7 @@ fn lease_holder() -> String {
     format!("call-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The call's SIP participant: fixed by the call id, so that a retry finds the participant
-/// the first request created.
-fn participant_identity(call: CallId) -> String {
-    format!("sip-out-{}", call.as_uuid().simple())
-}
-
-/// The record of a call just reserved: ringing, its dispatch due before anything else
-/// happens (if this instance dies now, the background retrier still dispatches).
-fn new_record(call: &OutboundCall, agent: &str) -> CallRecord {
-    CallRecord {
-        id: call.call_id,
-        room_name: call.room_name.clone(),
-        customer_id: Some(call.customer_id.clone()),
-        connection_id: Some(call.connection_id),
-        sip_call_id: None,
-        called: Some(call.to.clone()),
-        caller: Some(call.from.clone()),
-        status: CallStatus::Ringing,
-        dispatch_status: DispatchStatus::Failed,
-        dispatch_id: None,
-        dispatch_attempts: 0,
-        agent_name: Some(agent.to_owned()),
-        started_at: call.created_at,
-        answered_at: None,
-        ended_at: None,
-        updated_at: call.created_at,
-    }
-}
-
 /// `CODE: message`, as stored for a failed call.
 fn failure_of(e: &Error) -> String {
     format!("{}: {}", e.code, e.message)
-}
-
-/// The stored failure of the first request, as an error again.
-fn replayed_failure(failure: Option<&str>) -> Error {
-    let (code, message) = failure.and_then(|f| f.split_once(": ")).unwrap_or((
-        "PROVIDER_UNAVAILABLE",
-        "the first request with this key failed",
-    ));
-    let code = ErrorCode::ALL
-        .into_iter()
-        .find(|c| c.as_str() == code)
-        .unwrap_or(ErrorCode::ProviderUnavailable);
-    let mut e = Error::new(code, message);
-    if code == ErrorCode::RateLimited {
-        e.retry_after = Some(Duration::from_secs(1));
-    }
-    e
-}
-
-/// What the idempotency key stands for: the request's fields (and the agent it resolved to).
-fn digest(req: &PlaceCall, agent: &str) -> String {
-    let canonical = serde_json::json!({
-        "from": req.from.as_ref().map(E164::as_str),
-        "to": req.to.as_ref().map(E164::as_str),
-        "agent": agent,
-        "metadata": req.metadata,
-        "attributes": req.attributes,
-        "wait": req.wait_until_answered,
-        "ringing": req.ringing_timeout.map(|d| d.as_secs()),
-    });
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replayed_failures_keep_their_code() {
-        let e = replayed_failure(Some("CALL_BUSY: the callee is busy (SIP 486 Busy Here)"));
-        assert_eq!(e.code, ErrorCode::CallBusy);
-        assert!(e.message.contains("486"));
-        let e = replayed_failure(Some("RATE_LIMITED: slow down"));
-        assert_eq!(e.retry_after, Some(Duration::from_secs(1)));
-        assert_eq!(replayed_failure(None).code, ErrorCode::ProviderUnavailable);
-    }
-
-    #[test]
-    fn digests_tell_requests_apart() {
-        let a = PlaceCall {
-            from: E164::parse("+14155550100").ok(),
-            to: E164::parse("+14155550199").ok(),
-            ..PlaceCall::default()
-        };
-        let b = PlaceCall {
-            to: E164::parse("+14155550198").ok(),
-            ..a.clone()
-        };
-        assert_eq!(digest(&a, "agent"), digest(&a.clone(), "agent"));
-        assert_ne!(digest(&a, "agent"), digest(&b, "agent"));
-        assert_ne!(digest(&a, "agent"), digest(&a, "other"));
-    }
 }
