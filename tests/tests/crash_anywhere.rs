@@ -16,11 +16,11 @@
 //! call dialled at LiveKit, one call record, its agent dispatched once. A job: completed, one
 //! result per number, each number connected (or disconnected) as above.
 //!
-//! `twilio_connect`, … `telnyx_disconnect` take every point of their flow once.
-//! `twilio_outbound_and_jobs` and `telnyx_outbound_and_jobs` take every point of placing a
-//! call, and one point per distinct upstream call of connect with outbound and of the bulk
-//! jobs (after a write, before a read: each kill of a job costs its claim time), which keeps
-//! CI's time; `CRASH_EVERY_POINT=1` makes them take every point, `CRASH_ONLY=<flow>` runs one
+//! Every test takes every point of its flows once: `twilio_connect`, … `telnyx_disconnect`,
+//! `twilio_outbound` and `telnyx_outbound` (placing a call, connect with outbound), and
+//! `twilio_bulk_jobs` and `telnyx_bulk_jobs`. `CRASH_FEWER_POINTS=1` makes the outbound and
+//! job flows take one point per distinct upstream call instead (after a write, before a read),
+//! for a quicker run while working on them; `CRASH_ONLY=<flow>` runs one
 //! flow (`PlaceCall`, `BulkConnect`, …). `soak` (ignored; run by
 //! `scripts/soak`) takes random points, flows and carriers for `CRASH_SOAK_ROUNDS` rounds and
 //! prints counts.
@@ -171,13 +171,10 @@ impl Flow {
         matches!(self, Self::ConnectOutbound | Self::PlaceCall)
     }
 
-    /// Whether the normal suite takes every kill point of the flow (else one per call name;
-    /// see [`every_point`]).
-    fn every_in_ci(self) -> bool {
-        matches!(
-            self,
-            Self::Connect | Self::Reconnect | Self::Disconnect | Self::PlaceCall
-        )
+    /// Whether `CRASH_FEWER_POINTS=1` leaves the flow's every point alone (see
+    /// [`fewer_points`]).
+    fn always_every_point(self) -> bool {
+        matches!(self, Self::Connect | Self::Reconnect | Self::Disconnect)
     }
 
     /// What a job's number must end as.
@@ -1085,11 +1082,10 @@ fn stored_target_ids(conn: &Value) -> BTreeSet<&str> {
         .collect()
 }
 
-/// `CRASH_EVERY_POINT=1`: every flow takes every kill point (the figures in
-/// docs/reliability.md); by default the flows added for outbound and jobs take one per call
-/// name, to keep CI's time.
-fn every_point() -> bool {
-    std::env::var("CRASH_EVERY_POINT").is_ok_and(|v| v == "1")
+/// `CRASH_FEWER_POINTS=1`: the flows added for outbound and jobs take one kill point per
+/// call name (a quicker run while working on them); by default every flow takes every point.
+fn fewer_points() -> bool {
+    std::env::var("CRASH_FEWER_POINTS").is_ok_and(|v| v == "1")
 }
 
 /// One kill point per distinct upstream call of a flow, at its first occurrence: after a
@@ -1142,7 +1138,7 @@ async fn every_kill_point(carrier: Carrier, flows: &[Flow]) {
         }
         let calls = world.discover(flow).await;
         assert!(!calls.is_empty(), "{flow:?} made no upstream call");
-        let points = if flow.every_in_ci() || every_point() {
+        let points = if flow.always_every_point() || !fewer_points() {
             kill_points(&calls)
         } else {
             one_point_per_call_name(&calls)
@@ -1185,9 +1181,11 @@ every_kill_point!(
     telnyx_reconnect: Telnyx Reconnect,
     telnyx_disconnect: Telnyx Disconnect,
     // Placing a call first: the calls whose dispatch a killed instance held get their agent
-    // once that claim runs out (60 s), which the other flows' rounds take.
-    twilio_outbound_and_jobs: Twilio PlaceCall ConnectOutbound BulkConnect BulkDisconnect,
-    telnyx_outbound_and_jobs: Telnyx PlaceCall ConnectOutbound BulkConnect BulkDisconnect,
+    // once that claim runs out (60 s), which the outbound connect's rounds take.
+    twilio_outbound: Twilio PlaceCall ConnectOutbound,
+    telnyx_outbound: Telnyx PlaceCall ConnectOutbound,
+    twilio_bulk_jobs: Twilio BulkConnect BulkDisconnect,
+    telnyx_bulk_jobs: Telnyx BulkConnect BulkDisconnect,
 );
 
 /// Random rounds: `CRASH_SOAK_ROUNDS` (default 50), seeded by `CRASH_SOAK_SEED` (printed).
