@@ -1,6 +1,7 @@
 //! Histograms read from the servers' `/metrics` (Prometheus text format), for figures the
 //! bench cannot see from outside: `trunkline_time_to_dispatch_seconds` (webhook receipt to
-//! LiveKit's answer settling the agent dispatch).
+//! LiveKit's answer settling the agent dispatch) and its part spent waiting for LiveKit,
+//! `trunkline_time_to_dispatch_livekit_seconds`.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,8 @@ use serde_json::{Value, json};
 
 /// The time-to-dispatch histogram's name.
 pub const TIME_TO_DISPATCH: &str = "trunkline_time_to_dispatch_seconds";
+/// The histogram of its part spent waiting for LiveKit's answers.
+pub const TIME_TO_DISPATCH_LIVEKIT: &str = "trunkline_time_to_dispatch_livekit_seconds";
 
 /// Cumulative bucket counts by upper bound (seconds; `f64::INFINITY` for `+Inf`), summed over
 /// every label set (outcomes) of `metric`.
@@ -120,16 +123,37 @@ fn merge(a: &Buckets, b: &Buckets, sign: f64) -> Buckets {
     Buckets(v)
 }
 
-/// The time-to-dispatch buckets of every instance, summed (empty when a server does not
+/// The time-to-dispatch histograms of every instance, summed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DispatchTimes {
+    /// Webhook receipt to LiveKit's answer.
+    pub total: Buckets,
+    /// The part spent waiting for LiveKit (empty for builds without it).
+    pub livekit: Buckets,
+}
+
+impl DispatchTimes {
+    /// What was recorded between `before` and `self`.
+    #[must_use]
+    pub fn minus(&self, before: &DispatchTimes) -> DispatchTimes {
+        DispatchTimes {
+            total: self.total.minus(&before.total),
+            livekit: self.livekit.minus(&before.livekit),
+        }
+    }
+}
+
+/// The time-to-dispatch histograms of every instance, summed (empty when a server does not
 /// answer or has no such metric).
-pub async fn time_to_dispatch(client: &reqwest::Client, base_urls: &[String]) -> Buckets {
-    let mut sum = Buckets::default();
+pub async fn time_to_dispatch(client: &reqwest::Client, base_urls: &[String]) -> DispatchTimes {
+    let mut sum = DispatchTimes::default();
     for base in base_urls {
         let text = match client.get(format!("{base}/metrics")).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };
-        sum = sum.plus(&buckets(&text, TIME_TO_DISPATCH));
+        sum.total = sum.total.plus(&buckets(&text, TIME_TO_DISPATCH));
+        sum.livekit = sum.livekit.plus(&buckets(&text, TIME_TO_DISPATCH_LIVEKIT));
     }
     sum
 }

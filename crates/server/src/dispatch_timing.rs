@@ -1,17 +1,21 @@
 //! `trunkline_time_to_dispatch_seconds`: how long a caller waited for the agent, from the
-//! webhook's receipt to LiveKit's answer that settled the dispatch.
+//! webhook's receipt to LiveKit's answer that settled the dispatch; and
+//! `trunkline_time_to_dispatch_livekit_seconds`: the part of it spent waiting for LiveKit's
+//! answers, so that a slow agent can be told apart: trunkline's own work (the store, the
+//! queue for a core) or LiveKit's.
 //!
 //! The webhook handler knows when the delivery arrived; only the LiveKit adapter knows when
-//! LiveKit answered. [`TimedSip`] wraps the adapter the call use cases see and notes the
-//! instant of every `CreateDispatch` / `ListDispatch` answer in a task-local slot that
-//! [`timed`] opens around one delivery; the handler then records the histogram with the
-//! dispatch's outcome. Work outside a delivery (the background retrier) has no slot and is
-//! not timed: it has no receipt to measure from.
+//! LiveKit was asked and when it answered. [`TimedSip`] wraps the adapter the call use cases
+//! see and notes both for every `CreateDispatch` / `ListDispatch` in a task-local slot that
+//! [`timed`] opens around one delivery; the handler then records the histograms with the
+//! dispatch's outcome, and a debug event (`trunkline::time_to_dispatch`) with the split. Work
+//! outside a delivery (the background retrier) has no slot and is not timed: it has no
+//! receipt to measure from.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use trunkline_core::ports::{
@@ -22,24 +26,45 @@ use trunkline_core::ports::{
 use trunkline_core::usecases::{DispatchOutcome, WebhookOutcome};
 use trunkline_core::{AgentDispatchId, DispatchRuleId, E164, RoomName, SipTrunkId};
 
-use crate::telemetry::TIME_TO_DISPATCH;
+use crate::telemetry::{TIME_TO_DISPATCH, TIME_TO_DISPATCH_LIVEKIT};
+
+/// What one delivery's dispatch requests to LiveKit took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchTiming {
+    /// When the first dispatch request of the delivery was sent.
+    pub asked: Option<Instant>,
+    /// When the last one was answered.
+    pub answered: Option<Instant>,
+    /// The sum of their waits.
+    pub livekit: Duration,
+}
 
 tokio::task_local! {
-    static ANSWERED: Cell<Option<Instant>>;
+    static TIMING: Cell<DispatchTiming>;
 }
 
-fn note_answer() {
-    // Outside a delivery there is no slot: nothing to note.
-    let _ = ANSWERED.try_with(|slot| slot.set(Some(Instant::now())));
+/// Run one LiveKit dispatch request, noting when it was sent and answered (outside a
+/// delivery there is no slot: nothing is noted).
+async fn noted<T>(request: impl Future<Output = T>) -> T {
+    let asked = Instant::now();
+    let answer = request.await;
+    let answered = Instant::now();
+    let _ = TIMING.try_with(|slot| {
+        let mut t = slot.get();
+        t.asked = t.asked.or(Some(asked));
+        t.answered = Some(answered);
+        t.livekit += answered - asked;
+        slot.set(t);
+    });
+    answer
 }
 
-/// Run one delivery's handling; returns its result and the instant LiveKit last answered a
-/// dispatch request during it.
-pub async fn timed<F: Future>(work: F) -> (F::Output, Option<Instant>) {
-    ANSWERED
-        .scope(Cell::new(None), async move {
+/// Run one delivery's handling; returns its result and what its dispatch requests took.
+pub async fn timed<F: Future>(work: F) -> (F::Output, DispatchTiming) {
+    TIMING
+        .scope(Cell::new(DispatchTiming::default()), async move {
             let out = work.await;
-            (out, ANSWERED.with(Cell::get))
+            (out, TIMING.with(Cell::get))
         })
         .await
 }
@@ -63,12 +88,29 @@ pub fn outcome_label(outcome: &WebhookOutcome) -> Option<&'static str> {
     }
 }
 
-/// Record the histogram for one delivery received at `received`.
-pub fn record(received: Instant, answered: Option<Instant>, outcome: &WebhookOutcome) {
-    if let (Some(answered), Some(label)) = (answered, outcome_label(outcome)) {
-        metrics::histogram!(TIME_TO_DISPATCH, "outcome" => label)
-            .record(answered.saturating_duration_since(received).as_secs_f64());
-    }
+/// Record the histograms for one delivery received at `received`.
+pub fn record(received: Instant, timing: DispatchTiming, outcome: &WebhookOutcome) {
+    let (Some(asked), Some(answered), Some(label)) =
+        (timing.asked, timing.answered, outcome_label(outcome))
+    else {
+        return;
+    };
+    let total = answered.saturating_duration_since(received);
+    metrics::histogram!(TIME_TO_DISPATCH, "outcome" => label).record(total.as_secs_f64());
+    metrics::histogram!(TIME_TO_DISPATCH_LIVEKIT, "outcome" => label)
+        .record(timing.livekit.as_secs_f64());
+    tracing::debug!(
+        target: "trunkline::time_to_dispatch",
+        outcome = label,
+        total_us = micros(total),
+        before_livekit_us = micros(asked.saturating_duration_since(received)),
+        livekit_us = micros(timing.livekit),
+        "time to dispatch"
+    );
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The LiveKit adapter, noting when dispatch requests are answered (see the module).
@@ -155,20 +197,16 @@ impl SipPlatform for TimedSip {
         agent_name: &str,
         metadata: Option<String>,
     ) -> Result<AgentDispatchId, ProviderError> {
-        let answer = self.0.dispatch_agent(room, agent_name, metadata).await;
-        note_answer();
-        answer
+        noted(self.0.dispatch_agent(room, agent_name, metadata)).await
     }
 
     async fn list_agent_dispatches(
         &self,
         room: &RoomName,
     ) -> Result<Vec<(AgentDispatchId, String)>, ProviderError> {
-        let answer = self.0.list_agent_dispatches(room).await;
         // The list settles the dispatch when it finds the agent (or fails): noted too; a
         // `CreateDispatch` that follows notes its own, later answer.
-        note_answer();
-        answer
+        noted(self.0.list_agent_dispatches(room)).await
     }
 
     fn verify_webhook(
@@ -225,12 +263,22 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn an_answer_inside_a_delivery_is_noted_and_outside_it_is_not() {
-        note_answer(); // no slot: must not panic
+    async fn requests_inside_a_delivery_are_noted_and_outside_it_are_not() {
+        noted(async {}).await; // no slot: must not panic
         let before = Instant::now();
-        let ((), answered) = timed(async { note_answer() }).await;
-        assert!(answered.is_some_and(|a| a >= before));
+        let ((), timing) = timed(async {
+            noted(tokio::time::sleep(Duration::from_millis(5))).await;
+            noted(tokio::time::sleep(Duration::from_millis(5))).await;
+        })
+        .await;
+        let (Some(asked), Some(answered)) = (timing.asked, timing.answered) else {
+            panic!("{timing:?}");
+        };
+        assert!(before <= asked && asked < answered, "{timing:?}");
+        // Both waits summed, the first request's start kept.
+        assert!(timing.livekit >= Duration::from_millis(10), "{timing:?}");
+        assert!(answered - asked >= timing.livekit, "{timing:?}");
         let ((), none) = timed(async {}).await;
-        assert_eq!(none, None);
+        assert_eq!(none, DispatchTiming::default());
     }
 }

@@ -27,6 +27,8 @@ pub const VOICE_WEBHOOKS_TOTAL: &str = "voice_webhooks_total";
 /// Webhook receipt → LiveKit's answer settling the agent dispatch, by `outcome`:
 /// dispatched, recovered, failed, gave_up (`dispatch_timing`).
 pub const TIME_TO_DISPATCH: &str = "trunkline_time_to_dispatch_seconds";
+/// The part of `TIME_TO_DISPATCH` spent waiting for LiveKit's answers, by `outcome`.
+pub const TIME_TO_DISPATCH_LIVEKIT: &str = "trunkline_time_to_dispatch_livekit_seconds";
 
 /// Time-to-dispatch buckets (seconds): fine below 50 ms, where a healthy path lands (the
 /// benchmark reads p50/p99 from them), then LiveKit's slow answers and timeouts.
@@ -86,6 +88,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                         &DISPATCH_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(TIME_TO_DISPATCH_LIVEKIT.to_owned()),
+                        &DISPATCH_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -109,6 +117,11 @@ pub fn metrics_handle() -> PrometheusHandle {
                 TIME_TO_DISPATCH,
                 metrics::Unit::Seconds,
                 "LiveKit webhook receipt to LiveKit's answer settling the agent dispatch, by outcome"
+            );
+            metrics::describe_histogram!(
+                TIME_TO_DISPATCH_LIVEKIT,
+                metrics::Unit::Seconds,
+                "The part of the time to dispatch spent waiting for LiveKit's answers, by outcome"
             );
             metrics::describe_histogram!(
                 HTTP_REQUEST_DURATION,

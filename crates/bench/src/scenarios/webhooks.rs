@@ -342,6 +342,8 @@ struct WebhookRun {
     db_window: Option<(f64, usize)>,
     /// `trunkline_time_to_dispatch_seconds` recorded during the run, every instance.
     time_to_dispatch: scrape::Buckets,
+    /// Its part spent waiting for LiveKit (`trunkline_time_to_dispatch_livekit_seconds`).
+    time_to_dispatch_livekit: scrape::Buckets,
     cpu: Value,
 }
 
@@ -369,6 +371,7 @@ impl WebhookRun {
             "perf_data": self.perf.as_ref().map(|p| p.display().to_string()),
             "cpu": self.cpu,
             "time_to_dispatch": self.time_to_dispatch.summary(),
+            "time_to_dispatch_livekit": self.time_to_dispatch_livekit.summary(),
             "database": self.db.as_ref().map(|d| {
                 #[allow(clippy::cast_precision_loss)] // counts far below 2^53
                 let deliveries = self.result.planned.max(1) as f64;
@@ -467,7 +470,10 @@ async fn measure_run(
     } else {
         Some(settle_and_check(&deployed.livekit, tag, &rooms).await)
     };
-    let time_to_dispatch = scrape::time_to_dispatch(client, &bases)
+    let scrape::DispatchTimes {
+        total: time_to_dispatch,
+        livekit: time_to_dispatch_livekit,
+    } = scrape::time_to_dispatch(client, &bases)
         .await
         .minus(&ttd_before);
     let mut db_window = None;
@@ -494,9 +500,11 @@ async fn measure_run(
         });
     let ttd = if time_to_dispatch.count() > 0.0 {
         format!(
-            ", time to dispatch p50 {:.2} ms p99 {:.2} ms",
+            ", time to dispatch p50 {:.2} ms p99 {:.2} ms (LiveKit's part p50 {:.2} ms p99 {:.2} ms)",
             time_to_dispatch.quantile_ms(0.5).unwrap_or(0.0),
-            time_to_dispatch.quantile_ms(0.99).unwrap_or(0.0)
+            time_to_dispatch.quantile_ms(0.99).unwrap_or(0.0),
+            time_to_dispatch_livekit.quantile_ms(0.5).unwrap_or(0.0),
+            time_to_dispatch_livekit.quantile_ms(0.99).unwrap_or(0.0)
         )
     } else {
         String::new()
@@ -526,6 +534,7 @@ async fn measure_run(
         db: db_delta,
         db_window,
         time_to_dispatch,
+        time_to_dispatch_livekit,
         cpu,
     }
 }

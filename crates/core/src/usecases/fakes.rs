@@ -591,6 +591,8 @@ pub mod calls {
         /// The next N `list_agent_dispatches` calls fail.
         pub fail_lists: u32,
         pub dispatch_calls: usize,
+        /// `list_agent_dispatches` calls, answered or failed.
+        pub list_calls: usize,
         pub verified: usize,
         /// Inbound trunks, for the connect tests that check who holds a number.
         pub inbound_trunks: Vec<InboundTrunkInfo>,
@@ -761,6 +763,7 @@ pub mod calls {
             room: &crate::ids::RoomName,
         ) -> Result<Vec<(crate::ids::AgentDispatchId, String)>, ProviderError> {
             let mut s = self.0.lock().unwrap();
+            s.list_calls += 1;
             if s.fail_lists > 0 {
                 s.fail_lists -= 1;
                 return Err(ProviderError::unavailable("LiveKit answered 502"));

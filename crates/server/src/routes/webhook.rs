@@ -193,11 +193,11 @@ pub async fn livekit_webhook(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let (handled, answered) =
+    let (handled, timing) =
         dispatch_timing::timed(state.calls.handle_webhook(&body, authorization)).await;
     let outcome = match handled {
         Ok(outcome) => {
-            dispatch_timing::record(received, answered, &outcome);
+            dispatch_timing::record(received, timing, &outcome);
             outcome
         }
         Err(e) => {

@@ -61,12 +61,17 @@ impl Calls {
             }
         };
         let sip = self.sip()?;
-        // Before dispatching, and again when a dispatch's answer may have been lost: the
-        // agent may already be in the room.
-        match find_dispatch(&**sip, room, agent).await {
-            Ok(Some(found)) => return self.complete(call, attempt, found, true).await,
-            Ok(None) => {}
-            Err(e) => return self.failed(call, attempt, e).await,
+        // After an earlier attempt, and again when a dispatch's answer may have been lost:
+        // the agent may already be in the room (that attempt's holder dispatched it, then
+        // died or lost the answer). The first attempt skips the question: only a claim's
+        // holder dispatches, and every claim counts an attempt, so nobody has dispatched
+        // this call's agent yet. That saves the caller a LiveKit round trip.
+        if attempt > 1 {
+            match find_dispatch(&**sip, room, agent).await {
+                Ok(Some(found)) => return self.complete(call, attempt, found, true).await,
+                Ok(None) => {}
+                Err(e) => return self.failed(call, attempt, e).await,
+            }
         }
         if attempt > self.settings.max_attempts {
             let e = ProviderError::unavailable("retries exhausted");

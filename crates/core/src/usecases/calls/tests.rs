@@ -195,6 +195,11 @@ async fn a_call_is_recorded_and_its_agent_dispatched_once() {
         let (room, _, agent, metadata) = &sip.dispatches[0];
         assert_eq!((room.as_str(), agent.as_str()), ("call-a", "support-agent"));
         assert_eq!(metadata.as_deref(), Some(r#"{"tier":"gold"}"#));
+        // A first claim: nobody can have dispatched before, so LiveKit is not asked first.
+        assert_eq!(
+            sip.list_calls, 0,
+            "the first attempt dispatched without a list"
+        );
     }
 
     w.deliver(&events[2]).await;
@@ -447,6 +452,10 @@ async fn a_failed_dispatch_is_retried_with_backoff_and_succeeds_once() {
     assert_eq!(call.dispatch_attempts, 3);
     assert_eq!(w.sip.dispatches_in("call-d"), 1);
     assert_eq!(w.sip.state().dispatch_calls, 3);
+    // Each failed `CreateDispatch` was followed by a list (its answer may have been lost),
+    // and the two attempts after the first asked LiveKit first (an earlier holder may have
+    // dispatched); the first attempt did not: 2 + 2, not 2 + 3.
+    assert_eq!(w.sip.state().list_calls, 4);
     // Nothing is due any more, and a late duplicate changes nothing.
     assert_eq!(
         w.calls.retry_due_dispatches(10).await.unwrap(),
@@ -500,7 +509,7 @@ async fn a_worker_that_died_after_dispatching_is_not_followed_by_a_second_dispat
     let w = world();
     let room = RoomName::parse("call-g").unwrap();
     // The worker dispatched, then died before recording it: its claim is still there.
-    w.sip.state().fail_lists = 1;
+    w.sip.state().fail_dispatches = 1;
     w.deliver(&call_events("call-g")[1]).await;
     assert_eq!(w.call("call-g").dispatch_status, DispatchStatus::Failed);
     w.sip
