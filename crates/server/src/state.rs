@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret as _;
@@ -334,16 +333,11 @@ pub fn build_calls(
     sip: Option<Arc<dyn SipPlatform>>,
     instance_id: &str,
 ) -> Calls {
-    let request_timeout = config
-        .livekit
-        .as_ref()
-        .map_or(Duration::from_secs(10), |l| l.request_timeout);
     let settings = CallSettings {
         instance_id: instance_id.to_owned(),
-        // One attempt makes up to three LiveKit requests (list, create, list again after a
-        // lost answer). A live holder must never lose its claim mid-attempt, or a second
-        // worker could dispatch too; a dead holder's claim is taken over after this.
-        claim_ttl: (request_timeout * 4).max(Duration::from_secs(60)),
+        // At least four LiveKit request timeouts (checked with the configuration): a dead
+        // holder's claim is taken over after this.
+        claim_ttl: config.dispatch.claim_ttl,
         max_attempts: config.dispatch.max_attempts,
         backoff_base: config.dispatch.backoff_base,
         backoff_max: config.dispatch.backoff_max,
@@ -418,5 +412,31 @@ impl fmt::Debug for AppState {
             .field("config", &self.config)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Env};
+
+    /// A call's dispatch claim lasts what the configuration says.
+    #[tokio::test]
+    async fn calls_claim_dispatches_for_the_configured_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::from_pairs([
+            (
+                config::DATABASE_URL,
+                format!("sqlite://{}/t.db", dir.path().display()),
+            ),
+            (config::DISPATCH_CLAIM_TTL_SECS, "45".to_owned()),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        let stores = OpenedStore::connect(&config).await.unwrap().into_stores();
+        let calls = build_calls(&config, &stores, None, "test");
+        assert_eq!(
+            calls.settings().claim_ttl,
+            std::time::Duration::from_secs(45)
+        );
     }
 }

@@ -676,6 +676,172 @@ pub async fn lease_concurrent_acquisition_has_one_winner(store: Arc<dyn Store>) 
     );
 }
 
+/// `try_acquire_lease_unchanged` with nothing seen: only a key never taken, and only once
+/// (a released key is kept, under a new token).
+pub async fn lease_unchanged_takes_a_never_taken_key_once(store: Arc<dyn Store>) {
+    let key = LeaseKey::trunk(customer("unchanged-new"), TWILIO, "trunkline-shared");
+    let before = Utc::now();
+    let lease = store
+        .try_acquire_lease_unchanged(&key, "instance-a", LONG, None)
+        .await
+        .unwrap()
+        .expect("a key never taken is taken");
+    assert_eq!((&lease.key, lease.holder.as_str()), (&key, "instance-a"));
+    assert_expiry_near(lease.expires_at, before, LONG);
+    let seen = store.peek_lease(&key).await.unwrap().expect("taken");
+    assert_eq!((seen.token, seen.held), (lease.token, true));
+    assert!(store.renew_lease(&lease, LONG).await.unwrap().is_some());
+
+    store.release_lease(&lease).await.unwrap();
+    assert_eq!(
+        store
+            .try_acquire_lease_unchanged(&key, "instance-b", LONG, None)
+            .await
+            .unwrap(),
+        None,
+        "taken and released since: not never taken"
+    );
+}
+
+/// With a state seen free: taken while the token is still that one and nobody holds it, under
+/// a new token. That includes a lease whose holder died (expired, never released).
+pub async fn lease_unchanged_takes_a_free_lease_under_the_token_seen(store: Arc<dyn Store>) {
+    let key = LeaseKey::trunk(customer("unchanged-free"), TWILIO, "trunkline-shared");
+    let first = store
+        .try_acquire_lease(&key, "instance-a", LONG)
+        .await
+        .unwrap()
+        .expect("free");
+    store.release_lease(&first).await.unwrap();
+    let seen = store.peek_lease(&key).await.unwrap().expect("kept");
+    assert!(!seen.held);
+
+    let before = Utc::now();
+    let lease = store
+        .try_acquire_lease_unchanged(&key, "instance-b", LONG, Some(seen))
+        .await
+        .unwrap()
+        .expect("unchanged since the peek");
+    assert_eq!(lease.holder, "instance-b");
+    assert_ne!(lease.token, seen.token);
+    assert_expiry_near(lease.expires_at, before, LONG);
+    assert_eq!(
+        store
+            .try_acquire_lease(&key, "instance-c", LONG)
+            .await
+            .unwrap(),
+        None,
+        "held by its taker"
+    );
+    assert!(store.renew_lease(&lease, LONG).await.unwrap().is_some());
+
+    let short = LeaseKey::trunk(customer("unchanged-free"), TWILIO, "trunkline-other");
+    let lost = store
+        .try_acquire_lease(&short, "crashed", SHORT)
+        .await
+        .unwrap()
+        .expect("free");
+    tokio::time::sleep(PAST_SHORT).await;
+    let seen = store.peek_lease(&short).await.unwrap().expect("kept");
+    assert_eq!((seen.token, seen.held), (lost.token, false));
+    let taken = store
+        .try_acquire_lease_unchanged(&short, "instance-b", LONG, Some(seen))
+        .await
+        .unwrap()
+        .expect("a dead holder's expired lease is free");
+    assert_eq!(store.renew_lease(&lost, LONG).await.unwrap(), None);
+    assert!(store.renew_lease(&taken, LONG).await.unwrap().is_some());
+}
+
+/// Refused when someone took the lease since the peek (released again or still holding it),
+/// and for a state seen held; a plain `try_acquire_lease` still takes a free one.
+pub async fn lease_unchanged_refuses_a_lease_held_or_changed_since(store: Arc<dyn Store>) {
+    let key = LeaseKey::trunk(customer("unchanged-changed"), TWILIO, "trunkline-shared");
+    let first = store
+        .try_acquire_lease(&key, "instance-a", LONG)
+        .await
+        .unwrap()
+        .expect("free");
+    store.release_lease(&first).await.unwrap();
+    let seen = store.peek_lease(&key).await.unwrap().expect("kept");
+
+    // Taken and released by another holder since the peek.
+    let other = store
+        .try_acquire_lease(&key, "instance-b", LONG)
+        .await
+        .unwrap()
+        .expect("free");
+    store.release_lease(&other).await.unwrap();
+    let unchanged = |seen: LeaseState| {
+        let (store, key) = (Arc::clone(&store), key.clone());
+        async move {
+            store
+                .try_acquire_lease_unchanged(&key, "instance-c", LONG, Some(seen))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(unchanged(seen).await, None, "changed hands since the peek");
+    assert!(!store.peek_lease(&key).await.unwrap().unwrap().held);
+
+    // Held now.
+    let seen = store.peek_lease(&key).await.unwrap().expect("kept");
+    let holder = store
+        .try_acquire_lease(&key, "instance-b", LONG)
+        .await
+        .unwrap()
+        .expect("free");
+    assert_eq!(unchanged(seen).await, None, "held since the peek");
+    // Seen held: its holder may have been at work after the peek, even once it is gone.
+    let held = store.peek_lease(&key).await.unwrap().expect("held");
+    assert!(held.held);
+    assert_eq!(unchanged(held).await, None, "seen held");
+    store.release_lease(&holder).await.unwrap();
+    assert_eq!(unchanged(held).await, None, "seen held, released since");
+
+    // Never refused silently to the plain way: a free lease is still taken.
+    assert!(
+        store
+            .try_acquire_lease(&key, "instance-c", LONG)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// Callers racing with the same state seen (none, then one free): exactly one takes it.
+pub async fn lease_unchanged_concurrent_callers_have_one_winner(store: Arc<dyn Store>) {
+    let key = LeaseKey::trunk(customer("unchanged-race"), TWILIO, "trunkline-shared");
+    let round = |seen: Option<LeaseState>| {
+        let store = Arc::clone(&store);
+        let key = key.clone();
+        async move {
+            let results = race(RACERS, |i| {
+                let (store, key) = (Arc::clone(&store), key.clone());
+                async move {
+                    store
+                        .try_acquire_lease_unchanged(&key, &format!("racer-{i}"), LONG, seen)
+                        .await
+                }
+            })
+            .await;
+            let winners: Vec<_> = results
+                .into_iter()
+                .filter_map(|r| r.expect("no racer fails"))
+                .collect();
+            assert_eq!(winners.len(), 1, "exactly one racer takes the lease");
+            let winner = winners.into_iter().next().expect("one winner");
+            assert!(store.renew_lease(&winner, LONG).await.unwrap().is_some());
+            winner
+        }
+    };
+    let first = round(None).await;
+    store.release_lease(&first).await.unwrap();
+    let seen = store.peek_lease(&key).await.unwrap().expect("kept");
+    let second = round(Some(seen)).await;
+    assert_ne!(second.token, first.token);
+}
+
 // ---------------------------------------------------------------------------------------
 // Webhook events
 // ---------------------------------------------------------------------------------------

@@ -47,6 +47,23 @@ const ACQUIRE_LEASE: &str = "\
         WHERE leases.expires_at <= now() \
     RETURNING holder, token, expires_at";
 
+/// `try_acquire_lease_unchanged` of a key never taken: a concurrent inserter of the same key
+/// waits for the first one's insert and then inserts nothing.
+const ACQUIRE_NEW_LEASE: &str = "\
+    INSERT INTO leases (key, holder, token, expires_at) \
+    VALUES ($1, $2, $3, now() + $4::float8 * interval '1 microsecond') \
+    ON CONFLICT (key) DO NOTHING \
+    RETURNING holder, token, expires_at";
+
+/// `try_acquire_lease_unchanged` of a key last seen free under token `$5`. A concurrent
+/// acquirer waits on the row lock and then re-checks the token against the committed row, so
+/// of callers with the same token exactly one gets a row back.
+const ACQUIRE_UNCHANGED_LEASE: &str = "\
+    UPDATE leases SET holder = $2, token = $3, \
+        expires_at = now() + $4::float8 * interval '1 microsecond' \
+    WHERE key = $1 AND token = $5 AND expires_at <= now() \
+    RETURNING holder, token, expires_at";
+
 /// Matching the token (not the holder name) means a holder whose lease was taken over
 /// cannot extend the new holder's lease.
 const RENEW_LEASE: &str = "\

@@ -275,9 +275,10 @@ macro_rules! store_health {
     };
 }
 
-/// `LeaseStore`. `clock = [...]`: the binds after the common ones in `ACQUIRE_LEASE` (key,
-/// holder, token, ttl in µs) and `RENEW_LEASE` (key, token, ttl): SQLite binds this process's
-/// clock, PostgreSQL reads the database's and binds nothing. `now`: the time a release
+/// `LeaseStore`. `clock = [...]`: the binds after the common ones in `ACQUIRE_LEASE`,
+/// `ACQUIRE_NEW_LEASE` and `ACQUIRE_UNCHANGED_LEASE` (key, holder, token, ttl in µs; the last
+/// binds the token seen after the clock's) and `RENEW_LEASE` (key, token, ttl): SQLite binds
+/// this process's clock, PostgreSQL reads the database's and binds nothing. `now`: the time a release
 /// expires a lease at and a peek compares its expiry with. Needs those statements and the
 /// backend's `SqlId` in scope, besides what every macro here needs.
 #[macro_export]
@@ -291,6 +292,39 @@ macro_rules! lease_store {
             use trunkline_core::ports::{LeaseStore, StoreError};
             use $crate::codec;
 
+            impl $store {
+                /// Run one of the statements that take a lease: the common binds, the clock's,
+                /// then the token seen, if the statement compares one.
+                async fn acquire_lease_by(
+                    &self,
+                    statement: &'static str,
+                    key: &LeaseKey,
+                    holder: &str,
+                    ttl: std::time::Duration,
+                    seen_token: Option<uuid::Uuid>,
+                ) -> Result<Option<Lease>, StoreError> {
+                    let mut conn = self.write_conn().await?;
+                    let query = diesel::sql_query(statement)
+                        .bind::<Text, _>(key.storage_key())
+                        .bind::<Text, _>(holder)
+                        .bind::<SqlId, _>(enc::id_to(uuid::Uuid::new_v4()))
+                        .bind::<BigInt, _>(codec::ttl_micros(ttl))
+                        $($clock)*;
+                    let row: Option<LeaseRow> = match seen_token {
+                        None => query.get_result(&mut conn).await,
+                        Some(token) => {
+                            query
+                                .bind::<SqlId, _>(enc::id_to(token))
+                                .get_result(&mut conn)
+                                .await
+                        }
+                    }
+                    .optional()
+                    .map_err(error::db)?;
+                    row.map(|r| r.into_domain(key)).transpose()
+                }
+            }
+
             #[async_trait::async_trait]
             impl LeaseStore for $store {
                 async fn try_acquire_lease(
@@ -299,18 +333,30 @@ macro_rules! lease_store {
                     holder: &str,
                     ttl: std::time::Duration,
                 ) -> Result<Option<Lease>, StoreError> {
-                    let mut conn = self.write_conn().await?;
-                    let row: Option<LeaseRow> = diesel::sql_query(ACQUIRE_LEASE)
-                        .bind::<Text, _>(key.storage_key())
-                        .bind::<Text, _>(holder)
-                        .bind::<SqlId, _>(enc::id_to(uuid::Uuid::new_v4()))
-                        .bind::<BigInt, _>(codec::ttl_micros(ttl))
-                        $($clock)*
-                        .get_result(&mut conn)
+                    self.acquire_lease_by(ACQUIRE_LEASE, key, holder, ttl, None)
                         .await
-                        .optional()
-                        .map_err(error::db)?;
-                    row.map(|r| r.into_domain(key)).transpose()
+                }
+
+                async fn try_acquire_lease_unchanged(
+                    &self,
+                    key: &LeaseKey,
+                    holder: &str,
+                    ttl: std::time::Duration,
+                    seen: Option<LeaseState>,
+                ) -> Result<Option<Lease>, StoreError> {
+                    match seen {
+                        None => {
+                            self.acquire_lease_by(ACQUIRE_NEW_LEASE, key, holder, ttl, None)
+                                .await
+                        }
+                        // Its holder may have been at work after the peek.
+                        Some(seen) if seen.held => Ok(None),
+                        Some(seen) => {
+                            let statement = ACQUIRE_UNCHANGED_LEASE;
+                            self.acquire_lease_by(statement, key, holder, ttl, Some(seen.token))
+                                .await
+                        }
+                    }
                 }
 
                 async fn renew_lease(

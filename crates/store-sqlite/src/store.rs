@@ -81,6 +81,20 @@ const ACQUIRE_LEASE: &str = "\
         WHERE leases.expires_at <= ?5 \
     RETURNING holder, token, expires_at";
 
+/// `try_acquire_lease_unchanged` of a key never taken (one writer at a time: a second
+/// inserter finds the row and inserts nothing). `?4` is the ttl, `?5` now.
+const ACQUIRE_NEW_LEASE: &str = "\
+    INSERT INTO leases (key, holder, token, expires_at) VALUES (?1, ?2, ?3, ?5 + ?4) \
+    ON CONFLICT (key) DO NOTHING \
+    RETURNING holder, token, expires_at";
+
+/// `try_acquire_lease_unchanged` of a key last seen free under token `?6`. `?4` is the ttl,
+/// `?5` now.
+const ACQUIRE_UNCHANGED_LEASE: &str = "\
+    UPDATE leases SET holder = ?2, token = ?3, expires_at = ?5 + ?4 \
+    WHERE key = ?1 AND token = ?6 AND expires_at <= ?5 \
+    RETURNING holder, token, expires_at";
+
 /// Matching the token (not the holder name) means a holder whose lease was taken over
 /// cannot extend the new holder's lease.
 const RENEW_LEASE: &str = "\

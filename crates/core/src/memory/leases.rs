@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-use super::{MemoryStore, until};
+use super::{MemoryStore, Tables, until};
 use crate::model::{Lease, LeaseKey, LeaseState};
 use crate::ports::{LeaseStore, StoreError};
 
@@ -19,22 +19,32 @@ impl LeaseStore for MemoryStore {
     ) -> Result<Option<Lease>, StoreError> {
         let mut t = self.enter("try_acquire_lease")?;
         let now = Utc::now();
-        let storage_key = key.storage_key();
         if t.leases
-            .get(&storage_key)
+            .get(&key.storage_key())
             .is_some_and(|l| l.expires_at > now)
         {
             return Ok(None);
         }
-        let lease = Lease {
-            key: key.clone(),
-            holder: holder.to_owned(),
-            token: uuid::Uuid::new_v4(),
-            expires_at: until(now, ttl),
+        Ok(Some(take(&mut t, key, holder, until(now, ttl))))
+    }
+
+    async fn try_acquire_lease_unchanged(
+        &self,
+        key: &LeaseKey,
+        holder: &str,
+        ttl: Duration,
+        seen: Option<LeaseState>,
+    ) -> Result<Option<Lease>, StoreError> {
+        let mut t = self.enter("try_acquire_lease_unchanged")?;
+        let now = Utc::now();
+        let unchanged = match (t.leases.get(&key.storage_key()), seen) {
+            (None, None) => true,
+            (Some(stored), Some(seen)) => {
+                !seen.held && stored.token == seen.token && stored.expires_at <= now
+            }
+            _ => false,
         };
-        t.leases.insert(storage_key.clone(), lease.clone());
-        t.journal.leases_won.push(storage_key);
-        Ok(Some(lease))
+        Ok(unchanged.then(|| take(&mut t, key, holder, until(now, ttl))))
     }
 
     async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Option<Lease>, StoreError> {
@@ -72,4 +82,17 @@ impl LeaseStore for MemoryStore {
             held: l.expires_at > now,
         }))
     }
+}
+
+/// Give `key`'s lease to `holder` under a new token (the caller checked that it may).
+fn take(t: &mut Tables, key: &LeaseKey, holder: &str, expires_at: DateTime<Utc>) -> Lease {
+    let lease = Lease {
+        key: key.clone(),
+        holder: holder.to_owned(),
+        token: uuid::Uuid::new_v4(),
+        expires_at,
+    };
+    t.leases.insert(key.storage_key(), lease.clone());
+    t.journal.leases_won.push(key.storage_key());
+    lease
 }

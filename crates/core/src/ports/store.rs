@@ -91,6 +91,23 @@ pub trait LeaseStore: Send + Sync {
         ttl: Duration,
     ) -> Result<Option<Lease>, StoreError>;
 
+    /// Take the lease only if nobody has held it since `seen` was peeked (`peek_lease`):
+    /// `seen` is `None` and the key was never taken, or the stored token is still `seen`'s
+    /// and the lease is not held now. A `seen` that was held never succeeds: its holder may
+    /// have been at work after the peek. `Ok(None)` otherwise, whether the lease is held or
+    /// only changed hands (then `try_acquire_lease` may still take it). Atomic across
+    /// instances: of callers with the same `seen`, at most one succeeds.
+    ///
+    /// Lets a reader that peeked the lease free, read what it guards and then needs to change
+    /// it keep that read: success means no holder was at work between the peek and now.
+    async fn try_acquire_lease_unchanged(
+        &self,
+        key: &LeaseKey,
+        holder: &str,
+        ttl: Duration,
+        seen: Option<LeaseState>,
+    ) -> Result<Option<Lease>, StoreError>;
+
     /// Extend a held lease. `Ok(None)` when it was lost (expired and taken over, or released).
     async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Option<Lease>, StoreError>;
 

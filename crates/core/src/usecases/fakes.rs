@@ -38,10 +38,21 @@ pub struct CarrierState {
     pub no_voice_url: bool,
     /// Runs once, at the next call of the method: what another instance does meanwhile.
     pub meanwhile: HashMap<&'static str, Meanwhile>,
+    /// Runs once, right after the next `find_routes` or `list_route_targets` read what it
+    /// answers: another instance changing the carrier after that read.
+    pub after_read: HashMap<&'static str, Meanwhile>,
 }
 
-/// An action `CarrierState::meanwhile` runs (at most once).
-pub struct Meanwhile(pub Box<dyn FnOnce() + Send>);
+/// An action `CarrierState::meanwhile` or `after_read` runs (at most once), on the carrier.
+pub struct Meanwhile(pub Box<dyn FnOnce(&mut CarrierState) + Send>);
+
+impl CarrierState {
+    fn read_done(&mut self, method: &'static str) {
+        if let Some(Meanwhile(action)) = self.after_read.remove(method) {
+            action(self);
+        }
+    }
+}
 
 impl std::fmt::Debug for Meanwhile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,7 +128,7 @@ impl FakeCarrier {
         let mut s = self.0.lock().unwrap();
         *s.calls.entry(method).or_default() += 1;
         if let Some(Meanwhile(action)) = s.meanwhile.remove(method) {
-            action();
+            action(&mut s);
         }
         if let Some(e) = s.fail_once.remove(method) {
             return Err(e);
@@ -229,12 +240,15 @@ impl CarrierProvider for FakeCarrier {
         _: &CarrierCredentials,
         name: &str,
     ) -> Result<Vec<CarrierRoute>, ProviderError> {
-        let s = self.enter("find_routes")?;
-        Ok(s.trunks
+        let mut s = self.enter("find_routes")?;
+        let found = s
+            .trunks
             .iter()
             .filter(|t| t.name.as_deref() == Some(name))
             .cloned()
-            .collect())
+            .collect();
+        s.read_done("find_routes");
+        Ok(found)
     }
 
     async fn fetch_route(
@@ -282,12 +296,15 @@ impl CarrierProvider for FakeCarrier {
         _: &CarrierCredentials,
         t: &RouteId,
     ) -> Result<Vec<CarrierRouteTarget>, ProviderError> {
-        let s = self.enter("list_route_targets")?;
-        Ok(s.urls
+        let mut s = self.enter("list_route_targets")?;
+        let found = s
+            .urls
             .iter()
             .filter(|u| &u.route_id == t)
             .cloned()
-            .collect())
+            .collect();
+        s.read_done("list_route_targets");
+        Ok(found)
     }
 
     async fn create_route_target(

@@ -48,6 +48,29 @@ impl Onboarding {
         }
     }
 
+    /// Take `key`'s lease for work that relies on a read made after `seen` was peeked. First
+    /// only if nobody held it since (`true`: the read still stands); failing that, as
+    /// anyone would (`false`: someone held it in between, read again). `None` while another
+    /// holder's lease is live.
+    pub(super) async fn try_acquire_lease_since(
+        &self,
+        key: &LeaseKey,
+        seen: Option<LeaseState>,
+    ) -> Result<Option<(Lease, bool)>, Error> {
+        let (holder, ttl) = (&self.settings.instance_id, self.settings.lease_ttl);
+        let leases = &self.ports.leases;
+        if let Some(lease) = leases
+            .try_acquire_lease_unchanged(key, holder, ttl, seen)
+            .await?
+        {
+            return Ok(Some((lease, true)));
+        }
+        Ok(leases
+            .try_acquire_lease(key, holder, ttl)
+            .await?
+            .map(|lease| (lease, false)))
+    }
+
     /// Run `work` while keeping `lease` alive: it is renewed every third of its time-to-live,
     /// because one connect may legitimately outlast the TTL (every carrier call may take its
     /// whole timeout and retry budget), while a holder that dies still lets it expire.

@@ -1174,7 +1174,7 @@ async fn a_trunk_read_while_its_lease_changed_hands_is_read_again() {
     let key = trunk_key.clone();
     w.carrier.state().meanwhile.insert(
         "list_route_targets",
-        fakes::Meanwhile(Box::new(move || {
+        fakes::Meanwhile(Box::new(move |_| {
             if let Some(l) = store.tables().leases.get_mut(&key) {
                 l.token = uuid::Uuid::new_v4();
             }
@@ -1197,6 +1197,87 @@ async fn a_trunk_read_while_its_lease_changed_hands_is_read_again() {
     );
     let s = w.carrier.state();
     assert_eq!((s.trunks.len(), s.urls.len()), (1, 1));
+}
+
+/// A cold connect's read of its shared trunk (none yet) stands when it takes the trunk's lease
+/// in the state it peeked before that read (never taken): it creates the trunk without a
+/// second lookup, one carrier round trip fewer (docs/benchmarks.md).
+#[tokio::test]
+async fn a_cold_shared_trunk_connect_looks_the_trunk_up_once() {
+    let w = world(1, false).await;
+    let out = w.connect(0, ConnectRequest::default()).await.unwrap();
+    assert_eq!(actions(&out.steps, StepKind::Trunk), [StepAction::Created]);
+    assert!(w.store.leases_won().contains(&shared_trunk_key(&w)));
+    let s = w.carrier.state();
+    assert_eq!(s.calls.get("find_routes"), Some(&1), "{:?}", s.calls);
+    assert_eq!((s.trunks.len(), s.urls.len()), (1, 1));
+}
+
+/// Another instance's release of the trunk's lease, as the fake's store sees it: a new token,
+/// expired now.
+fn released_by_another_instance(store: &MemoryStore, key: &crate::model::LeaseKey) {
+    store.tables().leases.insert(
+        key.storage_key(),
+        crate::model::Lease {
+            key: key.clone(),
+            holder: "other-instance".to_owned(),
+            token: uuid::Uuid::new_v4(),
+            expires_at: chrono::Utc::now(),
+        },
+    );
+}
+
+/// Between a cold connect's read (no trunk) and its taking the trunk's lease, another
+/// instance took the lease, created the trunk and released it: the read no longer stands, and
+/// the trunk is looked up again under the lease and joined, not created twice.
+#[tokio::test]
+async fn a_trunk_created_after_the_read_under_its_lease_is_joined_not_created_twice() {
+    let w = world(1, false).await;
+    let name = naming::trunk_friendly_name(TrunkStrategy::Shared, &w.customer, &w.numbers[0]);
+    let key = crate::model::LeaseKey::trunk(w.customer.clone(), ProviderKind::Twilio, &name);
+    let store = w.store.clone();
+    w.carrier.state().after_read.insert(
+        "find_routes",
+        fakes::Meanwhile(Box::new(move |s| {
+            s.trunks.push(crate::ports::CarrierRoute {
+                id: RouteId::parse(&format!("TK{:032x}", 7777)).unwrap(),
+                name: Some(name),
+            });
+            released_by_another_instance(&store, &key);
+        })),
+    );
+    let out = w.connect(0, ConnectRequest::default()).await.unwrap();
+    assert_eq!(actions(&out.steps, StepKind::Trunk), [StepAction::Reused]);
+    let s = w.carrier.state();
+    assert_eq!(s.trunks.len(), 1, "one trunk: {:?}", s.trunks);
+    assert_eq!(s.calls.get("find_routes"), Some(&2), "looked up again");
+    assert_eq!(s.urls.len(), 1);
+}
+
+/// The same with a lease taken before: the shared trunk lost its URL, and between a connect's
+/// read of the URLs and its taking the lease, another instance put it back under the lease.
+/// The connect reads the URLs again and reuses that one instead of making a second.
+#[tokio::test]
+async fn urls_changed_after_the_read_under_the_trunks_lease_are_read_again() {
+    let w = world(2, false).await;
+    w.connect(0, ConnectRequest::default()).await.unwrap();
+    let name = naming::trunk_friendly_name(TrunkStrategy::Shared, &w.customer, &w.numbers[0]);
+    let key = crate::model::LeaseKey::trunk(w.customer.clone(), ProviderKind::Twilio, &name);
+    let url = w.carrier.state().urls.pop().unwrap();
+    let store = w.store.clone();
+    w.carrier.state().after_read.insert(
+        "list_route_targets",
+        fakes::Meanwhile(Box::new(move |s| {
+            s.urls.push(url);
+            released_by_another_instance(&store, &key);
+        })),
+    );
+    let out = w.connect(1, ConnectRequest::default()).await.unwrap();
+    assert_eq!(
+        actions(&out.steps, StepKind::OriginationUrl),
+        [StepAction::Reused]
+    );
+    assert_eq!(w.carrier.state().urls.len(), 1, "no second URL");
 }
 
 /// While another instance holds the trunk's lease (changing the trunk), a connect waits for

@@ -6,11 +6,13 @@ use std::time::Duration;
 use super::env::{Env, Problems, parse_bool, parse_number};
 use super::{
     ALLOW_NUMBER_PURCHASE, DEFAULT_DISPATCH_BACKOFF_BASE_MS, DEFAULT_DISPATCH_BACKOFF_MAX_MS,
-    DEFAULT_DISPATCH_MAX_ATTEMPTS, DEFAULT_DISPATCH_RETRY_INTERVAL_MS, DISPATCH_BACKOFF_BASE_MS,
-    DISPATCH_BACKOFF_MAX_MS, DISPATCH_MAX_ATTEMPTS, DISPATCH_RETRY_INTERVAL_MS,
+    DEFAULT_DISPATCH_CLAIM_TTL_SECS, DEFAULT_DISPATCH_MAX_ATTEMPTS,
+    DEFAULT_DISPATCH_RETRY_INTERVAL_MS, DISPATCH_BACKOFF_BASE_MS, DISPATCH_BACKOFF_MAX_MS,
+    DISPATCH_CLAIM_TTL_SECS, DISPATCH_MAX_ATTEMPTS, DISPATCH_RETRY_INTERVAL_MS,
     JOBS_CLAIM_TTL_SECS, JOBS_MAX_RUNNING, JOBS_PARALLELISM, JOBS_POLL_INTERVAL_MS,
-    RECONCILE_CHECKS_PER_MINUTE, RECONCILE_IN_FLIGHT, RECONCILE_PER_INTEGRATION_IN_FLIGHT,
-    RECONCILE_RECHECK_SECS, RECONCILE_TICK_MS, UPSTREAM_CONCURRENCY,
+    LIVEKIT_REQUEST_TIMEOUT_SECS, RECONCILE_CHECKS_PER_MINUTE, RECONCILE_IN_FLIGHT,
+    RECONCILE_PER_INTEGRATION_IN_FLIGHT, RECONCILE_RECHECK_SECS, RECONCILE_TICK_MS,
+    UPSTREAM_CONCURRENCY,
 };
 
 /// A call waits for its agent: a retry loop slower than this is a misconfiguration.
@@ -18,6 +20,9 @@ const MAX_DISPATCH_RETRY_INTERVAL_MS: u64 = 60_000;
 /// Bounds that catch typos (an extra zero) rather than express policy.
 const MAX_DISPATCH_BACKOFF_MS: u64 = 3_600_000;
 const MAX_DISPATCH_ATTEMPTS: u32 = 100;
+const MAX_DISPATCH_CLAIM_TTL_SECS: u64 = 3_600;
+/// LiveKit request timeouts a dispatch claim must outlast (see `parse_dispatch`).
+const CLAIM_TTL_REQUEST_TIMEOUTS: u32 = 4;
 
 /// Agent dispatch retries (see `trunkline_core::usecases::CallSettings`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +32,9 @@ pub struct DispatchConfig {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub max_attempts: u32,
+    /// How long a call's dispatch claim lasts: how soon another instance dispatches the
+    /// agent of a call whose claimant died.
+    pub claim_ttl: Duration,
 }
 
 impl Default for DispatchConfig {
@@ -36,6 +44,7 @@ impl Default for DispatchConfig {
             backoff_base: Duration::from_millis(DEFAULT_DISPATCH_BACKOFF_BASE_MS),
             backoff_max: Duration::from_millis(DEFAULT_DISPATCH_BACKOFF_MAX_MS),
             max_attempts: DEFAULT_DISPATCH_MAX_ATTEMPTS,
+            claim_ttl: Duration::from_secs(DEFAULT_DISPATCH_CLAIM_TTL_SECS),
         }
     }
 }
@@ -101,7 +110,13 @@ impl FleetConfig {
     }
 }
 
-pub(super) fn parse_dispatch(env: &Env, p: &mut Problems) -> DispatchConfig {
+/// `livekit_request_timeout`: the longest one LiveKit request may take, which the dispatch
+/// claim must outlast several times over.
+pub(super) fn parse_dispatch(
+    env: &Env,
+    livekit_request_timeout: Duration,
+    p: &mut Problems,
+) -> DispatchConfig {
     let ms = |name, default, min, max, p: &mut Problems| {
         Duration::from_millis(parse_number(env, name, default, min..=max, p))
     };
@@ -139,11 +154,37 @@ pub(super) fn parse_dispatch(env: &Env, p: &mut Problems) -> DispatchConfig {
         1..=MAX_DISPATCH_ATTEMPTS,
         p,
     );
+    // One attempt makes up to three LiveKit requests (list, create, list again after a lost
+    // answer). A holder still at work must never lose its claim mid-attempt, or another
+    // instance could take the claim over and dispatch the agent a second time. The default
+    // stays above that bound whatever the timeout; a value set below it is refused.
+    let least = livekit_request_timeout * CLAIM_TTL_REQUEST_TIMEOUTS;
+    let default_secs = least.as_secs().max(DEFAULT_DISPATCH_CLAIM_TTL_SECS);
+    let claim_ttl = Duration::from_secs(parse_number(
+        env,
+        DISPATCH_CLAIM_TTL_SECS,
+        default_secs,
+        1..=MAX_DISPATCH_CLAIM_TTL_SECS,
+        p,
+    ));
+    if claim_ttl < least {
+        p.push(
+            DISPATCH_CLAIM_TTL_SECS,
+            format!(
+                "must be at least {CLAIM_TTL_REQUEST_TIMEOUTS} × {LIVEKIT_REQUEST_TIMEOUT_SECS} \
+                 ({} s): one dispatch attempt makes up to three LiveKit requests, and an \
+                 instance still dispatching must never lose the call's claim mid-attempt, or \
+                 another instance could dispatch the agent a second time",
+                least.as_secs()
+            ),
+        );
+    }
     DispatchConfig {
         retry_interval,
         backoff_base,
         backoff_max,
         max_attempts,
+        claim_ttl,
     }
 }
 

@@ -61,6 +61,7 @@ pub const DISPATCH_RETRY_INTERVAL_MS: &str = "TRUNKLINE_DISPATCH_RETRY_INTERVAL_
 pub const DISPATCH_BACKOFF_BASE_MS: &str = "TRUNKLINE_DISPATCH_BACKOFF_BASE_MS";
 pub const DISPATCH_BACKOFF_MAX_MS: &str = "TRUNKLINE_DISPATCH_BACKOFF_MAX_MS";
 pub const DISPATCH_MAX_ATTEMPTS: &str = "TRUNKLINE_DISPATCH_MAX_ATTEMPTS";
+pub const DISPATCH_CLAIM_TTL_SECS: &str = "TRUNKLINE_DISPATCH_CLAIM_TTL_SECS";
 pub const ALLOW_NUMBER_PURCHASE: &str = "TRUNKLINE_ALLOW_NUMBER_PURCHASE";
 pub const RECONCILE_CHECKS_PER_MINUTE: &str = "TRUNKLINE_RECONCILE_CHECKS_PER_MINUTE";
 pub const RECONCILE_RECHECK_SECS: &str = "TRUNKLINE_RECONCILE_RECHECK_SECS";
@@ -109,6 +110,9 @@ pub const DEFAULT_DISPATCH_BACKOFF_BASE_MS: u64 = 1_000;
 pub const DEFAULT_DISPATCH_BACKOFF_MAX_MS: u64 = 60_000;
 /// Attempts before a dispatch is given up and logged for a human.
 pub const DEFAULT_DISPATCH_MAX_ATTEMPTS: u32 = 8;
+/// How long a call's dispatch claim outlives its holder (at least four LiveKit request
+/// timeouts: see `background::parse_dispatch`).
+pub const DEFAULT_DISPATCH_CLAIM_TTL_SECS: u64 = 60;
 
 /// Bounds that catch typos (an extra zero) rather than express policy.
 /// (The bounds of the LiveKit and background settings are in their modules.)
@@ -299,7 +303,11 @@ impl Config {
 
         let livekit = parse_livekit(env, &mut p);
         let livekit_room_prefix = parse_room_prefix(env, &mut p);
-        let dispatch = parse_dispatch(env, &mut p);
+        let livekit_request_timeout = livekit.as_ref().map_or(
+            Duration::from_secs(DEFAULT_LIVEKIT_REQUEST_TIMEOUT_SECS),
+            |l| l.request_timeout,
+        );
+        let dispatch = parse_dispatch(env, livekit_request_timeout, &mut p);
         let lease_ttl = Duration::from_millis(parse_number(
             env,
             LEASE_TTL_MS,
@@ -507,6 +515,7 @@ mod tests {
         assert_eq!(c.dispatch.backoff_base, Duration::from_secs(1));
         assert_eq!(c.dispatch.backoff_max, Duration::from_secs(60));
         assert_eq!(c.dispatch.max_attempts, 8);
+        assert_eq!(c.dispatch.claim_ttl, Duration::from_secs(60));
         assert!(c.sip_target.is_none());
         assert!(!c.allow_sip_target_override);
         // The adapters' own defaults (their tests pin the values).
@@ -559,6 +568,7 @@ mod tests {
             (DISPATCH_BACKOFF_BASE_MS, "100"),
             (DISPATCH_BACKOFF_MAX_MS, "5000"),
             (DISPATCH_MAX_ATTEMPTS, "3"),
+            (DISPATCH_CLAIM_TTL_SECS, "16"),
             (SIP_TARGET, "sip:abc.sip.livekit.cloud;transport=tcp"),
             (ALLOW_SIP_TARGET_OVERRIDE, "yes"),
             (OUTBOUND_ALLOWED_COUNTRIES, "us, CA,US"),
@@ -632,6 +642,7 @@ mod tests {
                 backoff_base: Duration::from_millis(100),
                 backoff_max: Duration::from_secs(5),
                 max_attempts: 3,
+                claim_ttl: Duration::from_secs(16),
             }
         );
         assert_eq!(
@@ -760,6 +771,9 @@ mod tests {
             (DISPATCH_BACKOFF_BASE_MS, "soon", DISPATCH_BACKOFF_BASE_MS),
             (DISPATCH_BACKOFF_MAX_MS, "10", DISPATCH_BACKOFF_MAX_MS),
             (DISPATCH_MAX_ATTEMPTS, "0", DISPATCH_MAX_ATTEMPTS),
+            (DISPATCH_CLAIM_TTL_SECS, "0", DISPATCH_CLAIM_TTL_SECS),
+            (DISPATCH_CLAIM_TTL_SECS, "3601", DISPATCH_CLAIM_TTL_SECS),
+            (DISPATCH_CLAIM_TTL_SECS, "a minute", DISPATCH_CLAIM_TTL_SECS),
         ];
         for (var, value, named) in cases {
             let mut pairs = livekit.to_vec();
@@ -782,6 +796,67 @@ mod tests {
         ] {
             assert!(err.names(var), "{err} does not name {var}");
         }
+    }
+
+    /// The dispatch claim lasts 60 s unless set, and never less than four LiveKit request
+    /// timeouts: a claimant still at work must not lose its claim mid-attempt.
+    #[test]
+    fn dispatch_claim_ttl_defaults_to_60_s_and_outlasts_four_livekit_requests() {
+        let livekit = [
+            (LIVEKIT_URL, "http://127.0.0.1:7880"),
+            (LIVEKIT_API_KEY, "APIkey"),
+            (LIVEKIT_API_SECRET, "s3cret"),
+        ];
+        let claim_ttl = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = livekit.to_vec();
+            pairs.extend_from_slice(extra);
+            parse(&pairs).map(|c| c.dispatch.claim_ttl)
+        };
+        let secs = Duration::from_secs;
+        assert_eq!(claim_ttl(&[]).unwrap(), secs(60));
+        assert_eq!(parse(&[]).unwrap().dispatch.claim_ttl, secs(60));
+        assert_eq!(
+            claim_ttl(&[(DISPATCH_CLAIM_TTL_SECS, "45")]).unwrap(),
+            secs(45)
+        );
+        assert_eq!(
+            claim_ttl(&[(DISPATCH_CLAIM_TTL_SECS, "40")]).unwrap(),
+            secs(40),
+            "exactly four 10 s requests"
+        );
+        // Unset, it follows a longer request timeout up rather than refuse to start.
+        assert_eq!(
+            claim_ttl(&[(LIVEKIT_REQUEST_TIMEOUT_SECS, "20")]).unwrap(),
+            secs(80)
+        );
+        assert_eq!(
+            claim_ttl(&[
+                (LIVEKIT_REQUEST_TIMEOUT_SECS, "2"),
+                (DISPATCH_CLAIM_TTL_SECS, "8")
+            ])
+            .unwrap(),
+            secs(8)
+        );
+
+        for (extra, least) in [
+            (&[(DISPATCH_CLAIM_TTL_SECS, "39")][..], "40 s"),
+            (
+                &[
+                    (LIVEKIT_REQUEST_TIMEOUT_SECS, "30"),
+                    (DISPATCH_CLAIM_TTL_SECS, "60"),
+                ][..],
+                "120 s",
+            ),
+        ] {
+            let mut pairs = livekit.to_vec();
+            pairs.extend_from_slice(extra);
+            let line = problem(&pairs, DISPATCH_CLAIM_TTL_SECS);
+            assert!(line.contains(least), "{line}");
+            assert!(line.contains(LIVEKIT_REQUEST_TIMEOUT_SECS), "{line}");
+            assert!(line.contains("never lose"), "{line}");
+        }
+        // Without LiveKit the bound is the default request timeout's.
+        problem(&[(DISPATCH_CLAIM_TTL_SECS, "30")], DISPATCH_CLAIM_TTL_SECS);
     }
 
     #[test]

@@ -125,9 +125,10 @@ impl Onboarding {
     /// queued one by one behind its lease (331 s for 1,000 numbers, docs/benchmarks.md).
     ///
     /// A connect that must change the trunk (create it, reconcile its URLs) does so under the
-    /// lease, reading the shared trunk again under it: two such connects never both create a
-    /// URL. A dedicated trunk is only ever changed under its number's lease, which the caller
-    /// holds, so what was read stays true.
+    /// lease, reading the shared trunk again under it unless it took the lease in the state it
+    /// peeked before the first read (nobody held it since: that read stands): two such
+    /// connects never both create a URL. A dedicated trunk is only ever changed under its
+    /// number's lease, which the caller holds, so what was read stays true.
     pub(super) async fn trunk_in_place(
         &self,
         job: &Job<'_>,
@@ -150,14 +151,11 @@ impl Onboarding {
                 if self.ports.leases.peek_lease(key).await? == seen {
                     return Ok(result);
                 }
-            } else if let Some(lease) = self
-                .ports
-                .leases
-                .try_acquire_lease(key, &self.settings.instance_id, self.settings.lease_ttl)
-                .await?
+            } else if let Some((lease, read_stands)) =
+                self.try_acquire_lease_since(key, seen).await?
             {
                 let work = async {
-                    let found = if reread {
+                    let found = if reread && !read_stands {
                         find_trunk(job.carrier, job.creds, job.desired_name, stored.as_ref())
                             .await?
                     } else {
