@@ -296,7 +296,9 @@ impl World {
             .with("TRUNKLINE_JOBS_POLL_INTERVAL_MS", "50")
             .with("TRUNKLINE_JOBS_PARALLELISM", "1")
             // A call whose dispatch claim a killed instance held is dispatched soon after the
-            // claim runs out.
+            // claim runs out: the least claim the servers accept with the LiveKit timeout of
+            // the tests (4 × 5 s), not the default 60 s.
+            .with("TRUNKLINE_DISPATCH_CLAIM_TTL_SECS", "20")
             .with("TRUNKLINE_DISPATCH_RETRY_INTERVAL_MS", "500");
         let server = settings.start().await;
         Self {
@@ -967,7 +969,7 @@ impl World {
         let record = record.ok();
         if dispatched == 0 || record["dispatchStatus"] != "dispatched" {
             // The killed instance held the call's dispatch claim: the background retrier
-            // dispatches once the claim has run out (60 s). Checked at the end.
+            // dispatches once the claim has run out (20 s here). Checked at the end.
             self.pending_dispatch
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -1181,7 +1183,7 @@ every_kill_point!(
     telnyx_reconnect: Telnyx Reconnect,
     telnyx_disconnect: Telnyx Disconnect,
     // Placing a call first: the calls whose dispatch a killed instance held get their agent
-    // once that claim runs out (60 s), which the outbound connect's rounds take.
+    // once that claim runs out (20 s here), which the outbound connect's rounds take.
     twilio_outbound: Twilio PlaceCall ConnectOutbound,
     telnyx_outbound: Telnyx PlaceCall ConnectOutbound,
     twilio_bulk_jobs: Twilio BulkConnect BulkDisconnect,

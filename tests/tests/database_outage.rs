@@ -31,8 +31,10 @@ use trunkline_twilio::PhoneNumberSid;
 use support::livekit::{SETTLE, call_by_room, livekit_emulator, wait_for, webhook_url};
 use support::{Backend, Carrier, Client, Settings, Transcript, emulator, token};
 
-/// How long a dispatch claim outlives its holder (`trunkline_core`'s `CallSettings::claim_ttl`).
-const CLAIM_TTL: Duration = Duration::from_secs(60);
+/// How long a dispatch claim outlives its holder (`TRUNKLINE_DISPATCH_CLAIM_TTL_SECS`): the
+/// least the servers accept with the LiveKit timeout of the tests (5 s), so that a dispatch
+/// made just as the database went away is recorded 20 s later, not 60 s (the default).
+const CLAIM_TTL: Duration = Duration::from_secs(20);
 
 /// A PostgreSQL cluster in a temporary directory, stopped and removed on drop.
 struct Cluster {
@@ -268,7 +270,11 @@ async fn database_outage_under_load() {
         .with_livekit(&lk)
         .with("TRUNKLINE_DATABASE_URL", &cluster.url())
         .with("TRUNKLINE_DATABASE_TIMEOUT_MS", "500")
-        .with("TRUNKLINE_LEASE_TTL_MS", "2000");
+        .with("TRUNKLINE_LEASE_TTL_MS", "2000")
+        .with(
+            "TRUNKLINE_DISPATCH_CLAIM_TTL_SECS",
+            &CLAIM_TTL.as_secs().to_string(),
+        );
     let servers: Vec<TestServer> = join_all((0..2).map(|_| settings.start())).await;
     let transcript = Transcript::default();
     let acme_token = token("acme", &["customer"]);
@@ -432,7 +438,7 @@ async fn database_outage_under_load() {
 
     // --- every call dispatched exactly once. A dispatch made just as the database went away
     // cannot be recorded, and its claim outlives it: the record says `dispatched` once the
-    // claim has run out (the calls' `claim_ttl`, 60 s) and the retrier finds the agent in the
+    // claim has run out (`CLAIM_TTL`) and the retrier finds the agent in the
     // room. LiveKit has the agent at once all the same.
     let mut late = Vec::new();
     for room in &rooms {
