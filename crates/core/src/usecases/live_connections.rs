@@ -15,9 +15,15 @@
 //!   entry is reused for that long after it was read, then read again). A number connected
 //!   elsewhere is seen at once: only live connections are cached, never their absence.
 //!
-//! Concurrent deliveries for a number that is not in memory (a burst when an entry expires,
-//! or the first calls after a start) share one store read: the first starts it, the others
-//! wait for its answer.
+//! Concurrent deliveries for a number that is not in memory (the first calls after a start,
+//! or after a quiet spell longer than the TTL) share one store read: the first starts it,
+//! the others wait for its answer.
+//!
+//! An entry in use is read again before it expires: the first delivery that finds it older
+//! than [`REFRESH_AFTER`] of the TTL reads the store itself, while every other delivery keeps
+//! answering from the entry, which is still within its TTL. So on a number with steady
+//! calls nobody waits for an expiry: one delivery per number per refresh pays the round
+//! trip any miss would, instead of every delivery in flight as the entry expired.
 //!
 //! Only the webhook path reads through the cache ([`LiveConnections::live_for_called`]);
 //! every [`ConnectionStore`] method, `find_live_connection_by_e164` included, goes to the
@@ -25,7 +31,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's, so that tests can move time (it is the system's clock outside a paused runtime).
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -42,6 +51,9 @@ pub const LIVE_CONNECTION_TTL: Duration = Duration::from_secs(5);
 
 /// Entries kept at most; past it the cache is emptied (the next deliveries read the store).
 const MAX_ENTRIES: usize = 10_000;
+
+/// The share of the TTL after which the next delivery refreshes an entry (see the module).
+pub const REFRESH_AFTER: f64 = 0.75;
 
 /// The called number of a webhook, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,28 +113,41 @@ impl LiveConnections {
     /// # Errors
     /// Store failures.
     pub async fn live_for_called(&self, raw: &str) -> Result<CalledNumber, StoreError> {
-        let generation = {
+        // `refreshing`: the entry, still valid, that this delivery reads again.
+        let (generation, refreshing) = {
             let state = self.state();
-            if let Some((read_at, conn)) = state.entries.get(raw)
-                && read_at.elapsed() < self.ttl
-            {
-                return Ok(CalledNumber {
-                    number: Some(conn.e164.clone()),
-                    connection: Some(conn.clone()),
-                });
+            match state.entries.get(raw) {
+                Some((read_at, conn)) if read_at.elapsed() < self.ttl => {
+                    if read_at.elapsed() < self.ttl.mul_f64(REFRESH_AFTER)
+                        || state.reading.contains_key(raw)
+                    {
+                        return Ok(hit(conn));
+                    }
+                    (state.generation, Some(conn.clone()))
+                }
+                _ => (state.generation, None),
             }
-            state.generation
         };
-        let Ok(number) = E164::parse(raw) else {
-            return Ok(CalledNumber {
-                number: None,
-                connection: None,
-            });
+        let number = match &refreshing {
+            Some(conn) => conn.e164.clone(),
+            None => match E164::parse(raw) {
+                Ok(number) => number,
+                Err(_) => {
+                    return Ok(CalledNumber {
+                        number: None,
+                        connection: None,
+                    });
+                }
+            },
         };
         let read_at = Instant::now();
         let (id, read) = {
             let mut state = self.state();
             if let Some(under_way) = state.reading.get(raw) {
+                // Another delivery started the refresh meanwhile: the entry still answers.
+                if let Some(conn) = &refreshing {
+                    return Ok(hit(conn));
+                }
                 under_way.clone()
             } else {
                 let inner = Arc::clone(&self.inner);
@@ -149,16 +174,24 @@ impl LiveConnections {
             }
         }
         let connection = connection?;
-        if let Some(conn) = &connection {
+        {
             let mut state = self.state();
             // A local change while reading may have made what was read stale.
             if state.generation == generation {
-                if state.entries.len() >= MAX_ENTRIES {
-                    state.entries.clear();
+                match &connection {
+                    Some(conn) => {
+                        if state.entries.len() >= MAX_ENTRIES {
+                            state.entries.clear();
+                        }
+                        state
+                            .entries
+                            .insert(raw.to_owned(), (read_at, conn.clone()));
+                    }
+                    // Disconnected elsewhere: the entry being refreshed answers no more.
+                    None => {
+                        state.entries.remove(raw);
+                    }
                 }
-                state
-                    .entries
-                    .insert(raw.to_owned(), (read_at, conn.clone()));
             }
         }
         Ok(CalledNumber {
@@ -173,6 +206,13 @@ impl LiveConnections {
         state.generation = state.generation.wrapping_add(1);
         state.entries.clear();
         state.reading.clear();
+    }
+}
+
+fn hit(conn: &NumberConnection) -> CalledNumber {
+    CalledNumber {
+        number: Some(conn.e164.clone()),
+        connection: Some(conn.clone()),
     }
 }
 
@@ -235,6 +275,15 @@ mod tests {
         (LiveConnections::new(Arc::new(store.clone()), ttl), store)
     }
 
+    async fn routed(cache: &LiveConnections) -> bool {
+        cache
+            .live_for_called(CALLED)
+            .await
+            .unwrap()
+            .connection
+            .is_some()
+    }
+
     fn lookups(store: &MemoryStore) -> usize {
         store.calls_to("find_live_connection_by_e164")
     }
@@ -271,23 +320,11 @@ mod tests {
     #[tokio::test]
     async fn another_instances_change_is_seen_after_the_ttl() {
         let (cache, store) = cache(Duration::from_millis(50));
-        assert!(
-            cache
-                .live_for_called(CALLED)
-                .await
-                .unwrap()
-                .connection
-                .is_some()
-        );
+        assert!(routed(&cache).await);
         // Another instance disconnects the number: straight into the store.
         store.tables().connections[0].status = ConnectionStatus::Disconnected;
         assert!(
-            cache
-                .live_for_called(CALLED)
-                .await
-                .unwrap()
-                .connection
-                .is_some(),
+            routed(&cache).await,
             "within the ttl the cached connection may still answer"
         );
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -364,7 +401,10 @@ mod tests {
             &self,
             e164: &E164,
         ) -> Result<Option<NumberConnection>, StoreError> {
-            let _permit = self.gate.acquire().await;
+            // Each read takes a pass for good (`open` hands out plenty).
+            if let Ok(pass) = self.gate.acquire().await {
+                pass.forget();
+            }
             self.store.find_live_connection_by_e164(e164).await
         }
         async fn list_connections(
@@ -398,6 +438,69 @@ mod tests {
             assert_eq!(again.connection.is_some(), routed);
             assert_eq!(lookups(&store), reads + usize::from(!routed));
         }
+    }
+
+    /// Issue 17: an entry in use is read again before it expires, by one delivery, while
+    /// the others keep answering from it; a number disconnected elsewhere stops answering
+    /// as soon as that read sees it.
+    #[tokio::test(start_paused = true)]
+    async fn an_entry_in_use_is_refreshed_before_it_expires_and_nobody_else_waits() {
+        let ttl = Duration::from_secs(4);
+        let (_, store) = cache(Duration::from_secs(60));
+        let slow = Arc::new(Slow {
+            store: store.clone(),
+            gate: tokio::sync::Semaphore::new(1),
+        });
+        let cache = LiveConnections::new(slow.clone(), ttl);
+        assert!(routed(&cache).await);
+        assert_eq!(lookups(&store), 1);
+
+        // Before three quarters of the TTL: from memory.
+        tokio::time::advance(Duration::from_millis(2_900)).await;
+        let early = cache.live_for_called(CALLED).now_or_never();
+        assert!(early.is_some_and(|a| a.unwrap().connection.is_some()));
+        assert_eq!(lookups(&store), 1);
+
+        // Past them, within the TTL: the next delivery reads again (and waits for the store)…
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let mut refresher = Box::pin(cache.live_for_called(CALLED));
+        assert!(
+            futures::poll!(&mut refresher).is_pending(),
+            "it reads the store"
+        );
+        // …while the others answer at once from the entry.
+        for _ in 0..3 {
+            let other = cache.live_for_called(CALLED).now_or_never();
+            assert!(
+                other.is_some_and(|a| a.unwrap().connection.is_some()),
+                "answered without waiting for the refresh"
+            );
+        }
+        slow.gate.add_permits(1);
+        assert!(refresher.await.unwrap().connection.is_some());
+        assert_eq!(lookups(&store), 2, "one read for the refresh");
+
+        // Past the first read's TTL the refreshed entry still answers from memory.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let later = cache.live_for_called(CALLED).now_or_never();
+        assert!(later.is_some_and(|a| a.unwrap().connection.is_some()));
+        assert_eq!(lookups(&store), 2);
+
+        // Disconnected on another instance: the next refresh sees it, and from then on
+        // the number has no live connection here, before the entry would have expired.
+        store.tables().connections[0].status = ConnectionStatus::Disconnected;
+        tokio::time::advance(Duration::from_secs(2)).await;
+        slow.gate.add_permits(1);
+        assert_eq!(
+            cache.live_for_called(CALLED).await.unwrap().connection,
+            None
+        );
+        slow.gate.add_permits(1);
+        assert_eq!(
+            cache.live_for_called(CALLED).await.unwrap().connection,
+            None
+        );
+        assert_eq!(lookups(&store), 4, "absence is never cached");
     }
 
     /// A read that started before a local change is not joined after it.
