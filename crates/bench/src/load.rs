@@ -61,6 +61,8 @@ pub struct LoadResult {
     pub cut_short: bool,
     /// Latencies (as `latencies`) per job class.
     pub by_class: BTreeMap<&'static str, Latencies>,
+    /// Open loop: the arrival rate asked for.
+    pub offered_rate: Option<f64>,
 }
 
 /// The JSON form of a run.
@@ -81,6 +83,21 @@ pub struct LoadReport {
     pub cut_short: bool,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub latency_by_class: BTreeMap<&'static str, Summary>,
+    /// Open loop: the arrival rate asked for, and whether the answers kept up with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_rate_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_offered_rate: Option<bool>,
+}
+
+/// The share of an open loop's offered rate its answers must reach for the run to count as
+/// measured at that load. Below it the server (or the machine under it) fell behind: the
+/// latencies are those of a growing queue, not of the load asked for.
+pub const HELD_SHARE: f64 = 0.95;
+
+/// Whether answers at `achieved` per second kept up with `offered` per second.
+pub fn held(offered: f64, achieved: f64) -> bool {
+    achieved >= HELD_SHARE * offered
 }
 
 impl LoadResult {
@@ -107,7 +124,14 @@ impl LoadResult {
                 .iter()
                 .map(|(k, v)| (*k, v.summary()))
                 .collect(),
+            offered_rate_per_s: self.offered_rate.map(f64::round),
+            held_offered_rate: self.held_rate(),
         }
+    }
+
+    /// Open loop: whether the answers kept up with the offered rate (see [`held`]).
+    pub fn held_rate(&self) -> Option<bool> {
+        self.offered_rate.map(|r| held(r, self.rate()))
     }
 
     /// Every request answered 2xx.
@@ -193,6 +217,7 @@ pub async fn run(client: &reqwest::Client, jobs: Arc<[Job]>, options: LoadOption
         error_samples: total.error_samples,
         cut_short: sent < jobs.len(),
         by_class: total.by_class,
+        offered_rate: options.rate,
     }
 }
 
@@ -277,4 +302,18 @@ async fn worker(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::held;
+
+    #[test]
+    fn an_open_loop_that_fell_behind_did_not_hold_its_rate() {
+        // Session 10's first half-rate run: 2,331/s asked, 2,182/s answered.
+        assert!(!held(2_331.0, 2_182.0));
+        assert!(held(2_982.0, 2_980.0));
+        assert!(held(100.0, 95.0));
+        assert!(!held(100.0, 94.9));
+    }
 }

@@ -174,12 +174,25 @@ impl Perf {
 pub struct CpuSnapshot {
     pub machine_busy: u64,
     pub machine_total: u64,
+    /// Ticks the hypervisor ran something else while this machine wanted a core (part of
+    /// `machine_busy`).
+    pub machine_steal: u64,
     pub processes: BTreeMap<u32, u64>,
     pub at: Option<Instant>,
 }
 
-/// Busy and total ticks of the `cpu` line of a `/proc/stat` text.
-pub fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
+/// The machine's ticks from the `cpu` line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MachineTicks {
+    /// Everything but idle and I/O wait (steal included).
+    pub busy: u64,
+    pub total: u64,
+    /// Stolen by the hypervisor.
+    pub steal: u64,
+}
+
+/// The machine's ticks from the `cpu` line of a `/proc/stat` text.
+pub fn parse_proc_stat(text: &str) -> Option<MachineTicks> {
     let line = text.lines().find(|l| l.starts_with("cpu "))?;
     let v: Vec<u64> = line
         .split_whitespace()
@@ -189,7 +202,11 @@ pub fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
     // user nice system idle iowait irq softirq steal ...
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    Some((total.saturating_sub(idle), total))
+    Some(MachineTicks {
+        busy: total.saturating_sub(idle),
+        total,
+        steal: v.get(7).copied().unwrap_or(0),
+    })
 }
 
 /// utime + stime of a `/proc/<pid>/stat` text (the command may contain spaces and
@@ -205,7 +222,7 @@ pub fn parse_pid_stat(text: &str) -> Option<u64> {
 
 impl CpuSnapshot {
     pub fn take(pids: &[u32]) -> Self {
-        let (machine_busy, machine_total) = std::fs::read_to_string("/proc/stat")
+        let machine = std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|t| parse_proc_stat(&t))
             .unwrap_or_default();
@@ -217,8 +234,9 @@ impl CpuSnapshot {
             })
             .collect();
         Self {
-            machine_busy,
-            machine_total,
+            machine_busy: machine.busy,
+            machine_total: machine.total,
+            machine_steal: machine.steal,
             processes,
             at: Some(Instant::now()),
         }
@@ -233,6 +251,7 @@ impl CpuSnapshot {
             .saturating_sub(self.machine_total)
             .max(1) as f64;
         let busy = later.machine_busy.saturating_sub(self.machine_busy) as f64;
+        let steal = later.machine_steal.saturating_sub(self.machine_steal) as f64;
         let procs: u64 = later
             .processes
             .iter()
@@ -241,6 +260,7 @@ impl CpuSnapshot {
         CpuShares {
             machine_busy: crate::stats::round3(busy / total),
             processes: crate::stats::round3(procs as f64 / total),
+            steal: crate::stats::round3(steal / total),
         }
     }
 }
@@ -250,6 +270,9 @@ impl CpuSnapshot {
 pub struct CpuShares {
     pub machine_busy: f64,
     pub processes: f64,
+    /// Taken by the hypervisor for other guests: time this machine wanted a core and had
+    /// none. A run with much of it measured the host's neighbours as much as trunkline.
+    pub steal: f64,
 }
 
 #[cfg(test)]
@@ -259,7 +282,14 @@ mod tests {
     #[test]
     fn proc_stat_busy_and_total() {
         let text = "cpu  100 5 50 800 20 1 2 3 0 0\ncpu0 1 2 3 4\n";
-        assert_eq!(parse_proc_stat(text), Some((161, 981)));
+        assert_eq!(
+            parse_proc_stat(text),
+            Some(MachineTicks {
+                busy: 161,
+                total: 981,
+                steal: 3
+            })
+        );
         assert_eq!(parse_proc_stat("intr 1 2\n"), None);
     }
 
@@ -275,17 +305,20 @@ mod tests {
         let a = CpuSnapshot {
             machine_busy: 100,
             machine_total: 1000,
+            machine_steal: 10,
             processes: BTreeMap::from([(1, 10), (2, 5)]),
             at: None,
         };
         let b = CpuSnapshot {
             machine_busy: 250,
             machine_total: 1200,
+            machine_steal: 40,
             processes: BTreeMap::from([(1, 60), (2, 55)]),
             at: None,
         };
         let s = a.shares(&b);
         assert!((s.machine_busy - 0.75).abs() < 1e-9);
         assert!((s.processes - 0.5).abs() < 1e-9);
+        assert!((s.steal - 0.15).abs() < 1e-9);
     }
 }

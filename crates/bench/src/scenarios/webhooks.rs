@@ -509,8 +509,24 @@ async fn measure_run(
     } else {
         String::new()
     };
+    let held = result.offered_rate.map_or_else(String::new, |r| {
+        format!(
+            " (offered {r:.0}/s{})",
+            if result.held_rate() == Some(false) {
+                ": fell behind, not at this load"
+            } else {
+                ""
+            }
+        )
+    });
+    let steal = cpu["servers"]["steal"]
+        .as_f64()
+        .filter(|s| *s > STEAL_WORTH_NAMING)
+        .map_or_else(String::new, |s| {
+            format!(", steal {:.0} % of the machine", s * 100.0)
+        });
     say(&format!(
-        "  {name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, failed {}, errors {}{ttd}{xacts}{}",
+        "  {name}: {:.0}/s{held}, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, failed {}, errors {}{ttd}{xacts}{steal}{}",
         result.rate(),
         result.latencies.quantile_ms(0.5),
         result.latencies.quantile_ms(0.99),
@@ -764,8 +780,9 @@ async fn run_deployment(
     let find = |name: &str| runs.iter().find(|r| r.name == name);
     let no_action_rate = find("no action only").map(|r| r.result.rate());
     let sip_rate = find("SIP participant_joined only").map(|r| r.result.rate());
-    let half_p99 =
-        find("mix 80/20, half the max rate").map(|r| r.result.latencies.quantile_ms(0.99));
+    let half = find("mix 80/20, half the max rate");
+    let half_p99 = half.map(|r| r.result.latencies.quantile_ms(0.99));
+    let half_ttd_p99 = half.and_then(|r| r.time_to_dispatch.quantile_ms(0.99));
     let all_checks_ok = runs
         .iter()
         .filter_map(|r| r.check.as_ref())
@@ -788,6 +805,13 @@ async fn run_deployment(
             "no_action_to_healthz": no_action_rate.and_then(|r| ratio(r, healthz.rate())).map(round3),
             "sip_joined_to_insert": sip_rate.and_then(|r| ratio(r, insert_ceiling)).map(round3),
             "half_rate_p99_ms": half_p99.map(round3),
+            "half_rate_time_to_dispatch_p99_ms": half_ttd_p99.map(round3),
+            // Whether the half-rate run was at half load at all (see `load::held`), and
+            // how much of the machine the hypervisor took meanwhile.
+            "half_rate_held": half.and_then(|r| r.result.held_rate()),
+            "half_rate_offered_per_s": half.and_then(|r| r.result.offered_rate).map(f64::round),
+            "half_rate_answered_per_s": half.map(|r| r.result.rate().round()),
+            "half_rate_steal": half.and_then(|r| r.cpu["servers"]["steal"].as_f64()),
         },
         "memory": {
             "idle": idle,
@@ -811,6 +835,50 @@ fn cell(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "–".to_owned(), |x| format!("{x:.digits$}"))
 }
 
+/// Steal above this share of the machine is named beside a run's figures.
+const STEAL_WORTH_NAMING: f64 = 0.02;
+
+/// Steal above this share of the machine during the half-rate run leaves its p99 unjudged:
+/// session 10 measured p99s of 244 ms at 30 % steal and 9.6 ms at none, for one build on
+/// one machine within 15 minutes.
+const STEAL_UNJUDGED: f64 = 0.05;
+
+/// A half-rate p99 (`key` of the deployment's `ratios`) against `limit` ms. A run whose
+/// answers fell behind the offered rate was not at half load, and one during which the
+/// hypervisor took much of the machine measured its neighbours: their figures are shown
+/// but judged neither way. Steal worth naming is named.
+fn half_rate_cell(ratios: &Value, key: &str, limit: f64) -> String {
+    let Some(p99) = ratios[key].as_f64() else {
+        return "–".to_owned();
+    };
+    let steal = ratios["half_rate_steal"].as_f64().unwrap_or(0.0);
+    let figure = cell(Some(p99), 2);
+    if ratios["half_rate_held"] == false {
+        let mut out = format!(
+            "{figure} not at half load (answered {} of {}/s)",
+            cell(ratios["half_rate_answered_per_s"].as_f64(), 0),
+            cell(ratios["half_rate_offered_per_s"].as_f64(), 0),
+        );
+        if steal > STEAL_WORTH_NAMING {
+            let _ = write!(out, ", steal {:.0} %", steal * 100.0);
+        }
+        out
+    } else if steal > STEAL_UNJUDGED {
+        format!(
+            "{figure} not judged (steal {:.0} % of the machine)",
+            steal * 100.0
+        )
+    } else if steal > STEAL_WORTH_NAMING {
+        format!(
+            "{figure} {} (steal {:.0} %)",
+            verdict(p99 < limit),
+            steal * 100.0
+        )
+    } else {
+        format!("{figure} {}", verdict(p99 < limit))
+    }
+}
+
 /// The Markdown tables of [`run`]'s result.
 pub fn markdown(results: &Value) -> String {
     let mut ceilings = String::from(
@@ -820,7 +888,7 @@ pub fn markdown(results: &Value) -> String {
         "| deployment | run | deliveries | deliveries/s | distinct events/s | p50 ms | p99 ms | max ms | p99 ms no action / SIP join | time to dispatch p50 / p99 ms | transactions / delivery (net of background polls) | failed | dispatches / calls |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut targets = String::from(
-        "| deployment | no action / HTTP ceiling (≥ 0.70) | SIP joined / insert ceiling (≥ 0.60) | p99 at half max rate (< 25 ms) | dispatches == calls | RSS idle / under load MiB |\n|---|---|---|---|---|---|\n",
+        "| deployment | no action / HTTP ceiling (≥ 0.70) | SIP joined / insert ceiling (≥ 0.60) | p99 at half max rate (< 25 ms) | time to dispatch p99 at half max rate (< 15 ms) | dispatches == calls | RSS idle / under load MiB |\n|---|---|---|---|---|---|---|\n",
     );
     for d in results.as_array().into_iter().flatten() {
         let name = d["deployment"].as_str().unwrap_or_default();
@@ -901,7 +969,6 @@ pub fn markdown(results: &Value) -> String {
         let ratios = &d["ratios"];
         let na = ratios["no_action_to_healthz"].as_f64();
         let sip = ratios["sip_joined_to_insert"].as_f64();
-        let p99 = ratios["half_rate_p99_ms"].as_f64();
         let with = |v: Option<f64>, ok: fn(f64) -> bool, digits: usize| {
             v.map_or_else(
                 || "–".to_owned(),
@@ -910,10 +977,11 @@ pub fn markdown(results: &Value) -> String {
         };
         let _ = writeln!(
             targets,
-            "| {name} | {} | {} | {} | {} | {} / {} ({}) |",
+            "| {name} | {} | {} | {} | {} | {} | {} / {} ({}) |",
             with(na, |x| x >= 0.70, 2),
             with(sip, |x| x >= 0.60, 2),
-            with(p99, |x| x < 25.0, 2),
+            half_rate_cell(ratios, "half_rate_p99_ms", 25.0),
+            half_rate_cell(ratios, "half_rate_time_to_dispatch_p99_ms", 15.0),
             if d["runs"].as_array().is_some_and(|r| !r.is_empty()) {
                 verdict(d["dispatch_checks_ok"] == true).to_owned()
             } else {
@@ -929,7 +997,45 @@ pub fn markdown(results: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::net_per_delivery;
+    use super::{half_rate_cell, net_per_delivery};
+    use serde_json::json;
+
+    #[test]
+    fn a_half_rate_figure_is_judged_only_when_the_run_was_at_half_load() {
+        let held = json!({"half_rate_time_to_dispatch_p99_ms": 9.474, "half_rate_held": true,
+            "half_rate_offered_per_s": 2_093.0, "half_rate_answered_per_s": 2_092.0, "half_rate_steal": 0.004});
+        assert_eq!(
+            half_rate_cell(&held, "half_rate_time_to_dispatch_p99_ms", 15.0),
+            "9.47 met"
+        );
+        assert_eq!(
+            half_rate_cell(&held, "half_rate_time_to_dispatch_p99_ms", 5.0),
+            "9.47 **missed**"
+        );
+        let behind = json!({"half_rate_time_to_dispatch_p99_ms": 249.245, "half_rate_held": false,
+            "half_rate_offered_per_s": 3_283.0, "half_rate_answered_per_s": 2_116.0, "half_rate_steal": 0.061});
+        assert_eq!(
+            half_rate_cell(&behind, "half_rate_time_to_dispatch_p99_ms", 15.0),
+            "249.25 not at half load (answered 2116 of 3283/s), steal 6 %"
+        );
+        // Session 10: held, but the hypervisor took 30 % of the machine.
+        let stolen = json!({"half_rate_time_to_dispatch_p99_ms": 244.048, "half_rate_held": true,
+            "half_rate_offered_per_s": 2_426.0, "half_rate_answered_per_s": 2_414.0, "half_rate_steal": 0.305});
+        assert_eq!(
+            half_rate_cell(&stolen, "half_rate_time_to_dispatch_p99_ms", 15.0),
+            "244.05 not judged (steal 30 % of the machine)"
+        );
+        let some = json!({"half_rate_time_to_dispatch_p99_ms": 12.5, "half_rate_held": true,
+            "half_rate_steal": 0.03});
+        assert_eq!(
+            half_rate_cell(&some, "half_rate_time_to_dispatch_p99_ms", 15.0),
+            "12.50 met (steal 3 %)"
+        );
+        // Older raw files know neither: judged as before.
+        let old = json!({"half_rate_p99_ms": 14.103});
+        assert_eq!(half_rate_cell(&old, "half_rate_p99_ms", 25.0), "14.10 met");
+        assert_eq!(half_rate_cell(&old, "missing", 25.0), "–");
+    }
 
     #[test]
     fn net_transactions_take_off_every_poller_of_every_instance() {
