@@ -172,11 +172,7 @@ impl Perf {
 /// `/proc/<pid>/stat`), in clock ticks.
 #[derive(Debug, Clone, Default)]
 pub struct CpuSnapshot {
-    pub machine_busy: u64,
-    pub machine_total: u64,
-    /// Ticks the hypervisor ran something else while this machine wanted a core (part of
-    /// `machine_busy`).
-    pub machine_steal: u64,
+    pub machine: MachineTicks,
     pub processes: BTreeMap<u32, u64>,
     pub at: Option<Instant>,
 }
@@ -187,7 +183,7 @@ pub struct MachineTicks {
     /// Everything but idle and I/O wait (steal included).
     pub busy: u64,
     pub total: u64,
-    /// Stolen by the hypervisor.
+    /// The hypervisor ran something else while this machine wanted a core.
     pub steal: u64,
 }
 
@@ -234,9 +230,7 @@ impl CpuSnapshot {
             })
             .collect();
         Self {
-            machine_busy: machine.busy,
-            machine_total: machine.total,
-            machine_steal: machine.steal,
+            machine,
             processes,
             at: Some(Instant::now()),
         }
@@ -246,12 +240,10 @@ impl CpuSnapshot {
     /// busy): the whole machine, the given processes together.
     #[allow(clippy::cast_precision_loss)] // tick counts far below 2^53
     pub fn shares(&self, later: &Self) -> CpuShares {
-        let total = later
-            .machine_total
-            .saturating_sub(self.machine_total)
-            .max(1) as f64;
-        let busy = later.machine_busy.saturating_sub(self.machine_busy) as f64;
-        let steal = later.machine_steal.saturating_sub(self.machine_steal) as f64;
+        let (a, b) = (self.machine, later.machine);
+        let total = b.total.saturating_sub(a.total).max(1) as f64;
+        let busy = b.busy.saturating_sub(a.busy) as f64;
+        let steal = b.steal.saturating_sub(a.steal) as f64;
         let procs: u64 = later
             .processes
             .iter()
@@ -303,16 +295,20 @@ mod tests {
     #[test]
     fn shares_of_the_machine() {
         let a = CpuSnapshot {
-            machine_busy: 100,
-            machine_total: 1000,
-            machine_steal: 10,
+            machine: MachineTicks {
+                busy: 100,
+                total: 1000,
+                steal: 10,
+            },
             processes: BTreeMap::from([(1, 10), (2, 5)]),
             at: None,
         };
         let b = CpuSnapshot {
-            machine_busy: 250,
-            machine_total: 1200,
-            machine_steal: 40,
+            machine: MachineTicks {
+                busy: 250,
+                total: 1200,
+                steal: 40,
+            },
             processes: BTreeMap::from([(1, 60), (2, 55)]),
             at: None,
         };

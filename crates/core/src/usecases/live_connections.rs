@@ -116,11 +116,10 @@ impl LiveConnections {
         // `refreshing`: the entry, still valid, that this delivery reads again.
         let (generation, refreshing) = {
             let state = self.state();
-            match state.entries.get(raw) {
-                Some((read_at, conn)) if read_at.elapsed() < self.ttl => {
-                    if read_at.elapsed() < self.ttl.mul_f64(REFRESH_AFTER)
-                        || state.reading.contains_key(raw)
-                    {
+            let entry = state.entries.get(raw);
+            match entry.map(|(read_at, conn)| (read_at.elapsed(), conn)) {
+                Some((age, conn)) if age < self.ttl => {
+                    if age < self.ttl.mul_f64(REFRESH_AFTER) || state.reading.contains_key(raw) {
                         return Ok(hit(conn));
                     }
                     (state.generation, Some(conn.clone()))
