@@ -1591,7 +1591,10 @@ async fn status_shows_each_part_on_its_own(backend: Backend) {
 async fn status_counts_a_half_made_connect_as_incomplete(backend: Backend) {
     let emu = emulator();
     let carrier = Carrier::new(&emu, "Acme Inc", 1);
-    let server = Settings::new(&emu, &backend).start().await;
+    let server = Settings::new(&emu, &backend)
+        .with("TRUNKLINE_TWILIO_TIMEOUT_MS", "2000")
+        .start()
+        .await;
     let transcript = Transcript::default();
     let acme = Client::new(&server, token("acme", &["customer"]), &transcript);
     acme.save(&carrier.key_body()).await.ok();
@@ -1601,7 +1604,7 @@ async fn status_counts_a_half_made_connect_as_incomplete(backend: Backend) {
     // waiting (creates are not retried): the URL exists, the connection does not record it.
     emu.inject(
         Route::CreateOriginationUrl,
-        Fault::Latency(Duration::from_secs(3)),
+        Fault::Latency(Duration::from_secs(4)),
     );
     let failed = acme.connect(pn, &Value::Null).await;
     failed.expect(503, Some("PROVIDER_UNAVAILABLE"));

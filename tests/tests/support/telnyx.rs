@@ -35,11 +35,12 @@ impl Emulators {
         }
     }
 
-    /// Server settings against the Telnyx emulator, with short timeouts so faults stay fast.
+    /// Server settings against the Telnyx emulator: a short retry budget so faults stay fast,
+    /// and the same generous request timeout as Twilio's (see `Settings::new`).
     pub fn settings(&self, backend: &Backend) -> Settings {
         Settings::new(&self.twilio, backend)
             .with("TRUNKLINE_TELNYX_API_BASE", &self.telnyx.api_base())
-            .with("TRUNKLINE_TELNYX_TIMEOUT_MS", "2000")
+            .with("TRUNKLINE_TELNYX_TIMEOUT_MS", "10000")
             .with("TRUNKLINE_TELNYX_RETRY_BUDGET_MS", "1500")
     }
 
