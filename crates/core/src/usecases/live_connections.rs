@@ -23,7 +23,10 @@
 //! than [`REFRESH_AFTER`] of the TTL reads the store itself, while every other delivery keeps
 //! answering from the entry, which is still within its TTL. So on a number with steady
 //! calls nobody waits for an expiry: one delivery per number per refresh pays the round
-//! trip any miss would, instead of every delivery in flight as the entry expired.
+//! trip any miss would, instead of every delivery in flight as the entry expired. A refresh
+//! the store fails is not its delivery's failure while the entry is within its TTL: the
+//! entry answers, and the next delivery tries again. A read that fails past the TTL fails
+//! its delivery, so the TTL bounds how old an answer can be even while the store is down.
 //!
 //! Only the webhook path reads through the cache ([`LiveConnections::live_for_called`]);
 //! every [`ConnectionStore`] method, `find_live_connection_by_e164` included, goes to the
@@ -113,22 +116,23 @@ impl LiveConnections {
     /// # Errors
     /// Store failures.
     pub async fn live_for_called(&self, raw: &str) -> Result<CalledNumber, StoreError> {
-        // `refreshing`: the entry, still valid, that this delivery reads again.
+        // `refreshing`: the entry, still valid, that this delivery reads again, and when it
+        // expires.
         let (generation, refreshing) = {
             let state = self.state();
             let entry = state.entries.get(raw);
-            match entry.map(|(read_at, conn)| (read_at.elapsed(), conn)) {
-                Some((age, conn)) if age < self.ttl => {
+            match entry.map(|(read_at, conn)| (*read_at, read_at.elapsed(), conn)) {
+                Some((read_at, age, conn)) if age < self.ttl => {
                     if age < self.ttl.mul_f64(REFRESH_AFTER) || state.reading.contains_key(raw) {
                         return Ok(hit(conn));
                     }
-                    (state.generation, Some(conn.clone()))
+                    (state.generation, Some((read_at + self.ttl, conn.clone())))
                 }
                 _ => (state.generation, None),
             }
         };
         let number = match &refreshing {
-            Some(conn) => conn.e164.clone(),
+            Some((_, conn)) => conn.e164.clone(),
             None => match E164::parse(raw) {
                 Ok(number) => number,
                 Err(_) => {
@@ -144,7 +148,7 @@ impl LiveConnections {
             let mut state = self.state();
             if let Some(under_way) = state.reading.get(raw) {
                 // Another delivery started the refresh meanwhile: the entry still answers.
-                if let Some(conn) = &refreshing {
+                if let Some((_, conn)) = &refreshing {
                     return Ok(hit(conn));
                 }
                 under_way.clone()
@@ -172,7 +176,16 @@ impl LiveConnections {
                 state.reading.remove(raw);
             }
         }
-        let connection = connection?;
+        let connection = match (connection, &refreshing) {
+            (Ok(connection), _) => connection,
+            // The refresh was ahead of time: while the entry is within its TTL it answers, as
+            // it would have without one. The next delivery tries again.
+            (Err(e), Some((expires, conn))) if Instant::now() < *expires => {
+                tracing::warn!(error = %e, "could not refresh a live connection; answering from memory");
+                return Ok(hit(conn));
+            }
+            (Err(e), _) => return Err(e),
+        };
         {
             let mut state = self.state();
             // A local change while reading may have made what was read stale.
@@ -359,16 +372,27 @@ mod tests {
     struct Slow {
         store: MemoryStore,
         gate: tokio::sync::Semaphore,
+        /// Lookups fail (the database unreachable) while set.
+        down: std::sync::atomic::AtomicBool,
     }
 
     impl Slow {
         fn cache(store: &MemoryStore) -> (LiveConnections, Arc<Slow>) {
+            Self::cache_with(store, 0, Duration::from_secs(60))
+        }
+
+        /// A cache with `ttl` over a slow store that lets `passes` reads through at first.
+        fn cache_with(
+            store: &MemoryStore,
+            passes: usize,
+            ttl: Duration,
+        ) -> (LiveConnections, Arc<Slow>) {
             let slow = Arc::new(Slow {
                 store: store.clone(),
-                gate: tokio::sync::Semaphore::new(0),
+                gate: tokio::sync::Semaphore::new(passes),
+                down: false.into(),
             });
-            let cache = LiveConnections::new(slow.clone(), Duration::from_secs(60));
-            (cache, slow)
+            (LiveConnections::new(slow.clone(), ttl), slow)
         }
 
         /// Let every read through once the deliveries so far have started theirs.
@@ -403,6 +427,9 @@ mod tests {
             // Each read takes a pass for good (`open` hands out plenty).
             if let Ok(pass) = self.gate.acquire().await {
                 pass.forget();
+            }
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("the test took it down".into()));
             }
             self.store.find_live_connection_by_e164(e164).await
         }
@@ -444,13 +471,8 @@ mod tests {
     /// as soon as that read sees it.
     #[tokio::test(start_paused = true)]
     async fn an_entry_in_use_is_refreshed_before_it_expires_and_nobody_else_waits() {
-        let ttl = Duration::from_secs(4);
         let (_, store) = cache(Duration::from_secs(60));
-        let slow = Arc::new(Slow {
-            store: store.clone(),
-            gate: tokio::sync::Semaphore::new(1),
-        });
-        let cache = LiveConnections::new(slow.clone(), ttl);
+        let (cache, slow) = Slow::cache_with(&store, 1, Duration::from_secs(4));
         assert!(routed(&cache).await);
         assert_eq!(lookups(&store), 1);
 
@@ -500,6 +522,49 @@ mod tests {
             None
         );
         assert_eq!(lookups(&store), 4, "absence is never cached");
+    }
+
+    /// A refresh is ahead of time: when the store fails it, the entry is still within its
+    /// TTL and answers, as it would have without the refresh; only past the TTL does a
+    /// store failure reach the delivery.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_refresh_answers_from_the_entry_until_it_expires() {
+        let (_, store) = cache(Duration::from_secs(60));
+        let (cache, slow) = Slow::cache_with(&store, 1, Duration::from_secs(4));
+        assert!(routed(&cache).await);
+        slow.down.store(true, std::sync::atomic::Ordering::SeqCst);
+
+        tokio::time::advance(Duration::from_millis(3_100)).await;
+        for _ in 0..2 {
+            slow.gate.add_permits(1);
+            let answer = cache.live_for_called(CALLED).await;
+            assert!(
+                answer.is_ok_and(|a| a.connection.is_some()),
+                "the refresh failed, the entry answers"
+            );
+        }
+        assert_eq!(lookups(&store), 1, "the failed refreshes reached no row");
+
+        // A refresh that fails only once the entry has expired: too old to answer.
+        let mut late = Box::pin(cache.live_for_called(CALLED));
+        assert!(futures::poll!(&mut late).is_pending(), "it reads the store");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        slow.gate.add_permits(1);
+        assert!(
+            matches!(late.await, Err(StoreError::Unavailable(_))),
+            "past the TTL the failure is the delivery's"
+        );
+        slow.gate.add_permits(1);
+        assert!(matches!(
+            cache.live_for_called(CALLED).await,
+            Err(StoreError::Unavailable(_))
+        ));
+
+        // Back up: the next delivery reads and caches again.
+        slow.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        slow.gate.add_permits(1);
+        assert!(routed(&cache).await);
+        assert_eq!(lookups(&store), 2);
     }
 
     /// A read that started before a local change is not joined after it.
