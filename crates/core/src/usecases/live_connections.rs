@@ -49,7 +49,7 @@ use crate::phone::E164;
 use crate::ports::{ConnectionStore, StoreError};
 
 /// How long another instance's connect, disconnect or routing change may take to reach this
-/// instance's webhook path (documented in docs/architecture.md).
+/// instance's webhook path (documented in docs/livekit.md, "The cache of live connections").
 pub const LIVE_CONNECTION_TTL: Duration = Duration::from_secs(5);
 
 /// Entries kept at most; past it the cache is emptied (the next deliveries read the store).
@@ -120,28 +120,28 @@ impl LiveConnections {
         // expires.
         let (generation, refreshing) = {
             let state = self.state();
-            let entry = state.entries.get(raw);
-            match entry.map(|(read_at, conn)| (*read_at, read_at.elapsed(), conn)) {
-                Some((read_at, age, conn)) if age < self.ttl => {
-                    if age < self.ttl.mul_f64(REFRESH_AFTER) || state.reading.contains_key(raw) {
+            let now = Instant::now();
+            match state.entries.get(raw) {
+                Some((read_at, conn)) if now < *read_at + self.ttl => {
+                    if now < *read_at + self.ttl.mul_f64(REFRESH_AFTER)
+                        || state.reading.contains_key(raw)
+                    {
                         return Ok(hit(conn));
                     }
-                    (state.generation, Some((read_at + self.ttl, conn.clone())))
+                    (state.generation, Some((*read_at + self.ttl, conn.clone())))
                 }
                 _ => (state.generation, None),
             }
         };
-        let number = match &refreshing {
-            Some((_, conn)) => conn.e164.clone(),
-            None => match E164::parse(raw) {
-                Ok(number) => number,
-                Err(_) => {
-                    return Ok(CalledNumber {
-                        number: None,
-                        connection: None,
-                    });
-                }
-            },
+        let number = if let Some((_, conn)) = &refreshing {
+            conn.e164.clone()
+        } else if let Ok(number) = E164::parse(raw) {
+            number
+        } else {
+            return Ok(CalledNumber {
+                number: None,
+                connection: None,
+            });
         };
         let read_at = Instant::now();
         let (id, read) = {
@@ -278,6 +278,7 @@ mod tests {
     use crate::model::ConnectionStatus;
     use crate::usecases::fakes::MemoryStore;
     use crate::usecases::fakes::calls::sample_connection;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
     const CALLED: &str = "+14155550100";
 
@@ -373,7 +374,7 @@ mod tests {
         store: MemoryStore,
         gate: tokio::sync::Semaphore,
         /// Lookups fail (the database unreachable) while set.
-        down: std::sync::atomic::AtomicBool,
+        down: AtomicBool,
     }
 
     impl Slow {
@@ -428,7 +429,7 @@ mod tests {
             if let Ok(pass) = self.gate.acquire().await {
                 pass.forget();
             }
-            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.down.load(SeqCst) {
                 return Err(StoreError::Unavailable("the test took it down".into()));
             }
             self.store.find_live_connection_by_e164(e164).await
@@ -532,7 +533,7 @@ mod tests {
         let (_, store) = cache(Duration::from_secs(60));
         let (cache, slow) = Slow::cache_with(&store, 1, Duration::from_secs(4));
         assert!(routed(&cache).await);
-        slow.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        slow.down.store(true, SeqCst);
 
         tokio::time::advance(Duration::from_millis(3_100)).await;
         for _ in 0..2 {
@@ -561,7 +562,7 @@ mod tests {
         ));
 
         // Back up: the next delivery reads and caches again.
-        slow.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        slow.down.store(false, SeqCst);
         slow.gate.add_permits(1);
         assert!(routed(&cache).await);
         assert_eq!(lookups(&store), 2);
